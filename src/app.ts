@@ -1,0 +1,78 @@
+/**
+ * The leasehold app as a Fastify instance that never listens by itself (server.ts does),
+ * so that tests can `inject()` into it.
+ */
+import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import websocket from '@fastify/websocket';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { RedisOptions } from 'ioredis';
+import type { Config } from './config.js';
+import { HaServices } from './ha/index.js';
+import { errorHandler, formatValidationError, sendError } from './http/errors.js';
+import { leaderRoutes } from './http/routes/leaders.js';
+import { opsRoutes } from './http/routes/ops.js';
+import { WatcherSockets, watchRoutes } from './http/routes/watch.js';
+import type { App } from './http/types.js';
+import { Metrics } from './metrics.js';
+
+export interface AppOptions {
+  config: Config;
+  /** Overrides config.redisUrl: a URL, or ioredis options (the local server's socket). */
+  redis?: string | RedisOptions;
+  logger?: FastifyServerOptions['logger'];
+}
+
+export async function buildApp(opts: AppOptions): Promise<App> {
+  const { config } = opts;
+  const redis = opts.redis ?? config.redisUrl;
+  if (!redis) throw new Error('buildApp needs a Redis: config.redisUrl or opts.redis');
+
+  const app = Fastify({
+    logger: opts.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
+    logController: new OneLinePerRequest(),
+    schemaErrorFormatter: formatValidationError,
+    requestIdHeader: 'x-request-id',
+    bodyLimit: 64 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const metrics = new Metrics();
+  const ha = new HaServices({
+    redis,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    healthIntervalMs: config.redisHealthIntervalMs,
+    changeLogSize: config.changeLogSize,
+    viewIdleMs: 5 * 60_000,
+    logger: app.log,
+    onChange: metrics.onChange,
+  });
+  const sockets = new WatcherSockets(config.wsHeartbeatMs);
+  metrics.bind(ha, () => sockets.size);
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`));
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.addHook('onClose', async () => ha.close());
+
+  await app.register(websocket, {
+    options: { maxPayload: 4096 },
+    preClose: async () => sockets.closeAll(),
+  });
+  opsRoutes(app, ha, metrics);
+  leaderRoutes(app, ha, config);
+  watchRoutes(app, ha, sockets);
+  return app;
+}
+
+/** One structured log line per request, when it completes. */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    const line = { method: req.method, url: req.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    if (error) req.log.error({ ...line, err: error }, 'request failed');
+    else req.log.info(line, 'request');
+  }
+}

@@ -1,0 +1,76 @@
+/** Leaders and change records as the Lua scripts encode them. */
+import type { Component } from './ids.js';
+
+export interface Leader {
+  contenderId: string;
+  sessionId: string;
+  fencingToken: number;
+  /** null until the leader confirmed it. */
+  address: string | null;
+  /** Milliseconds since the epoch, by Redis's clock. */
+  acquiredAt: number;
+}
+
+export type ChangeEvent = 'granted' | 'confirmed' | 'revoked' | 'expired';
+
+export interface Change {
+  index: number;
+  /** The cluster's index before this change: a change whose prev is not the index a
+   * server holds tells it that it missed something. */
+  prev: number;
+  event: ChangeEvent;
+  component: Component;
+  /** The holder after the change; null after revoked and expired. */
+  leader: Leader | null;
+  /** Lease time left when the change was made. */
+  ttlMs: number;
+}
+
+interface RawLeader {
+  cid: string;
+  sid: string;
+  tok: number;
+  addr: string | null;
+  at: number;
+}
+
+interface RawChange {
+  i: number;
+  p: number;
+  e: ChangeEvent;
+  c: string;
+  l: RawLeader | null;
+  r: number;
+}
+
+export function parseLeader(json: string | null | false): Leader | null {
+  return json ? toLeader(JSON.parse(json) as RawLeader) : null;
+}
+
+function toLeader(raw: RawLeader | null): Leader | null {
+  if (!raw) return null;
+  return {
+    contenderId: raw.cid,
+    sessionId: raw.sid,
+    fencingToken: raw.tok,
+    address: raw.addr,
+    acquiredAt: raw.at,
+  };
+}
+
+export function parseChange(json: string): Change {
+  const raw = JSON.parse(json) as RawChange;
+  return {
+    index: raw.i,
+    prev: raw.p,
+    event: raw.e,
+    component: raw.c,
+    leader: toLeader(raw.l),
+    ttlMs: raw.r,
+  };
+}
+
+export function sameLeader(a: Leader | null, b: Leader | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.sessionId === b.sessionId && a.address === b.address && a.fencingToken === b.fencingToken;
+}

@@ -1,0 +1,84 @@
+/**
+ * Leader election for contenders: campaign, renew, confirm, resign. Each call is one Lua
+ * script on Redis; the changes it made are also fed straight into this server's view of
+ * the cluster, so that a contender reading right after its own write sees it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { LeaderState } from './clusterView.js';
+import { NotLeaderError, RedisUnavailableError } from './errors.js';
+import type { Component } from './ids.js';
+import type { LeaseStore, OpResult } from './leaseStore.js';
+import type { RedisLink } from './redisLink.js';
+import type { ViewRegistry } from './views.js';
+
+export interface CampaignResult {
+  granted: boolean;
+  leader: LeaderState | null;
+}
+
+export class LeaderElection {
+  constructor(
+    private readonly link: RedisLink,
+    private readonly store: LeaseStore,
+    private readonly views: ViewRegistry,
+  ) {}
+
+  async campaign(
+    clusterId: string,
+    component: Component,
+    req: { contenderId: string; ttlMs: number; address?: string },
+  ): Promise<CampaignResult> {
+    const { keys, view } = this.target(clusterId);
+    const r = await this.store.campaign(
+      keys,
+      component,
+      { contenderId: req.contenderId, sessionId: randomUUID(), ttlMs: req.ttlMs, address: req.address ?? '' },
+      { index: view?.index ?? 0, token: view?.tokenFloor(component) ?? 0 },
+    );
+    view?.ingest(r.changes);
+    if (r.code === 2) view?.extend(component, r.leader!.sessionId, r.ttlMs);
+    return { granted: r.code !== 0, leader: stateOf(r) };
+  }
+
+  /** Extends the lease; NotLeader when this contender and session no longer hold it. */
+  async renew(clusterId: string, component: Component, contenderId: string, sessionId: string, ttlMs: number): Promise<LeaderState> {
+    const { keys, view } = this.target(clusterId);
+    const r = await this.store.renew(keys, component, contenderId, sessionId, ttlMs, view?.index ?? 0);
+    view?.ingest(r.changes);
+    if (r.code !== 1) throw notLeader(component, r);
+    view?.extend(component, sessionId, ttlMs);
+    return stateOf(r)!;
+  }
+
+  async confirm(clusterId: string, component: Component, contenderId: string, sessionId: string, address: string): Promise<LeaderState> {
+    const { keys, view } = this.target(clusterId);
+    const r = await this.store.confirm(keys, component, contenderId, sessionId, address, view?.index ?? 0);
+    view?.ingest(r.changes);
+    if (r.code !== 1) throw notLeader(component, r);
+    return stateOf(r)!;
+  }
+
+  /** Releases the lease; true when it was released now, false when it was already free. */
+  async resign(clusterId: string, component: Component, contenderId: string, sessionId: string): Promise<boolean> {
+    const { keys, view } = this.target(clusterId);
+    const r = await this.store.resign(keys, component, contenderId, sessionId, view?.index ?? 0);
+    view?.ingest(r.changes);
+    if (r.code === 0) throw notLeader(component, r);
+    return r.code === 1;
+  }
+
+  private target(clusterId: string) {
+    if (!this.link.isHealthy) throw new RedisUnavailableError();
+    const view = this.views.peek(clusterId);
+    if (view) view.lastUsed = Date.now();
+    return { keys: this.views.keys(clusterId), view };
+  }
+}
+
+function stateOf(r: OpResult): LeaderState | null {
+  return r.leader && { leader: r.leader, remainingMs: r.ttlMs };
+}
+
+function notLeader(component: Component, r: OpResult): NotLeaderError {
+  return new NotLeaderError(`this contender and session do not hold the lease of ${component}`, stateOf(r));
+}

@@ -1,0 +1,27 @@
+/** Errors of the HA core carry stable codes; only the HTTP layer maps them to statuses. */
+
+export type HaErrorCode = 'NotLeader' | 'RedisUnavailable';
+
+export class HaError extends Error {
+  constructor(
+    readonly code: HaErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = code;
+  }
+}
+
+export class NotLeaderError extends HaError {
+  constructor(message: string, leader: unknown) {
+    super('NotLeader', message, { leader });
+  }
+}
+
+export class RedisUnavailableError extends HaError {
+  constructor(cause?: unknown) {
+    super('RedisUnavailable', 'Redis is unavailable; try again shortly', {});
+    if (cause !== undefined) this.cause = cause;
+  }
+}

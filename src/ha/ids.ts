@@ -1,0 +1,60 @@
+/** Names of clusters, components and jobs, and the Redis keys they map to. */
+
+export const CLUSTER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
+export const JOB_ID_PATTERN = '^[0-9a-fA-F]{32}$';
+/** 1–128 printable ASCII characters. */
+export const CONTENDER_ID_PATTERN = '^[\\x20-\\x7E]{1,128}$';
+
+export const SINGLETON_COMPONENTS = ['resourcemanager', 'dispatcher', 'rest'] as const;
+export type SingletonComponent = (typeof SINGLETON_COMPONENTS)[number];
+
+/** A component path: a singleton, or `jobmanager/<job id in lower case>`. */
+export type Component = string;
+
+export function jobManager(jobId: string): Component {
+  return `jobmanager/${jobId.toLowerCase()}`;
+}
+
+/** Singletons first, then job managers by job id: the order of every listing. */
+export function compareComponents(a: Component, b: Component): number {
+  const ia = SINGLETON_COMPONENTS.indexOf(a as SingletonComponent);
+  const ib = SINGLETON_COMPONENTS.indexOf(b as SingletonComponent);
+  if (ia !== ib) return (ia === -1 ? 99 : ia) - (ib === -1 ? 99 : ib);
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Every key of a cluster shares one hash tag, so that every multi-key script also runs on
+ * Redis Cluster.
+ */
+export class ClusterKeys {
+  readonly prefix: string;
+  readonly index: string;
+  readonly log: string;
+  readonly components: string;
+  readonly channel: string;
+
+  constructor(readonly clusterId: string) {
+    this.prefix = `lh:{${clusterId}}:`;
+    this.index = this.prefix + 'index';
+    this.log = this.prefix + 'log';
+    this.components = this.prefix + 'components';
+    this.channel = this.prefix + 'changes';
+  }
+
+  lease(component: Component): string {
+    return this.prefix + 'lease:' + component;
+  }
+
+  leader(component: Component): string {
+    return this.prefix + 'leader:' + component;
+  }
+
+  static clusterOfChannel(channel: string): string | null {
+    const m = /^lh:\{(.+)\}:changes$/.exec(channel);
+    return m ? m[1] : null;
+  }
+}
+
+/** The key the servers watch to notice that Redis lost its data. */
+export const MARKER_KEY = 'leasehold:marker';

@@ -1,0 +1,145 @@
+/** Runs the lease scripts against Redis and decodes their answers. All Redis logic of
+ * leader election lives in the scripts; this module only packs and unpacks. */
+import { ReplyError } from 'ioredis';
+import { parseChange, parseLeader, type Change, type Leader } from './changes.js';
+import { RedisUnavailableError } from './errors.js';
+import type { ClusterKeys, Component } from './ids.js';
+import type { ScriptName, Scripts } from './scripts.js';
+
+export interface OpResult {
+  /** The script's code; see the header of each script. */
+  code: number;
+  /** The holder after the call, or null when the lease is free. */
+  leader: Leader | null;
+  ttlMs: number;
+  changes: Change[];
+}
+
+export interface SyncResult {
+  index: number;
+  /** Expiries the sync itself recorded, in order. */
+  changes: Change[];
+  state: Map<Component, { leader: Leader | null; ttlMs: number }>;
+}
+
+export interface ChangesResult {
+  index: number;
+  /** false when the log no longer holds every change asked for. */
+  complete: boolean;
+  changes: Change[];
+}
+
+/** Redis errors that mean "not now" rather than "wrong". */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)/;
+
+type Reply = Array<string | number | null>;
+
+export class LeaseStore {
+  constructor(
+    private readonly scripts: Scripts,
+    private readonly logSize: number,
+  ) {}
+
+  campaign(
+    keys: ClusterKeys,
+    component: Component,
+    a: { contenderId: string; sessionId: string; ttlMs: number; address: string },
+    floors: { index: number; token: number },
+  ): Promise<OpResult> {
+    return this.op('campaign', keys, component, [keys.components], floors.index, [
+      a.contenderId,
+      a.sessionId,
+      a.ttlMs,
+      a.address,
+      floors.token,
+    ]);
+  }
+
+  renew(keys: ClusterKeys, component: Component, contenderId: string, sessionId: string, ttlMs: number, floor: number) {
+    return this.op('renew', keys, component, [], floor, [contenderId, sessionId, ttlMs]);
+  }
+
+  confirm(keys: ClusterKeys, component: Component, contenderId: string, sessionId: string, address: string, floor: number) {
+    return this.op('confirm', keys, component, [], floor, [contenderId, sessionId, address]);
+  }
+
+  resign(keys: ClusterKeys, component: Component, contenderId: string, sessionId: string, floor: number) {
+    return this.op('resign', keys, component, [], floor, [contenderId, sessionId]);
+  }
+
+  expire(keys: ClusterKeys, component: Component, floor: number) {
+    return this.op('expire', keys, component, [], floor, []);
+  }
+
+  /** The whole state of a cluster; `believed` maps components to the session ids the
+   * caller thinks hold them, so that leases lost with Redis's data are reported. */
+  async sync(keys: ClusterKeys, believed: Map<Component, string>, floor: number): Promise<SyncResult> {
+    for (let attempt = 0; ; attempt++) {
+      const members = await this.call(() => this.scripts.redisClient.smembers(keys.components));
+      const components = [...new Set([...members, ...believed.keys()])];
+      const ks = [keys.index, keys.log, keys.components];
+      const args: Array<string | number> = [keys.channel, floor, this.logSize];
+      for (const c of components) {
+        ks.push(keys.lease(c), keys.leader(c));
+        args.push(c, believed.get(c) ?? '');
+      }
+      const r = await this.run('sync', ks, args);
+      if (r[0] === -1) {
+        if (attempt < 10) continue;
+        throw new RedisUnavailableError(new Error('components kept changing during sync'));
+      }
+      const n = r[1] as number;
+      const changes = (r.slice(2, 2 + n) as string[]).map(parseChange);
+      const state = new Map<Component, { leader: Leader | null; ttlMs: number }>();
+      components.forEach((c, k) => {
+        state.set(c, { leader: parseLeader(r[2 + n + 2 * k] as string | null), ttlMs: r[3 + n + 2 * k] as number });
+      });
+      return { index: r[0] as number, changes, state };
+    }
+  }
+
+  async changesSince(keys: ClusterKeys, since: number): Promise<ChangesResult> {
+    const r = await this.run('changes', [keys.index, keys.log], [since, this.logSize]);
+    return {
+      index: r[0] as number,
+      complete: r[1] === 1,
+      changes: (r.slice(2) as string[]).map(parseChange),
+    };
+  }
+
+  private async op(
+    name: ScriptName,
+    keys: ClusterKeys,
+    component: Component,
+    extraKeys: string[],
+    floor: number,
+    args: Array<string | number>,
+  ): Promise<OpResult> {
+    const r = await this.run(
+      name,
+      [keys.index, keys.log, keys.lease(component), keys.leader(component), ...extraKeys],
+      [keys.channel, floor, this.logSize, component, ...args],
+    );
+    return {
+      code: r[0] as number,
+      leader: parseLeader(r[1] as string | null),
+      ttlMs: r[2] as number,
+      changes: (r.slice(3) as string[]).map(parseChange),
+    };
+  }
+
+  private run(name: ScriptName, keys: string[], args: Array<string | number>): Promise<Reply> {
+    return this.call(() => this.scripts.run(name, keys, args));
+  }
+
+  /** Connection trouble and Redis's "not now" answers become RedisUnavailable; any other
+   * Redis error is a bug and goes up as it is. */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) throw err;
+      throw new RedisUnavailableError(err);
+    }
+  }
+}

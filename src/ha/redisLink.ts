@@ -1,0 +1,145 @@
+/**
+ * The two Redis connections of a server (commands, and pub/sub apart from them) and what
+ * it knows of Redis's health: whether both are usable, and whether Redis lost its data.
+ *
+ * The command connection has no offline queue and a short command timeout, so that an
+ * outage is an immediate error rather than a hidden wait. Every second it reads a marker
+ * key that the servers write once: a marker that vanished or changed means Redis lost its
+ * data (a restart without persistence, a failover to a replica that lagged, a flush).
+ */
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Log } from './log.js';
+import { MARKER_KEY } from './ids.js';
+
+export interface RedisLinkOptions {
+  /** A redis:// or rediss:// URL, or ioredis options (a unix socket path, say). */
+  redis: string | RedisOptions;
+  commandTimeoutMs: number;
+  healthIntervalMs: number;
+  logger: Log;
+}
+
+export interface DataLossReport {
+  count: number;
+  lastDetectedAt: string | null;
+}
+
+interface LinkEvents {
+  up: [];
+  down: [];
+  dataLoss: [];
+  message: [channel: string, message: string];
+}
+
+const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
+
+export class RedisLink extends EventEmitter<LinkEvents> {
+  readonly cmd: Redis;
+  readonly sub: Redis;
+  private healthy = false;
+  private marker: string | null = null;
+  private readonly dataLoss: DataLossReport = { count: 0, lastDetectedAt: null };
+  private readonly timer: NodeJS.Timeout;
+  private checking = false;
+  private closed = false;
+  private readonly log: Log;
+  private readonly pingTimeoutMs: number;
+
+  constructor(opts: RedisLinkOptions) {
+    super();
+    this.log = opts.logger;
+    // A paused Redis keeps its connections open: only an unanswered read tells.
+    this.pingTimeoutMs = Math.min(opts.commandTimeoutMs, opts.healthIntervalMs);
+    const base: RedisOptions = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      retryStrategy: reconnectDelay,
+      connectTimeout: Math.max(opts.commandTimeoutMs, 1000),
+    };
+    const make = (name: string, extra: RedisOptions) =>
+      typeof opts.redis === 'string'
+        ? new Redis(opts.redis, { ...base, ...extra, connectionName: name })
+        : new Redis({ ...opts.redis, ...base, ...extra, connectionName: name });
+    this.cmd = make('leasehold', { commandTimeout: opts.commandTimeoutMs });
+    this.sub = make('leasehold-sub', {});
+    for (const conn of [this.cmd, this.sub]) {
+      conn.on('error', (err) => this.log.debug({ err }, 'redis connection error'));
+      conn.on('close', () => this.markDown('connection closed'));
+      conn.on('ready', () => void this.check());
+    }
+    this.sub.on('message', (channel, message) => this.emit('message', channel, message));
+    this.timer = setInterval(() => void this.check(), opts.healthIntervalMs);
+    this.timer.unref();
+  }
+
+  get isHealthy(): boolean {
+    return this.healthy;
+  }
+
+  get dataLossReport(): DataLossReport {
+    return { ...this.dataLoss };
+  }
+
+  /** Reads the marker; a failure marks Redis down, a success after one marks it up. */
+  async check(): Promise<void> {
+    if (this.checking || this.closed) return;
+    this.checking = true;
+    try {
+      if (this.sub.status !== 'ready') throw new Error('pub/sub connection not ready');
+      const seen = await withTimeout(this.cmd.get(MARKER_KEY), this.pingTimeoutMs);
+      if (seen === null || (this.marker !== null && seen !== this.marker)) {
+        if (this.marker !== null) this.reportDataLoss(seen === null ? 'vanished' : 'changed');
+        await this.cmd.set(MARKER_KEY, randomUUID(), 'NX');
+        this.marker = await this.cmd.get(MARKER_KEY);
+      } else {
+        this.marker = seen;
+      }
+      if (!this.healthy) {
+        this.healthy = true;
+        this.log.info('redis available');
+        this.emit('up');
+      }
+    } catch (err) {
+      this.markDown((err as Error).message);
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private markDown(reason: string): void {
+    if (!this.healthy || this.closed) return;
+    this.healthy = false;
+    this.log.warn({ reason }, 'redis unavailable');
+    this.emit('down');
+  }
+
+  private reportDataLoss(how: string): void {
+    this.dataLoss.count++;
+    this.dataLoss.lastDetectedAt = new Date().toISOString();
+    this.log.error(
+      { marker: how, dataLossCount: this.dataLoss.count },
+      'redis lost its data: leases and changes it held are gone; fencing tokens and indexes keep growing from Redis clock',
+    );
+    this.emit('dataLoss');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.healthy = false;
+    clearInterval(this.timer);
+    await Promise.allSettled([this.cmd.quit(), this.sub.quit()]);
+    this.cmd.disconnect();
+    this.sub.disconnect();
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from redis within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

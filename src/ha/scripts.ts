@@ -1,0 +1,37 @@
+/**
+ * Loads the Lua scripts (one per file under scripts/) and registers them with ioredis,
+ * which runs them by EVALSHA and falls back to EVAL when Redis does not know them yet.
+ * A line `-- @include "lib/x.lua"` is replaced by that file, so that shared helpers live
+ * once.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+
+const DIR = join(dirname(fileURLToPath(import.meta.url)), 'scripts');
+const NAMES = ['campaign', 'renew', 'confirm', 'resign', 'expire', 'sync', 'changes'] as const;
+export type ScriptName = (typeof NAMES)[number];
+
+function load(file: string): string {
+  return readFileSync(join(DIR, file), 'utf8').replace(
+    /^-- @include "([^"]+)"$/gm,
+    (_, lib: string) => load(lib),
+  );
+}
+
+const SOURCES = new Map<ScriptName, string>(NAMES.map((n) => [n, load(`${n}.lua`)]));
+
+type ScriptReply = Array<string | number | null>;
+type Runner = (numKeys: number, ...keysAndArgs: Array<string | number>) => Promise<ScriptReply>;
+
+export class Scripts {
+  constructor(readonly redisClient: Redis) {
+    for (const [name, lua] of SOURCES) redisClient.defineCommand(name, { lua });
+  }
+
+  run(name: ScriptName, keys: string[], args: Array<string | number>): Promise<ScriptReply> {
+    const runner = (this.redisClient as unknown as Record<ScriptName, Runner>)[name];
+    return runner.call(this.redisClient, keys.length, ...keys, ...args);
+  }
+}

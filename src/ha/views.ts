@@ -1,0 +1,118 @@
+/** The cluster views of a server: opened on first use, fed from pub/sub, resynchronised
+ * after every Redis outage or data loss, and dropped when nobody used them for a while. */
+import type { Log } from './log.js';
+import { parseChange, type Change } from './changes.js';
+import { ClusterView } from './clusterView.js';
+import { RedisUnavailableError } from './errors.js';
+import { ClusterKeys } from './ids.js';
+import type { LeaseStore } from './leaseStore.js';
+import type { RedisLink } from './redisLink.js';
+
+export interface ViewRegistryOptions {
+  link: RedisLink;
+  store: LeaseStore;
+  idleMs: number;
+  onChange: (change: Change) => void;
+  logger: Log;
+}
+
+export class ViewRegistry {
+  private readonly views = new Map<string, ClusterView>();
+  private readonly opening = new Map<string, Promise<ClusterView>>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly opts: ViewRegistryOptions) {
+    const { link } = opts;
+    link.on('message', (channel, message) => this.onMessage(channel, message));
+    link.on('down', () => this.views.forEach((v) => v.suspend()));
+    link.on('up', () => this.views.forEach((v) => void v.resync()));
+    link.on('dataLoss', () => this.views.forEach((v) => void v.resync(true)));
+    this.sweeper = setInterval(() => this.sweep(), Math.max(1000, opts.idleMs / 4));
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.views.size;
+  }
+
+  /** A live view of the cluster, opened if needed; RedisUnavailable when Redis is not. */
+  async get(clusterId: string): Promise<ClusterView> {
+    if (!this.opts.link.isHealthy) throw new RedisUnavailableError();
+    const view = this.views.get(clusterId);
+    if (!view) return this.open(clusterId);
+    view.lastUsed = Date.now();
+    if (!view.live) await view.resync();
+    else await view.settled();
+    if (!view.live) throw new RedisUnavailableError();
+    return view;
+  }
+
+  /** The view if this server has one open, without waiting for anything. */
+  peek(clusterId: string): ClusterView | undefined {
+    return this.views.get(clusterId);
+  }
+
+  keys(clusterId: string): ClusterKeys {
+    return this.views.get(clusterId)?.keys ?? new ClusterKeys(clusterId);
+  }
+
+  private open(clusterId: string): Promise<ClusterView> {
+    let p = this.opening.get(clusterId);
+    if (!p) {
+      p = this.openView(clusterId).finally(() => this.opening.delete(clusterId));
+      this.opening.set(clusterId, p);
+    }
+    return p;
+  }
+
+  private async openView(clusterId: string): Promise<ClusterView> {
+    const { link, store, onChange, logger } = this.opts;
+    const view = new ClusterView(new ClusterKeys(clusterId), {
+      store,
+      onChange,
+      isRedisHealthy: () => link.isHealthy,
+      log: logger,
+    });
+    // Subscribe before reading the state, so that no change falls between the two.
+    try {
+      await link.sub.subscribe(view.keys.channel);
+    } catch (err) {
+      throw new RedisUnavailableError(err);
+    }
+    this.views.set(clusterId, view);
+    await view.resync(true);
+    if (!view.live) {
+      this.drop(view);
+      throw new RedisUnavailableError();
+    }
+    return view;
+  }
+
+  private onMessage(channel: string, message: string): void {
+    const clusterId = ClusterKeys.clusterOfChannel(channel);
+    const view = clusterId === null ? undefined : this.views.get(clusterId);
+    if (!view) return;
+    try {
+      view.ingest([parseChange(message)]);
+    } catch (err) {
+      this.opts.logger.error({ err, channel }, 'unreadable change message');
+    }
+  }
+
+  private sweep(): void {
+    const cutoff = Date.now() - this.opts.idleMs;
+    for (const view of this.views.values()) if (view.idle && view.lastUsed < cutoff) this.drop(view);
+  }
+
+  private drop(view: ClusterView): void {
+    view.close();
+    this.views.delete(view.keys.clusterId);
+    this.opts.link.sub.unsubscribe(view.keys.channel).catch(() => {});
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const view of this.views.values()) view.close();
+    this.views.clear();
+  }
+}

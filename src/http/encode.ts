@@ -1,0 +1,68 @@
+/** How leaders, snapshots and changes look on the wire. */
+import type { Change, ComponentState, Leader, LeaderState, Snapshot, WatchMessage } from '../ha/index.js';
+
+export interface LeaderJson {
+  contenderId: string;
+  sessionId: string;
+  fencingToken: number;
+  address: string | null;
+  acquiredAt: string;
+  leaseRemainingMs: number;
+}
+
+const isoCache = new WeakMap<Leader, string>();
+
+function iso(l: Leader): string {
+  let s = isoCache.get(l);
+  if (s === undefined) {
+    s = new Date(l.acquiredAt).toISOString();
+    isoCache.set(l, s);
+  }
+  return s;
+}
+
+export function leaderJson(l: Leader | null, remainingMs: number): LeaderJson | null {
+  if (!l) return null;
+  return {
+    contenderId: l.contenderId,
+    sessionId: l.sessionId,
+    fencingToken: l.fencingToken,
+    address: l.address,
+    acquiredAt: iso(l),
+    leaseRemainingMs: remainingMs,
+  };
+}
+
+export function stateJson(s: LeaderState | null): LeaderJson | null {
+  return s ? leaderJson(s.leader, s.remainingMs) : null;
+}
+
+export function componentsJson(states: ComponentState[]) {
+  return states.map((s) => ({ component: s.component, leader: stateJson(s.leader) }));
+}
+
+const changeCache = new WeakMap<Change, string>();
+
+/** A change is encoded once, however many watchers it goes to; its lease time is as of the change. */
+function changeMessage(c: Change): string {
+  let s = changeCache.get(c);
+  if (s === undefined) {
+    s = JSON.stringify({
+      type: 'change',
+      event: c.event,
+      component: c.component,
+      leader: leaderJson(c.leader, c.ttlMs),
+      index: c.index,
+    });
+    changeCache.set(c, s);
+  }
+  return s;
+}
+
+function snapshotMessage(s: Snapshot): string {
+  return JSON.stringify({ type: 'snapshot', index: s.index, leaders: componentsJson(s.leaders) });
+}
+
+export function watchMessage(m: WatchMessage): string {
+  return m.type === 'change' ? changeMessage(m.change) : snapshotMessage(m);
+}

@@ -1,0 +1,81 @@
+/** The one place where error codes become HTTP statuses. Every error answers
+ * `{error, message, statusCode}`; a 500 is a bug. */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { HaError, type HaErrorCode, type LeaderState } from '../ha/index.js';
+import { stateJson } from './encode.js';
+
+const HA_STATUS: Record<HaErrorCode, number> = {
+  NotLeader: 409,
+  RedisUnavailable: 503,
+};
+
+const STATUS_CODE: Record<number, string> = {
+  400: 'BadRequest',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  405: 'MethodNotAllowed',
+  406: 'NotAcceptable',
+  408: 'RequestTimeout',
+  409: 'Conflict',
+  411: 'LengthRequired',
+  413: 'PayloadTooLarge',
+  414: 'UriTooLong',
+  415: 'UnsupportedMediaType',
+  429: 'TooManyRequests',
+  431: 'HeaderFieldsTooLarge',
+};
+
+/** Seconds a client should wait before retrying while Redis is unavailable. */
+const RETRY_AFTER_S = '1';
+
+interface SchemaError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** The first validation error, said plainly: `params/component must be one of: …`. */
+export function formatValidationError(errors: SchemaError[], dataVar: string): Error {
+  const e = errors.find((x) => x.keyword === 'enum' || x.keyword === 'const') ?? errors[0];
+  const where = dataVar + e.instancePath;
+  let message = `${where} ${e.message ?? 'is invalid'}`;
+  if (e.keyword === 'enum' || e.keyword === 'const') {
+    message = `${where} must be one of: ${(e.params.allowedValues as string[]).join(', ')}`;
+  } else if (e.keyword === 'additionalProperties') {
+    message = `${where} has an unknown property '${String(e.params.additionalProperty)}'`;
+  } else if (e.keyword === 'required') {
+    message = `${where} must have property '${String(e.params.missingProperty)}'`;
+  }
+  return Object.assign(new Error(message), { statusCode: 400, validation: errors });
+}
+
+/** A 400 for input a schema cannot express. */
+export function badRequest(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 400 });
+}
+
+export function sendError(
+  reply: FastifyReply,
+  statusCode: number,
+  error: string,
+  message: string,
+  extra: Record<string, unknown> = {},
+): FastifyReply {
+  if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_S);
+  return reply.code(statusCode).type('application/json').send({ error, message, statusCode, ...extra });
+}
+
+export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof HaError) {
+    const extra = err.code === 'NotLeader' ? { leader: stateJson(err.details.leader as LeaderState | null) } : {};
+    return sendError(reply, HA_STATUS[err.code], err.code, err.message, extra);
+  }
+  const fe = err as FastifyError;
+  if (fe.validation) return sendError(reply, 400, 'BadRequest', fe.message);
+  const status = fe.statusCode ?? 500;
+  if (status >= 400 && status < 500) return sendError(reply, status, STATUS_CODE[status] ?? 'ClientError', fe.message);
+  req.log.error({ err }, 'internal error');
+  return sendError(reply, 500, 'Internal', 'internal server error');
+}

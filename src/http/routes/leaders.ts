@@ -1,0 +1,107 @@
+/** Leader election (campaign, renew, confirm, resign) and retrieval (GET, long-poll). */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
+import type { Config } from '../../config.js';
+import { jobManager, RedisUnavailableError, type ClusterView, type Component, type HaServices } from '../../ha/index.js';
+import { componentsJson, stateJson } from '../encode.js';
+import type { App } from '../types.js';
+import {
+  BlockingQuery,
+  CampaignResponse,
+  ClusterParams,
+  ComponentParams,
+  electionBodies,
+  JobManagerParams,
+  LeaderResponse,
+  LeadersResponse,
+  LeaseResponse,
+  ResignResponse,
+} from '../schemas.js';
+import { parseDuration } from '../duration.js';
+import { badRequest } from '../errors.js';
+
+const MAX_WAIT_MS = 5 * 60_000;
+
+type Params = { clusterId: string; component?: string; jobId?: string };
+
+function componentOf(p: Params): Component {
+  return p.component ?? jobManager(p.jobId!);
+}
+
+export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
+  const bodies = electionBodies(config);
+
+  /** Holds a blocking query until the index passes `index`, or `wait` runs out. */
+  async function block(view: ClusterView, q: Static<typeof BlockingQuery>, component: Component | null, reply: FastifyReply) {
+    if (q.index === undefined) return;
+    const waitMs = q.wait === undefined ? config.longPollDefaultWaitMs : parseDuration(q.wait);
+    if (waitMs === null || waitMs > MAX_WAIT_MS) {
+      throw badRequest('querystring/wait must be a duration of at most 5m, as 500ms, 30s or 2m');
+    }
+    const gone = new AbortController();
+    const onClose = () => gone.abort();
+    reply.raw.once('close', onClose);
+    await view.waitForChange(Number(q.index), component, waitMs, gone.signal);
+    reply.raw.off('close', onClose);
+    if (!view.live) throw new RedisUnavailableError();
+  }
+
+  /** ETag carries the index; a matching If-None-Match answers 304 to a plain read. */
+  function notModified(req: FastifyRequest, reply: FastifyReply, index: number, blocking: boolean): boolean {
+    const etag = `"${index}"`;
+    reply.header('etag', etag);
+    if (!blocking && req.headers['if-none-match'] === etag) {
+      reply.code(304).send();
+      return true;
+    }
+    return false;
+  }
+
+  app.get(
+    '/v1/clusters/:clusterId/leaders',
+    { schema: { params: ClusterParams, querystring: BlockingQuery, response: { 200: LeadersResponse } } },
+    async (req, reply) => {
+      const view = await ha.views.get(req.params.clusterId);
+      await block(view, req.query, null, reply);
+      if (notModified(req, reply, view.index, req.query.index !== undefined)) return reply;
+      return { leaders: componentsJson(view.leaders()), index: view.index };
+    },
+  );
+
+  for (const [base, params] of [
+    ['/v1/clusters/:clusterId/leaders/:component', ComponentParams],
+    ['/v1/clusters/:clusterId/leaders/jobmanager/:jobId', JobManagerParams],
+  ] as const) {
+    app.get(base, { schema: { params, querystring: BlockingQuery, response: { 200: LeaderResponse } } }, async (req, reply) => {
+      const component = componentOf(req.params);
+      const view = await ha.views.get(req.params.clusterId);
+      await block(view, req.query, component, reply);
+      if (notModified(req, reply, view.index, req.query.index !== undefined)) return reply;
+      return { component, leader: stateJson(view.leader(component)), index: view.index };
+    });
+
+    app.post(`${base}/campaign`, { schema: { params, body: bodies.campaign, response: { 200: CampaignResponse } } }, async (req) => {
+      const { contenderId, ttlMs = config.leaseTtl.defaultMs, address } = req.body;
+      const r = await ha.election.campaign(req.params.clusterId, componentOf(req.params), { contenderId, ttlMs, address });
+      return { granted: r.granted, leader: stateJson(r.leader) };
+    });
+
+    app.post(`${base}/renew`, { schema: { params, body: bodies.renew, response: { 200: LeaseResponse } } }, async (req) => {
+      const { contenderId, sessionId, ttlMs = config.leaseTtl.defaultMs } = req.body;
+      const s = await ha.election.renew(req.params.clusterId, componentOf(req.params), contenderId, sessionId, ttlMs);
+      return { leader: stateJson(s) };
+    });
+
+    app.post(`${base}/confirm`, { schema: { params, body: bodies.confirm, response: { 200: LeaseResponse } } }, async (req) => {
+      const { contenderId, sessionId, address } = req.body;
+      const s = await ha.election.confirm(req.params.clusterId, componentOf(req.params), contenderId, sessionId, address);
+      return { leader: stateJson(s) };
+    });
+
+    app.post(`${base}/resign`, { schema: { params, body: bodies.resign, response: { 200: ResignResponse } } }, async (req) => {
+      const { contenderId, sessionId } = req.body;
+      const released = await ha.election.resign(req.params.clusterId, componentOf(req.params), contenderId, sessionId);
+      return { released };
+    });
+  }
+}

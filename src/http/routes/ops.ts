@@ -1,0 +1,29 @@
+/** Probes, metrics and the API description. */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { HaServices } from '../../ha/index.js';
+import type { Metrics } from '../../metrics.js';
+import type { App } from '../types.js';
+
+const OPENAPI = readFileSync(fileURLToPath(new URL('../../../openapi.yaml', import.meta.url)), 'utf8');
+
+export function opsRoutes(app: App, ha: HaServices, metrics: Metrics): void {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const h = ha.health();
+    const ready = h.redis === 'up';
+    if (!ready) reply.code(503).header('retry-after', '1');
+    return { status: ready ? 'ready' : 'unavailable', ...h };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  app.get('/openapi.yaml', async (_req, reply) => {
+    reply.type('application/yaml');
+    return OPENAPI;
+  });
+}

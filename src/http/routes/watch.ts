@@ -1,0 +1,90 @@
+/**
+ * The websocket watch: a snapshot (or the changes after `since`), then every change.
+ * The cluster's view is opened before the upgrade, so that an unavailable Redis answers a
+ * plain 503. Ping/pong drops dead peers; a peer too slow to read is closed (1013) and can
+ * resume with `since`; at shutdown every socket is closed with 1001.
+ */
+import type { WebSocket } from 'ws';
+import type { HaServices } from '../../ha/index.js';
+import { watchMessage } from '../encode.js';
+import { ClusterParams, WatchQuery } from '../schemas.js';
+import type { App } from '../types.js';
+
+/** Unsent bytes after which a watcher counts as too slow. */
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+export class WatcherSockets {
+  private readonly alive = new Map<WebSocket, boolean>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(heartbeatMs: number) {
+    this.heartbeat = setInterval(() => this.beat(), heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get size(): number {
+    return this.alive.size;
+  }
+
+  add(socket: WebSocket): void {
+    this.alive.set(socket, true);
+    socket.on('pong', () => this.alive.set(socket, true));
+    socket.on('close', () => this.alive.delete(socket));
+  }
+
+  private beat(): void {
+    for (const [socket, alive] of this.alive) {
+      if (!alive) {
+        socket.terminate();
+        continue;
+      }
+      this.alive.set(socket, false);
+      socket.ping();
+    }
+  }
+
+  /** Tells every watcher to go elsewhere: the server is going away. */
+  closeAll(): void {
+    clearInterval(this.heartbeat);
+    for (const socket of this.alive.keys()) socket.close(1001, 'server shutting down');
+  }
+}
+
+export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets): void {
+  app.get(
+    '/v1/clusters/:clusterId/watch',
+    {
+      websocket: true,
+      schema: { params: ClusterParams, querystring: WatchQuery },
+      preHandler: async (req) => {
+        await ha.views.get(req.params.clusterId);
+      },
+    },
+    async (socket, req) => {
+      sockets.add(socket);
+      const components = req.query.components ? new Set(req.query.components.split(',').map(normalise)) : null;
+      const since = req.query.since === undefined ? undefined : Number(req.query.since);
+      try {
+        const view = await ha.views.get(req.params.clusterId);
+        const stop = await view.watch(components, since, (m) => {
+          if (socket.readyState !== socket.OPEN) return;
+          if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+            socket.close(1013, 'too slow: reconnect with since');
+            return;
+          }
+          socket.send(watchMessage(m));
+        });
+        if (socket.readyState === socket.OPEN) socket.on('close', stop);
+        else stop();
+      } catch (err) {
+        req.log.warn({ err }, 'watch could not start');
+        socket.close(1013, 'redis unavailable: try again');
+      }
+    },
+  );
+}
+
+/** Job ids are answered in lower case. */
+function normalise(component: string): string {
+  return component.startsWith('jobmanager/') ? component.toLowerCase() : component;
+}

@@ -1,0 +1,55 @@
+/** Prometheus metrics of one server (a registry of its own, so several apps can share a
+ * process in tests). */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Change, HaServices } from './ha/index.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly changes = new Counter({
+    name: 'leasehold_leader_changes_total',
+    help: 'Leader changes this server has seen, by event',
+    labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  onChange = (change: Change): void => this.changes.inc({ event: change.event });
+
+  /** Metrics read from the services when scraped. */
+  bind(ha: HaServices, watchers: () => number): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'leasehold_redis_up',
+      help: '1 when Redis answers this server, else 0',
+      registers,
+      collect() {
+        this.set(ha.link.isHealthy ? 1 : 0);
+      },
+    });
+    const dataLoss = new Counter({
+      name: 'leasehold_redis_data_loss_total',
+      help: 'Times this server found that Redis had lost its data',
+      registers,
+    });
+    ha.link.on('dataLoss', () => dataLoss.inc());
+    new Gauge({
+      name: 'leasehold_clusters_watched',
+      help: 'Clusters whose leaders this server keeps in memory',
+      registers,
+      collect() {
+        this.set(ha.views.size);
+      },
+    });
+    new Gauge({
+      name: 'leasehold_websocket_watchers',
+      help: 'Open websocket watch connections',
+      registers,
+      collect() {
+        this.set(watchers());
+      },
+    });
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Starts a leasehold server: reads the configuration, starts a local redis-server when no
+ * REDIS_URL is given, listens, and on SIGTERM/SIGINT shuts down gracefully (websockets
+ * closed with 1001, requests in flight finished, Redis connections closed; nothing
+ * deleted).
+ */
+import pino from 'pino';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { LocalRedisError, startLocalRedis, type LocalRedis } from './localRedis.js';
+
+async function main(config: Config): Promise<void> {
+  const log = pino({ level: config.logLevel });
+  let local: LocalRedis | undefined;
+  if (!config.redisUrl) local = await startLocalRedis(config.dataDir, log);
+
+  const app = await buildApp({
+    config,
+    redis: local ? { path: local.socketPath } : undefined,
+    logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+  });
+  app.log.warn('no access tokens are configured: the API is open to anyone who can reach it');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      app.log.error('shutdown grace period over: exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    force.unref();
+    await app.close();
+    await local?.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    app.log.error({ err }, 'could not listen');
+    await app.close();
+    await local?.stop();
+    process.exit(1);
+  }
+}
+
+try {
+  await main(loadConfig());
+} catch (err) {
+  if (err instanceof ConfigError || err instanceof LocalRedisError) {
+    console.error(`leasehold: ${err.message}`);
+    process.exit(1);
+  }
+  throw err;
+}

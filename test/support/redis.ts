@@ -1,0 +1,118 @@
+/**
+ * Real redis-server processes for tests: each on a free port with its own data folder,
+ * AOF on or off, and the means to kill (-9), pause (SIGSTOP), resume and restart it.
+ * Every process started here is stopped when the test file ends, even when it fails.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const running = new Set<RedisProcess>();
+process.on('exit', () => {
+  for (const r of running) r.child?.kill('SIGKILL');
+});
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.write('PING\r\n');
+        s.once('data', (d) => {
+          s.destroy();
+          resolve(d.toString().startsWith('+PONG'));
+        });
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`redis on port ${port} did not start`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface RedisProcessOptions {
+  /** Append-only file on (durable) or no persistence at all. */
+  aof?: boolean;
+}
+
+export class RedisProcess {
+  child: ChildProcess | null = null;
+  readonly dir = mkdtempSync(join(tmpdir(), 'leasehold-redis-'));
+
+  private constructor(
+    readonly port: number,
+    readonly aof: boolean,
+  ) {}
+
+  static async start(opts: RedisProcessOptions = {}): Promise<RedisProcess> {
+    const r = new RedisProcess(await freePort(), opts.aof ?? false);
+    running.add(r);
+    await r.launch();
+    return r;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  private async launch(): Promise<void> {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', ''];
+    args.push('--appendonly', this.aof ? 'yes' : 'no', '--appendfsync', 'always');
+    this.child = spawn('redis-server', args, { stdio: 'ignore' });
+    const child = this.child;
+    child.once('exit', () => {
+      if (this.child === child) this.child = null;
+    });
+    await waitForPort(this.port, 10_000);
+  }
+
+  /** kill -9: whatever was not persisted is gone. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
+  /** Starts it again on the same port and folder (with AOF it reloads its data). */
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.launch();
+  }
+
+  async stop(): Promise<void> {
+    this.resume();
+    await this.kill();
+    running.delete(this);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Stops every redis-server this file started. */
+export async function stopAllRedis(): Promise<void> {
+  await Promise.all([...running].map((r) => r.stop()));
+}

@@ -20,6 +20,8 @@ export interface AppOptions {
   /** Overrides config.redisUrl: a URL, or ioredis options (the local server's socket). */
   redis?: string | RedisOptions;
   logger?: FastifyServerOptions['logger'];
+  /** Told of every route registered (the OpenAPI test compares them with openapi.yaml). */
+  onRoute?: (route: { method: string | string[]; url: string; websocket: boolean }) => void;
 }
 
 export async function buildApp(opts: AppOptions): Promise<App> {
@@ -49,6 +51,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const sockets = new WatcherSockets(config.wsHeartbeatMs);
   metrics.bind(ha, () => sockets.size);
 
+  if (opts.onRoute) {
+    const onRoute = opts.onRoute;
+    app.addHook('onRoute', (r) => onRoute({ method: r.method, url: r.url, websocket: Boolean(r.websocket) }));
+  }
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`));
   app.addHook('onSend', async (req, reply) => {

@@ -1,0 +1,214 @@
+/** Apps, server processes and websocket clients for tests; everything started here is
+ * stopped when the test (or file) ends. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+import WebSocket from 'ws';
+import { buildApp } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import type { App } from '../../src/http/types.js';
+import { freePort, RedisProcess } from './redis.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ LOG_LEVEL: 'silent', REDIS_HEALTH_INTERVAL_MS: '200', ...env });
+}
+
+/** A cluster id no other test uses, so tests may share a Redis. */
+export function uniqueCluster(prefix = 't'): string {
+  return `${prefix}-${randomBytes(6).toString('hex')}`;
+}
+
+export function randomJobId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** REDIS_URL when given (for tests that do not kill Redis), else a redis-server of our own. */
+export async function sharedRedisUrl(): Promise<string> {
+  if (process.env.REDIS_URL) return process.env.REDIS_URL;
+  shared ??= RedisProcess.start();
+  return (await shared).url;
+}
+let shared: Promise<RedisProcess> | undefined;
+
+export interface Running {
+  app: App;
+  /** http://127.0.0.1:port */
+  url: string;
+  /** ws://127.0.0.1:port */
+  wsUrl: string;
+  close(): Promise<void>;
+}
+
+/** An app listening on a free port, closed after the test. */
+export async function startApp(t: TestContext | null, redisUrl: string, env: Record<string, string> = {}): Promise<Running> {
+  const app = await buildApp({ config: testConfig(env), redis: redisUrl, logger: false });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 10_000);
+  let closed = false;
+  const running: Running = {
+    app,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await app.close();
+    },
+  };
+  t?.after(() => running.close());
+  return running;
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await cond()) return;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function post(base: string, path: string, body: unknown): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(base + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json(), headers: res.headers };
+}
+
+export async function get(base: string, path: string): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(base + path);
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+}
+
+/** A websocket client that keeps every message and can wait for the next ones. */
+export class Watch {
+  readonly messages: any[] = [];
+  closeCode: number | null = null;
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      this.messages.push(JSON.parse(data.toString()));
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    ws.on('close', (code) => {
+      this.closeCode = code;
+      this.waiters.splice(0).forEach((w) => w());
+    });
+  }
+
+  static open(t: TestContext | null, url: string): Promise<Watch> {
+    const ws = new WebSocket(url);
+    const w = new Watch(ws);
+    t?.after(() => ws.terminate());
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(w));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+  }
+
+  /** Waits until `n` messages have arrived in all, and answers them. */
+  async count(n: number, timeoutMs = 5000): Promise<any[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.messages.length < n) {
+      if (this.closeCode !== null) throw new Error(`socket closed (${this.closeCode}) with ${this.messages.length}/${n} messages`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`got ${this.messages.length}/${n} messages: ${JSON.stringify(this.messages)}`);
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          r();
+        });
+      });
+    }
+    return this.messages.slice(0, n);
+  }
+
+  /** The first message (from the start) that matches, waiting for it. */
+  async find(pred: (m: any) => boolean, timeoutMs = 5000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (let seen = 0; ; ) {
+      for (; seen < this.messages.length; seen++) if (pred(this.messages[seen])) return this.messages[seen];
+      if (Date.now() > deadline) throw new Error(`no matching message in ${JSON.stringify(this.messages)}`);
+      await this.count(seen + 1, deadline - Date.now()).catch(() => {});
+    }
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** A real server process (`node --import tsx src/server.ts`), stopped after the test. */
+export class ServerProcess {
+  private child: ChildProcess | null = null;
+  output = '';
+
+  private constructor(
+    readonly port: number,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(t: TestContext | null, env: Record<string, string>): Promise<ServerProcess> {
+    const s = new ServerProcess(await freePort(), env);
+    t?.after(() => s.kill());
+    await s.launch();
+    return s;
+  }
+
+  async launch(): Promise<void> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.stdout!.on('data', (d) => (this.output += d));
+    child.stderr!.on('data', (d) => (this.output += d));
+    child.once('exit', () => {
+      if (this.child === child) this.child = null;
+    });
+    await waitFor(async () => {
+      if (!this.child) throw new Error(`server exited: ${this.output}`);
+      return (await fetch(`${this.url}/readyz`)).status === 200;
+    }, 20_000, 'server process ready').catch((err) => {
+      throw new Error(`${(err as Error).message}\n${this.output}`);
+    });
+  }
+
+  get running(): boolean {
+    return this.child !== null;
+  }
+
+  /** Sends a signal and waits for the process to exit; answers its exit code. */
+  async signal(sig: NodeJS.Signals): Promise<number | null> {
+    const child = this.child;
+    if (!child) return null;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill(sig);
+    return exited;
+  }
+
+  async kill(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
+}

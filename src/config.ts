@@ -60,7 +60,9 @@ export class ConfigError extends Error {}
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   let e: Env;
   try {
-    e = envSchema<Env>({ schema, data: env, dotenv: false });
+    // An empty variable counts as unset, as in most env files.
+    const data = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+    e = envSchema<Env>({ schema, data, env: false, dotenv: false });
   } catch (err) {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
   }

@@ -187,12 +187,14 @@ export class ServerProcess {
     child.once('exit', () => {
       if (this.child === child) this.child = null;
     });
-    await waitFor(async () => {
-      if (!this.child) throw new Error(`server exited: ${this.output}`);
-      return (await fetch(`${this.url}/readyz`)).status === 200;
-    }, 20_000, 'server process ready').catch((err) => {
-      throw new Error(`${(err as Error).message}\n${this.output}`);
-    });
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (!this.child) throw new Error(`server exited at start:\n${this.output}`);
+      const ready = await fetch(`${this.url}/readyz`).then((r) => r.status === 200, () => false);
+      if (ready) return;
+      if (Date.now() > deadline) throw new Error(`server not ready after 20 s:\n${this.output}`);
+      await sleep(50);
+    }
   }
 
   get running(): boolean {

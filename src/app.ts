@@ -55,6 +55,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     const onRoute = opts.onRoute;
     app.addHook('onRoute', (r) => onRoute({ method: r.method, url: r.url, websocket: Boolean(r.websocket) }));
   }
+  // Bodies are JSON; any other type is a 415 rather than a schema error.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`));
   app.addHook('onSend', async (req, reply) => {

@@ -89,6 +89,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.checking = true;
     try {
       if (this.sub.status !== 'ready') throw new Error('pub/sub connection not ready');
+      // Answered after any (re)subscription sent before it on that connection.
+      await withTimeout(this.sub.ping(), this.pingTimeoutMs);
       const seen = await withTimeout(this.cmd.get(MARKER_KEY), this.pingTimeoutMs);
       if (seen === null || (this.marker !== null && seen !== this.marker)) {
         if (this.marker !== null) this.reportDataLoss(seen === null ? 'vanished' : 'changed');

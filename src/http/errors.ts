@@ -22,6 +22,7 @@ const STATUS_CODE: Record<number, string> = {
   413: 'PayloadTooLarge',
   414: 'UriTooLong',
   415: 'UnsupportedMediaType',
+  426: 'UpgradeRequired',
   429: 'TooManyRequests',
   431: 'HeaderFieldsTooLarge',
 };

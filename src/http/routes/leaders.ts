@@ -24,6 +24,11 @@ const MAX_WAIT_MS = 5 * 60_000;
 
 type Params = { clusterId: string; component?: string; jobId?: string };
 
+/** If-None-Match holds a list of tags, weak (W/"…") or strong; any equal one matches. */
+function matches(header: string | undefined, etag: string): boolean {
+  return header !== undefined && header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
 function componentOf(p: Params): Component {
   return p.component ?? jobManager(p.jobId!);
 }
@@ -33,11 +38,11 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
 
   /** Holds a blocking query until the index passes `index`, or `wait` runs out. */
   async function block(view: ClusterView, q: Static<typeof BlockingQuery>, component: Component | null, reply: FastifyReply) {
-    if (q.index === undefined) return;
     const waitMs = q.wait === undefined ? config.longPollDefaultWaitMs : parseDuration(q.wait);
     if (waitMs === null || waitMs > MAX_WAIT_MS) {
       throw badRequest('querystring/wait must be a duration of at most 5m, as 500ms, 30s or 2m');
     }
+    if (q.index === undefined) return;
     const gone = new AbortController();
     const onClose = () => gone.abort();
     reply.raw.once('close', onClose);
@@ -50,7 +55,7 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
   function notModified(req: FastifyRequest, reply: FastifyReply, index: number, blocking: boolean): boolean {
     const etag = `"${index}"`;
     reply.header('etag', etag);
-    if (!blocking && req.headers['if-none-match'] === etag) {
+    if (!blocking && matches(req.headers['if-none-match'], etag)) {
       reply.code(304).send();
       return true;
     }

@@ -7,6 +7,7 @@
 import type { WebSocket } from 'ws';
 import type { HaServices } from '../../ha/index.js';
 import { watchMessage } from '../encode.js';
+import { sendError } from '../errors.js';
 import { ClusterParams, WatchQuery } from '../schemas.js';
 import type { App } from '../types.js';
 
@@ -51,16 +52,16 @@ export class WatcherSockets {
 }
 
 export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets): void {
-  app.get(
-    '/v1/clusters/:clusterId/watch',
-    {
-      websocket: true,
-      schema: { params: ClusterParams, querystring: WatchQuery },
-      preHandler: async (req) => {
-        await ha.views.get(req.params.clusterId);
-      },
+  app.route({
+    method: 'GET',
+    url: '/v1/clusters/:clusterId/watch',
+    schema: { params: ClusterParams, querystring: WatchQuery },
+    preHandler: async (req) => {
+      await ha.views.get(req.params.clusterId);
     },
-    async (socket, req) => {
+    handler: async (_req, reply) =>
+      sendError(reply.header('upgrade', 'websocket'), 426, 'UpgradeRequired', 'this route is a websocket: send an upgrade request'),
+    wsHandler: async (socket, req) => {
       sockets.add(socket);
       const components = req.query.components ? new Set(req.query.components.split(',').map(normalise)) : null;
       const since = req.query.since === undefined ? undefined : Number(req.query.since);
@@ -81,7 +82,7 @@ export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets): 
         socket.close(1013, 'redis unavailable: try again');
       }
     },
-  );
+  });
 }
 
 /** Job ids are answered in lower case. */

@@ -17,6 +17,8 @@ import type { LeaseStore } from './leaseStore.js';
 const EXPIRY_SLACK_MS = 3;
 /** How soon a failed expiry check is tried again while Redis is otherwise reachable. */
 const EXPIRY_RETRY_MS = 250;
+/** How soon a failed resync is tried again while Redis is otherwise reachable. */
+const RESYNC_RETRY_MS = 1000;
 
 export interface LeaderState {
   leader: Leader;
@@ -269,6 +271,8 @@ export class ClusterView {
     } catch (err) {
       this.live = false;
       this.ctx.log.warn({ err, clusterId: this.keys.clusterId }, 'could not synchronise with redis');
+      // After an outage the registry resyncs every view; a failure while Redis answers is retried here.
+      if (this.ctx.isRedisHealthy() && !this.closed) setTimeout(() => void this.resync(), RESYNC_RETRY_MS).unref();
     }
   }
 
@@ -283,8 +287,13 @@ export class ClusterView {
     const believed = new Map<Component, string>();
     for (const s of this.slots.values()) if (s.leader) believed.set(s.component, s.leader.sessionId);
     const r = await this.ctx.store.sync(this.keys, believed, this.index);
-    // Expiries the sync recorded (leases lost with Redis's data among them) go out as changes.
-    for (const c of r.changes) if (c.index > this.index) this.apply(c);
+    // Whatever part of the missed history the log still holds goes out as changes: the
+    // expiries this sync recorded, and those another server recorded first (after a data
+    // loss, say). Only what the log no longer holds is left to a snapshot.
+    const kept = this.index > 0 ? await this.ctx.store.changesSince(this.keys, this.index) : { changes: [] };
+    const missed = new Map<number, Change>();
+    for (const c of [...kept.changes, ...r.changes]) if (c.index > this.index && c.index <= r.index) missed.set(c.index, c);
+    for (const c of [...missed.values()].sort((a, b) => a.index - b.index)) this.apply(c);
     let differs = false;
     const now = performance.now();
     for (const [component, s] of r.state) {

@@ -58,8 +58,24 @@ function toLeader(raw: RawLeader | null): Leader | null {
   };
 }
 
+/** A lease made shorter than servers may think: published without an index. */
+export interface LeaseNotice {
+  component: Component;
+  sessionId: string;
+  ttlMs: number;
+}
+
+/** What a cluster's pub/sub channel carries: changes, and lease notices. */
+export function parseMessage(json: string): Change | LeaseNotice {
+  const raw = JSON.parse(json) as RawChange | { ttl: number; c: string; s: string };
+  return 'ttl' in raw ? { component: raw.c, sessionId: raw.s, ttlMs: raw.ttl } : toChange(raw);
+}
+
 export function parseChange(json: string): Change {
-  const raw = JSON.parse(json) as RawChange;
+  return toChange(JSON.parse(json) as RawChange);
+}
+
+function toChange(raw: RawChange): Change {
   return {
     index: raw.i,
     prev: raw.p,

@@ -235,11 +235,15 @@ export class ClusterView {
     }
   }
 
-  /** The lease of this session was extended by this server: time it anew. */
+  /** The lease of this session was renewed: time it anew (a timer set for a later end
+   * than the new one is set again). */
   extend(component: Component, sessionId: string, ttlMs: number): void {
     const slot = this.slots.get(component);
     if (slot?.leader?.sessionId !== sessionId) return;
-    slot.expiresAt = performance.now() + ttlMs;
+    const expiresAt = performance.now() + ttlMs;
+    const shortened = expiresAt < slot.expiresAt;
+    slot.expiresAt = expiresAt;
+    if (shortened) this.rearm(slot);
   }
 
   /**

@@ -1,7 +1,7 @@
 /** The cluster views of a server: opened on first use, fed from pub/sub, resynchronised
  * after every Redis outage or data loss, and dropped when nobody used them for a while. */
 import type { Log } from './log.js';
-import { parseChange, type Change } from './changes.js';
+import { parseMessage, type Change } from './changes.js';
 import { ClusterView } from './clusterView.js';
 import { RedisUnavailableError } from './errors.js';
 import { ClusterKeys } from './ids.js';
@@ -93,7 +93,9 @@ export class ViewRegistry {
     const view = clusterId === null ? undefined : this.views.get(clusterId);
     if (!view) return;
     try {
-      view.ingest([parseChange(message)]);
+      const m = parseMessage(message);
+      if ('index' in m) view.ingest([m]);
+      else view.extend(m.component, m.sessionId, m.ttlMs);
     } catch (err) {
       this.opts.logger.error({ err, channel }, 'unreadable change message');
     }

@@ -19,7 +19,7 @@ local changes = {}
 
 if holder then
   if holder == h[2] and h[1] == ARGV[5] and h[6] == '1' then
-    redis.call('PEXPIRE', KEYS[3], ARGV[7])
+    set_ttl(ARGV[4], h[2], ARGV[7])
     if ARGV[8] ~= '' and ARGV[8] ~= h[4] then
       redis.call('HSET', KEYS[4], 'addr', ARGV[8])
       h[4] = ARGV[8]

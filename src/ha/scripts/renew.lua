@@ -13,7 +13,7 @@
 local holder = redis.call('GET', KEYS[3])
 local h = read_leader(KEYS[4])
 if holder and holder == ARGV[6] and h[2] == ARGV[6] and h[1] == ARGV[5] then
-  redis.call('PEXPIRE', KEYS[3], ARGV[7])
+  set_ttl(ARGV[4], ARGV[6], ARGV[7])
   return {1, leader_json(h), tonumber(ARGV[7])}
 end
 

@@ -2,6 +2,7 @@
 --
 -- Every script takes the same first keys and arguments:
 --   KEYS[1] the cluster's change index   KEYS[2] the cluster's change log (a stream)
+--   KEYS[3] the component's lease, where a script acts on one
 --   ARGV[1] the cluster's pub/sub channel
 --   ARGV[2] index floor: the highest index the calling server has seen
 --   ARGV[3] how many changes the log keeps
@@ -68,4 +69,15 @@ end
 local function holder_json(holder, h)
   if holder and holder == h[2] and h[6] == '1' then return leader_json(h) end
   return false
+end
+
+-- Extends (or shortens) a live lease. Servers time the leases they know; a lease made
+-- shorter than they think would expire unnoticed, so that is published to them (no index:
+-- it is not a change of leadership).
+local function set_ttl(component, session, ttl)
+  local old = redis.call('PTTL', KEYS[3])
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  if tonumber(ttl) < old then
+    redis.call('PUBLISH', ARGV[1], '{"ttl":' .. ttl .. ',"c":"' .. component .. '","s":"' .. session .. '"}')
+  end
 end

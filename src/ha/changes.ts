@@ -58,7 +58,7 @@ function toLeader(raw: RawLeader | null): Leader | null {
   };
 }
 
-/** A lease made shorter than servers may think: published without an index. */
+/** A lease's new TTL after a renewal: published without an index. */
 export interface LeaseNotice {
   component: Component;
   sessionId: string;

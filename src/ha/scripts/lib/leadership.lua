@@ -71,13 +71,10 @@ local function holder_json(holder, h)
   return false
 end
 
--- Extends (or shortens) a live lease. Servers time the leases they know; a lease made
--- shorter than they think would expire unnoticed, so that is published to them (no index:
--- it is not a change of leadership).
+-- Sets a live lease's TTL (renew, or a holder's campaign). Every server times the leases
+-- it knows and shows their time left, so the new TTL is published to them (without an
+-- index: it is not a change of leadership).
 local function set_ttl(component, session, ttl)
-  local old = redis.call('PTTL', KEYS[3])
   redis.call('PEXPIRE', KEYS[3], ttl)
-  if tonumber(ttl) < old then
-    redis.call('PUBLISH', ARGV[1], '{"ttl":' .. ttl .. ',"c":"' .. component .. '","s":"' .. session .. '"}')
-  end
+  redis.call('PUBLISH', ARGV[1], '{"ttl":' .. ttl .. ',"c":"' .. component .. '","s":"' .. session .. '"}')
 end

@@ -1,0 +1,42 @@
+/** Two real server processes on one Redis: changes cross between them, and a shutdown
+ * sends watchers elsewhere (1001) without losing a change. */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { RedisProcess, stopAllRedis } from './support/redis.js';
+import { get, post, ServerProcess, uniqueCluster, waitFor, Watch } from './support/app.js';
+
+after(() => stopAllRedis());
+
+test('two server processes: a change through one reaches a watcher and a long-poll on the other; SIGTERM closes watchers with 1001 and they resume on the other without a gap', { timeout: 90_000 }, async (t) => {
+  const redis = await RedisProcess.start({ aof: true });
+  const [a, b] = await Promise.all([ServerProcess.start(t, { REDIS_URL: redis.url }), ServerProcess.start(t, { REDIS_URL: redis.url })]);
+  const cluster = uniqueCluster('proc');
+  const path = `/v1/clusters/${cluster}/leaders/dispatcher`;
+
+  const onA = await Watch.open(t, `${a.url.replace('http', 'ws')}/v1/clusters/${cluster}/watch`);
+  const onB = await Watch.open(t, `${b.url.replace('http', 'ws')}/v1/clusters/${cluster}/watch`);
+  await Promise.all([onA.count(1), onB.count(1)]);
+  const { index } = (await get(b.url, path)).body;
+  const poll = get(b.url, `${path}?index=${index}&wait=20s`);
+
+  const g = (await post(a.url, `${path}/campaign`, { contenderId: 'd-1', address: 'http://d1' })).body;
+  assert.equal(g.granted, true);
+  const polled = await poll;
+  assert.equal(polled.body.leader.sessionId, g.leader.sessionId);
+  const seenOnB = await onB.find((m) => m.type === 'change' && m.event === 'granted');
+  assert.equal(seenOnB.leader.fencingToken, g.leader.fencingToken);
+  const lastOnA = await onA.find((m) => m.type === 'change' && m.event === 'granted');
+
+  assert.equal(await a.signal('SIGTERM'), 0, 'a graceful exit');
+  await waitFor(() => onA.closeCode !== null, 5000, 'the watcher on A closed');
+  assert.equal(onA.closeCode, 1001);
+
+  // Changes while the watcher is away, then it resumes on B after the last index it saw.
+  await post(b.url, `${path}/resign`, { contenderId: 'd-1', sessionId: g.leader.sessionId });
+  const g2 = (await post(b.url, `${path}/campaign`, { contenderId: 'd-2' })).body;
+  const resumed = await Watch.open(t, `${b.url.replace('http', 'ws')}/v1/clusters/${cluster}/watch?since=${lastOnA.index}`);
+  const missed = await resumed.count(2);
+  assert.deepEqual(missed.map((m) => [m.type, m.event]), [['change', 'revoked'], ['change', 'granted']]);
+  assert.equal(missed[1].leader.sessionId, g2.leader.sessionId);
+  assert.ok(missed[0].index > lastOnA.index && missed[1].index > missed[0].index);
+});

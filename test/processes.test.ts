@@ -40,3 +40,18 @@ test('two server processes: a change through one reaches a watcher and a long-po
   assert.equal(missed[1].leader.sessionId, g2.leader.sessionId);
   assert.ok(missed[0].index > lastOnA.index && missed[1].index > missed[0].index);
 });
+
+test('SIGTERM answers long-polls in flight at once and exits cleanly', { timeout: 60_000 }, async (t) => {
+  const redis = await RedisProcess.start();
+  const s = await ServerProcess.start(t, { REDIS_URL: redis.url });
+  const path = `/v1/clusters/${uniqueCluster('drain')}/leaders`;
+  const { index } = (await get(s.url, path)).body;
+  const poll = get(s.url, `${path}?index=${index}&wait=60s`);
+  await new Promise((r) => setTimeout(r, 300));
+  const t0 = Date.now();
+  const [code, answer] = await Promise.all([s.signal('SIGTERM'), poll]);
+  assert.equal(code, 0);
+  assert.equal(answer.status, 200);
+  assert.equal(answer.body.index, index);
+  assert.ok(Date.now() - t0 < 5000, `shutdown took ${Date.now() - t0} ms`);
+});

@@ -80,6 +80,8 @@ export class ClusterView {
   private readonly watchers = new Set<Watcher>();
   private readonly waiters = new Set<Waiter>();
   private busy: Promise<void> | null = null;
+  /** Set when the server shuts down: long-polls answer at once. */
+  private draining = false;
   private needFullSync = false;
   private pending: Change[] = [];
   private closed = false;
@@ -132,7 +134,7 @@ export class ClusterView {
 
   /** Resolves once the cluster (or the one component) changed past `after`, or on timeout. */
   waitForChange(after: number, component: Component | null, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.changedSince(after, component) || this.closed) return Promise.resolve();
+    if (this.changedSince(after, component) || this.draining) return Promise.resolve();
     return new Promise((resolve) => {
       const finish = () => {
         clearTimeout(timer);
@@ -383,10 +385,16 @@ export class ClusterView {
     for (const slot of this.slots.values()) this.rearm(slot);
   }
 
+  /** Answers every long-poll now, and any later one at once. */
+  drain(): void {
+    this.draining = true;
+    for (const w of this.waiters) w.done();
+  }
+
   close(): void {
     this.closed = true;
     this.suspend();
-    for (const w of this.waiters) w.done();
+    this.drain();
     this.watchers.clear();
   }
 }

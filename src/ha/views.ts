@@ -112,6 +112,11 @@ export class ViewRegistry {
     this.opts.link.sub.unsubscribe(view.keys.channel).catch(() => {});
   }
 
+  /** The server is shutting down: long-polls answer now rather than hold it up. */
+  drain(): void {
+    for (const view of this.views.values()) view.drain();
+  }
+
   close(): void {
     clearInterval(this.sweeper);
     for (const view of this.views.values()) view.close();

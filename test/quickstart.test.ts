@@ -6,16 +6,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { alive } from '../src/localRedis.js';
 import { post, get, ServerProcess } from './support/app.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('without REDIS_URL the server starts its own Redis, keeps data across restarts, and stops it on SIGTERM', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'leasehold-data-'));

@@ -620,3 +620,17 @@ describe('websocket watch', () => {
     }
   });
 });
+
+test('a watcher that stops answering pings is dropped; one that answers stays', async (t) => {
+  const app = await startApp(t, await sharedRedisUrl(), { WS_HEARTBEAT_MS: '150' });
+  const url = watchUrl(app.wsUrl, uniqueCluster());
+  const { default: WebSocket } = await import('ws');
+  const silent = new WebSocket(url, { autoPong: false });
+  t.after(() => silent.terminate());
+  const dropped = new Promise<number>((resolve) => silent.once('close', (code) => resolve(code)));
+  const alive = await Watch.open(t, url);
+  const code = await dropped;
+  assert.equal(code, 1006, 'terminated without a close frame');
+  await sleep(400);
+  assert.equal(alive.closeCode, null);
+});

@@ -205,6 +205,7 @@ export class ClusterView {
       return;
     }
     if (m.type === 'snapshot') {
+      if (m.index <= w.sent) return; // a replay already brought this watcher further
       w.sent = m.index;
       w.deliver(w.components ? this.snapshot(w.components) : m);
       return;

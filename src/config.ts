@@ -13,7 +13,7 @@ const schema = {
     LEASE_TTL_MIN_MS: { type: 'integer', minimum: 1, default: 1_000 },
     LEASE_TTL_MAX_MS: { type: 'integer', minimum: 1, default: 300_000 },
     CHANGE_LOG_SIZE: { type: 'integer', minimum: 10, maximum: 100_000, default: 1_000 },
-    REDIS_COMMAND_TIMEOUT_MS: { type: 'integer', minimum: 50, maximum: 60_000, default: 1_000 },
+    REDIS_COMMAND_TIMEOUT_MS: { type: 'integer', minimum: 50, maximum: 60_000, default: 750 },
     REDIS_HEALTH_INTERVAL_MS: { type: 'integer', minimum: 50, maximum: 60_000, default: 500 },
     WS_HEARTBEAT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 15_000 },
     LONG_POLL_DEFAULT_WAIT_MS: { type: 'integer', minimum: 0, maximum: 300_000, default: 30_000 },

@@ -130,7 +130,7 @@ test('a paused Redis (SIGSTOP) makes a campaign answer 503 after the command tim
 
   redis.pause();
   try {
-    // The connection stays open: only the 1 s command timeout tells. ~1.5 s, bound generous.
+    // The connection stays open: only the command timeout (750 ms) tells. Bound generous.
     const c = await timed(() => campaign(app.url, cluster, 'rest', { contenderId: 'rest-1', ttlMs: 60_000 }));
     assertRedisUnavailable(c, 'campaign while Redis is paused');
     assert.ok(c.ms < 2_500, `campaign answered in ${c.ms} ms`);

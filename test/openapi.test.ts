@@ -8,7 +8,10 @@ import { readFileSync } from 'node:fs';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { parse } from 'yaml';
 import { buildApp, type AppOptions } from '../src/app.js';
-import { sharedRedisUrl, testConfig } from './support/app.js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import formats from 'ajv-formats';
+import type { InjectOptions } from 'fastify';
+import { sharedRedisUrl, testConfig, uniqueCluster, waitFor } from './support/app.js';
 import { stopAllRedis } from './support/redis.js';
 
 after(() => stopAllRedis());
@@ -69,4 +72,41 @@ test('GET /openapi.yaml serves openapi.yaml', async (t) => {
   assert.equal(res.statusCode, 200);
   assert.match(String(res.headers['content-type']), /^application\/yaml/);
   assert.equal(res.body, TEXT);
+});
+
+test('answers match the response schemas of openapi.yaml', async (t) => {
+  // The document becomes one schema, its local references made absolute.
+  const spec = JSON.parse(JSON.stringify(parse(TEXT)).replaceAll('"$ref":"#/', '"$ref":"openapi#/'));
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  formats.default(ajv);
+  ajv.addSchema({ ...spec, $id: 'openapi' });
+  const deref = (o: any): any => (o?.$ref ? deref(o.$ref.replace('openapi#/', '').split('/').reduce((x: any, k: string) => x[k], spec)) : o);
+
+  const a = await app(t);
+  await waitFor(async () => (await a.inject('/readyz')).statusCode === 200, 10_000);
+  const base = `/v1/clusters/${uniqueCluster('spec')}/leaders`;
+  const post = (url: string, body: object): InjectOptions => ({ method: 'POST', url, payload: body });
+  const granted = (await a.inject(post(`${base}/dispatcher/campaign`, { contenderId: 'a', address: 'http://a' }))).json();
+  const session = { contenderId: 'a', sessionId: granted.leader.sessionId };
+
+  const checks: Array<[string, string, number, string | InjectOptions]> = [
+    ['/readyz', 'get', 200, '/readyz'],
+    ['/v1/clusters/{clusterId}/leaders', 'get', 200, base],
+    ['/v1/clusters/{clusterId}/leaders/{component}', 'get', 200, `${base}/dispatcher`],
+    ['/v1/clusters/{clusterId}/leaders/jobmanager/{jobId}', 'get', 200, `${base}/jobmanager/0123456789abcdef0123456789abcdef`],
+    ['/v1/clusters/{clusterId}/leaders/{component}/campaign', 'post', 200, post(`${base}/dispatcher/campaign`, { contenderId: 'b' })],
+    ['/v1/clusters/{clusterId}/leaders/{component}/renew', 'post', 200, post(`${base}/dispatcher/renew`, session)],
+    ['/v1/clusters/{clusterId}/leaders/{component}/confirm', 'post', 200, post(`${base}/dispatcher/confirm`, { ...session, address: 'http://b' })],
+    ['/v1/clusters/{clusterId}/leaders/{component}/renew', 'post', 409, post(`${base}/dispatcher/renew`, { ...session, contenderId: 'b' })],
+    ['/v1/clusters/{clusterId}/leaders/{component}/campaign', 'post', 400, post(`${base}/dispatcher/campaign`, {})],
+    ['/v1/clusters/{clusterId}/leaders/{component}/resign', 'post', 200, post(`${base}/dispatcher/resign`, session)],
+  ];
+  for (const [path, method, status, request] of checks) {
+    const res = await a.inject(request);
+    assert.equal(res.statusCode, status, `${method} ${path}: ${res.body}`);
+    const schema = deref(deref(spec.paths[path][method].responses[String(status)])?.content?.['application/json']?.schema);
+    assert.ok(schema, `${method} ${path} ${status} has a JSON schema in openapi.yaml`);
+    const validate = ajv.compile(schema);
+    assert.ok(validate(res.json()), `${method} ${path} ${status}: ${ajv.errorsText(validate.errors)}\n${res.body}`);
+  }
 });

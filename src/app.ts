@@ -12,6 +12,11 @@ import { errorHandler, formatValidationError, sendError } from './http/errors.js
 import { leaderRoutes } from './http/routes/leaders.js';
 import { opsRoutes } from './http/routes/ops.js';
 import { WatcherSockets, watchRoutes } from './http/routes/watch.js';
+import { jobResultRoutes } from './http/routes/jobResults.js';
+import { executionPlanRoutes } from './http/routes/executionPlans.js';
+import { checkpointRoutes } from './http/routes/checkpoints.js';
+import { blobRoutes } from './http/routes/blobs.js';
+import { cleanupRoutes } from './http/routes/cleanup.js';
 import type { App } from './http/types.js';
 import { Metrics } from './metrics.js';
 
@@ -45,6 +50,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     healthIntervalMs: config.redisHealthIntervalMs,
     changeLogSize: config.changeLogSize,
     viewIdleMs: 5 * 60_000,
+    idempotencyTtlMs: config.idempotencyTtlMs,
     logger: app.log,
     onChange: metrics.onChange,
   });
@@ -73,6 +79,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   opsRoutes(app, ha, metrics);
   leaderRoutes(app, ha, config);
   watchRoutes(app, ha, sockets);
+  jobResultRoutes(app, ha, config.storeBodyMaxBytes);
+  executionPlanRoutes(app, ha, { planBytes: config.planMaxBytes, jsonBytes: config.storeBodyMaxBytes });
+  checkpointRoutes(app, ha, config);
+  blobRoutes(app, ha, config.blobMaxBytes);
+  cleanupRoutes(app, ha);
   return app;
 }
 

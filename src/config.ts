@@ -1,6 +1,10 @@
 /** Configuration from the environment, validated at start with a clear message. */
 import envSchema from 'env-schema';
 
+const MIB = 1024 * 1024;
+/** The most checkpoints a job may retain. */
+export const MAX_RETAINED = 1000;
+
 const schema = {
   type: 'object',
   properties: {
@@ -18,6 +22,12 @@ const schema = {
     WS_HEARTBEAT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 15_000 },
     LONG_POLL_DEFAULT_WAIT_MS: { type: 'integer', minimum: 0, maximum: 300_000, default: 30_000 },
     SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, maximum: 600_000, default: 10_000 },
+    PLAN_MAX_BYTES: { type: 'integer', minimum: 1, maximum: 512 * MIB, default: 32 * MIB },
+    BLOB_MAX_BYTES: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER, default: 1024 * MIB },
+    STORE_BODY_MAX_BYTES: { type: 'integer', minimum: 1024, maximum: 512 * MIB, default: 4 * MIB },
+    CHECKPOINTS_MAX_RETAINED: { type: 'integer', minimum: 1, maximum: MAX_RETAINED, default: 1 },
+    CHECKPOINTS_MAX_RETAINED_BY_CLUSTER: { type: 'string', default: '' },
+    IDEMPOTENCY_TTL_MS: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000, default: 86_400_000 },
   },
 } as const;
 
@@ -36,6 +46,12 @@ interface Env {
   WS_HEARTBEAT_MS: number;
   LONG_POLL_DEFAULT_WAIT_MS: number;
   SHUTDOWN_GRACE_MS: number;
+  PLAN_MAX_BYTES: number;
+  BLOB_MAX_BYTES: number;
+  STORE_BODY_MAX_BYTES: number;
+  CHECKPOINTS_MAX_RETAINED: number;
+  CHECKPOINTS_MAX_RETAINED_BY_CLUSTER: string;
+  IDEMPOTENCY_TTL_MS: number;
 }
 
 export interface Config {
@@ -52,6 +68,13 @@ export interface Config {
   wsHeartbeatMs: number;
   longPollDefaultWaitMs: number;
   shutdownGraceMs: number;
+  planMaxBytes: number;
+  blobMaxBytes: number;
+  /** The JSON bodies of the stores: job results, checkpoints, resource requirements. */
+  storeBodyMaxBytes: number;
+  /** Completed checkpoints kept per job, unless a request says otherwise. */
+  checkpointsMaxRetained: { default: number; byCluster: Map<string, number> };
+  idempotencyTtlMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -84,5 +107,29 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     wsHeartbeatMs: e.WS_HEARTBEAT_MS,
     longPollDefaultWaitMs: e.LONG_POLL_DEFAULT_WAIT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    planMaxBytes: e.PLAN_MAX_BYTES,
+    blobMaxBytes: e.BLOB_MAX_BYTES,
+    storeBodyMaxBytes: e.STORE_BODY_MAX_BYTES,
+    checkpointsMaxRetained: {
+      default: e.CHECKPOINTS_MAX_RETAINED,
+      byCluster: parseRetained(e.CHECKPOINTS_MAX_RETAINED_BY_CLUSTER),
+    },
+    idempotencyTtlMs: e.IDEMPOTENCY_TTL_MS,
   };
+}
+
+/** `id=n,id=n` into a map of cluster ids to counts. */
+function parseRetained(text: string): Map<string, number> {
+  const byCluster = new Map<string, number>();
+  for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})=([0-9]{1,4})$/.exec(item);
+    const n = m ? Number(m[2]) : 0;
+    if (!m || n < 1 || n > MAX_RETAINED) {
+      throw new ConfigError(
+        `invalid configuration: CHECKPOINTS_MAX_RETAINED_BY_CLUSTER must be clusterId=n,… with n from 1 to ${MAX_RETAINED}; got '${item}'`,
+      );
+    }
+    byCluster.set(m[1], n);
+  }
+  return byCluster;
 }

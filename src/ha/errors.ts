@@ -1,11 +1,26 @@
 /** Errors of the HA core carry stable codes; only the HTTP layer maps them to statuses. */
 
-export type HaErrorCode = 'NotLeader' | 'RedisUnavailable';
+export type HaErrorCode =
+  | 'NotLeader'
+  | 'RedisUnavailable'
+  | 'FencingTokenRequired'
+  | 'FencingTokenStale'
+  | 'IdempotencyKeyReused'
+  | 'JobResultExists'
+  | 'JobResultNotFound'
+  | 'ExecutionPlanNotFound'
+  | 'ResourceRequirementsNotFound'
+  | 'CheckpointIdNotIncreasing'
+  | 'CheckpointNotFound'
+  | 'BlobNotFound'
+  | 'BlobTooLarge'
+  | 'ContentSha256Mismatch';
 
 export class HaError extends Error {
   constructor(
     readonly code: HaErrorCode,
     message: string,
+    /** Extra fields for the caller, answered beside the message. */
     readonly details: Record<string, unknown> = {},
   ) {
     super(message);

@@ -2,6 +2,9 @@
 
 export const CLUSTER_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 export const JOB_ID_PATTERN = '^[0-9a-fA-F]{32}$';
+/** Blobs of no job live under this job id. */
+export const NO_JOB = '_';
+export const BLOB_KEY_PATTERN = '^(?!\\.\\.?$)[A-Za-z0-9._-]{1,200}$';
 /** 1–128 printable ASCII characters. */
 export const CONTENDER_ID_PATTERN = '^[\\x20-\\x7E]{1,128}$';
 
@@ -48,6 +51,54 @@ export class ClusterKeys {
 
   leader(component: Component): string {
     return this.prefix + 'leader:' + component;
+  }
+
+  // The stores (design §5); a job id here is in lower case, or `_` for blobs of no job.
+  jobResult(jobId: string): string {
+    return this.prefix + 'jobresult:' + jobId;
+  }
+
+  get jobResults(): string {
+    return this.prefix + 'jobresults';
+  }
+
+  get dirtyJobResults(): string {
+    return this.prefix + 'jobresults:dirty';
+  }
+
+  plan(jobId: string): string {
+    return this.prefix + 'plan:' + jobId;
+  }
+
+  planRequirements(jobId: string): string {
+    return this.prefix + 'plan-rr:' + jobId;
+  }
+
+  get plans(): string {
+    return this.prefix + 'plans';
+  }
+
+  checkpoints(jobId: string): string {
+    return this.prefix + 'checkpoints:' + jobId;
+  }
+
+  checkpointIdCounter(jobId: string): string {
+    return this.prefix + 'cpid:' + jobId;
+  }
+
+  /** Blob key → metadata of every blob of a job. */
+  blobs(jobId: string): string {
+    return this.prefix + 'blobs:' + jobId;
+  }
+
+  /** The chunks of one upload; staged (with a TTL) until committed. */
+  blobData(uploadId: string): string {
+    return this.prefix + 'blobdata:' + uploadId;
+  }
+
+  /** The remembered answer of a write made with this Idempotency-Key ('' for none). */
+  idempotency(key: string): string {
+    return this.prefix + 'idem:' + key;
   }
 
   static clusterOfChannel(channel: string): string | null {

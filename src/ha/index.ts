@@ -6,11 +6,19 @@
 import type { RedisOptions } from 'ioredis';
 import type { Log } from './log.js';
 import type { Change } from './changes.js';
+import { RedisUnavailableError } from './errors.js';
+import type { ClusterKeys } from './ids.js';
 import { LeaderElection } from './election.js';
 import { LeaseStore } from './leaseStore.js';
 import { RedisLink, type DataLossReport } from './redisLink.js';
 import { Scripts } from './scripts.js';
 import { ViewRegistry } from './views.js';
+import { StoreWriter } from './storeWriter.js';
+import { JobResultStore } from './jobResults.js';
+import { ExecutionPlanStore } from './executionPlans.js';
+import { CheckpointStore } from './checkpoints.js';
+import { BlobStore } from './blobs.js';
+import { Cleanup } from './cleanup.js';
 
 export interface HaOptions {
   redis: string | RedisOptions;
@@ -18,6 +26,8 @@ export interface HaOptions {
   healthIntervalMs: number;
   changeLogSize: number;
   viewIdleMs: number;
+  /** How long a write's answer is kept for a retry with the same Idempotency-Key. */
+  idempotencyTtlMs: number;
   logger: Log;
   /** Told of every change this server sees (metrics). */
   onChange?: (change: Change) => void;
@@ -33,6 +43,11 @@ export class HaServices {
   readonly link: RedisLink;
   readonly views: ViewRegistry;
   readonly election: LeaderElection;
+  readonly jobResults: JobResultStore;
+  readonly executionPlans: ExecutionPlanStore;
+  readonly checkpoints: CheckpointStore;
+  readonly blobs: BlobStore;
+  readonly cleanup: Cleanup;
 
   constructor(opts: HaOptions) {
     this.link = new RedisLink({
@@ -41,7 +56,8 @@ export class HaServices {
       healthIntervalMs: opts.healthIntervalMs,
       logger: opts.logger,
     });
-    const store = new LeaseStore(new Scripts(this.link.cmd), opts.changeLogSize);
+    const scripts = new Scripts(this.link.cmd);
+    const store = new LeaseStore(scripts, opts.changeLogSize);
     this.views = new ViewRegistry({
       link: this.link,
       store,
@@ -50,6 +66,19 @@ export class HaServices {
       logger: opts.logger,
     });
     this.election = new LeaderElection(this.link, store, this.views);
+    const redis = this.link.cmd;
+    const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
+    this.jobResults = new JobResultStore(redis, writer);
+    this.executionPlans = new ExecutionPlanStore(redis, writer);
+    this.checkpoints = new CheckpointStore(redis, writer);
+    this.blobs = new BlobStore(redis, writer);
+    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize);
+  }
+
+  /** The keys of a cluster, for the stores; fails fast while Redis is down. */
+  keys(clusterId: string): ClusterKeys {
+    if (!this.link.isHealthy) throw new RedisUnavailableError();
+    return this.views.keys(clusterId);
   }
 
   health(): HaHealth {
@@ -71,3 +100,8 @@ export { HaError, NotLeaderError, RedisUnavailableError, type HaErrorCode } from
 export type { Change, ChangeEvent, Leader } from './changes.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';
+export { APPLICATION_STATUSES, type JobResult, type JobResultInput } from './jobResults.js';
+export { JOB_STATUSES, type Checkpoint, type JobStatus } from './checkpoints.js';
+export type { BlobMeta } from './blobs.js';
+export { JOB_PARTS, type ClusterCleanupReport, type JobCleanupReport } from './cleanup.js';
+export type { Fence, IdempotencyKey } from './storeWriter.js';

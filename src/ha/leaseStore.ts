@@ -1,8 +1,8 @@
 /** Runs the lease scripts against Redis and decodes their answers. All Redis logic of
  * leader election lives in the scripts; this module only packs and unpacks. */
-import { ReplyError } from 'ioredis';
 import { parseChange, parseLeader, type Change, type Leader } from './changes.js';
 import { RedisUnavailableError } from './errors.js';
+import { redisCall } from './redisCall.js';
 import type { ClusterKeys, Component } from './ids.js';
 import type { ScriptName, Scripts } from './scripts.js';
 
@@ -28,9 +28,6 @@ export interface ChangesResult {
   complete: boolean;
   changes: Change[];
 }
-
-/** Redis errors that mean "not now" rather than "wrong". */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)/;
 
 type Reply = Array<string | number | null>;
 
@@ -75,7 +72,7 @@ export class LeaseStore {
    * caller thinks hold them, so that leases lost with Redis's data are reported. */
   async sync(keys: ClusterKeys, believed: Map<Component, string>, floor: number): Promise<SyncResult> {
     for (let attempt = 0; ; attempt++) {
-      const members = await this.call(() => this.scripts.redisClient.smembers(keys.components));
+      const members = await redisCall(() => this.scripts.redisClient.smembers(keys.components));
       const components = [...new Set([...members, ...believed.keys()])];
       const ks = [keys.index, keys.log, keys.components];
       const args: Array<string | number> = [keys.channel, floor, this.logSize];
@@ -129,17 +126,6 @@ export class LeaseStore {
   }
 
   private run(name: ScriptName, keys: string[], args: Array<string | number>): Promise<Reply> {
-    return this.call(() => this.scripts.run(name, keys, args));
-  }
-
-  /** Connection trouble and Redis's "not now" answers become RedisUnavailable; any other
-   * Redis error is a bug and goes up as it is. */
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) throw err;
-      throw new RedisUnavailableError(err);
-    }
+    return redisCall(() => this.scripts.run(name, keys, args));
   }
 }

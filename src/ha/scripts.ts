@@ -10,7 +10,32 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), 'scripts');
-const NAMES = ['campaign', 'renew', 'confirm', 'resign', 'expire', 'sync', 'changes'] as const;
+const NAMES = [
+  // leadership
+  'campaign',
+  'renew',
+  'confirm',
+  'resign',
+  'expire',
+  'sync',
+  'changes',
+  // stores
+  'fence_check',
+  'jobresult_create',
+  'jobresult_clean',
+  'plan_put',
+  'plan_requirements',
+  'checkpoint_add',
+  'checkpoint_shutdown',
+  'counter_increment',
+  'counter_set',
+  'counter_shutdown',
+  'blob_commit',
+  'blob_delete',
+  // cleanup
+  'cleanup_job',
+  'cleanup_cluster',
+] as const;
 export type ScriptName = (typeof NAMES)[number];
 
 function load(file: string): string {
@@ -22,15 +47,15 @@ function load(file: string): string {
 
 const SOURCES = new Map<ScriptName, string>(NAMES.map((n) => [n, load(`${n}.lua`)]));
 
-type ScriptReply = Array<string | number | null>;
-type Runner = (numKeys: number, ...keysAndArgs: Array<string | number>) => Promise<ScriptReply>;
+export type ScriptReply = Array<string | number | null>;
+type Runner = (numKeys: number, ...keysAndArgs: Array<string | number | Buffer>) => Promise<ScriptReply>;
 
 export class Scripts {
   constructor(readonly redisClient: Redis) {
     for (const [name, lua] of SOURCES) redisClient.defineCommand(name, { lua });
   }
 
-  run(name: ScriptName, keys: string[], args: Array<string | number>): Promise<ScriptReply> {
+  run(name: ScriptName, keys: string[], args: Array<string | number | Buffer>): Promise<ScriptReply> {
     const runner = (this.redisClient as unknown as Record<ScriptName, Runner>)[name];
     return runner.call(this.redisClient, keys.length, ...keys, ...args);
   }

@@ -7,6 +7,18 @@ import { stateJson } from './encode.js';
 const HA_STATUS: Record<HaErrorCode, number> = {
   NotLeader: 409,
   RedisUnavailable: 503,
+  FencingTokenRequired: 409,
+  FencingTokenStale: 409,
+  IdempotencyKeyReused: 422,
+  JobResultExists: 409,
+  JobResultNotFound: 404,
+  ExecutionPlanNotFound: 404,
+  ResourceRequirementsNotFound: 404,
+  CheckpointIdNotIncreasing: 409,
+  CheckpointNotFound: 404,
+  BlobNotFound: 404,
+  BlobTooLarge: 413,
+  ContentSha256Mismatch: 400,
 };
 
 const STATUS_CODE: Record<number, string> = {
@@ -22,6 +34,7 @@ const STATUS_CODE: Record<number, string> = {
   413: 'PayloadTooLarge',
   414: 'UriTooLong',
   415: 'UnsupportedMediaType',
+  422: 'UnprocessableEntity',
   426: 'UpgradeRequired',
   429: 'TooManyRequests',
   431: 'HeaderFieldsTooLarge',
@@ -70,7 +83,7 @@ export function sendError(
 
 export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err instanceof HaError) {
-    const extra = err.code === 'NotLeader' ? { leader: stateJson(err.details.leader as LeaderState | null) } : {};
+    const extra = err.code === 'NotLeader' ? { leader: stateJson(err.details.leader as LeaderState | null) } : err.details;
     return sendError(reply, HA_STATUS[err.code], err.code, err.message, extra);
   }
   const fe = err as FastifyError;

@@ -1,0 +1,116 @@
+/** Flink's CompletedCheckpointStore and CheckpointIDCounter of each job, fenced by its job
+ * manager: checkpoints in a sorted set scored by id, the counter in a string. */
+import type { Redis } from 'ioredis';
+import { HaError } from './errors.js';
+import { jobManager, type ClusterKeys } from './ids.js';
+import { redisCall } from './redisCall.js';
+import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
+
+export interface Checkpoint {
+  checkpointId: number;
+  timestamp: number;
+  externalPointer: string;
+  metadata?: string;
+  properties?: Record<string, string>;
+}
+
+/** Flink's JobStatus values. */
+export const JOB_STATUSES = [
+  'INITIALIZING',
+  'CREATED',
+  'RUNNING',
+  'FAILING',
+  'FAILED',
+  'CANCELLING',
+  'CANCELED',
+  'FINISHED',
+  'RESTARTING',
+  'SUSPENDED',
+  'RECONCILING',
+] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** JobStatus.isGloballyTerminalState: only then are checkpoints and counter discarded. */
+const GLOBALLY_TERMINAL = new Set<JobStatus>(['FINISHED', 'CANCELED', 'FAILED']);
+
+export class CheckpointStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly writer: StoreWriter,
+  ) {}
+
+  /** addCheckpointAndSubsumeOldestOne: answers the checkpoints it subsumed, oldest first. */
+  async add(keys: ClusterKeys, jobId: string, cp: Checkpoint, maxRetained: number, fence: Fence, idem: IdempotencyKey) {
+    const json = JSON.stringify(cp);
+    const r = await this.writer.write(
+      'checkpoint_add',
+      { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, json, String(maxRetained)] },
+      () => ({ keys: [keys.checkpoints(jobId)], args: [cp.checkpointId, json, maxRetained] }),
+    );
+    const subsumed: Array<{ checkpointId: number; externalPointer: string }> = [];
+    for (let i = 0; i < r.values.length; i += 2) {
+      subsumed.push({ checkpointId: Number(r.values[i]), externalPointer: r.values[i + 1] });
+    }
+    return { replayed: r.replayed, subsumed };
+  }
+
+  /** getAllCheckpoints, oldest first. */
+  async all(keys: ClusterKeys, jobId: string): Promise<Checkpoint[]> {
+    const members = await redisCall(() => this.redis.zrange(keys.checkpoints(jobId), '0', '-1'));
+    return members.map((m) => JSON.parse(m) as Checkpoint);
+  }
+
+  /** getLatestCheckpoint; CheckpointNotFound when the job has none. */
+  async latest(keys: ClusterKeys, jobId: string): Promise<Checkpoint> {
+    const [m] = await redisCall(() => this.redis.zrange(keys.checkpoints(jobId), '-1', '-1'));
+    if (m === undefined) throw new HaError('CheckpointNotFound', 'the job has no completed checkpoint');
+    return JSON.parse(m) as Checkpoint;
+  }
+
+  /** shutdown(jobStatus): discards every checkpoint when the status is globally terminal. */
+  async shutdown(keys: ClusterKeys, jobId: string, status: JobStatus, fence: Fence, idem: IdempotencyKey) {
+    const r = await this.writer.write(
+      'checkpoint_shutdown',
+      { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, status] },
+      () => ({ keys: [keys.checkpoints(jobId)], args: [GLOBALLY_TERMINAL.has(status) ? '1' : '0'] }),
+    );
+    return { replayed: r.replayed, discarded: r.values.map(Number) };
+  }
+
+  /** CheckpointIDCounter.getAndIncrement: the value before; the first is 1. */
+  async getAndIncrement(keys: ClusterKeys, jobId: string, fence: Fence, idem: IdempotencyKey) {
+    const r = await this.writer.write(
+      'counter_increment',
+      { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId] },
+      () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [] }),
+    );
+    return { replayed: r.replayed, value: Number(r.values[0]) };
+  }
+
+  /** CheckpointIDCounter.get: 1 before the first increment. */
+  async getCount(keys: ClusterKeys, jobId: string): Promise<number> {
+    const v = await redisCall(() => this.redis.get(keys.checkpointIdCounter(jobId)));
+    return v === null ? 1 : Number(v);
+  }
+
+  /** CheckpointIDCounter.setCount; never backwards (CheckpointIdNotIncreasing). */
+  async setCount(keys: ClusterKeys, jobId: string, value: number, fence: Fence, idem: IdempotencyKey) {
+    const r = await this.writer.write(
+      'counter_set',
+      { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, String(value)] },
+      () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [value] }),
+    );
+    return { replayed: r.replayed, value: Number(r.values[0]) };
+  }
+
+  /** CheckpointIDCounter.shutdown(jobStatus): removes the counter when the status is
+   * globally terminal. */
+  async shutdownCounter(keys: ClusterKeys, jobId: string, status: JobStatus, fence: Fence, idem: IdempotencyKey) {
+    const r = await this.writer.write(
+      'counter_shutdown',
+      { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, status] },
+      () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [GLOBALLY_TERMINAL.has(status) ? '1' : '0'] }),
+    );
+    return { replayed: r.replayed, removed: r.values[0] === '1' };
+  }
+}

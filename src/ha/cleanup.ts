@@ -1,0 +1,155 @@
+/**
+ * Global cleanup of a job, and cleanupAllData of a cluster (design §6). Both end leases,
+ * so their changes go into this server's view as the election's do.
+ */
+import type { Redis } from 'ioredis';
+import { parseChange } from './changes.js';
+import { HaError, RedisUnavailableError } from './errors.js';
+import { jobManager, type ClusterKeys } from './ids.js';
+import { redisCall } from './redisCall.js';
+import type { Scripts } from './scripts.js';
+import { requireFence, type Fence } from './storeWriter.js';
+import type { BlobStore } from './blobs.js';
+import type { ViewRegistry } from './views.js';
+
+export const JOB_PARTS = ['leader', 'executionPlan', 'checkpoints', 'checkpointIdCounter', 'blobs'] as const;
+export type JobPart = (typeof JOB_PARTS)[number];
+
+export interface JobCleanupReport {
+  jobId: string;
+  /** `deleted`, `absent`, or `failed: <why>` for each part. */
+  parts: Record<JobPart, string>;
+  failed: boolean;
+}
+
+export interface ClusterCleanupReport {
+  clusterId: string;
+  deleted: {
+    leaders: number;
+    jobResults: number;
+    executionPlans: number;
+    checkpoints: number;
+    checkpointIdCounters: number;
+    blobs: number;
+    keys: number;
+  };
+}
+
+/** Kinds of store keys, by the segment after the cluster's prefix, for the report. */
+const COUNTED: Record<string, keyof ClusterCleanupReport['deleted']> = {
+  jobresult: 'jobResults',
+  plan: 'executionPlans',
+  checkpoints: 'checkpoints',
+  cpid: 'checkpointIdCounters',
+};
+/** Leadership keys: ended last, by one script that tells watchers. */
+const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader']);
+const RETRY = -9;
+const ATTEMPTS = 10;
+
+export class Cleanup {
+  constructor(
+    private readonly redis: Redis,
+    private readonly scripts: Scripts,
+    private readonly views: ViewRegistry,
+    private readonly blobs: BlobStore,
+    private readonly logSize: number,
+  ) {}
+
+  /** Deletes all of a job's data but its job result, at once; fenced by the dispatcher.
+   * A Redis outage fails every part (nothing is half done: it is one script). */
+  async job(clusterId: string, jobId: string, fence: Fence): Promise<JobCleanupReport> {
+    const token = requireFence(fence);
+    const keys = this.views.keys(clusterId);
+    const component = jobManager(jobId);
+    try {
+      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+        const uploads = [...(await this.blobs.uploads(keys, jobId)).values()];
+        const view = this.views.peek(clusterId);
+        const r = await redisCall(() =>
+          this.scripts.run(
+            'cleanup_job',
+            [
+              keys.index,
+              keys.log,
+              keys.lease(component),
+              keys.leader(component),
+              keys.components,
+              keys.lease('dispatcher'),
+              keys.leader('dispatcher'),
+              keys.plan(jobId),
+              keys.planRequirements(jobId),
+              keys.plans,
+              keys.checkpoints(jobId),
+              keys.checkpointIdCounter(jobId),
+              keys.blobs(jobId),
+              ...uploads.map((u) => keys.blobData(u)),
+            ],
+            [keys.channel, view?.index ?? 0, this.logSize, component, token, jobId, ...uploads],
+          ),
+        );
+        if (r[0] === RETRY) continue;
+        if (r[0] === -1) throw new HaError('FencingTokenStale', 'X-Fencing-Token is not the token of a live lease of dispatcher');
+        view?.ingest((r.slice(6) as string[]).map(parseChange));
+        const parts = {} as Record<JobPart, string>;
+        JOB_PARTS.forEach((p, i) => (parts[p] = r[1 + i] === 1 ? 'deleted' : 'absent'));
+        return { jobId, parts, failed: false };
+      }
+      throw new RedisUnavailableError(new Error('the job kept changing during cleanup'));
+    } catch (err) {
+      if (!(err instanceof RedisUnavailableError)) throw err;
+      const parts = {} as Record<JobPart, string>;
+      for (const p of JOB_PARTS) parts[p] = `failed: ${err.message}`;
+      return { jobId, parts, failed: true };
+    }
+  }
+
+  /** cleanupAllData: deletes every key of the cluster (and no other's). The stores' keys
+   * go first; then one script ends every lease, telling watchers, and deletes the rest. */
+  async cluster(clusterId: string): Promise<ClusterCleanupReport> {
+    const keys = this.views.keys(clusterId);
+    const deleted = { leaders: 0, jobResults: 0, executionPlans: 0, checkpoints: 0, checkpointIdCounters: 0, blobs: 0, keys: 0 };
+    let cursor = '0';
+    do {
+      const [next, found] = await redisCall(() => this.redis.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000));
+      cursor = next;
+      const stores = found.filter((k) => !LEADERSHIP.has(kindOf(keys, k)));
+      if (stores.length === 0) continue;
+      const blobHashes = stores.filter((k) => kindOf(keys, k) === 'blobs');
+      if (blobHashes.length > 0) {
+        const counts = await redisCall(() => Promise.all(blobHashes.map((k) => this.redis.hlen(k))));
+        deleted.blobs += counts.reduce((a, b) => a + b, 0);
+      }
+      for (const k of stores) {
+        const counted = COUNTED[kindOf(keys, k)];
+        if (counted) deleted[counted]++;
+      }
+      deleted.keys += await redisCall(() => this.redis.unlink(...stores));
+    } while (cursor !== '0');
+
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const components = await redisCall(() => this.redis.smembers(keys.components));
+      const view = this.views.peek(clusterId);
+      const r = await redisCall(() =>
+        this.scripts.run(
+          'cleanup_cluster',
+          [keys.index, keys.log, keys.components, ...components.flatMap((c) => [keys.lease(c), keys.leader(c)])],
+          [keys.channel, view?.index ?? 0, this.logSize, ...components],
+        ),
+      );
+      if (r[0] === RETRY) continue;
+      view?.ingest((r.slice(3) as string[]).map(parseChange));
+      deleted.leaders = r[1] as number;
+      deleted.keys += r[2] as number;
+      return { clusterId, deleted };
+    }
+    throw new RedisUnavailableError(new Error('the components kept changing during cleanup'));
+  }
+}
+
+/** `jobresult` for `lh:{c}:jobresult:<id>`, `index` for `lh:{c}:index`. */
+function kindOf(keys: ClusterKeys, key: string): string {
+  const rest = key.slice(keys.prefix.length);
+  const colon = rest.indexOf(':');
+  return colon === -1 ? rest : rest.slice(0, colon);
+}

@@ -1,0 +1,12 @@
+-- Fencing (pasted in by the loader).
+
+-- Whether `token` is the fencing token of a live lease: the lease key holds the session
+-- of the leader hash, the hash says live, and its token is `token`. 'override' (an
+-- admin's deliberate unfenced write) passes.
+local function fence_holds(lease_key, leader_key, token)
+  if token == 'override' then return true end
+  local sid = redis.call('GET', lease_key)
+  if not sid then return false end
+  local h = redis.call('HMGET', leader_key, 'sid', 'tok', 'live')
+  return h[1] == sid and h[3] == '1' and h[2] == token
+end

@@ -1,0 +1,67 @@
+/** Flink's ExecutionPlanStore over HTTP: plans as application/octet-stream, resource
+ * requirements as JSON. */
+import type { HaServices } from '../../ha/index.js';
+import { badRequest } from '../errors.js';
+import { ClusterParams } from '../schemas.js';
+import { JobIdsResponse, JobParams, PlanResponse, RequirementsBody, RequirementsResponse } from '../storeSchemas.js';
+import type { App } from '../types.js';
+import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
+
+export function executionPlanRoutes(app: App, ha: HaServices, limits: { planBytes: number; jsonBytes: number }): void {
+  const base = '/v1/clusters/:clusterId/execution-plans';
+
+  // Plans are bytes: in this scope only application/octet-stream is taken (else 415).
+  app.register(async (scope: App) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: limits.planBytes }, (_req, body, done) =>
+      done(null, body),
+    );
+    scope.put(
+      `${base}/:jobId`,
+      { schema: { params: JobParams, headers: WriteHeaders, response: { 200: PlanResponse } } },
+      async (req, reply) => {
+        const plan = req.body as Buffer | undefined;
+        if (!plan || plan.length === 0) throw badRequest('the body must hold the execution plan (application/octet-stream)');
+        const { fence, idem } = writeOf(req.headers);
+        const jobId = req.params.jobId.toLowerCase();
+        const r = await ha.executionPlans.put(ha.keys(req.params.clusterId), jobId, plan, fence, idem);
+        markReplayed(reply, r.replayed);
+        return { jobId, size: plan.length };
+      },
+    );
+  });
+
+  app.get(`${base}/:jobId`, { schema: { params: JobParams } }, async (req, reply) => {
+    const plan = await ha.executionPlans.get(ha.keys(req.params.clusterId), req.params.jobId.toLowerCase());
+    return reply.type('application/octet-stream').send(plan);
+  });
+
+  app.get(base, { schema: { params: ClusterParams, response: { 200: JobIdsResponse } } }, async (req) => ({
+    jobIds: await ha.executionPlans.jobIds(ha.keys(req.params.clusterId)),
+  }));
+
+  app.put(
+    `${base}/:jobId/resource-requirements`,
+    {
+      bodyLimit: limits.jsonBytes,
+      schema: { params: JobParams, headers: WriteHeaders, body: RequirementsBody, response: { 200: RequirementsResponse } },
+    },
+    async (req, reply) => {
+      const { fence, idem } = writeOf(req.headers);
+      const jobId = req.params.jobId.toLowerCase();
+      const r = await ha.executionPlans.putRequirements(ha.keys(req.params.clusterId), jobId, req.body, fence, idem);
+      markReplayed(reply, r.replayed);
+      return { jobId, resourceRequirements: req.body };
+    },
+  );
+
+  app.get(
+    `${base}/:jobId/resource-requirements`,
+    { schema: { params: JobParams, response: { 200: RequirementsResponse } } },
+    async (req) => {
+      const jobId = req.params.jobId.toLowerCase();
+      const resourceRequirements = (await ha.executionPlans.getRequirements(ha.keys(req.params.clusterId), jobId)) as Record<string, unknown>;
+      return { jobId, resourceRequirements };
+    },
+  );
+}

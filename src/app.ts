@@ -40,6 +40,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     schemaErrorFormatter: formatValidationError,
     requestIdHeader: 'x-request-id',
     bodyLimit: 64 * 1024,
+    // Blob keys may have 200 characters; a longer parameter is a 400 from its schema.
+    routerOptions: { maxParamLength: 1024 },
+    // Errors of the router itself (a malformed URL, an overlong parameter) answer as ours do.
+    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -24,6 +24,7 @@ interface CallOpts {
   raw?: Uint8Array;
   headers?: Record<string, string>;
 }
+type Leader = { contenderId: string; sessionId: string; fencingToken: number };
 interface Reply {
   status: number;
   body: any;
@@ -61,16 +62,16 @@ class Cluster {
     const r = await post(this.base, `/v1/clusters/${this.id}/leaders/${component}/campaign`, { contenderId });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.granted, true, JSON.stringify(r.body));
-    return r.body.leader as { contenderId: string; sessionId: string; fencingToken: number };
+    return r.body.leader as Leader;
   }
 
   async token(component: string): Promise<string> {
     return String((await this.lead(component)).fencingToken);
   }
 
-  /** A token that was live and no longer is (its leader resigned), and the token of the next leader. */
-  async staleAndLive(component: string): Promise<{ stale: string; live: string }> {
-    const old = await this.lead(component);
+  /** A token that was live and no longer is (its leader, `old` or a new one, resigned), and the token of the next leader. */
+  async staleAndLive(component: string, old?: Leader): Promise<{ stale: string; live: string }> {
+    old ??= await this.lead(component);
     const r = await post(this.base, `/v1/clusters/${this.id}/leaders/${component}/resign`, {
       contenderId: old.contenderId,
       sessionId: old.sessionId,
@@ -283,14 +284,15 @@ const subsumed = (...ids: number[]) => ids.map((id) => ({ checkpointId: id, exte
 async function jobSetup(base = shared.url, clusterId?: string) {
   const k = new Cluster(base, clusterId);
   const jobId = randomJobId();
-  const token = await k.token(`jobmanager/${jobId}`);
+  const leader = await k.lead(`jobmanager/${jobId}`);
+  const token = String(leader.fencingToken);
   const path = `/jobs/${jobId}`;
   const add = (body: unknown, headers?: Record<string, string>) => k.call('POST', `${path}/checkpoints`, { token, body, headers });
   const ids = async () => (expect(await k.call('GET', `${path}/checkpoints`), 200).checkpoints as any[]).map((c) => c.checkpointId);
   const increment = (headers?: Record<string, string>, tok = token) =>
     k.call('POST', `${path}/checkpoint-id-counter/increment`, { token: tok, headers });
   const counter = async () => expect(await k.call('GET', `${path}/checkpoint-id-counter`), 200).value as number;
-  return { k, jobId, token, path, add, ids, increment, counter };
+  return { k, jobId, leader, token, path, add, ids, increment, counter };
 }
 
 describe('completed checkpoints', () => {
@@ -491,7 +493,7 @@ describe('idempotency', () => {
     assert.ok(!replayed(fresh));
 
     const job = await jobSetup();
-    const jm = await job.k.staleAndLive(`jobmanager/${job.jobId}`);
+    const jm = await job.k.staleAndLive(`jobmanager/${job.jobId}`, job.leader);
     const hk = key();
     expect(await job.increment(hk, jm.stale), 409, 'FencingTokenStale');
     const ok = await job.increment(hk, jm.live);

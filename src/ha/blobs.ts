@@ -72,7 +72,7 @@ export class BlobStore {
     try {
       for await (const data of body) {
         size += data.length;
-        if (size > opts.maxBytes) throw new HaError('BlobTooLarge', `a blob may have at most ${opts.maxBytes} bytes`);
+        if (size > opts.maxBytes) throw new HaError('PayloadTooLarge', `a blob may have at most ${opts.maxBytes} bytes`);
         hash.update(data);
         for (let off = 0; off < data.length; ) {
           const n = data.copy(chunk, fill, off);

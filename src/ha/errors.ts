@@ -13,7 +13,7 @@ export type HaErrorCode =
   | 'CheckpointIdNotIncreasing'
   | 'CheckpointNotFound'
   | 'BlobNotFound'
-  | 'BlobTooLarge'
+  | 'PayloadTooLarge'
   | 'ContentSha256Mismatch';
 
 export class HaError extends Error {

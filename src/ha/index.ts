@@ -71,7 +71,7 @@ export class HaServices {
     this.jobResults = new JobResultStore(redis, writer);
     this.executionPlans = new ExecutionPlanStore(redis, writer);
     this.checkpoints = new CheckpointStore(redis, writer);
-    this.blobs = new BlobStore(redis, writer);
+    this.blobs = new BlobStore(this.link.bulk, writer);
     this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize);
   }
 

@@ -1,8 +1,9 @@
 /**
- * The two Redis connections of a server (commands, and pub/sub apart from them) and what
- * it knows of Redis's health: whether both are usable, and whether Redis lost its data.
+ * The Redis connections of a server (commands, pub/sub apart from them, and blob chunks)
+ * and what it knows of Redis's health: whether commands and pub/sub are usable, and
+ * whether Redis lost its data.
  *
- * The command connection has no offline queue and a short command timeout, so that an
+ * No connection has an offline queue, and commands have a short timeout, so that an
  * outage is an immediate error rather than a hidden wait. Every second it reads a marker
  * key that the servers write once: a marker that vanished or changed means Redis lost its
  * data (a restart without persistence, a failover to a replica that lagged, a flush).
@@ -38,6 +39,9 @@ const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
 export class RedisLink extends EventEmitter<LinkEvents> {
   readonly cmd: Redis;
   readonly sub: Redis;
+  /** Blob chunks go over a connection of their own, so that no lease renewal waits behind
+   * a megabyte of someone's upload. */
+  readonly bulk: Redis;
   private healthy = false;
   private marker: string | null = null;
   private readonly dataLoss: DataLossReport = { count: 0, lastDetectedAt: null };
@@ -65,6 +69,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
         : new Redis({ ...opts.redis, ...base, ...extra, connectionName: name });
     this.cmd = make('leasehold', { commandTimeout: opts.commandTimeoutMs });
     this.sub = make('leasehold-sub', {});
+    this.bulk = make('leasehold-bulk', { commandTimeout: opts.commandTimeoutMs });
+    this.bulk.on('error', (err) => this.log.debug({ err }, 'redis bulk connection error'));
     for (const conn of [this.cmd, this.sub]) {
       conn.on('error', (err) => this.log.debug({ err }, 'redis connection error'));
       conn.on('close', () => this.markDown('connection closed'));
@@ -132,9 +138,9 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.closed = true;
     this.healthy = false;
     clearInterval(this.timer);
-    await Promise.allSettled([this.cmd.quit(), this.sub.quit()]);
-    this.cmd.disconnect();
-    this.sub.disconnect();
+    const conns = [this.cmd, this.sub, this.bulk];
+    await Promise.allSettled(conns.map((c) => c.quit()));
+    for (const c of conns) c.disconnect();
   }
 }
 

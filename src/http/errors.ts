@@ -17,7 +17,7 @@ const HA_STATUS: Record<HaErrorCode, number> = {
   CheckpointIdNotIncreasing: 409,
   CheckpointNotFound: 404,
   BlobNotFound: 404,
-  BlobTooLarge: 413,
+  PayloadTooLarge: 413,
   ContentSha256Mismatch: 400,
 };
 
@@ -87,6 +87,10 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
     return sendError(reply, HA_STATUS[err.code], err.code, err.message, extra);
   }
   const fe = err as FastifyError;
+  // A client that hung up in the middle of its body: nobody hears the answer, and it is no bug.
+  if (fe.code === 'ECONNRESET' && req.raw.destroyed) {
+    return sendError(reply, 400, 'RequestAborted', 'the request was cut off before its body ended');
+  }
   if (fe.validation) return sendError(reply, 400, 'BadRequest', fe.message);
   const status = fe.statusCode ?? 500;
   if (status >= 400 && status < 500) return sendError(reply, status, STATUS_CODE[status] ?? 'ClientError', fe.message);

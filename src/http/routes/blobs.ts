@@ -32,7 +32,7 @@ export function blobRoutes(app: App, ha: HaServices, maxBytes: number): void {
         // so that it need not be read.
         reply.header('connection', 'close');
         if (Number(req.headers['content-length'] ?? 0) > maxBytes) {
-          throw new HaError('BlobTooLarge', `a blob may have at most ${maxBytes} bytes`);
+          throw new HaError('PayloadTooLarge', `a blob may have at most ${maxBytes} bytes`);
         }
         const jobId = jobOf(req.params.jobId);
         const r = await ha.blobs.put(ha.keys(req.params.clusterId), jobId, req.params.blobKey, body, {

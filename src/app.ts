@@ -17,6 +17,7 @@ import { executionPlanRoutes } from './http/routes/executionPlans.js';
 import { checkpointRoutes } from './http/routes/checkpoints.js';
 import { blobRoutes } from './http/routes/blobs.js';
 import { cleanupRoutes } from './http/routes/cleanup.js';
+import { AdminAuth } from './http/auth.js';
 import type { App } from './http/types.js';
 import { Metrics } from './metrics.js';
 
@@ -73,6 +74,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     reply.header('x-request-id', req.id);
     done();
   });
+  // An unfenced write is an admin's deliberate act (design §5).
+  const admin = new AdminAuth(config.adminTokens);
+  app.addHook('preHandler', async (req) => {
+    if (req.headers['x-fencing-token'] === 'override') admin.require(req, 'X-Fencing-Token: override');
+  });
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());
 
@@ -87,7 +93,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   executionPlanRoutes(app, ha, { planBytes: config.planMaxBytes, jsonBytes: config.storeBodyMaxBytes });
   checkpointRoutes(app, ha, config);
   blobRoutes(app, ha, config.blobMaxBytes);
-  cleanupRoutes(app, ha);
+  cleanupRoutes(app, ha, admin);
   return app;
 }
 

@@ -28,6 +28,7 @@ const schema = {
     CHECKPOINTS_MAX_RETAINED: { type: 'integer', minimum: 1, maximum: MAX_RETAINED, default: 1 },
     CHECKPOINTS_MAX_RETAINED_BY_CLUSTER: { type: 'string', default: '' },
     IDEMPOTENCY_TTL_MS: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000, default: 86_400_000 },
+    ADMIN_TOKENS: { type: 'string', pattern: '^([\\x21-\\x2B\\x2D-\\x7E]{16,})?(,[\\x21-\\x2B\\x2D-\\x7E]{16,})*$', default: '' },
   },
 } as const;
 
@@ -52,6 +53,7 @@ interface Env {
   CHECKPOINTS_MAX_RETAINED: number;
   CHECKPOINTS_MAX_RETAINED_BY_CLUSTER: string;
   IDEMPOTENCY_TTL_MS: number;
+  ADMIN_TOKENS: string;
 }
 
 export interface Config {
@@ -75,6 +77,8 @@ export interface Config {
   /** Completed checkpoints kept per job, unless a request says otherwise. */
   checkpointsMaxRetained: { default: number; byCluster: Map<string, number> };
   idempotencyTtlMs: number;
+  /** Bearer tokens that may write unfenced and delete clusters; none: everyone may. */
+  adminTokens: string[];
 }
 
 export class ConfigError extends Error {}
@@ -115,6 +119,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       byCluster: parseRetained(e.CHECKPOINTS_MAX_RETAINED_BY_CLUSTER),
     },
     idempotencyTtlMs: e.IDEMPOTENCY_TTL_MS,
+    adminTokens: e.ADMIN_TOKENS.split(',').filter(Boolean),
   };
 }
 

@@ -19,7 +19,11 @@ async function main(config: Config): Promise<void> {
     redis: local ? { path: local.socketPath } : undefined,
     logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
   });
-  app.log.warn('no access tokens are configured: the API is open to anyone who can reach it');
+  app.log.warn(
+    config.adminTokens.length === 0
+      ? 'no access tokens are configured: the API is open to anyone who can reach it, as admin'
+      : 'only admin tokens are configured: reads, elections and fenced writes are open to anyone who can reach the API',
+  );
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -87,9 +87,8 @@ export class StoreWriter {
 
   /** Whether a fencing token holds now; throws as a write would when it does not. */
   async check(keys: ClusterKeys, owner: Component, fence: Fence): Promise<void> {
-    const held: unknown = await redisCall(() =>
-      this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner)], [requireFence(fence)]),
-    );
+    const token = requireFence(fence);
+    const held: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner)], [token]));
     if (held !== 1) throw CODE_ERRORS[-1](owner, []);
   }
 }

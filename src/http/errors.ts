@@ -78,6 +78,7 @@ export function sendError(
   extra: Record<string, unknown> = {},
 ): FastifyReply {
   if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_S);
+  if (statusCode === 401) reply.header('www-authenticate', 'Bearer');
   return reply.code(statusCode).type('application/json').send({ error, message, statusCode, ...extra });
 }
 

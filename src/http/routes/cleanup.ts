@@ -5,8 +5,9 @@ import { ClusterCleanupResponse, JobCleanupResponse, JobParams } from '../storeS
 import type { App } from '../types.js';
 import { writeOf, WriteHeaders } from '../writes.js';
 import { sendError } from '../errors.js';
+import type { AdminAuth } from '../auth.js';
 
-export function cleanupRoutes(app: App, ha: HaServices): void {
+export function cleanupRoutes(app: App, ha: HaServices, admin: AdminAuth): void {
   app.delete(
     '/v1/clusters/:clusterId/jobs/:jobId',
     { schema: { params: JobParams, headers: WriteHeaders, response: { 200: JobCleanupResponse } } },
@@ -22,6 +23,9 @@ export function cleanupRoutes(app: App, ha: HaServices): void {
   app.delete(
     '/v1/clusters/:clusterId',
     { schema: { params: ClusterParams, response: { 200: ClusterCleanupResponse } } },
-    async (req) => ha.cleanup.cluster(req.params.clusterId),
+    async (req) => {
+      admin.require(req, 'deleting a cluster');
+      return ha.cleanup.cluster(req.params.clusterId);
+    },
   );
 }

@@ -388,6 +388,36 @@ test('a write without a live dispatcher token stores no blob', async (t) => {
   await blobs.expectRedisKeys([], 'a refused write leaves neither blob nor staged chunks');
 });
 
+test('a retried upload with the same Idempotency-Key answers as the first did, even after the lease moved on; another body is 422', async (t) => {
+  const app = await startApp(t, redis.url);
+  const blobs = await Blobs.open(app.url);
+  const job = randomJobId();
+  const bytes = randomBytes(MiB + 3);
+  const first = await blobs.put(job, 'k', bytes, { 'idempotency-key': 'upload-1' });
+  assert.equal(first.status, 201, String(first.bytes));
+  const stored = await blobs.redisKeys();
+
+  await request(app.url, 'POST', `/v1/clusters/${blobs.cluster}/leaders/dispatcher/resign`, {
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify({ contenderId: 'dispatcher-1', sessionId: await sessionOf(app.url, blobs.cluster) })),
+  });
+  assertError(await blobs.put(job, 'k', bytes), 409, 'FencingTokenStale');
+  const retry = await blobs.put(job, 'k', bytes, { 'idempotency-key': 'upload-1' });
+  assert.equal(retry.status, 201, String(retry.bytes));
+  assert.equal(retry.headers['idempotent-replayed'], 'true');
+  assert.deepEqual(retry.body, first.body);
+  await blobs.expectRedisKeys(stored, 'a replayed upload stores nothing again');
+
+  assertError(await blobs.put(job, 'k', randomBytes(10), { 'idempotency-key': 'upload-1' }), 422, 'IdempotencyKeyReused');
+  await blobs.expectRedisKeys(stored, 'a reused key stores nothing');
+  await blobs.expect(job, 'k', bytes);
+});
+
+async function sessionOf(base: string, cluster: string): Promise<string> {
+  const r = await fetch(`${base}/v1/clusters/${cluster}/leaders/dispatcher`);
+  return (await r.json()).leader.sessionId;
+}
+
 test('an upload over BLOB_MAX_BYTES is 413 PayloadTooLarge and leaves nothing in Redis, with Content-Length and chunked', async (t) => {
   const app = await startApp(t, redis.url, { BLOB_MAX_BYTES: String(MiB) });
   const blobs = await Blobs.open(app.url);

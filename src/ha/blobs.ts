@@ -50,8 +50,9 @@ export class BlobStore {
   /** put: streams `body` into a staged upload, then makes it the blob, replacing any
    * earlier one. Whatever fails, the staged chunks are removed. */
   async put(keys: ClusterKeys, jobId: string, blobKey: string, body: AsyncIterable<Buffer>, opts: PutOptions) {
-    // Refuse a deposed leader before taking its bytes; the commit checks again.
-    await this.writer.check(keys, 'dispatcher', opts.fence);
+    // Refuse a deposed leader before taking its bytes; the commit checks again. A retry with
+    // a remembered Idempotency-Key goes on: its answer stands even after the lease moved on.
+    if (!(await this.writer.remembers(keys, opts.idempotencyKey))) await this.writer.check(keys, 'dispatcher', opts.fence);
     const uploadId = randomUUID();
     const staged = keys.blobData(uploadId);
     const hash = createHash('sha256');

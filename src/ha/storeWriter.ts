@@ -85,6 +85,11 @@ export class StoreWriter {
     }
   }
 
+  /** Whether an answer is remembered under this Idempotency-Key. */
+  async remembers(keys: ClusterKeys, idem: IdempotencyKey): Promise<boolean> {
+    return idem !== undefined && (await redisCall(() => this.scripts.redisClient.exists(keys.idempotency(idem)))) === 1;
+  }
+
   /** Whether a fencing token holds now; throws as a write would when it does not. */
   async check(keys: ClusterKeys, owner: Component, fence: Fence): Promise<void> {
     const token = requireFence(fence);

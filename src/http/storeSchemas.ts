@@ -59,7 +59,7 @@ const CheckpointFields = {
   checkpointId: Millis,
   timestamp: Millis,
   externalPointer: Type.String({ minLength: 1, maxLength: 4096 }),
-  metadata: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$' })),
+  metadata: Type.Optional(Type.String({ pattern: '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$' })),
   properties: Type.Optional(Type.Record(Type.String(), Type.String())),
 };
 export const Checkpoint = Type.Object(CheckpointFields);

@@ -1,5 +1,5 @@
 /**
- * The HA stores over HTTP (design §5, docs/stores-api.md) with Flink's semantics: job results,
+ * The HA stores over HTTP (design §5, openapi.yaml) with Flink's semantics: job results,
  * execution plans, completed checkpoints, the checkpoint id counter, and idempotent retries,
  * every write fenced by a token won by campaigning.
  */
@@ -500,6 +500,19 @@ describe('idempotency', () => {
     assert.deepEqual(expect(ok, 200), { value: 1 });
     assert.ok(!replayed(ok));
     assert.equal(await job.counter(), 2);
+  });
+
+  test('an answer is remembered for IDEMPOTENCY_TTL_MS, then the key is free again', async (t) => {
+    const app = await startApp(t, await sharedRedisUrl(), { IDEMPOTENCY_TTL_MS: '1000' });
+    const { increment, counter } = await jobSetup(app.url);
+    const h = key();
+    assert.deepEqual(expect(await increment(h), 200), { value: 1 });
+    assert.ok(replayed(await increment(h)));
+    await new Promise((r) => setTimeout(r, 1500));
+    const later = await increment(h);
+    assert.deepEqual(expect(later, 200), { value: 2 });
+    assert.ok(!replayed(later));
+    assert.equal(await counter(), 3);
   });
 
   test('keys are per cluster, and a malformed key is 400', async () => {

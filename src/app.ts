@@ -76,8 +76,13 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   });
   // An unfenced write is an admin's deliberate act (design §5).
   const admin = new AdminAuth(config.adminTokens);
-  app.addHook('preHandler', async (req) => {
-    if (req.headers['x-fencing-token'] === 'override') admin.require(req, 'X-Fencing-Token: override');
+  app.addHook('preHandler', (req, _reply, done) => {
+    try {
+      if (req.headers['x-fencing-token'] === 'override') admin.require(req, 'X-Fencing-Token: override');
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
   });
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());
@@ -97,11 +102,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   return app;
 }
 
+const QUIETER_THAN_INFO = new Set(['warn', 'error', 'fatal', 'silent']);
+
 /** One structured log line per request, when it completes. */
 class OneLinePerRequest extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    if (!error && QUIETER_THAN_INFO.has(req.log.level)) return;
     const line = { method: req.method, url: req.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
     if (error) req.log.error({ ...line, err: error }, 'request failed');
     else req.log.info(line, 'request');

@@ -47,6 +47,11 @@ function load(file: string): string {
 
 const SOURCES = new Map<ScriptName, string>(NAMES.map((n) => [n, load(`${n}.lua`)]));
 
+/** A script's source as Redis runs it (the benchmarks run it with redis-benchmark). */
+export function scriptSource(name: ScriptName): string {
+  return SOURCES.get(name)!;
+}
+
 export type ScriptReply = Array<string | number | null>;
 type Runner = (numKeys: number, ...keysAndArgs: Array<string | number | Buffer>) => Promise<ScriptReply>;
 

@@ -1,5 +1,5 @@
 /** Request and response schemas of the HTTP API (JSON Schema, through TypeBox). */
-import { Type } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 import type { Config } from '../config.js';
 import { CLUSTER_ID_PATTERN, CONTENDER_ID_PATTERN, JOB_ID_PATTERN, SINGLETON_COMPONENTS } from '../ha/ids.js';
 
@@ -59,17 +59,25 @@ export function electionBodies(config: Config) {
   };
 }
 
-export const Leader = Type.Union([
+/**
+ * A schema that also allows null, as a type list rather than anyOf: the response
+ * serializer then tells the two apart by a typeof check, where anyOf would run a
+ * validator for every value.
+ */
+export function nullable<T extends TSchema & { type: string }>(schema: T) {
+  return Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] });
+}
+
+export const Leader = nullable(
   Type.Object({
     contenderId: Type.String(),
     sessionId: Type.String(),
     fencingToken: Type.Integer(),
-    address: Type.Union([Type.String(), Type.Null()]),
+    address: nullable(Type.String()),
     acquiredAt: Type.String(),
     leaseRemainingMs: Type.Integer(),
   }),
-  Type.Null(),
-]);
+);
 
 export const ComponentLeader = Type.Object({ component: Type.String(), leader: Leader });
 

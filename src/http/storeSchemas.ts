@@ -1,5 +1,6 @@
 /** Request and response schemas of the stores (design §5) and cleanup (§6). */
 import { Type } from 'typebox';
+import { nullable } from './schemas.js';
 import { MAX_RETAINED } from '../config.js';
 import { APPLICATION_STATUSES, BLOB_KEY_PATTERN, CLUSTER_ID_PATTERN, JOB_ID_PATTERN, JOB_PARTS, JOB_STATUSES } from '../ha/index.js';
 
@@ -33,9 +34,9 @@ export const JobResultBody = Type.Object(
 export const JobResultEntry = Type.Object({
   jobId: Type.String(),
   applicationStatus: Type.String(),
-  state: Type.Union([Type.Literal('dirty'), Type.Literal('clean')]),
+  state: Type.Unsafe<'dirty' | 'clean'>({ type: 'string', enum: ['dirty', 'clean'] }),
   createdAt: Type.String(),
-  cleanedAt: Type.Union([Type.String(), Type.Null()]),
+  cleanedAt: nullable(Type.String()),
   jobName: Type.Optional(Type.String()),
   startTime: Type.Optional(Type.Integer()),
   endTime: Type.Optional(Type.Integer()),

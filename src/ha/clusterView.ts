@@ -95,6 +95,11 @@ export class ClusterView {
     return this.watchers.size === 0 && this.waiters.size === 0;
   }
 
+  /** Whether a replay or resync is under way. */
+  get settling(): boolean {
+    return this.busy !== null;
+  }
+
   /** Settles once no replay or resync is under way. */
   settled(): Promise<void> {
     return this.busy ?? Promise.resolve();

@@ -36,6 +36,14 @@ export class ViewRegistry {
   }
 
   /** A live view of the cluster, opened if needed; RedisUnavailable when Redis is not. */
+  /** The view when it can answer at once (the hot path of reads), else null: then `get`. */
+  ready(clusterId: string): ClusterView | null {
+    const view = this.views.get(clusterId);
+    if (!view || !view.live || view.settling || !this.opts.link.isHealthy) return null;
+    view.lastUsed = Date.now();
+    return view;
+  }
+
   async get(clusterId: string): Promise<ClusterView> {
     if (!this.opts.link.isHealthy) throw new RedisUnavailableError();
     const view = this.views.get(clusterId);

@@ -66,8 +66,8 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
     '/v1/clusters/:clusterId/leaders',
     { schema: { params: ClusterParams, querystring: BlockingQuery, response: { 200: LeadersResponse } } },
     async (req, reply) => {
-      const view = await ha.views.get(req.params.clusterId);
-      await block(view, req.query, null, reply);
+      const view = ha.views.ready(req.params.clusterId) ?? (await ha.views.get(req.params.clusterId));
+      if (req.query.index !== undefined || req.query.wait !== undefined) await block(view, req.query, null, reply);
       if (notModified(req, reply, view.index, req.query.index !== undefined)) return reply;
       return { leaders: componentsJson(view.leaders()), index: view.index };
     },
@@ -79,8 +79,8 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
   ] as const) {
     app.get(base, { schema: { params, querystring: BlockingQuery, response: { 200: LeaderResponse } } }, async (req, reply) => {
       const component = componentOf(req.params);
-      const view = await ha.views.get(req.params.clusterId);
-      await block(view, req.query, component, reply);
+      const view = ha.views.ready(req.params.clusterId) ?? (await ha.views.get(req.params.clusterId));
+      if (req.query.index !== undefined || req.query.wait !== undefined) await block(view, req.query, component, reply);
       if (notModified(req, reply, view.index, req.query.index !== undefined)) return reply;
       return { component, leader: stateJson(view.leader(component)), index: view.index };
     });

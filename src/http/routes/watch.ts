@@ -14,12 +14,21 @@ import type { App } from '../types.js';
 /** Unsent bytes after which a watcher counts as too slow. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
+/** The heartbeat pings one slice of the sockets at a time, so that thousands of pings
+ * (and their pongs) never hold up a change for long. */
+const SLICES = 16;
+
 export class WatcherSockets {
   private readonly alive = new Map<WebSocket, boolean>();
+  private readonly slices = Array.from({ length: SLICES }, () => new Set<WebSocket>());
+  private added = 0;
+  private tick = 0;
   private readonly heartbeat: NodeJS.Timeout;
 
+  /** Every socket is pinged once per `heartbeatMs`, and dropped if it did not answer the
+   * ping before. */
   constructor(heartbeatMs: number) {
-    this.heartbeat = setInterval(() => this.beat(), heartbeatMs);
+    this.heartbeat = setInterval(() => this.beat(), heartbeatMs / SLICES);
     this.heartbeat.unref();
   }
 
@@ -28,14 +37,19 @@ export class WatcherSockets {
   }
 
   add(socket: WebSocket): void {
+    const slice = this.slices[this.added++ % SLICES];
     this.alive.set(socket, true);
+    slice.add(socket);
     socket.on('pong', () => this.alive.set(socket, true));
-    socket.on('close', () => this.alive.delete(socket));
+    socket.on('close', () => {
+      this.alive.delete(socket);
+      slice.delete(socket);
+    });
   }
 
   private beat(): void {
-    for (const [socket, alive] of this.alive) {
-      if (!alive) {
+    for (const socket of this.slices[this.tick++ % SLICES]) {
+      if (!this.alive.get(socket)) {
         socket.terminate();
         continue;
       }

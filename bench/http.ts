@@ -1,0 +1,174 @@
+/**
+ * HTTP throughput: leader GET and renew against the bare Fastify baseline (design §8),
+ * GET of all leaders with 100 job managers, and a campaign storm; with redis-benchmark
+ * figures for the same Redis operations beside them.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { scriptSource } from '../src/ha/scripts.js';
+import { ClusterKeys } from '../src/ha/ids.js';
+import { post } from '../test/support/app.js';
+import type { BenchEnv } from './env.js';
+import type { LoadResult, LoadSpec } from './loadWorker.js';
+import { rate, summarize, type Row } from './stats.js';
+
+const CONNECTIONS = 50;
+const jobManager = () => `jobmanager/${randomBytes(16).toString('hex')}`;
+
+export async function httpBenches(env: BenchEnv): Promise<Row[]> {
+  const durationS = env.quick ? 2 : 8;
+  const rounds = env.quick ? 1 : 2;
+  const server = await env.server();
+  const rows: Row[] = [];
+
+  /** The best of `rounds` runs of each spec, interleaved so that drift hits both alike. */
+  async function best(specs: LoadSpec[]): Promise<LoadResult[]> {
+    for (const s of specs) await env.load({ ...s, durationS: 1 }); // warm-up
+    const bests: LoadResult[] = [];
+    for (let r = 0; r < rounds; r++) {
+      for (const [i, s] of specs.entries()) {
+        const res = await env.load({ ...s, connections: CONNECTIONS, durationS });
+        if (res.errors > 0 || res.non2xx > 0) throw new Error(`${s.url}: ${res.errors} errors, ${res.non2xx} non-2xx`);
+        if (!bests[i] || res.rps > bests[i].rps) bests[i] = res;
+      }
+    }
+    return bests;
+  }
+
+  // Leader GET beside a bare route answering as many bytes.
+  const c = `bench-${randomBytes(3).toString('hex')}`;
+  await post(server.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, {
+    contenderId: 'dispatcher-1',
+    ttlMs: 300_000,
+    address: 'akka.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1',
+  });
+  const leaderUrl = `${server.url}/v1/clusters/${c}/leaders/dispatcher`;
+  const bare = await env.bare(Buffer.byteLength(await (await fetch(leaderUrl)).text()));
+  const [bareGet, leaderGet, renewLoad] = await best([
+    { url: bare.url, connections: CONNECTIONS, durationS },
+    { url: leaderUrl, connections: CONNECTIONS, durationS },
+    await renewSpec(server.url, env.quick ? 200 : 1000),
+  ]);
+  bare.stop();
+  rows.push(
+    { name: 'bare Fastify route (baseline)', figure: rate(bareGet.rps), p50Ms: bareGet.p50Ms, p99Ms: bareGet.p99Ms },
+    throughputRow('leader GET', leaderGet, bareGet, 0.8),
+    throughputRow(`renew, ${env.quick ? 200 : '1,000'} distinct leases`, renewLoad, bareGet, 0.5),
+  );
+
+  // All leaders of a cluster with 100 job managers, beside a bare route of that size.
+  const all = `bench-all-${randomBytes(3).toString('hex')}`;
+  await Promise.all(
+    Array.from({ length: 100 }, (_, i) =>
+      post(server.url, `/v1/clusters/${all}/leaders/${jobManager()}/campaign`, { contenderId: `jm-${i}`, ttlMs: 300_000 }),
+    ),
+  );
+  const allUrl = `${server.url}/v1/clusters/${all}/leaders`;
+  const bareAll = await env.bare(Buffer.byteLength(await (await fetch(allUrl)).text()));
+  const [bareAllGet, allGet] = await best([
+    { url: bareAll.url, connections: CONNECTIONS, durationS },
+    { url: allUrl, connections: CONNECTIONS, durationS },
+  ]);
+  bareAll.stop();
+  rows.push(throughputRow('GET all leaders, 100 job managers', allGet, bareAllGet));
+
+  rows.push(await campaignStorm(server.url, env.quick ? 5 : 20));
+  rows.push(...(await redisBaselines(env, c)));
+  await env.stopServer(server);
+  return rows;
+}
+
+function throughputRow(name: string, r: LoadResult, base: LoadResult, budget?: number): Row {
+  const ratio = r.rps / base.rps;
+  return {
+    name,
+    figure: rate(r.rps),
+    baseline: `${rate(base.rps)} bare`,
+    ratio,
+    p50Ms: r.p50Ms,
+    p99Ms: r.p99Ms,
+    ...(budget === undefined ? {} : { budget: `≥ ${budget.toFixed(2)}× bare`, pass: ratio >= budget }),
+  };
+}
+
+/** Renewals cycling through `n` leases of job managers, each held by its contender. */
+async function renewSpec(base: string, n: number): Promise<LoadSpec> {
+  const c = `bench-renew-${randomBytes(3).toString('hex')}`;
+  const requests: Array<{ path: string; body: string }> = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, async (_, k) => {
+        const component = jobManager();
+        const r = await post(base, `/v1/clusters/${c}/leaders/${component}/campaign`, { contenderId: `jm-${i + k}`, ttlMs: 300_000 });
+        const body = JSON.stringify({ contenderId: `jm-${i + k}`, sessionId: r.body.leader.sessionId, ttlMs: 300_000 });
+        return { path: `/v1/clusters/${c}/leaders/${component}/renew`, body };
+      }),
+    );
+    requests.push(...batch);
+  }
+  return { url: base, connections: CONNECTIONS, durationS: 1, method: 'POST', requests };
+}
+
+/** 100 contenders campaign at once for a fresh component, `rounds` times: exactly one
+ * may win each round, and all must name the same leader. */
+async function campaignStorm(base: string, rounds: number): Promise<Row> {
+  const c = `bench-storm-${randomBytes(3).toString('hex')}`;
+  const latencies: number[] = [];
+  let fair = true;
+  for (let r = 0; r < rounds; r++) {
+    const component = jobManager();
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const t0 = performance.now();
+        const res = await post(base, `/v1/clusters/${c}/leaders/${component}/campaign`, { contenderId: `c-${i}` });
+        latencies.push(performance.now() - t0);
+        return res.body;
+      }),
+    );
+    const winners = answers.filter((a) => a.granted).length;
+    const sessions = new Set(answers.map((a) => a.leader?.sessionId));
+    fair &&= winners === 1 && sessions.size === 1;
+  }
+  const s = summarize(latencies);
+  return {
+    name: 'campaign storm, 100 contenders',
+    figure: `${rounds} rounds, ${fair ? 'one winner each' : 'NOT one winner each'}`,
+    p50Ms: s.p50,
+    p99Ms: s.p99,
+    budget: 'exactly one winner',
+    pass: fair,
+  };
+}
+
+/** redis-benchmark on the same Redis for the operations behind campaign and renew. */
+async function redisBaselines(env: BenchEnv, clusterId: string): Promise<Row[]> {
+  const redis = new Redis(env.redis.url);
+  try {
+    const k = new ClusterKeys(clusterId);
+    const h = await redis.hgetall(k.leader('dispatcher'));
+    const sha = (await redis.script('LOAD', scriptSource('renew'))) as string;
+    const n = env.quick ? 20_000 : 100_000;
+    const renew = await redisBenchmark(env.redis.port, n, [
+      'EVALSHA', sha, '4', k.index, k.log, k.lease('dispatcher'), k.leader('dispatcher'),
+      k.channel, '0', '1000', 'dispatcher', h.cid, h.sid, '300000',
+    ]);
+    const setNx = await redisBenchmark(env.redis.port, n, ['SET', `lh:{${clusterId}}:bench:__rand_int__`, 'x', 'NX', 'PX', '10000']);
+    return [
+      { name: 'Redis: renew script, EVALSHA (redis-benchmark)', figure: rate(renew) },
+      { name: 'Redis: SET NX PX (redis-benchmark)', figure: rate(setNx) },
+    ];
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function redisBenchmark(port: number, n: number, command: string[]): Promise<number> {
+  const { stdout } = await promisify(execFile)('redis-benchmark', [
+    '-h', '127.0.0.1', '-p', String(port), '-c', String(CONNECTIONS), '-n', String(n), '-r', '1000000', '--csv', ...command,
+  ]);
+  // "test","rps",…  then  "<command>","12345.67",…
+  const line = stdout.trim().split('\n').at(-1)!;
+  return Number(line.split('","')[1]);
+}

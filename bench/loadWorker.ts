@@ -1,0 +1,53 @@
+/**
+ * The load generator, run as a process of its own so that it does not share the event
+ * loop of what it measures: autocannon against one URL, with a list of requests to cycle
+ * through (paths and bodies), for a bounded time. Prints its result as one JSON line.
+ */
+import autocannon from 'autocannon';
+
+export interface LoadSpec {
+  url: string;
+  connections: number;
+  durationS: number;
+  method?: 'GET' | 'POST';
+  /** Requests cycled through, each a path and an optional JSON body; default: GET of url. */
+  requests?: Array<{ path: string; body?: string }>;
+}
+
+export interface LoadResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+}
+
+const spec = JSON.parse(process.argv[2]) as LoadSpec;
+let next = 0;
+const list = spec.requests;
+
+const result = await autocannon({
+  url: spec.url,
+  connections: spec.connections,
+  duration: spec.durationS,
+  method: spec.method ?? 'GET',
+  headers: { 'content-type': 'application/json' },
+  requests: list && [
+    {
+      setupRequest: (req) => {
+        const r = list[next++ % list.length];
+        return { ...req, path: r.path, body: r.body };
+      },
+    },
+  ],
+});
+const out: LoadResult = {
+  rps: result.requests.average,
+  p50Ms: result.latency.p50,
+  p99Ms: result.latency.p99,
+  total: result.requests.total,
+  non2xx: result.non2xx,
+  errors: result.errors + result.timeouts,
+};
+process.stdout.write(JSON.stringify(out) + '\n');

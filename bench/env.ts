@@ -50,7 +50,9 @@ export class BenchEnv {
   /** Runs autocannon in a process of its own and answers what it measured. */
   async load(spec: LoadSpec): Promise<LoadResult> {
     let out = '';
-    const child = this.spawnNode('bench/loadWorker.ts', [JSON.stringify(spec)], {});
+    // The spec goes by stdin: a thousand renew bodies exceed what an argument may hold.
+    const child = this.spawnNode('bench/loadWorker.ts', [], {}, 'pipe');
+    child.stdin!.end(JSON.stringify(spec));
     child.stdout!.on('data', (d) => (out += d));
     const code = await new Promise<number | null>((r) => child.once('exit', r));
     this.children.delete(child);
@@ -83,11 +85,11 @@ export class BenchEnv {
     await this.redis.stop();
   }
 
-  private spawnNode(script: string, args: string[], env: Record<string, string>): ChildProcess {
+  private spawnNode(script: string, args: string[], env: Record<string, string>, stdin: 'ignore' | 'pipe' = 'ignore'): ChildProcess {
     const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
       cwd: ROOT,
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: [stdin, 'pipe', 'inherit'],
     });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));

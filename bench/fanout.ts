@@ -6,8 +6,8 @@
  * bench alternately grants and resigns the resource manager's lease over HTTP, stamping the
  * time just before it sends the request, and takes for each change the time until the last
  * subscriber of all received it. Design §8: 5,000 websocket subscribers all receive a change
- * within 150 ms. Changes are measured as they come, including one that meets the server's
- * websocket heartbeat (which pings every socket at once, every WS_HEARTBEAT_MS).
+ * within 150 ms. Changes are measured as they come, including those that meet the server's
+ * websocket heartbeat (which pings a sixteenth of the sockets at a time).
  *
  * Memory: a fresh server process; its RSS (`process_resident_memory_bytes` of /metrics)
  * before, and after 10,000 job-manager leases and 5,000 idle websocket subscribers.

@@ -1,7 +1,8 @@
 /**
  * The load generator, run as a process of its own so that it does not share the event
  * loop of what it measures: autocannon against one URL, with a list of requests to cycle
- * through (paths and bodies), for a bounded time. Prints its result as one JSON line.
+ * through (paths and bodies), for a bounded time. Reads its LoadSpec as JSON on stdin and
+ * prints its result as one JSON line.
  */
 import autocannon from 'autocannon';
 
@@ -23,7 +24,9 @@ export interface LoadResult {
   errors: number;
 }
 
-const spec = JSON.parse(process.argv[2]) as LoadSpec;
+let input = '';
+for await (const chunk of process.stdin) input += chunk;
+const spec = JSON.parse(input) as LoadSpec;
 let next = 0;
 const list = spec.requests;
 

@@ -79,10 +79,7 @@ export const Leader = nullable(
   }),
 );
 
-export const ComponentLeader = Type.Object({ component: Type.String(), leader: Leader });
 
-export const LeaderResponse = Type.Object({ component: Type.String(), leader: Leader, index: Type.Integer() });
-export const LeadersResponse = Type.Object({ leaders: Type.Array(ComponentLeader), index: Type.Integer() });
 export const CampaignResponse = Type.Object({ granted: Type.Boolean(), leader: Leader });
 export const LeaseResponse = Type.Object({ leader: Leader });
 export const ResignResponse = Type.Object({ released: Type.Boolean() });

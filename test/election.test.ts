@@ -91,6 +91,29 @@ describe('campaign', () => {
 });
 
 describe('renew, confirm, resign', () => {
+  test('renewals that arrive together each get their own answer, and each extends only its own lease', async () => {
+    const c = uniqueCluster();
+    const jobs = Array.from({ length: 30 }, () => `jobmanager/${randomJobId()}`);
+    const leaders = await Promise.all(jobs.map((j, i) => campaign(c, { contenderId: `jm${i}`, ttlMs: 5000 }, j)));
+    // Every third renewal names a wrong session: only those are refused.
+    const answers = await Promise.all(
+      jobs.map((j, i) =>
+        post(srv.url, `${leaderPath(c, j)}/renew`, {
+          contenderId: `jm${i}`,
+          sessionId: i % 3 === 0 ? '00000000-0000-4000-8000-000000000000' : leaders[i].body.leader.sessionId,
+          ttlMs: 60_000 + i,
+        }),
+      ),
+    );
+    answers.forEach((a, i) => {
+      assert.equal(a.status, i % 3 === 0 ? 409 : 200, `renewal ${i}`);
+      assert.equal(a.body.leader.sessionId, leaders[i].body.leader.sessionId);
+      if (i % 3 !== 0) assert.ok(a.body.leader.leaseRemainingMs > 59_000, `renewal ${i} extended its lease`);
+    });
+    const refused = await get(srv.url, leaderPath(c, jobs[0]));
+    assert.ok(refused.body.leader.leaseRemainingMs <= 5000, 'a refused renewal extends nothing');
+  });
+
   test('only the holder renews; anyone else gets 409 NotLeader with the current leader', async () => {
     const c = uniqueCluster();
     const a = (await campaign(c, { contenderId: 'a', ttlMs: 3000 })).body.leader;

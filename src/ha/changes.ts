@@ -58,7 +58,7 @@ function toLeader(raw: RawLeader | null): Leader | null {
   };
 }
 
-/** A lease's new TTL after a renewal: published without an index. */
+/** A lease's new TTL after a renewal: published without an index, several in one message. */
 export interface LeaseNotice {
   component: Component;
   sessionId: string;
@@ -66,9 +66,10 @@ export interface LeaseNotice {
 }
 
 /** What a cluster's pub/sub channel carries: changes, and lease notices. */
-export function parseMessage(json: string): Change | LeaseNotice {
-  const raw = JSON.parse(json) as RawChange | { ttl: number; c: string; s: string };
-  return 'ttl' in raw ? { component: raw.c, sessionId: raw.s, ttlMs: raw.ttl } : toChange(raw);
+export function parseMessage(json: string): Change | LeaseNotice[] {
+  const raw = JSON.parse(json) as RawChange | { ttls: Array<[Component, string, number]> };
+  if (!('ttls' in raw)) return toChange(raw);
+  return raw.ttls.map(([component, sessionId, ttlMs]) => ({ component, sessionId, ttlMs }));
 }
 
 export function parseChange(json: string): Change {

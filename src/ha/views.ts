@@ -102,8 +102,8 @@ export class ViewRegistry {
     if (!view) return;
     try {
       const m = parseMessage(message);
-      if ('index' in m) view.ingest([m]);
-      else view.extend(m.component, m.sessionId, m.ttlMs);
+      if (!Array.isArray(m)) view.ingest([m]);
+      else for (const n of m) view.extend(n.component, n.sessionId, n.ttlMs);
     } catch (err) {
       this.opts.logger.error({ err, channel }, 'unreadable change message');
     }

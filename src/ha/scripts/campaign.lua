@@ -19,7 +19,9 @@ local changes = {}
 
 if holder then
   if holder == h[2] and h[1] == ARGV[5] and h[6] == '1' then
-    set_ttl(ARGV[4], h[2], ARGV[7])
+    local notices = {}
+    set_ttl(KEYS[3], ARGV[4], h[2], ARGV[7], notices)
+    publish_ttls(notices)
     if ARGV[8] ~= '' and ARGV[8] ~= h[4] then
       redis.call('HSET', KEYS[4], 'addr', ARGV[8])
       h[4] = ARGV[8]

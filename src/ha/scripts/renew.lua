@@ -1,24 +1,41 @@
 --[[
-  Extends a lease, only if this contender and session still hold it (compare-and-set).
+  Extends leases of one cluster, each only if its contender and session still hold it
+  (compare-and-set). Renewals that arrive together go in one call.
 
-  KEYS[1] index  KEYS[2] log  KEYS[3] lease  KEYS[4] leader hash
+  KEYS[1] index  KEYS[2] log
+  KEYS[2i+1] lease, KEYS[2i+2] leader hash of the i-th renewal
   ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[4] component  ARGV[5] contenderId  ARGV[6] session id  ARGV[7] ttl in ms
+  ARGV[4i..4i+3] component, contenderId, session id, ttl in ms of the i-th renewal
 
-  Returns {code, leader json or false, lease ms left, change payloads...}
-    1 renewed   0 not the holder (the leader returned is the current one)
+  Returns, for each renewal in turn: code, leader json or false, lease ms left, how many
+  change payloads follow, the payloads
+    code 1 renewed   0 not the holder (the leader returned is the current one)
 ]]
 -- @include "lib/leadership.lua"
 
-local holder = redis.call('GET', KEYS[3])
-local h = read_leader(KEYS[4])
-if holder and holder == ARGV[6] and h[2] == ARGV[6] and h[1] == ARGV[5] then
-  set_ttl(ARGV[4], ARGV[6], ARGV[7])
-  return {1, leader_json(h), tonumber(ARGV[7])}
+local out, notices = {}, {}
+for i = 1, (#KEYS - 2) / 2 do
+  local lease, hkey = KEYS[2 * i + 1], KEYS[2 * i + 2]
+  local component, cid, sid, ttl = ARGV[4 * i], ARGV[4 * i + 1], ARGV[4 * i + 2], ARGV[4 * i + 3]
+  local holder = redis.call('GET', lease)
+  local h = read_leader(hkey)
+  if holder and holder == sid and h[2] == sid and h[1] == cid then
+    set_ttl(lease, component, sid, ttl, notices)
+    out[#out + 1] = 1
+    out[#out + 1] = leader_json(h)
+    out[#out + 1] = tonumber(ttl)
+    out[#out + 1] = 0
+  else
+    local changes = {}
+    if not holder then settle_expired(hkey, h, component, changes) end
+    local pttl = 0
+    if holder then pttl = redis.call('PTTL', lease) end
+    out[#out + 1] = 0
+    out[#out + 1] = holder_json(holder, h)
+    out[#out + 1] = pttl
+    out[#out + 1] = #changes
+    for _, c in ipairs(changes) do out[#out + 1] = c end
+  end
 end
-
-local changes = {}
-if not holder then settle_expired(KEYS[4], h, ARGV[4], changes) end
-local pttl = 0
-if holder then pttl = redis.call('PTTL', KEYS[3]) end
-return {0, holder_json(holder, h), pttl, unpack(changes)}
+publish_ttls(notices)
+return out

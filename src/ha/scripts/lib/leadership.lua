@@ -2,7 +2,6 @@
 --
 -- Every script takes the same first keys and arguments:
 --   KEYS[1] the cluster's change index   KEYS[2] the cluster's change log (a stream)
---   KEYS[3] the component's lease, where a script acts on one
 --   ARGV[1] the cluster's pub/sub channel
 --   ARGV[2] index floor: the highest index the calling server has seen
 --   ARGV[3] how many changes the log keeps
@@ -72,9 +71,14 @@ local function holder_json(holder, h)
 end
 
 -- Sets a live lease's TTL (renew, or a holder's campaign). Every server times the leases
--- it knows and shows their time left, so the new TTL is published to them (without an
--- index: it is not a change of leadership).
-local function set_ttl(component, session, ttl)
-  redis.call('PEXPIRE', KEYS[3], ttl)
-  redis.call('PUBLISH', ARGV[1], '{"ttl":' .. ttl .. ',"c":"' .. component .. '","s":"' .. session .. '"}')
+-- it knows and shows their time left, so the new TTLs are published to them: noted here,
+-- then sent by publish_ttls in one message (without an index: they are not changes of
+-- leadership). Components and session ids need no JSON escaping.
+local function set_ttl(lease_key, component, session, ttl, notices)
+  redis.call('PEXPIRE', lease_key, ttl)
+  notices[#notices + 1] = '["' .. component .. '","' .. session .. '",' .. ttl .. ']'
+end
+
+local function publish_ttls(notices)
+  if #notices > 0 then redis.call('PUBLISH', ARGV[1], '{"ttls":[' .. table.concat(notices, ',') .. ']}') end
 end

@@ -87,13 +87,16 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());
 
-  await app.register(websocket, {
-    options: { maxPayload: 4096 },
-    preClose: async () => sockets.closeAll(),
+  // The websocket plugin's hooks run for every request of its scope: keep them to the watch.
+  await app.register(async (scope: App) => {
+    await scope.register(websocket, {
+      options: { maxPayload: 4096 },
+      preClose: async () => sockets.closeAll(),
+    });
+    watchRoutes(scope, ha, sockets);
   });
   opsRoutes(app, ha, metrics);
   leaderRoutes(app, ha, config);
-  watchRoutes(app, ha, sockets);
   jobResultRoutes(app, ha, config.storeBodyMaxBytes);
   executionPlanRoutes(app, ha, { planBytes: config.planMaxBytes, jsonBytes: config.storeBodyMaxBytes });
   checkpointRoutes(app, ha, config);

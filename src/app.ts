@@ -2,7 +2,9 @@
  * The leasehold app as a Fastify instance that never listens by itself (server.ts does),
  * so that tests can `inject()` into it.
  */
-import Fastify, { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify from 'fastify';
+import pino, { type DestinationStream, type Logger } from 'pino';
+import { logRequests, serverWithRequestIds } from './http/requestLogging.js';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { RedisOptions } from 'ioredis';
@@ -25,7 +27,8 @@ export interface AppOptions {
   config: Config;
   /** Overrides config.redisUrl: a URL, or ioredis options (the local server's socket). */
   redis?: string | RedisOptions;
-  logger?: FastifyServerOptions['logger'];
+  /** A logger, false for none, or options of one (default: the configured level). */
+  logger?: Logger | false | { level?: string; stream?: DestinationStream };
   /** Told of every route registered (the OpenAPI test compares them with openapi.yaml). */
   onRoute?: (route: { method: string | string[]; url: string; websocket: boolean }) => void;
 }
@@ -36,18 +39,19 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   if (!redis) throw new Error('buildApp needs a Redis: config.redisUrl or opts.redis');
 
   const app = Fastify({
-    logger: opts.logger ?? { level: config.logLevel, redact: ['req.headers.authorization'] },
-    logController: new OneLinePerRequest(),
+    logger: false,
+    serverFactory: serverWithRequestIds,
     schemaErrorFormatter: formatValidationError,
     requestIdHeader: 'x-request-id',
     bodyLimit: 64 * 1024,
     // Blob keys may have 200 characters; a longer parameter is a 400 from its schema.
     routerOptions: { maxParamLength: 1024 },
     // Errors of the router itself (a malformed URL, an overlong parameter) answer as ours do.
-    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
+    frameworkErrors: (err, req, reply) => errorHandler(log)(err, req, reply),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  const log = loggerOf(opts.logger, config.logLevel);
   const metrics = new Metrics();
   const ha = new HaServices({
     redis,
@@ -56,7 +60,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     changeLogSize: config.changeLogSize,
     viewIdleMs: 5 * 60_000,
     idempotencyTtlMs: config.idempotencyTtlMs,
-    logger: app.log,
+    logger: log,
     onChange: metrics.onChange,
   });
   const sockets = new WatcherSockets(config.wsHeartbeatMs);
@@ -68,12 +72,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }
   // Bodies are JSON; any other type is a 415 rather than a schema error.
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler(errorHandler);
+  app.setErrorHandler(errorHandler(log));
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`));
-  app.addHook('onRequest', (req, reply, done) => {
-    reply.header('x-request-id', req.id);
-    done();
-  });
   // An unfenced write is an admin's deliberate act (design §5).
   const admin = new AdminAuth(config.adminTokens);
   app.addHook('preHandler', (req, _reply, done) => {
@@ -84,6 +84,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       done(err as Error);
     }
   });
+  logRequests(app, log);
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());
 
@@ -93,7 +94,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       options: { maxPayload: 4096 },
       preClose: async () => sockets.closeAll(),
     });
-    watchRoutes(scope, ha, sockets);
+    watchRoutes(scope, ha, sockets, log);
   });
   opsRoutes(app, ha, metrics);
   leaderRoutes(app, ha, config);
@@ -105,16 +106,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   return app;
 }
 
-const QUIETER_THAN_INFO = new Set(['warn', 'error', 'fatal', 'silent']);
-
-/** One structured log line per request, when it completes. */
-class OneLinePerRequest extends LogController {
-  override incomingRequest(): void {}
-
-  override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
-    if (!error && QUIETER_THAN_INFO.has(req.log.level)) return;
-    const line = { method: req.method, url: req.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
-    if (error) req.log.error({ ...line, err: error }, 'request failed');
-    else req.log.info(line, 'request');
-  }
+function loggerOf(given: AppOptions['logger'], level: string): Logger {
+  if (given === false) return pino({ enabled: false });
+  if (given && 'child' in given) return given;
+  return pino({ level: given?.level ?? level }, given?.stream);
 }

@@ -10,16 +10,16 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { LocalRedisError, startLocalRedis, type LocalRedis } from './localRedis.js';
 
 async function main(config: Config): Promise<void> {
-  const log = pino({ level: config.logLevel });
+  const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
   let local: LocalRedis | undefined;
   if (!config.redisUrl) local = await startLocalRedis(config.dataDir, log);
 
   const app = await buildApp({
     config,
     redis: local ? { path: local.socketPath } : undefined,
-    logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+    logger: log,
   });
-  app.log.warn(
+  log.warn(
     config.adminTokens.length === 0
       ? 'no access tokens are configured: the API is open to anyone who can reach it, as admin'
       : 'only admin tokens are configured: reads, elections and fenced writes are open to anyone who can reach the API',
@@ -29,9 +29,9 @@ async function main(config: Config): Promise<void> {
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    app.log.info({ signal }, 'shutting down');
+    log.info({ signal }, 'shutting down');
     const force = setTimeout(() => {
-      app.log.error('shutdown grace period over: exiting');
+      log.error('shutdown grace period over: exiting');
       process.exit(1);
     }, config.shutdownGraceMs);
     force.unref();
@@ -45,7 +45,7 @@ async function main(config: Config): Promise<void> {
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {
-    app.log.error({ err }, 'could not listen');
+    log.error({ err }, 'could not listen');
     await app.close();
     await local?.stop();
     process.exit(1);

@@ -18,17 +18,19 @@ test('each request logs one JSON line with method, url, status, duration and req
   });
   const app = await buildApp({ config: testConfig(), redis: await sharedRedisUrl(), logger: { level: 'info', stream } });
   t.after(() => app.close());
-  await app.ready();
-  await waitFor(async () => (await app.inject('/readyz')).statusCode === 200, 10_000);
+  // Over the wire: the request id is set by the HTTP server, before Fastify.
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  await waitFor(async () => (await fetch(`${base}/readyz`)).status === 200, 10_000);
+  const made = await fetch(`${base}/healthz`);
+  assert.match(made.headers.get('x-request-id') ?? '', /^req-[0-9a-z]+$/, 'a request without an id gets one');
   lines.length = 0;
 
-  const res = await app.inject({
-    method: 'GET',
-    url: `/v1/clusters/${uniqueCluster()}/leaders`,
+  const res = await fetch(`${base}/v1/clusters/${uniqueCluster()}/leaders`, {
     headers: { 'x-request-id': 'trace-42', authorization: 'Bearer s3cret-token' },
   });
-  assert.equal(res.statusCode, 200);
-  assert.equal(res.headers['x-request-id'], 'trace-42');
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-request-id'), 'trace-42');
   const requestLines = lines.filter((l) => l.msg === 'request');
   assert.equal(requestLines.length, 1);
   const [line] = requestLines;

@@ -3,6 +3,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { HaError, type HaErrorCode, type LeaderState } from '../ha/index.js';
 import { stateJson } from './encode.js';
+import type { Log } from '../ha/log.js';
 
 const HA_STATUS: Record<HaErrorCode, number> = {
   NotLeader: 409,
@@ -82,7 +83,11 @@ export function sendError(
   return reply.code(statusCode).type('application/json').send({ error, message, statusCode, ...extra });
 }
 
-export function errorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function errorHandler(log: Log) {
+  return (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => answerError(log, err, req, reply);
+}
+
+function answerError(log: Log, err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err instanceof HaError) {
     const extra = err.code === 'NotLeader' ? { leader: stateJson(err.details.leader as LeaderState | null) } : err.details;
     return sendError(reply, HA_STATUS[err.code], err.code, err.message, extra);
@@ -95,6 +100,6 @@ export function errorHandler(err: FastifyError | Error, req: FastifyRequest, rep
   if (fe.validation) return sendError(reply, 400, 'BadRequest', fe.message);
   const status = fe.statusCode ?? 500;
   if (status >= 400 && status < 500) return sendError(reply, status, STATUS_CODE[status] ?? 'ClientError', fe.message);
-  req.log.error({ err }, 'internal error');
+  log.error({ err, reqId: req.id, method: req.method, url: req.url }, 'internal error');
   return sendError(reply, 500, 'Internal', 'internal server error');
 }

@@ -10,6 +10,7 @@ import { watchMessage } from '../encode.js';
 import { sendError } from '../errors.js';
 import { ClusterParams, WatchQuery } from '../schemas.js';
 import type { App } from '../types.js';
+import type { Log } from '../../ha/log.js';
 
 /** Unsent bytes after which a watcher counts as too slow. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -65,7 +66,7 @@ export class WatcherSockets {
   }
 }
 
-export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets): void {
+export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets, log: Log): void {
   app.route({
     method: 'GET',
     url: '/v1/clusters/:clusterId/watch',
@@ -92,7 +93,7 @@ export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets): 
         if (socket.readyState === socket.OPEN) socket.on('close', stop);
         else stop();
       } catch (err) {
-        req.log.warn({ err }, 'watch could not start');
+        log.warn({ err, reqId: req.id }, 'watch could not start');
         socket.close(1013, 'redis unavailable: try again');
       }
     },

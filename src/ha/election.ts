@@ -47,7 +47,9 @@ export class LeaderElection {
     view?.ingest(r.changes);
     if (r.code !== 1) throw notLeader(component, r);
     view?.extend(component, sessionId, ttlMs);
-    return stateOf(r)!;
+    // The view's own leader, when it has this one: its encoding is cached (encode.ts).
+    const known = view?.leader(component);
+    return known?.leader.sessionId === sessionId ? known : stateOf(r)!;
   }
 
   async confirm(clusterId: string, component: Component, contenderId: string, sessionId: string, address: string): Promise<LeaderState> {

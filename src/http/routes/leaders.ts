@@ -93,10 +93,11 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
       return { granted: r.granted, leader: stateJson(r.leader) };
     });
 
-    app.post(`${base}/renew`, { schema: { params, body: bodies.renew, response: { 200: LeaseResponse } } }, async (req) => {
+    // Renewals are the hottest write: answered as text, like reads.
+    app.post(`${base}/renew`, { schema: { params, body: bodies.renew } }, async (req, reply) => {
       const { contenderId, sessionId, ttlMs = config.leaseTtl.defaultMs } = req.body;
       const s = await ha.election.renew(req.params.clusterId, componentOf(req.params), contenderId, sessionId, ttlMs);
-      return { leader: stateJson(s) };
+      return reply.type(JSON_TYPE).send('{"leader":' + stateText(s) + '}');
     });
 
     app.post(`${base}/confirm`, { schema: { params, body: bodies.confirm, response: { 200: LeaseResponse } } }, async (req) => {

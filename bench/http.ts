@@ -19,7 +19,7 @@ const jobManager = () => `jobmanager/${randomBytes(16).toString('hex')}`;
 
 export async function httpBenches(env: BenchEnv): Promise<Row[]> {
   const durationS = env.quick ? 2 : 8;
-  const rounds = env.quick ? 1 : 2;
+  const rounds = env.quick ? 1 : 3;
   const server = await env.server();
   const rows: Row[] = [];
 

@@ -41,10 +41,15 @@ const prefixCache = new WeakMap<Leader, string>();
  */
 export function stateText(s: LeaderState | null): string {
   if (!s) return 'null';
-  let prefix = prefixCache.get(s.leader);
+  const l = s.leader;
+  let prefix = prefixCache.get(l);
   if (prefix === undefined) {
-    prefix = JSON.stringify(leaderJson(s.leader, 0)).replace(/"leaseRemainingMs":0}$/, '"leaseRemainingMs":');
-    prefixCache.set(s.leader, prefix);
+    // Session ids are UUIDs, so only the contender and the address need escaping.
+    prefix =
+      '{"contenderId":' + JSON.stringify(l.contenderId) + ',"sessionId":"' + l.sessionId + '","fencingToken":' +
+      l.fencingToken + ',"address":' + (l.address === null ? 'null' : JSON.stringify(l.address)) +
+      ',"acquiredAt":"' + iso(l) + '","leaseRemainingMs":';
+    prefixCache.set(l, prefix);
   }
   return prefix + s.remainingMs + '}';
 }

@@ -45,7 +45,7 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
     address: 'akka.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1',
   });
   const leaderUrl = `${server.url}/v1/clusters/${c}/leaders/dispatcher`;
-  const bare = await env.bare(Buffer.byteLength(await (await fetch(leaderUrl)).text()));
+  const bare = await env.bare(Buffer.byteLength(await (await fetch(leaderUrl)).text()), leaderUrl);
   const [bareGet, leaderGet, renewLoad] = await best([
     { url: bare.url, connections: CONNECTIONS, durationS },
     { url: leaderUrl, connections: CONNECTIONS, durationS },
@@ -66,7 +66,7 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
     ),
   );
   const allUrl = `${server.url}/v1/clusters/${all}/leaders`;
-  const bareAll = await env.bare(Buffer.byteLength(await (await fetch(allUrl)).text()));
+  const bareAll = await env.bare(Buffer.byteLength(await (await fetch(allUrl)).text()), allUrl);
   const [bareAllGet, allGet] = await best([
     { url: bareAll.url, connections: CONNECTIONS, durationS },
     { url: allUrl, connections: CONNECTIONS, durationS },

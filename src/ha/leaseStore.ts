@@ -33,6 +33,8 @@ type Reply = Array<string | number | null>;
 
 /** The most renewals sent in one call. */
 const MAX_BATCH = 200;
+/** The most leaders kept from renewals before the memo starts again. */
+const MAX_RENEWED = 10_000;
 
 interface RenewBatch {
   keys: ClusterKeys;
@@ -47,6 +49,9 @@ interface RenewBatch {
 
 export class LeaseStore {
   private readonly renewals = new Map<string, RenewBatch>();
+  /** Leaders answered by renewals, by their JSON: a lease renewed again gets the same
+   * object back, unparsed, whose encoding for the answer is cached too (encode.ts). */
+  private readonly renewed = new Map<string, Leader>();
 
   constructor(
     private readonly scripts: Scripts,
@@ -104,7 +109,7 @@ export class LeaseStore {
       const n = r[at + 3] as number;
       item.resolve({
         code: r[at] as number,
-        leader: parseLeader(r[at + 1] as string | null),
+        leader: this.renewedLeader(r[at + 1] as string | null),
         ttlMs: r[at + 2] as number,
         changes: (r.slice(at + 4, at + 4 + n) as string[]).map(parseChange),
       });
@@ -149,6 +154,17 @@ export class LeaseStore {
       });
       return { index: r[0] as number, changes, state };
     }
+  }
+
+  private renewedLeader(json: string | null): Leader | null {
+    if (!json) return null;
+    let leader = this.renewed.get(json);
+    if (!leader) {
+      leader = parseLeader(json)!;
+      if (this.renewed.size >= MAX_RENEWED) this.renewed.clear();
+      this.renewed.set(json, leader);
+    }
+    return leader;
   }
 
   async changesSince(keys: ClusterKeys, since: number): Promise<ChangesResult> {

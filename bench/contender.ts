@@ -10,7 +10,7 @@
  * the benchmark waits for), each followed by a detail line `at <ms> token <n>` with the
  * shared clock (performance.timeOrigin + performance.now()).
  */
-import http from 'node:http';
+import { post } from './post.js';
 import WebSocket from 'ws';
 
 const [baseUrl, clusterId, component, ttlArg, contenderId] = process.argv.slice(2);
@@ -21,33 +21,10 @@ if (!baseUrl || !clusterId || !component || !(ttlMs > 0) || !contenderId) {
 }
 
 const now = () => performance.timeOrigin + performance.now();
-const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
 const leaderPath = `${baseUrl}/v1/clusters/${clusterId}/leaders/${component}`;
+/** A request that has not answered by the next renewal is given up. */
+const requestTimeoutMs = Math.max(1000, ttlMs / 3);
 
-function post(url: string, body: unknown): Promise<{ status: number; body: any }> {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => {
-          try {
-            resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null });
-          } catch (err) {
-            reject(err as Error);
-          }
-        });
-      },
-    );
-    req.setTimeout(Math.max(1000, ttlMs / 3), () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 let state: 'starting' | 'leading' | 'standby' = 'starting';
 let sessionId: string | null = null;
@@ -62,7 +39,7 @@ async function campaign(): Promise<void> {
   if (campaigning || state === 'leading') return;
   campaigning = true;
   try {
-    const r = await post(`${leaderPath}/campaign`, { contenderId, ttlMs });
+    const r = await post(`${leaderPath}/campaign`, { contenderId, ttlMs }, requestTimeoutMs);
     if (r.status !== 200) throw new Error(`campaign answered ${r.status}: ${JSON.stringify(r.body)}`);
     if (r.body.granted) {
       sessionId = r.body.leader.sessionId;
@@ -83,7 +60,7 @@ async function campaign(): Promise<void> {
 async function renew(): Promise<void> {
   if (state !== 'leading') return;
   try {
-    const r = await post(`${leaderPath}/renew`, { contenderId, sessionId, ttlMs });
+    const r = await post(`${leaderPath}/renew`, { contenderId, sessionId, ttlMs }, requestTimeoutMs);
     if (r.status === 409) stepDown();
     else if (r.status !== 200) throw new Error(`renew answered ${r.status}: ${JSON.stringify(r.body)}`);
   } catch (err) {

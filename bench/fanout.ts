@@ -14,9 +14,9 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { Agent, request } from 'node:http';
 import { createInterface } from 'node:readline';
 import type { BenchEnv } from './env.js';
+import { closeConnections, post } from './post.js';
 import { mib, ms, summarize, type Row } from './stats.js';
 import type { Report } from './subscribers.js';
 import { sleep } from '../test/support/app.js';
@@ -46,7 +46,7 @@ export async function fanoutBenches(env: BenchEnv): Promise<Row[]> {
     rows.push(await memory(env, 5000, 10_000));
     return rows;
   } finally {
-    agent.destroy();
+    closeConnections();
   }
 }
 
@@ -152,11 +152,11 @@ async function fanout(env: BenchEnv, url: string, size: number, changes: number)
       await sleep(50);
       const sent = now();
       if (session === null) {
-        const r = await post(url, `${base}/campaign`, { contenderId: 'bench', ttlMs: 300_000 });
+        const r = await post(url + `${base}/campaign`, { contenderId: 'bench', ttlMs: 300_000 });
         if (r.status !== 200 || !r.body.granted) throw new Error(`campaign: ${r.status} ${JSON.stringify(r.body)}`);
         session = r.body.leader.sessionId as string;
       } else {
-        const r = await post(url, `${base}/resign`, { contenderId: 'bench', sessionId: session });
+        const r = await post(url + `${base}/resign`, { contenderId: 'bench', sessionId: session });
         if (r.status !== 200 || !r.body.released) throw new Error(`resign: ${r.status} ${JSON.stringify(r.body)}`);
         session = null;
       }
@@ -235,7 +235,7 @@ async function memoryOf(env: BenchEnv, url: string, subscribers: number, leases:
         const i = next++;
         const path = `/v1/clusters/${clusters[i % clusters.length]}/leaders/jobmanager/${hex(16)}/campaign`;
         const address = `akka.tcp://flink@10.0.${(i >> 8) & 255}.${i & 255}:6123/user/rpc/jobmanager_${i}`;
-        const r = await post(url, path, { contenderId: `jm-${i}`, ttlMs: 300_000, address });
+        const r = await post(url + path, { contenderId: `jm-${i}`, ttlMs: 300_000, address });
         if (r.status !== 200 || !r.body.granted) throw new Error(`campaign: ${r.status} ${JSON.stringify(r.body)}`);
       }
     }),
@@ -256,31 +256,6 @@ async function memoryOf(env: BenchEnv, url: string, subscribers: number, leases:
   } finally {
     if (subs.status === 'fulfilled') subs.value.stop();
   }
-}
-
-// ---- HTTP
-
-/** Kept-alive connections for the bench's own writes: node:http costs the bench far less
- * CPU than fetch, on a machine whose cores the server needs. */
-const agent = new Agent({ keepAlive: true, maxSockets: 32 });
-
-function post(base: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
-  const data = JSON.stringify(body);
-  const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { hostname, port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : null }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(data);
-  });
 }
 
 // ---- metrics

@@ -7,10 +7,10 @@
  * A sample is the time until *every* watcher of a kind has the change (the budget says
  * "reaches every watcher"), not one watcher's time.
  */
-import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import type { BenchEnv } from './env.js';
+import { post } from './post.js';
 import { ms, summarize, type Row } from './stats.js';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -22,33 +22,6 @@ const PUSH_BUDGET_MS = 50;
 const EXPIRY_BUDGET_MS = 250;
 const EXPIRY_TTL_MS = 1000;
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-
-/** A JSON POST over a kept-alive connection (lighter than fetch, so it adds little to what is timed). */
-function post(url: string, body: unknown): Promise<{ status: number; body: any }> {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => {
-          try {
-            resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null });
-          } catch (err) {
-            reject(err as Error);
-          }
-        });
-      },
-    );
-    req.setTimeout(10_000, () => req.destroy(new Error(`POST ${url} timed out`)));
-    req.on('error', reject);
-    req.end(data);
-  });
-}
 
 type Replica = 0 | 1;
 

@@ -38,6 +38,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const redis = opts.redis ?? config.redisUrl;
   if (!redis) throw new Error('buildApp needs a Redis: config.redisUrl or opts.redis');
 
+  const log = loggerOf(opts.logger, config.logLevel);
+  const onError = errorHandler(log);
   const app = Fastify({
     logger: false,
     serverFactory: serverWithRequestIds,
@@ -47,11 +49,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     // Blob keys may have 200 characters; a longer parameter is a 400 from its schema.
     routerOptions: { maxParamLength: 1024 },
     // Errors of the router itself (a malformed URL, an overlong parameter) answer as ours do.
-    frameworkErrors: (err, req, reply) => errorHandler(log)(err, req, reply),
+    frameworkErrors: onError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const log = loggerOf(opts.logger, config.logLevel);
   const metrics = new Metrics();
   const ha = new HaServices({
     redis,
@@ -72,7 +73,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }
   // Bodies are JSON; any other type is a 415 rather than a schema error.
   app.removeContentTypeParser('text/plain');
-  app.setErrorHandler(errorHandler(log));
+  app.setErrorHandler(onError);
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`));
   // An unfenced write is an admin's deliberate act (design §5).
   const admin = new AdminAuth(config.adminTokens);
@@ -106,6 +107,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   return app;
 }
 
+/** The app's logger; Fastify has none of its own (see http/requestLogging.ts). */
 function loggerOf(given: AppOptions['logger'], level: string): Logger {
   if (given === false) return pino({ enabled: false });
   if (given && 'child' in given) return given;

@@ -1,5 +1,5 @@
 /** Runs the lease scripts against Redis and decodes their answers. All Redis logic of
- * leader election lives in the scripts; this module only packs and unpacks. */
+ * leader election lives in the scripts; this module only packs, batches and unpacks. */
 import { parseChange, parseLeader, type Change, type Leader } from './changes.js';
 import { RedisUnavailableError } from './errors.js';
 import { redisCall } from './redisCall.js';

@@ -35,7 +35,6 @@ export class ViewRegistry {
     return this.views.size;
   }
 
-  /** A live view of the cluster, opened if needed; RedisUnavailable when Redis is not. */
   /** The view when it can answer at once (the hot path of reads), else null: then `get`. */
   ready(clusterId: string): ClusterView | null {
     const view = this.views.get(clusterId);
@@ -44,6 +43,7 @@ export class ViewRegistry {
     return view;
   }
 
+  /** A live view of the cluster, opened if needed; RedisUnavailable when Redis is not. */
   async get(clusterId: string): Promise<ClusterView> {
     if (!this.opts.link.isHealthy) throw new RedisUnavailableError();
     const view = this.views.get(clusterId);

@@ -91,6 +91,19 @@ describe('campaign', () => {
 });
 
 describe('renew, confirm, resign', () => {
+  test('a renewal without ttlMs keeps the TTL the lease was granted or last renewed with', async () => {
+    const c = uniqueCluster();
+    const { body } = await campaign(c, { contenderId: 'a', ttlMs: 2000 });
+    const session = { contenderId: 'a', sessionId: body.leader.sessionId };
+    const renew = (extra: object = {}) => post(srv.url, `${leaderPath(c)}/renew`, { ...session, ...extra });
+    const kept = await renew();
+    assert.equal(kept.status, 200);
+    assert.ok(kept.body.leader.leaseRemainingMs <= 2000, `granted with 2 s: ${kept.body.leader.leaseRemainingMs}`);
+    assert.ok((await renew({ ttlMs: 30_000 })).body.leader.leaseRemainingMs > 2000);
+    const again = await renew();
+    assert.ok(again.body.leader.leaseRemainingMs > 29_000 && again.body.leader.leaseRemainingMs <= 30_000, 'the last TTL is kept');
+  });
+
   test('renewals that arrive together each get their own answer, and each extends only its own lease', async () => {
     const c = uniqueCluster();
     const jobs = Array.from({ length: 30 }, () => `jobmanager/${randomJobId()}`);

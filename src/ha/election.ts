@@ -40,13 +40,22 @@ export class LeaderElection {
     return { granted: r.code !== 0, leader: stateOf(r) };
   }
 
-  /** Extends the lease; NotLeader when this contender and session no longer hold it. */
-  async renew(clusterId: string, component: Component, contenderId: string, sessionId: string, ttlMs: number): Promise<LeaderState> {
+  /** Extends the lease, by `ttlMs` or else by its own TTL (the one it was granted or last
+   * renewed with; `fallbackTtlMs` for a lease that has none recorded); NotLeader when this
+   * contender and session no longer hold it. */
+  async renew(
+    clusterId: string,
+    component: Component,
+    contenderId: string,
+    sessionId: string,
+    ttlMs: number | undefined,
+    fallbackTtlMs: number,
+  ): Promise<LeaderState> {
     const { keys, view } = this.target(clusterId);
-    const r = await this.store.renew(keys, component, contenderId, sessionId, ttlMs, view?.index ?? 0);
+    const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs }, view?.index ?? 0);
     view?.ingest(r.changes);
     if (r.code !== 1) throw notLeader(component, r);
-    view?.extend(component, sessionId, ttlMs);
+    view?.extend(component, sessionId, r.ttlMs);
     // The view's own leader, when it has this one: its encoding is cached (encode.ts).
     const known = view?.leader(component);
     return known?.leader.sessionId === sessionId ? known : stateOf(r)!;

@@ -75,7 +75,12 @@ export class LeaseStore {
 
   /** Renewals of a cluster that arrive in the same turn of the event loop go to Redis in
    * one call: under load that spares most of a round trip's cost per renewal. */
-  renew(keys: ClusterKeys, component: Component, contenderId: string, sessionId: string, ttlMs: number, floor: number) {
+  renew(
+    keys: ClusterKeys,
+    component: Component,
+    a: { contenderId: string; sessionId: string; ttlMs: number | undefined; fallbackTtlMs: number },
+    floor: number,
+  ) {
     return new Promise<OpResult>((resolve, reject) => {
       let batch = this.renewals.get(keys.clusterId);
       if (!batch || batch.items.length >= MAX_BATCH) {
@@ -84,7 +89,8 @@ export class LeaseStore {
         setImmediate(() => void this.renewBatch(batch!));
       }
       batch.floor = Math.max(batch.floor, floor);
-      batch.items.push({ component, args: [component, contenderId, sessionId, ttlMs], resolve, reject });
+      const args = [component, a.contenderId, a.sessionId, a.ttlMs ?? '', a.fallbackTtlMs];
+      batch.items.push({ component, args, resolve, reject });
     });
   }
 

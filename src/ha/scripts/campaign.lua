@@ -22,6 +22,7 @@ if holder then
     local notices = {}
     set_ttl(KEYS[3], ARGV[4], h[2], ARGV[7], notices)
     publish_ttls(notices)
+    if h[7] ~= ARGV[7] then redis.call('HSET', KEYS[4], 'ttl', ARGV[7]) end
     if ARGV[8] ~= '' and ARGV[8] ~= h[4] then
       redis.call('HSET', KEYS[4], 'addr', ARGV[8])
       h[4] = ARGV[8]
@@ -37,7 +38,7 @@ settle_expired(KEYS[4], h, ARGV[4], changes)
 local tok = int(next_value(h[3], tonumber(ARGV[9])))
 local at = int(math.floor(now_us() / 1000))
 redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[7], 'NX')
-redis.call('HSET', KEYS[4], 'cid', ARGV[5], 'sid', ARGV[6], 'tok', tok, 'addr', ARGV[8], 'at', at, 'live', '1')
+redis.call('HSET', KEYS[4], 'cid', ARGV[5], 'sid', ARGV[6], 'tok', tok, 'addr', ARGV[8], 'at', at, 'live', '1', 'ttl', ARGV[7])
 redis.call('SADD', KEYS[5], ARGV[4])
 local leader = leader_json({ARGV[5], ARGV[6], tok, ARGV[8], at})
 changes[#changes + 1] = emit('granted', ARGV[4], leader, tonumber(ARGV[7]))

@@ -5,7 +5,8 @@
   KEYS[1] index  KEYS[2] log
   KEYS[2i+1] lease, KEYS[2i+2] leader hash of the i-th renewal
   ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[4i..4i+3] component, contenderId, session id, ttl in ms of the i-th renewal
+  ARGV[5i-1..5i+3] component, contenderId, session id, ttl in ms ('' to keep the lease's
+    own), and the ttl for a lease that has none recorded, of the i-th renewal
 
   Returns, for each renewal in turn: code, leader json or false, lease ms left, how many
   change payloads follow, the payloads
@@ -16,10 +17,16 @@
 local out, notices = {}, {}
 for i = 1, (#KEYS - 2) / 2 do
   local lease, hkey = KEYS[2 * i + 1], KEYS[2 * i + 2]
-  local component, cid, sid, ttl = ARGV[4 * i], ARGV[4 * i + 1], ARGV[4 * i + 2], ARGV[4 * i + 3]
+  local a = 5 * i - 1
+  local component, cid, sid, ttl = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local holder = redis.call('GET', lease)
   local h = read_leader(hkey)
   if holder and holder == sid and h[2] == sid and h[1] == cid then
+    if ttl == '' then
+      ttl = h[7] or ARGV[a + 4]
+    elseif ttl ~= h[7] then
+      redis.call('HSET', hkey, 'ttl', ttl)
+    end
     set_ttl(lease, component, sid, ttl, notices)
     out[#out + 1] = 1
     out[#out + 1] = leader_json(h)

@@ -95,8 +95,8 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
 
     // Renewals are the hottest write: answered as text, like reads.
     app.post(`${base}/renew`, { schema: { params, body: bodies.renew } }, async (req, reply) => {
-      const { contenderId, sessionId, ttlMs = config.leaseTtl.defaultMs } = req.body;
-      const s = await ha.election.renew(req.params.clusterId, componentOf(req.params), contenderId, sessionId, ttlMs);
+      const { contenderId, sessionId, ttlMs } = req.body;
+      const s = await ha.election.renew(req.params.clusterId, componentOf(req.params), contenderId, sessionId, ttlMs, config.leaseTtl.defaultMs);
       return reply.type(JSON_TYPE).send('{"leader":' + stateText(s) + '}');
     });
 

@@ -29,10 +29,11 @@ local function next_value(stored, floor)
   return v
 end
 
--- The leader hash of a component: contender, session, token, address, acquired-at (ms)
--- and whether its lease is live. The lease itself is a separate string key with a TTL.
+-- The leader hash of a component: contender, session, token, address, acquired-at (ms),
+-- whether its lease is live, and the lease's TTL (ms; what a renewal without one keeps).
+-- The lease itself is a separate string key with a TTL.
 local function read_leader(key)
-  return redis.call('HMGET', key, 'cid', 'sid', 'tok', 'addr', 'at', 'live')
+  return redis.call('HMGET', key, 'cid', 'sid', 'tok', 'addr', 'at', 'live', 'ttl')
 end
 
 local function leader_json(h)

@@ -68,10 +68,6 @@ export function stateJson(s: LeaderState | null): LeaderJson | null {
   return s ? leaderJson(s.leader, s.remainingMs) : null;
 }
 
-export function componentsJson(states: ComponentState[]) {
-  return states.map((s) => ({ component: s.component, leader: stateJson(s.leader) }));
-}
-
 const changeCache = new WeakMap<Change, string>();
 
 /** A change is encoded once, however many watchers it goes to; its lease time is as of the change. */
@@ -91,7 +87,7 @@ function changeMessage(c: Change): string {
 }
 
 function snapshotMessage(s: Snapshot): string {
-  return JSON.stringify({ type: 'snapshot', index: s.index, leaders: componentsJson(s.leaders) });
+  return '{"type":"snapshot","index":' + s.index + ',"leaders":' + componentsText(s.leaders) + '}';
 }
 
 export function watchMessage(m: WatchMessage): string {

@@ -4,11 +4,11 @@
  */
 import type { Redis } from 'ioredis';
 import { parseChange } from './changes.js';
-import { HaError, RedisUnavailableError } from './errors.js';
+import { RedisUnavailableError } from './errors.js';
 import { jobManager, type ClusterKeys } from './ids.js';
 import { redisCall } from './redisCall.js';
 import type { Scripts } from './scripts.js';
-import { requireFence, type Fence } from './storeWriter.js';
+import { requireFence, RETRY, staleFence, type Fence } from './storeWriter.js';
 import type { BlobStore } from './blobs.js';
 import type { ViewRegistry } from './views.js';
 
@@ -44,7 +44,6 @@ const COUNTED: Record<string, keyof ClusterCleanupReport['deleted']> = {
 };
 /** Leadership keys: ended last, by one script that tells watchers. */
 const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader']);
-const RETRY = -9;
 const ATTEMPTS = 10;
 
 export class Cleanup {
@@ -89,7 +88,7 @@ export class Cleanup {
           ),
         );
         if (r[0] === RETRY) continue;
-        if (r[0] === -1) throw new HaError('FencingTokenStale', 'X-Fencing-Token is not the token of a live lease of dispatcher');
+        if (r[0] === -1) throw staleFence('dispatcher');
         view?.ingest((r.slice(6) as string[]).map(parseChange));
         const parts = {} as Record<JobPart, string>;
         JOB_PARTS.forEach((p, i) => (parts[p] = r[1 + i] === 1 ? 'deleted' : 'absent'));

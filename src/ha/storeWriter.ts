@@ -18,8 +18,7 @@ export type IdempotencyKey = string | undefined;
 
 /** Codes that the scripts answer; each script's header says which it may. */
 const CODE_ERRORS: Record<number, (owner: Component, values: string[]) => HaError> = {
-  [-1]: (owner) =>
-    new HaError('FencingTokenStale', `X-Fencing-Token is not the token of a live lease of ${owner}`),
+  [-1]: (owner) => staleFence(owner),
   [-2]: () => new HaError('IdempotencyKeyReused', 'Idempotency-Key was already used for another request'),
   [-3]: () => new HaError('JobResultExists', 'the job already has a job result entry'),
   [-4]: () => new HaError('JobResultNotFound', 'the job has no job result entry'),
@@ -34,7 +33,11 @@ const CODE_ERRORS: Record<number, (owner: Component, values: string[]) => HaErro
 };
 
 /** Answered by a script when keys it was given changed since they were read. */
-const RETRY = -9;
+export const RETRY = -9;
+
+export function staleFence(owner: Component): HaError {
+  return new HaError('FencingTokenStale', `X-Fencing-Token is not the token of a live lease of ${owner}`);
+}
 
 export interface WriteResult {
   /** A remembered answer to an earlier request with the same Idempotency-Key. */
@@ -94,7 +97,7 @@ export class StoreWriter {
   async check(keys: ClusterKeys, owner: Component, fence: Fence): Promise<void> {
     const token = requireFence(fence);
     const held: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner)], [token]));
-    if (held !== 1) throw CODE_ERRORS[-1](owner, []);
+    if (held !== 1) throw staleFence(owner);
   }
 }
 

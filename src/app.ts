@@ -2,7 +2,7 @@
  * The leasehold app as a Fastify instance that never listens by itself (server.ts does),
  * so that tests can `inject()` into it.
  */
-import Fastify from 'fastify';
+import Fastify, { type preHandlerHookHandler } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { logRequests, serverWithRequestIds } from './http/requestLogging.js';
 import websocket from '@fastify/websocket';
@@ -75,14 +75,20 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(onError);
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`));
-  // An unfenced write is an admin's deliberate act (design §5).
+  // An unfenced write is an admin's deliberate act (design §5). Checked on writes only, so
+  // that reads, the hot path, run no hook for it.
   const admin = new AdminAuth(config.adminTokens);
-  app.addHook('preHandler', (req, _reply, done) => {
+  const overrideNeedsAdmin: preHandlerHookHandler = (req, _reply, done) => {
     try {
       if (req.headers['x-fencing-token'] === 'override') admin.require(req, 'X-Fencing-Token: override');
       done();
     } catch (err) {
       done(err as Error);
+    }
+  };
+  app.addHook('onRoute', (route) => {
+    if ([route.method].flat().some((m) => m !== 'GET' && m !== 'HEAD')) {
+      route.preHandler = [...[route.preHandler ?? []].flat(), overrideNeedsAdmin];
     }
   });
   logRequests(app, log);

@@ -38,6 +38,15 @@ test('with ADMIN_TOKENS, override needs an admin bearer token: 401 without one, 
   assert.equal(wrong.status, 403);
   assert.equal(wrong.body.error, 'Forbidden');
   assert.deepEqual((await (await fetch(`${app.url}/v1/clusters/${c}/job-results`)).json()).jobResults, []);
+  // Routes in scopes of their own (bytes bodies) are checked too.
+  for (const path of [`execution-plans/${randomJobId()}`, 'blobs/_/k']) {
+    const res = await fetch(`${app.url}/v1/clusters/${c}/${path}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', 'x-fencing-token': 'override' },
+      body: 'bytes',
+    });
+    assert.equal(res.status, 401, path);
+  }
 
   assert.equal((await putResult(app.url, c, { 'x-fencing-token': 'override', authorization: `Bearer ${ADMIN}` })).status, 201);
 

@@ -83,11 +83,8 @@ export function sendError(
   return reply.code(statusCode).type('application/json').send({ error, message, statusCode, ...extra });
 }
 
-export function errorHandler(log: Log) {
-  return (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => answerError(log, err, req, reply);
-}
-
-function answerError(log: Log, err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+/** The handler of every error, logging what is a bug to `log`. */
+export const errorHandler = (log: Log) => (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
   if (err instanceof HaError) {
     const extra = err.code === 'NotLeader' ? { leader: stateJson(err.details.leader as LeaderState | null) } : err.details;
     return sendError(reply, HA_STATUS[err.code], err.code, err.message, extra);
@@ -102,4 +99,4 @@ function answerError(log: Log, err: FastifyError | Error, req: FastifyRequest, r
   if (status >= 400 && status < 500) return sendError(reply, status, STATUS_CODE[status] ?? 'ClientError', fe.message);
   log.error({ err, reqId: req.id, method: req.method, url: req.url }, 'internal error');
   return sendError(reply, 500, 'Internal', 'internal server error');
-}
+};

@@ -1,0 +1,90 @@
+/** The entry point: a server connection, and per cluster its elections, retrieval,
+ * stores and cleanup. */
+import { componentPath, seg, Http, type ClientOptions } from './http.js';
+import { LeaderElection, type LeaderElectionOptions } from './election.js';
+import { LeaderRetrieval, type LeaderRetrievalOptions } from './retrieval.js';
+import { BlobStore, CheckpointIdCounter, CheckpointStore, ExecutionPlanStore, JobCleaner, JobResultStore, type Fence } from './stores.js';
+import type { CampaignResult, ClusterCleanup, Component, JobCleanup, Leader, LeadersState } from './types.js';
+
+export class LeaseholdClient {
+  readonly http: Http;
+
+  constructor(options: ClientOptions = {}) {
+    this.http = new Http(options);
+  }
+
+  cluster(clusterId: string): Cluster {
+    return new Cluster(this.http, clusterId);
+  }
+}
+
+export class Cluster {
+  private readonly base: string;
+
+  constructor(
+    private readonly http: Http,
+    readonly clusterId: string,
+  ) {
+    this.base = `/v1/clusters/${seg(clusterId)}`;
+  }
+
+  /** A contender for `component`; call `start()` to campaign. */
+  election(options: Omit<LeaderElectionOptions, 'clusterId'>): LeaderElection {
+    return new LeaderElection(this.http, { ...options, clusterId: this.clusterId });
+  }
+
+  /** A follower of the cluster's leaders; call `start()` to connect. */
+  retrieval(options: Omit<LeaderRetrievalOptions, 'clusterId'> = {}): LeaderRetrieval {
+    return new LeaderRetrieval(this.http, { ...options, clusterId: this.clusterId });
+  }
+
+  leaders(): Promise<LeadersState> {
+    return this.http.request(`${this.base}/leaders`);
+  }
+
+  async leader(component: Component): Promise<Leader | null> {
+    return (await this.http.request<{ leader: Leader | null }>(`${this.base}/leaders/${componentPath(component)}`)).leader;
+  }
+
+  /** One campaign, without renewals (for tools and tests; contenders use `election`). */
+  campaign(component: Component, body: { contenderId: string; ttlMs?: number; address?: string }): Promise<CampaignResult> {
+    return this.http.request(`${this.base}/leaders/${componentPath(component)}/campaign`, { body });
+  }
+
+  /** Releases the lease of that contender and session. */
+  async resign(component: Component, body: { contenderId: string; sessionId: string }): Promise<boolean> {
+    return (await this.http.request<{ released: boolean }>(`${this.base}/leaders/${componentPath(component)}/resign`, { body })).released;
+  }
+
+  /** Job results, fenced by the dispatcher's leadership. */
+  jobResults(fence: Fence): JobResultStore {
+    return new JobResultStore(this.http, this.clusterId, fence);
+  }
+
+  executionPlans(fence: Fence): ExecutionPlanStore {
+    return new ExecutionPlanStore(this.http, this.clusterId, fence);
+  }
+
+  /** The completed checkpoints of a job, fenced by its job manager's leadership. */
+  checkpoints(jobId: string, fence: Fence): CheckpointStore {
+    return new CheckpointStore(this.http, this.clusterId, fence, jobId);
+  }
+
+  checkpointIdCounter(jobId: string, fence: Fence): CheckpointIdCounter {
+    return new CheckpointIdCounter(this.http, this.clusterId, fence, jobId);
+  }
+
+  blobs(fence: Fence): BlobStore {
+    return new BlobStore(this.http, this.clusterId, fence);
+  }
+
+  /** Global cleanup of a job: everything but its result. */
+  cleanupJob(jobId: string, fence: Fence): Promise<JobCleanup> {
+    return new JobCleaner(this.http, this.clusterId, fence).cleanupJob(jobId);
+  }
+
+  /** cleanupAllData: every key of the cluster (admin). */
+  cleanupAllData(): Promise<ClusterCleanup> {
+    return this.http.request(this.base, { method: 'DELETE' });
+  }
+}

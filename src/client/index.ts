@@ -1,0 +1,9 @@
+/** `leasehold/client`: the SDK of a leasehold server. */
+export { LeaseholdClient, Cluster } from './client.js';
+export type { ClientOptions } from './http.js';
+export { LeaderElection, type LeaderElectionOptions, type Leadership, type RevokeReason } from './election.js';
+export { LeaderRetrieval, type LeaderRetrievalOptions } from './retrieval.js';
+export { BlobStore, CheckpointIdCounter, CheckpointStore, ExecutionPlanStore, JobResultStore, type Fence } from './stores.js';
+export * from './errors.js';
+export type * from './types.js';
+export { monotonicNow } from './timing.js';

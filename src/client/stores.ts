@@ -1,0 +1,212 @@
+/**
+ * Clients of a cluster's stores. Each write carries the fencing token of the leadership
+ * that owns the data, taken at the moment of the write (a write without a leadership
+ * fails locally with `NotLeaderError`), and an `Idempotency-Key`, so that a write whose
+ * answer was lost is retried with the same key: the server then answers the first
+ * attempt's outcome instead of writing twice.
+ */
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { NotFoundError, UnavailableError } from './errors.js';
+import { seg, type Http, type RequestOptions } from './http.js';
+import { backoffMs, sleep } from './timing.js';
+import type {
+  BlobInfo,
+  BlobStored,
+  Checkpoint,
+  CheckpointAdded,
+  JobCleanup,
+  JobResult,
+  JobResultEntry,
+  JobStatus,
+} from './types.js';
+
+/** Where a write's token comes from: a leadership (anything with `fencingToken()`, like
+ * `LeaderElection`), a token, or `override` (an admin's unfenced write). */
+export type Fence = { fencingToken(): number } | number | 'override';
+
+/** Attempts of a write whose outcome was unknown (503, timeout, network error). */
+const WRITE_ATTEMPTS = 3;
+
+/** A blob transfer may take long; its timeout covers the whole transfer. */
+const TRANSFER_TIMEOUT_MS = 3_600_000;
+
+class Store {
+  protected readonly base: string;
+
+  constructor(
+    protected readonly http: Http,
+    clusterId: string,
+    private readonly fence: Fence,
+  ) {
+    this.base = `/v1/clusters/${seg(clusterId)}`;
+  }
+
+  protected read<T>(path: string): Promise<T> {
+    return this.http.request<T>(this.base + path);
+  }
+
+  /** A read that answers null for 404. */
+  protected async find<T>(path: string, options: RequestOptions = {}): Promise<T | null> {
+    try {
+      return await this.http.request<T>(this.base + path, options);
+    } catch (err) {
+      if (err instanceof NotFoundError) return null;
+      throw err;
+    }
+  }
+
+  /** A fenced write, retried with the same token and key while its outcome is unknown
+   * (a streamed body cannot be sent twice, so it is not retried). */
+  protected async write<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
+    const token = typeof this.fence === 'object' ? this.fence.fencingToken() : this.fence;
+    const headers = { 'x-fencing-token': String(token), 'idempotency-key': randomUUID() };
+    const attempts = body instanceof Readable ? 1 : WRITE_ATTEMPTS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.http.request<T>(this.base + path, { method, body, headers, timeoutMs });
+      } catch (err) {
+        if (!(err instanceof UnavailableError) || attempt + 1 >= attempts) throw err;
+        await sleep(backoffMs(attempt, 200, 2000));
+      }
+    }
+  }
+}
+
+/** Flink's `JobResultStore`, fenced by the dispatcher. */
+export class JobResultStore extends Store {
+  /** createDirtyResult: `ConflictError` (`JobResultExists`) if the job has any entry. */
+  createDirty(jobId: string, result: JobResult): Promise<JobResultEntry> {
+    return this.write('PUT', `/job-results/${seg(jobId)}`, result);
+  }
+
+  /** markResultAsClean: `NotFoundError` without an entry. */
+  markClean(jobId: string): Promise<JobResultEntry> {
+    return this.write('POST', `/job-results/${seg(jobId)}/clean`);
+  }
+
+  get(jobId: string): Promise<JobResultEntry | null> {
+    return this.find(`/job-results/${seg(jobId)}`);
+  }
+
+  async list(state?: 'dirty' | 'clean'): Promise<JobResultEntry[]> {
+    return (await this.read<{ jobResults: JobResultEntry[] }>(`/job-results${state ? `?state=${state}` : ''}`)).jobResults;
+  }
+}
+
+/** Flink's `ExecutionPlanStore`, fenced by the dispatcher. */
+export class ExecutionPlanStore extends Store {
+  put(jobId: string, plan: Uint8Array): Promise<{ jobId: string; size: number }> {
+    return this.write('PUT', `/execution-plans/${seg(jobId)}`, plan);
+  }
+
+  async get(jobId: string): Promise<Buffer | null> {
+    const res = await this.find<Response>(`/execution-plans/${seg(jobId)}`, { raw: true });
+    return res && Buffer.from(await res.arrayBuffer());
+  }
+
+  async jobIds(): Promise<string[]> {
+    return (await this.read<{ jobIds: string[] }>('/execution-plans')).jobIds;
+  }
+
+  async putResourceRequirements(jobId: string, requirements: Record<string, unknown>): Promise<void> {
+    await this.write('PUT', `/execution-plans/${seg(jobId)}/resource-requirements`, requirements);
+  }
+
+  async getResourceRequirements(jobId: string): Promise<Record<string, unknown> | null> {
+    const res = await this.find<{ resourceRequirements: Record<string, unknown> }>(`/execution-plans/${seg(jobId)}/resource-requirements`);
+    return res && res.resourceRequirements;
+  }
+}
+
+/** Flink's `CompletedCheckpointStore` of one job, fenced by its job manager. */
+export class CheckpointStore extends Store {
+  constructor(http: Http, clusterId: string, fence: Fence, private readonly jobId: string) {
+    super(http, clusterId, fence);
+  }
+
+  private get path(): string {
+    return `/jobs/${seg(this.jobId)}/checkpoints`;
+  }
+
+  /** addCheckpointAndSubsumeOldestOne: `ConflictError` (`CheckpointIdNotIncreasing`) for
+   * an id not above the latest. */
+  add(checkpoint: Checkpoint & { maxRetained?: number }): Promise<CheckpointAdded> {
+    return this.write('POST', this.path, checkpoint);
+  }
+
+  async list(): Promise<Checkpoint[]> {
+    return (await this.read<{ checkpoints: Checkpoint[] }>(this.path)).checkpoints;
+  }
+
+  latest(): Promise<Checkpoint | null> {
+    return this.find(`${this.path}/latest`);
+  }
+
+  /** Discards every checkpoint only for a globally terminal status. */
+  shutdown(jobStatus: JobStatus): Promise<{ jobStatus: string; discarded: number[] }> {
+    return this.write('POST', `${this.path}/shutdown`, { jobStatus });
+  }
+}
+
+/** Flink's `CheckpointIDCounter` of one job, fenced by its job manager. */
+export class CheckpointIdCounter extends Store {
+  constructor(http: Http, clusterId: string, fence: Fence, private readonly jobId: string) {
+    super(http, clusterId, fence);
+  }
+
+  private get path(): string {
+    return `/jobs/${seg(this.jobId)}/checkpoint-id-counter`;
+  }
+
+  /** The value before the increment; the first is 1. */
+  async getAndIncrement(): Promise<number> {
+    return (await this.write<{ value: number }>('POST', `${this.path}/increment`)).value;
+  }
+
+  async current(): Promise<number> {
+    return (await this.read<{ value: number }>(this.path)).value;
+  }
+
+  /** setCount: never lowers it (`ConflictError`). */
+  async set(value: number): Promise<void> {
+    await this.write('PUT', this.path, { value });
+  }
+
+  shutdown(jobStatus: JobStatus): Promise<{ jobStatus: string; removed: boolean }> {
+    return this.write('POST', `${this.path}/shutdown`, { jobStatus });
+  }
+}
+
+/** Flink's `BlobStore`, fenced by the dispatcher; job id `_` for blobs of no job. */
+export class BlobStore extends Store {
+  /** Stores bytes or a stream (a stream is sent once, never retried). */
+  put(jobId: string, blobKey: string, data: Uint8Array | Readable): Promise<BlobStored> {
+    return this.write('PUT', `/blobs/${seg(jobId)}/${seg(blobKey)}`, data, TRANSFER_TIMEOUT_MS);
+  }
+
+  /** The blob as a stream, or null. */
+  async get(jobId: string, blobKey: string): Promise<Readable | null> {
+    const res = await this.find<Response>(`/blobs/${seg(jobId)}/${seg(blobKey)}`, { raw: true, timeoutMs: TRANSFER_TIMEOUT_MS });
+    return res && Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+  }
+
+  async list(jobId: string): Promise<BlobInfo[]> {
+    return (await this.read<{ blobs: BlobInfo[] }>(`/blobs/${seg(jobId)}`)).blobs;
+  }
+
+  async delete(jobId: string, blobKey: string): Promise<boolean> {
+    return (await this.write<{ deleted: boolean }>('DELETE', `/blobs/${seg(jobId)}/${seg(blobKey)}`)).deleted;
+  }
+
+  async deleteAll(jobId: string): Promise<number> {
+    return (await this.write<{ deleted: number }>('DELETE', `/blobs/${seg(jobId)}`)).deleted;
+  }
+}
+
+/** Global cleanup of a job (all but its result), fenced by the dispatcher. */
+export class JobCleaner extends Store {
+  cleanupJob(jobId: string): Promise<JobCleanup> {
+    return this.write('DELETE', `/jobs/${seg(jobId)}`);
+  }
+}

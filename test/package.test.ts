@@ -1,0 +1,27 @@
+/** The package as others use it: `leasehold/client` built to plain JavaScript with types,
+ * and the `leasehold` bin. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const run = promisify(execFile);
+
+test('leasehold/client imports in plain node (no tsx), with its classes', async () => {
+  const script = `const m = await import('leasehold/client'); console.log(Object.keys(m).sort().join(','));`;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT });
+  const names = stdout.trim().split(',');
+  for (const name of ['LeaseholdClient', 'LeaderElection', 'LeaderRetrieval', 'NotLeaderError', 'FencingError', 'UnavailableError', 'LeadershipLostError']) {
+    assert.ok(names.includes(name), `${name} is exported (got ${stdout.trim()})`);
+  }
+});
+
+test('the package declares the client export with types, and the bin', async () => {
+  const pkg = JSON.parse(await readFile(`${ROOT}package.json`, 'utf8'));
+  const types = pkg.exports['./client'].types as string;
+  assert.match(await readFile(ROOT + types, 'utf8'), /export \{ LeaseholdClient/);
+  assert.equal(pkg.bin.leasehold, 'bin/leasehold.js');
+});

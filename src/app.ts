@@ -2,7 +2,7 @@
  * The leasehold app as a Fastify instance that never listens by itself (server.ts does),
  * so that tests can `inject()` into it.
  */
-import Fastify, { type preHandlerHookHandler } from 'fastify';
+import Fastify, { type onRequestHookHandler } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { logRequests, serverWithRequestIds } from './http/requestLogging.js';
 import websocket from '@fastify/websocket';
@@ -19,7 +19,7 @@ import { executionPlanRoutes } from './http/routes/executionPlans.js';
 import { checkpointRoutes } from './http/routes/checkpoints.js';
 import { blobRoutes } from './http/routes/blobs.js';
 import { cleanupRoutes } from './http/routes/cleanup.js';
-import { AdminAuth } from './http/auth.js';
+import { Access, routeRole } from './http/auth.js';
 import type { App } from './http/types.js';
 import { Metrics } from './metrics.js';
 
@@ -75,22 +75,26 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler(onError);
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`));
-  // An unfenced write is an admin's deliberate act (design §5). Checked on writes only, so
-  // that reads, the hot path, run no hook for it.
-  const admin = new AdminAuth(config.adminTokens);
-  const overrideNeedsAdmin: preHandlerHookHandler = (req, _reply, done) => {
-    try {
-      if (req.headers['x-fencing-token'] === 'override') admin.require(req, 'X-Fencing-Token: override');
-      done();
-    } catch (err) {
-      done(err as Error);
-    }
-  };
-  app.addHook('onRoute', (route) => {
-    if ([route.method].flat().some((m) => m !== 'GET' && m !== 'HEAD')) {
-      route.preHandler = [...[route.preHandler ?? []].flat(), overrideNeedsAdmin];
-    }
-  });
+  // Every cluster route checks its caller's role before the body is read; an unfenced
+  // write is an admin's deliberate act (design §5). With no tokens (open) there is no hook,
+  // so that reads, the hot path, run none.
+  const access = new Access(config.tokens);
+  if (!access.open) {
+    app.addHook('onRoute', (route) => {
+      const role = routeRole([route.method].flat()[0], route.url);
+      if (!role) return;
+      const check: onRequestHookHandler = (req, _reply, done) => {
+        try {
+          const override = role === 'write' && req.headers['x-fencing-token'] === 'override';
+          access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          done();
+        } catch (err) {
+          done(err as Error);
+        }
+      };
+      route.onRequest = [...[route.onRequest ?? []].flat(), check];
+    });
+  }
   logRequests(app, log);
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());
@@ -101,7 +105,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       options: { maxPayload: 4096 },
       preClose: async () => sockets.closeAll(),
     });
-    watchRoutes(scope, ha, sockets, log);
+    watchRoutes(scope, ha, sockets, log, config.wsAllowedOrigins);
   });
   opsRoutes(app, ha, metrics);
   leaderRoutes(app, ha, config);
@@ -109,7 +113,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   executionPlanRoutes(app, ha, { planBytes: config.planMaxBytes, jsonBytes: config.storeBodyMaxBytes });
   checkpointRoutes(app, ha, config);
   blobRoutes(app, ha, config.blobMaxBytes);
-  cleanupRoutes(app, ha, admin);
+  cleanupRoutes(app, ha);
   return app;
 }
 

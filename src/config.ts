@@ -1,5 +1,7 @@
 /** Configuration from the environment, validated at start with a clear message. */
+import { readFileSync } from 'node:fs';
 import envSchema from 'env-schema';
+import { ROLES, type TokenGrant } from './http/auth.js';
 
 const MIB = 1024 * 1024;
 /** The most checkpoints a job may retain. */
@@ -29,6 +31,9 @@ const schema = {
     CHECKPOINTS_MAX_RETAINED_BY_CLUSTER: { type: 'string', default: '' },
     IDEMPOTENCY_TTL_MS: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000, default: 86_400_000 },
     ADMIN_TOKENS: { type: 'string', pattern: '^([\\x21-\\x2B\\x2D-\\x7E]{16,})?(,[\\x21-\\x2B\\x2D-\\x7E]{16,})*$', default: '' },
+    AUTH_TOKENS: { type: 'string', default: '' },
+    AUTH_TOKENS_FILE: { type: 'string', default: '' },
+    WS_ALLOWED_ORIGINS: { type: 'string', default: '' },
   },
 } as const;
 
@@ -54,6 +59,9 @@ interface Env {
   CHECKPOINTS_MAX_RETAINED_BY_CLUSTER: string;
   IDEMPOTENCY_TTL_MS: number;
   ADMIN_TOKENS: string;
+  AUTH_TOKENS: string;
+  AUTH_TOKENS_FILE: string;
+  WS_ALLOWED_ORIGINS: string;
 }
 
 export interface Config {
@@ -77,8 +85,10 @@ export interface Config {
   /** Completed checkpoints kept per job, unless a request says otherwise. */
   checkpointsMaxRetained: { default: number; byCluster: Map<string, number> };
   idempotencyTtlMs: number;
-  /** Bearer tokens that may write unfenced and delete clusters; none: everyone may. */
-  adminTokens: string[];
+  /** Bearer tokens with their roles and clusters; none: the API is open to all, as admin. */
+  tokens: TokenGrant[];
+  /** Origins a browser's websocket may come from; empty: any. */
+  wsAllowedOrigins: string[];
 }
 
 export class ConfigError extends Error {}
@@ -119,7 +129,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       byCluster: parseRetained(e.CHECKPOINTS_MAX_RETAINED_BY_CLUSTER),
     },
     idempotencyTtlMs: e.IDEMPOTENCY_TTL_MS,
-    adminTokens: e.ADMIN_TOKENS.split(',').filter(Boolean),
+    tokens: [
+      ...e.ADMIN_TOKENS.split(',')
+        .filter(Boolean)
+        .map((token, i): TokenGrant => ({ name: `ADMIN_TOKENS[${i}]`, token, role: 'admin', clusters: ['*'] })),
+      ...parseTokens(e.AUTH_TOKENS, 'AUTH_TOKENS'),
+      ...(e.AUTH_TOKENS_FILE ? parseTokens(readTokensFile(e.AUTH_TOKENS_FILE), 'AUTH_TOKENS_FILE') : []),
+    ],
+    wsAllowedOrigins: e.WS_ALLOWED_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
   };
 }
 
@@ -137,4 +154,40 @@ function parseRetained(text: string): Map<string, number> {
     byCluster.set(m[1], n);
   }
   return byCluster;
+}
+
+function readTokensFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: AUTH_TOKENS_FILE cannot be read: ${(err as Error).message}`);
+  }
+}
+
+/** A JSON array of `{name, token, role, clusters?}`; `clusters` defaults to all (`["*"]`). */
+function parseTokens(text: string, source: string): TokenGrant[] {
+  if (!text.trim()) return [];
+  const fail = (why: string): never => {
+    throw new ConfigError(`invalid configuration: ${source} ${why}`);
+  };
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch {
+    fail('must be JSON: [{"name": …, "token": …, "role": …, "clusters": […]}]');
+  }
+  if (!Array.isArray(list)) fail('must be a JSON array of tokens');
+  return (list as Record<string, unknown>[]).map((t, i) => {
+    const where = `[${i}]`;
+    if (typeof t !== 'object' || t === null) fail(`${where} must be an object`);
+    const { name, token, role, clusters = ['*'], ...rest } = t;
+    if (Object.keys(rest).length) fail(`${where} has unknown fields: ${Object.keys(rest).join(', ')}`);
+    if (typeof name !== 'string' || !/^[\x21-\x7E]{1,64}$/.test(name)) fail(`${where}.name must be 1 to 64 visible characters`);
+    if (typeof token !== 'string' || !/^[\x21-\x7E]{16,}$/.test(token)) fail(`${where}.token must be at least 16 visible characters`);
+    if (!ROLES.includes(role as TokenGrant['role'])) fail(`${where}.role must be one of: ${ROLES.join(', ')}`);
+    if (!Array.isArray(clusters) || !clusters.length || !clusters.every((c) => typeof c === 'string' && c)) {
+      fail(`${where}.clusters must be a non-empty array of cluster ids, or ["*"]`);
+    }
+    return { name: name as string, token: token as string, role: role as TokenGrant['role'], clusters: clusters as string[] };
+  });
 }

@@ -19,11 +19,8 @@ async function main(config: Config): Promise<void> {
     redis: local ? { path: local.socketPath } : undefined,
     logger: log,
   });
-  log.warn(
-    config.adminTokens.length === 0
-      ? 'no access tokens are configured: the API is open to anyone who can reach it, as admin'
-      : 'only admin tokens are configured: reads, elections and fenced writes are open to anyone who can reach the API',
-  );
+  if (config.tokens.length === 0) log.warn('no access tokens are configured: the API is open to anyone who can reach it, as admin');
+  else log.info({ tokens: config.tokens.map((t) => ({ name: t.name, role: t.role, clusters: t.clusters })) }, 'access tokens');
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -1,40 +1,78 @@
 /**
- * Who may act as admin: an unfenced write (`X-Fencing-Token: override`) and cleanupAllData.
- * With no admin tokens configured every caller is admin, as the design says; with some, a
- * caller must present one as `Authorization: Bearer <token>`. (Roles for every route come
- * with the full auth of issue 5.)
+ * Who may do what (design §7): bearer tokens, each with a role and the clusters it may
+ * touch. Roles rank `read` < `contend` < `write` < `admin`; each includes the ones below
+ * it. With no token configured the server is open, and every caller counts as admin.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import { httpError } from './errors.js';
 
-export class AdminAuth {
-  private readonly digests: Buffer[];
+export const ROLES = ['read', 'contend', 'write', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
 
-  constructor(tokens: string[]) {
-    // Digests of equal length, so that every comparison takes the same time.
-    this.digests = tokens.map(digest);
+export interface TokenGrant {
+  /** Names the token in logs and errors; the token itself is never logged. */
+  name: string;
+  token: string;
+  role: Role;
+  /** Cluster ids it may touch; `*` for all. */
+  clusters: string[];
+}
+
+interface Grant {
+  digest: Buffer;
+  name: string;
+  rank: number;
+  clusters: Set<string> | null;
+}
+
+export class Access {
+  private readonly grants: Grant[];
+
+  constructor(tokens: TokenGrant[]) {
+    this.grants = tokens.map((t) => ({
+      digest: digest(t.token),
+      name: t.name,
+      rank: ROLES.indexOf(t.role),
+      clusters: t.clusters.includes('*') ? null : new Set(t.clusters),
+    }));
   }
 
   get open(): boolean {
-    return this.digests.length === 0;
+    return this.grants.length === 0;
   }
 
-  /** Throws 401 without a bearer token, 403 with one that is not an admin's. */
-  require(req: FastifyRequest, what: string): void {
+  /** Throws 401 without a known bearer token, 403 when its role or clusters do not allow
+   * `role` on `clusterId`. */
+  check(authorization: string | undefined, role: Role, clusterId: string | undefined): void {
     if (this.open) return;
-    const m = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '');
-    if (!m) throw httpError(401, `${what} needs an admin token: Authorization: Bearer <token>`);
-    const d = digest(m[1]);
-    let admin = false;
-    for (const x of this.digests) admin = timingSafeEqual(d, x) || admin;
-    if (!admin) throw httpError(403, `${what} needs an admin token`);
+    const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? '');
+    const grant = m && this.find(m[1]);
+    if (!grant) throw httpError(401, 'this needs a valid token: Authorization: Bearer <token>');
+    if (grant.rank < ROLES.indexOf(role)) throw httpError(403, `token '${grant.name}' has a role below '${role}', which this needs`);
+    if (grant.clusters && !(clusterId !== undefined && grant.clusters.has(clusterId))) {
+      throw httpError(403, `token '${grant.name}' may not touch cluster '${clusterId}'`);
+    }
   }
+
+  /** Compares the digest against every grant's, all of them, in constant time each. */
+  private find(token: string): Grant | null {
+    const d = digest(token);
+    let found: Grant | null = null;
+    for (const g of this.grants) if (timingSafeEqual(d, g.digest)) found = g;
+    return found;
+  }
+}
+
+/** The role a route needs: reads need `read`, elections `contend`, store writes `write`,
+ * deleting a cluster `admin`; routes outside a cluster (probes, metrics) need none. */
+export function routeRole(method: string, url: string): Role | null {
+  if (!url.startsWith('/v1/clusters/')) return null;
+  if (method === 'GET' || method === 'HEAD') return 'read';
+  if (url.startsWith('/v1/clusters/:clusterId/leaders/')) return 'contend';
+  if (url === '/v1/clusters/:clusterId') return 'admin';
+  return 'write';
 }
 
 function digest(token: string): Buffer {
   return createHash('sha256').update(token).digest();
-}
-
-function httpError(statusCode: number, message: string): Error {
-  return Object.assign(new Error(message), { statusCode });
 }

@@ -68,7 +68,12 @@ export function formatValidationError(errors: SchemaError[], dataVar: string): E
 
 /** A 400 for input a schema cannot express. */
 export function badRequest(message: string): Error {
-  return Object.assign(new Error(message), { statusCode: 400 });
+  return httpError(400, message);
+}
+
+/** An error answered with `statusCode` and the code of that status. */
+export function httpError(statusCode: number, message: string): Error {
+  return Object.assign(new Error(message), { statusCode });
 }
 
 export function sendError(

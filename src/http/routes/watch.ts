@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 import type { HaServices } from '../../ha/index.js';
 import { watchMessage } from '../encode.js';
-import { sendError } from '../errors.js';
+import { httpError, sendError } from '../errors.js';
 import { ClusterParams, WatchQuery } from '../schemas.js';
 import type { App } from '../types.js';
 import type { Log } from '../../ha/log.js';
@@ -66,11 +66,19 @@ export class WatcherSockets {
   }
 }
 
-export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets, log: Log): void {
+export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets, log: Log, allowedOrigins: string[]): void {
+  const origins = new Set(allowedOrigins);
   app.route({
     method: 'GET',
     url: '/v1/clusters/:clusterId/watch',
     schema: { params: ClusterParams, querystring: WatchQuery },
+    // A browser says where the page that opens the socket came from; other clients send no
+    // Origin, and are judged by their token alone.
+    onRequest: (req, _reply, done) => {
+      const origin = req.headers.origin;
+      const refused = origins.size > 0 && origin !== undefined && !origins.has(origin);
+      done(refused ? httpError(403, `origin '${origin}' is not allowed (WS_ALLOWED_ORIGINS)`) : undefined);
+    },
     preHandler: async (req) => {
       await ha.views.get(req.params.clusterId);
     },

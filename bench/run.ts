@@ -11,12 +11,14 @@ import { BenchEnv } from './env.js';
 import { httpBenches } from './http.js';
 import { pushBenches } from './push.js';
 import { fanoutBenches } from './fanout.js';
+import { blobBenches } from './blobs.js';
 import { table, type Row } from './stats.js';
 
 const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
   http: httpBenches,
   push: pushBenches,
   fanout: fanoutBenches,
+  blobs: blobBenches,
 };
 
 const { values } = parseArgs({

@@ -168,6 +168,11 @@ export class ServerProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** The server's process id, while it runs. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   static async start(t: TestContext | null, env: Record<string, string>): Promise<ServerProcess> {
     const s = new ServerProcess(await freePort(), env);
     t?.after(() => s.kill());

@@ -4,7 +4,8 @@
  */
 import Fastify, { type onRequestHookHandler } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { logRequests, serverWithRequestIds } from './http/requestLogging.js';
+import { logRequests, serverFactory } from './http/requestLogging.js';
+import { protect } from './http/protection.js';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { RedisOptions } from 'ioredis';
@@ -25,7 +26,7 @@ import { Metrics } from './metrics.js';
 
 export interface AppOptions {
   config: Config;
-  /** Overrides config.redisUrl: a URL, or ioredis options (the local server's socket). */
+  /** Overrides config.redis: a URL, or ioredis options (the local server's socket). */
   redis?: string | RedisOptions;
   /** A logger, false for none, or options of one (default: the configured level). */
   logger?: Logger | false | { level?: string; stream?: DestinationStream };
@@ -35,14 +36,14 @@ export interface AppOptions {
 
 export async function buildApp(opts: AppOptions): Promise<App> {
   const { config } = opts;
-  const redis = opts.redis ?? config.redisUrl;
-  if (!redis) throw new Error('buildApp needs a Redis: config.redisUrl or opts.redis');
+  const redis = opts.redis ?? config.redis;
+  if (!redis) throw new Error('buildApp needs a Redis: config.redis or opts.redis');
 
   const log = loggerOf(opts.logger, config.logLevel);
   const onError = errorHandler(log);
   const app = Fastify({
     logger: false,
-    serverFactory: serverWithRequestIds,
+    serverFactory: serverFactory(config.tls),
     schemaErrorFormatter: formatValidationError,
     requestIdHeader: 'x-request-id',
     bodyLimit: 64 * 1024,
@@ -96,6 +97,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     });
   }
   logRequests(app, log);
+  await protect(app, config.protection);
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());
 

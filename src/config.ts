@@ -1,7 +1,9 @@
 /** Configuration from the environment, validated at start with a clear message. */
 import { readFileSync } from 'node:fs';
 import envSchema from 'env-schema';
+import type { RedisOptions } from 'ioredis';
 import { ROLES, type TokenGrant } from './http/auth.js';
+import type { ProtectionOptions } from './http/protection.js';
 
 const MIB = 1024 * 1024;
 /** The most checkpoints a job may retain. */
@@ -34,6 +36,16 @@ const schema = {
     AUTH_TOKENS: { type: 'string', default: '' },
     AUTH_TOKENS_FILE: { type: 'string', default: '' },
     WS_ALLOWED_ORIGINS: { type: 'string', default: '' },
+    TLS_CERT_FILE: { type: 'string', default: '' },
+    TLS_KEY_FILE: { type: 'string', default: '' },
+    REDIS_TLS_CA_FILE: { type: 'string', default: '' },
+    REDIS_SENTINELS: { type: 'string', pattern: '^([^,:]+:[0-9]{1,5})?(,[^,:]+:[0-9]{1,5})*$', default: '' },
+    REDIS_SENTINEL_NAME: { type: 'string', minLength: 1, default: 'mymaster' },
+    REDIS_SENTINEL_PASSWORD: { type: 'string', default: '' },
+    SHED_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 1000 },
+    SHED_EVENT_LOOP_UTILIZATION: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+    RATE_LIMIT_MAX: { type: 'integer', minimum: 0, default: 0 },
+    RATE_LIMIT_WINDOW_MS: { type: 'integer', minimum: 1, maximum: 3_600_000, default: 1000 },
   },
 } as const;
 
@@ -62,13 +74,26 @@ interface Env {
   AUTH_TOKENS: string;
   AUTH_TOKENS_FILE: string;
   WS_ALLOWED_ORIGINS: string;
+  TLS_CERT_FILE: string;
+  TLS_KEY_FILE: string;
+  REDIS_TLS_CA_FILE: string;
+  REDIS_SENTINELS: string;
+  REDIS_SENTINEL_NAME: string;
+  REDIS_SENTINEL_PASSWORD: string;
+  SHED_EVENT_LOOP_DELAY_MS: number;
+  SHED_EVENT_LOOP_UTILIZATION: number;
+  RATE_LIMIT_MAX: number;
+  RATE_LIMIT_WINDOW_MS: number;
 }
 
 export interface Config {
   port: number;
   host: string;
-  /** Unset: the server starts its own redis-server, keeping its data under dataDir. */
-  redisUrl?: string;
+  /** How to reach Redis (URL, TLS, Sentinel); null: the server starts its own
+   * redis-server, keeping its data under dataDir. */
+  redis: RedisOptions | null;
+  /** The HTTP server's certificate and key (PEM); null: plain HTTP. */
+  tls: { cert: string; key: string } | null;
   dataDir: string;
   logLevel: string;
   leaseTtl: { defaultMs: number; minMs: number; maxMs: number };
@@ -89,6 +114,7 @@ export interface Config {
   tokens: TokenGrant[];
   /** Origins a browser's websocket may come from; empty: any. */
   wsAllowedOrigins: string[];
+  protection: ProtectionOptions;
 }
 
 export class ConfigError extends Error {}
@@ -111,7 +137,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     port: e.PORT,
     host: e.HOST,
-    redisUrl: e.REDIS_URL,
+    redis: redisOptions(e),
+    tls: e.TLS_CERT_FILE || e.TLS_KEY_FILE ? { cert: readFile(e.TLS_CERT_FILE, 'TLS_CERT_FILE'), key: readFile(e.TLS_KEY_FILE, 'TLS_KEY_FILE') } : null,
     dataDir: e.DATA_DIR,
     logLevel: e.LOG_LEVEL,
     leaseTtl: { defaultMs: e.LEASE_TTL_DEFAULT_MS, minMs: e.LEASE_TTL_MIN_MS, maxMs: e.LEASE_TTL_MAX_MS },
@@ -134,9 +161,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         .filter(Boolean)
         .map((token, i): TokenGrant => ({ name: `ADMIN_TOKENS[${i}]`, token, role: 'admin', clusters: ['*'] })),
       ...parseTokens(e.AUTH_TOKENS, 'AUTH_TOKENS'),
-      ...(e.AUTH_TOKENS_FILE ? parseTokens(readTokensFile(e.AUTH_TOKENS_FILE), 'AUTH_TOKENS_FILE') : []),
+      ...(e.AUTH_TOKENS_FILE ? parseTokens(readFile(e.AUTH_TOKENS_FILE, 'AUTH_TOKENS_FILE'), 'AUTH_TOKENS_FILE') : []),
     ],
     wsAllowedOrigins: e.WS_ALLOWED_ORIGINS.split(',').map((s) => s.trim()).filter(Boolean),
+    protection: {
+      shedEventLoopDelayMs: e.SHED_EVENT_LOOP_DELAY_MS,
+      shedEventLoopUtilization: e.SHED_EVENT_LOOP_UTILIZATION,
+      rateLimitMax: e.RATE_LIMIT_MAX,
+      rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
+    },
   };
 }
 
@@ -156,12 +189,39 @@ function parseRetained(text: string): Map<string, number> {
   return byCluster;
 }
 
-function readTokensFile(path: string): string {
+function readFile(path: string, name: string): string {
+  if (!path) throw new ConfigError(`invalid configuration: ${name} is needed too`);
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`invalid configuration: AUTH_TOKENS_FILE cannot be read: ${(err as Error).message}`);
+    throw new ConfigError(`invalid configuration: ${name} cannot be read: ${(err as Error).message}`);
   }
+}
+
+/** ioredis options from REDIS_URL (user, password, database, `rediss:` for TLS), the CA
+ * of Redis's certificate, and Sentinel; null when neither URL nor Sentinel is given. */
+function redisOptions(e: Env): RedisOptions | null {
+  if (!e.REDIS_URL && !e.REDIS_SENTINELS) return null;
+  const url = new URL(e.REDIS_URL ?? 'redis://localhost');
+  const tls = url.protocol === 'rediss:' || e.REDIS_TLS_CA_FILE !== '';
+  const options: RedisOptions = {
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(url.port || 6379),
+    username: url.username ? decodeURIComponent(url.username) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : undefined,
+    db: Number(url.pathname.slice(1) || 0),
+    tls: tls ? (e.REDIS_TLS_CA_FILE ? { ca: readFile(e.REDIS_TLS_CA_FILE, 'REDIS_TLS_CA_FILE') } : {}) : undefined,
+  };
+  if (!Number.isInteger(options.db)) throw new ConfigError('invalid configuration: REDIS_URL must end with a database number, if anything');
+  if (!e.REDIS_SENTINELS) return options;
+  const { host: _host, port: _port, ...rest } = options;
+  return {
+    ...rest,
+    sentinels: e.REDIS_SENTINELS.split(',').map((hp) => ({ host: hp.slice(0, hp.lastIndexOf(':')), port: Number(hp.slice(hp.lastIndexOf(':') + 1)) })),
+    name: e.REDIS_SENTINEL_NAME,
+    sentinelPassword: e.REDIS_SENTINEL_PASSWORD || undefined,
+    enableTLSForSentinelMode: tls,
+  };
 }
 
 /** A JSON array of `{name, token, role, clusters?}`; `clusters` defaults to all (`["*"]`). */

@@ -12,7 +12,7 @@ import { LocalRedisError, startLocalRedis, type LocalRedis } from './localRedis.
 async function main(config: Config): Promise<void> {
   const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
   let local: LocalRedis | undefined;
-  if (!config.redisUrl) local = await startLocalRedis(config.dataDir, log);
+  if (!config.redis) local = await startLocalRedis(config.dataDir, log);
 
   const app = await buildApp({
     config,

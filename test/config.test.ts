@@ -6,16 +6,36 @@ test('defaults: port 8080 on 127.0.0.1, a local Redis under ./data, leases of 10
   const c = loadConfig({});
   assert.equal(c.port, 8080);
   assert.equal(c.host, '127.0.0.1');
-  assert.equal(c.redisUrl, undefined);
+  assert.equal(c.redis, null);
+  assert.equal(c.tls, null);
+  assert.equal(c.tokens.length, 0);
   assert.equal(c.dataDir, './data');
   assert.deepEqual(c.leaseTtl, { defaultMs: 10_000, minMs: 1_000, maxMs: 300_000 });
 });
 
 test('values come from the environment', () => {
-  const c = loadConfig({ PORT: '9000', REDIS_URL: 'redis://10.0.0.1:6380', LEASE_TTL_DEFAULT_MS: '5000' });
+  const c = loadConfig({ PORT: '9000', REDIS_URL: 'redis://leasehold:p%40ss@10.0.0.1:6380/2', LEASE_TTL_DEFAULT_MS: '5000' });
   assert.equal(c.port, 9000);
-  assert.equal(c.redisUrl, 'redis://10.0.0.1:6380');
+  assert.deepEqual(
+    { ...c.redis },
+    { host: '10.0.0.1', port: 6380, username: 'leasehold', password: 'p@ss', db: 2, tls: undefined },
+  );
   assert.equal(c.leaseTtl.defaultMs, 5000);
+});
+
+test('Sentinel: the master by name through the listed sentinels, with credentials and TLS from the URL', () => {
+  const c = loadConfig({
+    REDIS_URL: 'rediss://:secret@ignored:1/0',
+    REDIS_SENTINELS: 's1.example:26379,10.0.0.2:26380',
+    REDIS_SENTINEL_NAME: 'leasehold',
+    REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+  });
+  assert.deepEqual(c.redis?.sentinels, [{ host: 's1.example', port: 26379 }, { host: '10.0.0.2', port: 26380 }]);
+  assert.equal(c.redis?.name, 'leasehold');
+  assert.equal(c.redis?.password, 'secret');
+  assert.equal(c.redis?.sentinelPassword, 'sentinel-secret');
+  assert.equal(c.redis?.enableTLSForSentinelMode, true);
+  assert.equal(c.redis?.host, undefined);
 });
 
 for (const [name, env, pattern] of [
@@ -23,6 +43,10 @@ for (const [name, env, pattern] of [
   ['a port out of range', { PORT: '70000' }, /PORT/],
   ['a Redis URL of another scheme', { REDIS_URL: 'http://localhost' }, /REDIS_URL/],
   ['an unknown log level', { LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+  ['a certificate without its key', { TLS_CERT_FILE: '/etc/hostname' }, /TLS_KEY_FILE is needed too/],
+  ['a CA file that cannot be read', { REDIS_URL: 'rediss://r:6379', REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' }, /REDIS_TLS_CA_FILE cannot be read/],
+  ['a malformed Sentinel list', { REDIS_SENTINELS: 'a:1,b' }, /REDIS_SENTINELS/],
+  ['a shedding threshold above 1', { SHED_EVENT_LOOP_UTILIZATION: '1.5' }, /SHED_EVENT_LOOP_UTILIZATION/],
   ['a default TTL outside its limits', { LEASE_TTL_DEFAULT_MS: '500' }, /LEASE_TTL_MIN_MS <= LEASE_TTL_DEFAULT_MS/],
 ] as const) {
   test(`refuses ${name} with a message naming it`, () => {

@@ -71,9 +71,9 @@ export function badRequest(message: string): Error {
   return httpError(400, message);
 }
 
-/** An error answered with `statusCode` and the code of that status. */
-export function httpError(statusCode: number, message: string): Error {
-  return Object.assign(new Error(message), { statusCode });
+/** An error answered with `statusCode`, and `error` (default: the code of that status). */
+export function httpError(statusCode: number, message: string, error?: string): Error {
+  return Object.assign(new Error(message), { statusCode, error });
 }
 
 export function sendError(
@@ -101,7 +101,10 @@ export const errorHandler = (log: Log) => (err: FastifyError | Error, req: Fasti
   }
   if (fe.validation) return sendError(reply, 400, 'BadRequest', fe.message);
   const status = fe.statusCode ?? 500;
-  if (status >= 400 && status < 500) return sendError(reply, status, STATUS_CODE[status] ?? 'ClientError', fe.message);
+  const code = (fe as { error?: string }).error;
+  if ((status >= 400 && status < 500) || (status === 503 && code)) {
+    return sendError(reply, status, code ?? STATUS_CODE[status] ?? 'ClientError', fe.message);
+  }
   log.error({ err, reqId: req.id, method: req.method, url: req.url }, 'internal error');
   return sendError(reply, 500, 'Internal', 'internal server error');
 };

@@ -1,37 +1,51 @@
 /**
- * Request ids and request logs, kept off the hot path. Fastify runs without a logger of
+ * The server itself (request ids, security headers, TLS) and request logs, kept off the
+ * hot path. Fastify runs without a logger of
  * its own: with one, it adds response listeners and timing to every request, about a
  * quarter of what a leader read costs. The app logs with its own pino logger instead.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { App } from './types.js';
 
+/** What every answer carries: it is an API, never a page to render, frame or cache. */
+const BASE_HEADERS: [string, string][] = [
+  ['x-content-type-options', 'nosniff'],
+  ['x-frame-options', 'DENY'],
+  ['content-security-policy', "default-src 'none'; frame-ancestors 'none'"],
+  ['referrer-policy', 'no-referrer'],
+  ['cache-control', 'no-store'],
+];
+
 /**
- * The HTTP server, which names every request in X-Request-Id (the caller's, or one made
- * here) on the raw response before Fastify sees it, so that it costs no hook; Fastify takes
- * the id from that header (requestIdHeader).
+ * The HTTP (or, with a certificate, HTTPS) server. It names every request in X-Request-Id
+ * (the caller's, or one made here) and sets the security headers on the raw response
+ * before Fastify sees it, so that they cost no hook; Fastify takes the id from that header
+ * (requestIdHeader).
  */
-export function serverWithRequestIds(
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-  opts: FastifyServerOptions,
-): Server {
-  let made = 0;
-  const server = createServer((req, res) => {
-    let id = req.headers['x-request-id'];
-    if (typeof id !== 'string' || id === '') {
-      id = `req-${(++made).toString(36)}`;
-      req.headers['x-request-id'] = id;
-    }
-    res.setHeader('x-request-id', id);
-    handler(req, res);
-  });
-  // What Fastify sets on a server it makes itself.
-  server.keepAliveTimeout = opts.keepAliveTimeout ?? 72_000;
-  server.requestTimeout = opts.requestTimeout ?? 0;
-  server.setTimeout(opts.connectionTimeout ?? 0);
-  return server;
+export function serverFactory(tls: { cert: string; key: string } | null) {
+  const base = tls ? [...BASE_HEADERS, ['strict-transport-security', 'max-age=31536000']] : BASE_HEADERS;
+  return (handler: (req: IncomingMessage, res: ServerResponse) => void, opts: FastifyServerOptions): Server => {
+    let made = 0;
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      let id = req.headers['x-request-id'];
+      if (typeof id !== 'string' || id === '') {
+        id = `req-${(++made).toString(36)}`;
+        req.headers['x-request-id'] = id;
+      }
+      res.setHeader('x-request-id', id);
+      for (const [name, value] of base) res.setHeader(name, value);
+      handler(req, res);
+    };
+    const server = tls ? createHttpsServer(tls, onRequest) : createServer(onRequest);
+    // What Fastify sets on a server it makes itself.
+    server.keepAliveTimeout = opts.keepAliveTimeout ?? 72_000;
+    server.requestTimeout = opts.requestTimeout ?? 0;
+    server.setTimeout(opts.connectionTimeout ?? 0);
+    return server;
+  };
 }
 
 /** One log line per request, when it completes, if the log level is info or finer. */

@@ -48,6 +48,8 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 export interface RedisProcessOptions {
   /** Append-only file on (durable) or no persistence at all. */
   aof?: boolean;
+  /** More arguments of redis-server (TLS, say). */
+  args?: string[];
 }
 
 export class RedisProcess {
@@ -57,10 +59,11 @@ export class RedisProcess {
   private constructor(
     readonly port: number,
     readonly aof: boolean,
+    private readonly extraArgs: string[],
   ) {}
 
   static async start(opts: RedisProcessOptions = {}): Promise<RedisProcess> {
-    const r = new RedisProcess(await freePort(), opts.aof ?? false);
+    const r = new RedisProcess(await freePort(), opts.aof ?? false, opts.args ?? []);
     running.add(r);
     await r.launch();
     return r;
@@ -72,7 +75,7 @@ export class RedisProcess {
 
   private async launch(): Promise<void> {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', ''];
-    args.push('--appendonly', this.aof ? 'yes' : 'no', '--appendfsync', 'always');
+    args.push('--appendonly', this.aof ? 'yes' : 'no', '--appendfsync', 'always', ...this.extraArgs);
     this.child = spawn('redis-server', args, { stdio: 'ignore' });
     const child = this.child;
     child.once('exit', () => {

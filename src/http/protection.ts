@@ -1,0 +1,56 @@
+/**
+ * Protection against overload and floods: load shedding (@fastify/under-pressure) and rate
+ * limits per client (@fastify/rate-limit). Neither ever touches an election (campaign,
+ * renew, confirm, resign): a renewal that fails costs a failover, a read that fails costs
+ * a retry, so reads and store writes go first.
+ */
+import rateLimit from '@fastify/rate-limit';
+import underPressure from '@fastify/under-pressure';
+import type { FastifyRequest } from 'fastify';
+import { routeRole } from './auth.js';
+import { httpError } from './errors.js';
+import type { App } from './types.js';
+
+export interface ProtectionOptions {
+  /** Shed when the event loop's mean delay passes this (ms); 0: never. */
+  shedEventLoopDelayMs: number;
+  /** Shed when the event loop is busier than this share of the time (0–1); 0: never. */
+  shedEventLoopUtilization: number;
+  /** Requests per client (bearer token, else address) per window; 0: no limit. */
+  rateLimitMax: number;
+  rateLimitWindowMs: number;
+}
+
+/** Routes that are never shed nor limited: elections, and probes outside any cluster. */
+function exempt(method: string, url: string): boolean {
+  const role = routeRole(method, url);
+  return role === null || role === 'contend';
+}
+
+export async function protect(app: App, options: ProtectionOptions): Promise<void> {
+  if (options.rateLimitMax > 0) {
+    // One budget per client across routes, but none on exempt routes; this hook runs
+    // before the plugin's own.
+    app.addHook('onRoute', (route) => {
+      if (exempt([route.method].flat()[0], route.url)) route.config = { ...route.config, rateLimit: false };
+    });
+    await app.register(rateLimit, {
+      global: true,
+      max: options.rateLimitMax,
+      timeWindow: options.rateLimitWindowMs,
+      keyGenerator: (req: FastifyRequest) => req.headers.authorization ?? req.ip,
+      errorResponseBuilder: (_req, ctx) =>
+        httpError(429, `rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry later`, 'TooManyRequests'),
+    });
+  }
+  if (options.shedEventLoopDelayMs > 0 || options.shedEventLoopUtilization > 0) {
+    await app.register(underPressure, {
+      maxEventLoopDelay: options.shedEventLoopDelayMs,
+      maxEventLoopUtilization: options.shedEventLoopUtilization,
+      pressureHandler: (req, _reply, type) =>
+        exempt(req.method, req.routeOptions.url ?? '')
+          ? undefined
+          : Promise.reject(httpError(503, `the server is overloaded (${type}); retry shortly`, 'Overloaded')),
+    });
+  }
+}

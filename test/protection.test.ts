@@ -1,0 +1,118 @@
+/**
+ * Protection (design §7, issue 5): security headers on every answer, rate limits per
+ * client, and load shedding that sheds reads and store writes but never an election.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import autocannon from 'autocannon';
+import { buildApp } from '../src/app.js';
+import { post, randomJobId, ServerProcess, sharedRedisUrl, sleep, startApp, testConfig, uniqueCluster, waitFor } from './support/app.js';
+import { stopAllRedis } from './support/redis.js';
+
+after(() => stopAllRedis());
+
+test('every answer, error or not, carries the security headers', async (t) => {
+  const app = await startApp(t, await sharedRedisUrl());
+  for (const path of ['/v1/clusters/h/leaders', '/v1/clusters/h/leaders/nope', '/no/such/route', '/healthz']) {
+    const res = await fetch(app.url + path);
+    await res.arrayBuffer();
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff', path);
+    assert.equal(res.headers.get('x-frame-options'), 'DENY', path);
+    assert.equal(res.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'", path);
+    assert.equal(res.headers.get('cache-control'), 'no-store', path);
+    assert.equal(res.headers.get('strict-transport-security'), null, 'no HSTS over plain HTTP');
+  }
+});
+
+test('rate limits: 429 with Retry-After past the limit, per client; elections and probes are never limited', async (t) => {
+  const tokens = JSON.stringify([
+    { name: 'a', token: 'token-a-0123456789abcdef', role: 'admin' },
+    { name: 'b', token: 'token-b-0123456789abcdef', role: 'admin' },
+  ]);
+  const app = await startApp(t, await sharedRedisUrl(), { RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000', AUTH_TOKENS: tokens });
+  const c = uniqueCluster('rl');
+  const as = (who: 'a' | 'b') => ({ authorization: `Bearer token-${who}-0123456789abcdef` });
+  const read = () => fetch(`${app.url}/v1/clusters/${c}/leaders`, { headers: as('a') });
+  for (let i = 0; i < 5; i++) assert.equal((await read()).status, 200);
+  const limited = await read();
+  assert.equal(limited.status, 429);
+  assert.equal((await limited.json()).error, 'TooManyRequests');
+  assert.ok(Number(limited.headers.get('retry-after')) > 0);
+  const write = await fetch(`${app.url}/v1/clusters/${c}/job-results/${randomJobId()}`, {
+    method: 'PUT',
+    headers: { ...as('a'), 'content-type': 'application/json', 'x-fencing-token': 'override' },
+    body: '{"applicationStatus":"SUCCEEDED"}',
+  });
+  assert.equal(write.status, 429, 'store writes count too');
+  // Another client has a budget of its own.
+  assert.equal((await fetch(`${app.url}/v1/clusters/${c}/leaders`, { headers: as('b') })).status, 200);
+  // Elections and probes are never limited.
+  const body = { contenderId: 'd', ttlMs: 60_000 };
+  const campaign = await fetch(`${app.url}/v1/clusters/${c}/leaders/dispatcher/campaign`, {
+    method: 'POST',
+    headers: { ...as('a'), 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const sessionId = (await campaign.json()).leader.sessionId;
+  for (let i = 0; i < 20; i++) {
+    const renew = await fetch(`${app.url}/v1/clusters/${c}/leaders/dispatcher/renew`, {
+      method: 'POST',
+      headers: { ...as('a'), 'content-type': 'application/json' },
+      body: JSON.stringify({ contenderId: 'd', sessionId }),
+    });
+    assert.equal(renew.status, 200);
+    assert.equal((await fetch(`${app.url}/healthz`)).status, 200);
+  }
+});
+
+test('shedding: while the event loop is saturated, reads get 503 Overloaded and renewals still succeed', async (t) => {
+  const app = await buildApp({ config: testConfig({ SHED_EVENT_LOOP_UTILIZATION: '0.5' }), redis: await sharedRedisUrl(), logger: false });
+  t.after(() => app.close());
+  await waitFor(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 10_000, 'ready');
+  const c = uniqueCluster('shed');
+  const won = await app.inject({ method: 'POST', url: `/v1/clusters/${c}/leaders/dispatcher/campaign`, payload: { contenderId: 'd', ttlMs: 60_000 } });
+  const sessionId = won.json().leader.sessionId;
+  await sleep(1500); // a quiet sample first
+
+  const busyUntil = Date.now() + 1500;
+  while (Date.now() < busyUntil); // a saturated event loop
+  await sleep(50); // the overdue sample runs
+
+  const read = await app.inject({ method: 'GET', url: `/v1/clusters/${c}/leaders/dispatcher` });
+  assert.equal(read.statusCode, 503);
+  assert.equal(read.json().error, 'Overloaded');
+  assert.ok(read.headers['retry-after']);
+  const renew = await app.inject({ method: 'POST', url: `/v1/clusters/${c}/leaders/dispatcher/renew`, payload: { contenderId: 'd', sessionId } });
+  assert.equal(renew.statusCode, 200, 'the renewal is not shed');
+  assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'nor the probe');
+
+  await sleep(2500); // quiet again: reads are served
+  assert.equal((await app.inject({ method: 'GET', url: `/v1/clusters/${c}/leaders/dispatcher` })).statusCode, 200);
+});
+
+test('shedding under a real flood of reads: some reads are shed, every renewal succeeds', async (t) => {
+  const server = await ServerProcess.start(t, { REDIS_URL: await sharedRedisUrl(), SHED_EVENT_LOOP_UTILIZATION: '0.5' });
+  const c = uniqueCluster('flood');
+  const won = await post(server.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 5000 });
+  const sessionId = won.body.leader.sessionId;
+
+  let renewals = 0;
+  const failures: number[] = [];
+  let flooding = true;
+  const renewing = (async () => {
+    while (flooding) {
+      const res = await post(server.url, `/v1/clusters/${c}/leaders/dispatcher/renew`, { contenderId: 'd', sessionId });
+      if (res.status === 200) renewals++;
+      else failures.push(res.status);
+      await sleep(100);
+    }
+  })();
+  const flood = await autocannon({ url: `${server.url}/v1/clusters/${c}/leaders/dispatcher`, connections: 64, duration: 5 });
+  flooding = false;
+  await renewing;
+
+  const codes = flood.statusCodeStats as unknown as Record<string, { count: number }>;
+  assert.ok((codes['503']?.count ?? 0) > 0, `reads were shed (${JSON.stringify(codes)})`);
+  assert.deepEqual(failures, [], 'no renewal failed');
+  assert.ok(renewals >= 10, `renewals went on (${renewals})`);
+});

@@ -1,10 +1,11 @@
 /**
- * Transport security: the HTTP server over TLS, Redis over TLS with its CA, and Redis as a
- * least-privilege ACL user (the one README.md documents), running a whole life cycle.
+ * How the server is reached and how it reaches Redis: the HTTP server over TLS, Redis over
+ * TLS with its CA, Redis found through Sentinel, and Redis as a least-privilege ACL user
+ * (the one README.md documents), running a whole life cycle.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -77,6 +78,25 @@ test('Redis over TLS (rediss:// with REDIS_TLS_CA_FILE): elections and stores wo
   assert.equal(won.granted, true);
   const entry = await c.jobResults(won.leader.fencingToken).createDirty(randomJobId(), { applicationStatus: 'SUCCEEDED' });
   assert.equal(entry.state, 'dirty');
+});
+
+test('Redis through Sentinel (REDIS_SENTINELS): the server finds the master by name', async (t) => {
+  const master = await RedisProcess.start();
+  const sentinelPort = await freePort();
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(conf, `port ${sentinelPort}\nbind 127.0.0.1\nsentinel monitor leasehold 127.0.0.1 ${master.port} 1\n`);
+  const sentinel = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  t.after(() => sentinel.kill('SIGKILL'));
+  const config = testConfig({ REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`, REDIS_SENTINEL_NAME: 'leasehold' });
+  const app = await buildApp({ config, logger: false });
+  t.after(() => app.close());
+  await waitFor(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 15_000, 'ready through Sentinel');
+  const cluster = uniqueCluster('sentinel');
+  const won = await app.inject({ method: 'POST', url: `/v1/clusters/${cluster}/leaders/rest/campaign`, payload: { contenderId: 'r' } });
+  assert.equal(won.json().granted, true);
+  const direct = new Redis(master.url);
+  t.after(() => direct.quit());
+  assert.equal(await direct.hget(`lh:{${cluster}}:leader:rest`, 'cid'), 'r', 'the grant is in the master');
 });
 
 /** The least-privilege user of README.md: its own keys and channels, and only the commands

@@ -1,6 +1,8 @@
-/** Two real server processes on one Redis: changes cross between them, and a shutdown
- * sends watchers elsewhere (1001) without losing a change. */
+/** Real server processes on one Redis: changes cross between them, and a shutdown sends
+ * watchers elsewhere (1001) without losing a change and finishes requests in flight. */
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
 import { get, post, ServerProcess, uniqueCluster, waitFor, Watch } from './support/app.js';
@@ -54,4 +56,36 @@ test('SIGTERM answers long-polls in flight at once and exits cleanly', { timeout
   assert.equal(answer.status, 200);
   assert.equal(answer.body.index, index);
   assert.ok(Date.now() - t0 < 5000, `shutdown took ${Date.now() - t0} ms`);
+});
+
+test('SIGTERM lets a blob upload in flight finish: it is acknowledged, and whole on another replica', { timeout: 60_000 }, async (t) => {
+  const redis = await RedisProcess.start({ aof: true });
+  const [a, b] = await Promise.all([ServerProcess.start(t, { REDIS_URL: redis.url }), ServerProcess.start(t, { REDIS_URL: redis.url })]);
+  const cluster = uniqueCluster('drain');
+  const d = (await post(a.url, `/v1/clusters/${cluster}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 60_000 })).body;
+  const chunk = randomBytes(64 * 1024);
+  const chunks = 128; // 8 MiB, sent over about 1.3 s
+  async function* slowBody() {
+    for (let i = 0; i < chunks; i++) {
+      yield chunk;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  const upload = fetch(`${a.url}/v1/clusters/${cluster}/blobs/_/in-flight`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/octet-stream', 'x-fencing-token': String(d.leader.fencingToken) },
+    body: Readable.from(slowBody()) as unknown as BodyInit,
+    duplex: 'half',
+  } as RequestInit);
+  await new Promise((r) => setTimeout(r, 300));
+  const [code, res] = await Promise.all([a.signal('SIGTERM'), upload]);
+  assert.equal(code, 0, 'a graceful exit');
+  assert.equal(res.status, 201, 'the upload in flight was finished and acknowledged');
+  const stored = await res.json();
+  assert.equal(stored.size, chunk.length * chunks);
+
+  const back = await fetch(`${b.url}/v1/clusters/${cluster}/blobs/_/in-flight`);
+  const bytes = Buffer.from(await back.arrayBuffer());
+  assert.equal(bytes.length, chunk.length * chunks);
+  assert.equal(createHash('sha256').update(bytes).digest('hex'), stored.sha256);
 });

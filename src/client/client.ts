@@ -56,25 +56,25 @@ export class Cluster {
     return (await this.http.request<{ released: boolean }>(`${this.base}/leaders/${componentPath(component)}/resign`, { body })).released;
   }
 
-  /** Job results, fenced by the dispatcher's leadership. */
-  jobResults(fence: Fence): JobResultStore {
+  /** Job results, fenced by the dispatcher's leadership (no fence: for reading). */
+  jobResults(fence?: Fence): JobResultStore {
     return new JobResultStore(this.http, this.clusterId, fence);
   }
 
-  executionPlans(fence: Fence): ExecutionPlanStore {
+  executionPlans(fence?: Fence): ExecutionPlanStore {
     return new ExecutionPlanStore(this.http, this.clusterId, fence);
   }
 
   /** The completed checkpoints of a job, fenced by its job manager's leadership. */
-  checkpoints(jobId: string, fence: Fence): CheckpointStore {
+  checkpoints(jobId: string, fence?: Fence): CheckpointStore {
     return new CheckpointStore(this.http, this.clusterId, fence, jobId);
   }
 
-  checkpointIdCounter(jobId: string, fence: Fence): CheckpointIdCounter {
+  checkpointIdCounter(jobId: string, fence?: Fence): CheckpointIdCounter {
     return new CheckpointIdCounter(this.http, this.clusterId, fence, jobId);
   }
 
-  blobs(fence: Fence): BlobStore {
+  blobs(fence?: Fence): BlobStore {
     return new BlobStore(this.http, this.clusterId, fence);
   }
 

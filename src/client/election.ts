@@ -269,7 +269,9 @@ export class LeaderElection extends EventEmitter<Events> {
   private post<T>(action: string, body: Record<string, unknown>): Promise<T> {
     return this.http.request<T>(`${this.path}/${action}`, {
       body: { contenderId: this.contenderId, ...body },
-      timeoutMs: Math.max(500, this.renewIntervalMs),
+      // Long enough for a busy server; a renewal that times out is retried while the
+      // leadership lasts.
+      timeoutMs: Math.max(1000, this.renewIntervalMs),
     });
   }
 

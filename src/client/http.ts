@@ -54,12 +54,13 @@ export class Http {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(options.body);
     }
+    const method = options.method ?? (body === undefined ? 'GET' : 'POST');
     const timeout = AbortSignal.timeout(options.timeoutMs ?? this.timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     let res: Response;
     try {
       res = await fetch(this.baseUrl + path, {
-        method: options.method ?? (body === undefined ? 'GET' : 'POST'),
+        method,
         headers,
         body,
         signal,
@@ -68,7 +69,7 @@ export class Http {
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;
       const why = timeout.aborted ? 'timed out' : `failed: ${(err as Error).cause ?? (err as Error).message}`;
-      throw new UnavailableError('Unavailable', `${options.method ?? 'GET'} ${path} ${why}`, undefined, { cause: err });
+      throw new UnavailableError('Unavailable', `${method} ${path} ${why}`, undefined, { cause: err });
     }
     if (res.ok || res.status === 304) return res;
     const text = await res.text().catch(() => '');

@@ -22,7 +22,8 @@ import type {
 } from './types.js';
 
 /** Where a write's token comes from: a leadership (anything with `fencingToken()`, like
- * `LeaderElection`), a token, or `override` (an admin's unfenced write). */
+ * `LeaderElection`), a token, or `override` (an admin's unfenced write). A store client
+ * without one can read; its writes are refused (`FencingTokenRequired`). */
 export type Fence = { fencingToken(): number } | number | 'override';
 
 /** Attempts of a write whose outcome was unknown (503, timeout, network error). */
@@ -37,7 +38,7 @@ class Store {
   constructor(
     protected readonly http: Http,
     clusterId: string,
-    private readonly fence: Fence,
+    private readonly fence: Fence | undefined,
   ) {
     this.base = `/v1/clusters/${seg(clusterId)}`;
   }
@@ -60,7 +61,8 @@ class Store {
    * (a streamed body cannot be sent twice, so it is not retried). */
   protected async write<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     const token = typeof this.fence === 'object' ? this.fence.fencingToken() : this.fence;
-    const headers = { 'x-fencing-token': String(token), 'idempotency-key': randomUUID() };
+    const headers: Record<string, string> = { 'idempotency-key': randomUUID() };
+    if (token !== undefined) headers['x-fencing-token'] = String(token);
     const attempts = body instanceof Readable ? 1 : WRITE_ATTEMPTS;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -121,7 +123,7 @@ export class ExecutionPlanStore extends Store {
 
 /** Flink's `CompletedCheckpointStore` of one job, fenced by its job manager. */
 export class CheckpointStore extends Store {
-  constructor(http: Http, clusterId: string, fence: Fence, private readonly jobId: string) {
+  constructor(http: Http, clusterId: string, fence: Fence | undefined, private readonly jobId: string) {
     super(http, clusterId, fence);
   }
 
@@ -151,7 +153,7 @@ export class CheckpointStore extends Store {
 
 /** Flink's `CheckpointIDCounter` of one job, fenced by its job manager. */
 export class CheckpointIdCounter extends Store {
-  constructor(http: Http, clusterId: string, fence: Fence, private readonly jobId: string) {
+  constructor(http: Http, clusterId: string, fence: Fence | undefined, private readonly jobId: string) {
     super(http, clusterId, fence);
   }
 

@@ -48,9 +48,13 @@ interface Events {
   granted: [sessionId: string, fencingToken: number, leadership: Leadership];
   revoked: [reason: RevokeReason];
   /** Failed requests, for logging; the election retries by itself. Emitted only while
-   * someone listens. */
+   * someone listens (so `events.once(election, 'granted')`, which listens for `error`
+   * too, rejects on the first failure: use `on`). */
   error: [err: Error];
 }
+
+const ABORTED = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
+const REASON = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'reason')!.get!;
 
 export class LeaderElection extends EventEmitter<Events> {
   readonly clusterId: string;
@@ -144,17 +148,35 @@ export class LeaderElection extends EventEmitter<Events> {
   ): Promise<T> {
     this.start();
     const leadership = this.leadership ?? (await this.nextGrant(options.signal));
+    options.signal?.throwIfAborted();
     const abort = new AbortController();
     const onRevoked = (reason: RevokeReason) => abort.abort(new LeadershipLostError(reason));
     const onAbort = () => abort.abort(options.signal?.reason);
     this.on('revoked', onRevoked);
     options.signal?.addEventListener('abort', onAbort);
     try {
-      return await task(abort.signal, leadership);
+      return await task(this.leaseSignal(abort, leadership.sessionId), leadership);
     } finally {
       this.off('revoked', onRevoked);
       options.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /**
+   * `abort`'s signal, which also checks the clock when it is read: after a stall past the
+   * lease (GC, a blocked event loop, SIGSTOP), code that resumes before the expiry timer
+   * has run still sees the abort.
+   */
+  private leaseSignal(abort: AbortController, sessionId: string): AbortSignal {
+    const signal = abort.signal;
+    const lapsed = () => {
+      if (!ABORTED.call(signal) && this.leadership?.sessionId !== sessionId) abort.abort(new LeadershipLostError('unconfirmed'));
+    };
+    return Object.defineProperties(signal, {
+      aborted: { get: () => (lapsed(), ABORTED.call(signal)) },
+      reason: { get: () => (lapsed(), REASON.call(signal)) },
+      throwIfAborted: { value: () => (lapsed(), AbortSignal.prototype.throwIfAborted.call(signal)) },
+    });
   }
 
   private nextGrant(signal?: AbortSignal): Promise<Leadership> {
@@ -221,7 +243,7 @@ export class LeaderElection extends EventEmitter<Events> {
     if (!this.running || this.held !== h) return;
     const sentAt = monotonicNow();
     try {
-      const res = await this.post<{ leader: Leader }>('renew', { sessionId: h.sessionId, ttlMs: this.ttlMs });
+      const res = await this.post<{ leader: Leader }>('renew', { sessionId: h.sessionId, ttlMs: this.ttlMs }, this.wakeSignal());
       if (this.held === h) this.extend(h, res.leader, sentAt);
     } catch (err) {
       if (!(err instanceof NotLeaderError)) throw err;
@@ -266,9 +288,11 @@ export class LeaderElection extends EventEmitter<Events> {
     this.emit('revoked', reason);
   }
 
-  private post<T>(action: string, body: Record<string, unknown>): Promise<T> {
+  /** A campaign is never cut short by `signal`: its grant would be lost unreleased. */
+  private post<T>(action: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
     return this.http.request<T>(`${this.path}/${action}`, {
       body: { contenderId: this.contenderId, ...body },
+      signal,
       // Long enough for a busy server; a renewal that times out is retried while the
       // leadership lasts.
       timeoutMs: Math.max(1000, this.renewIntervalMs),

@@ -81,9 +81,12 @@ export class LeaderRetrieval extends EventEmitter<Events> {
     return this.leaders.get(normalise(component));
   }
 
-  /** Every known component with its leader. */
+  /** Every known component with its leader, as `GET leaders` lists them: the singletons
+   * always, job managers while they have a leader. */
   all(): ComponentLeader[] {
-    return [...this.leaders].map(([component, leader]) => ({ component, leader }));
+    return [...this.leaders]
+      .filter(([component, leader]) => leader || !component.startsWith('jobmanager/'))
+      .map(([component, leader]) => ({ component, leader }));
   }
 
   /** Resolves with the leader of `component` once it has one. */

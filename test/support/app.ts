@@ -12,8 +12,10 @@ import { freePort, RedisProcess } from './redis.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/** In-process apps share the test's event loop, which some tests block on purpose: they
+ * shed no load unless a test asks for it. */
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ LOG_LEVEL: 'silent', REDIS_HEALTH_INTERVAL_MS: '200', ...env });
+  return loadConfig({ LOG_LEVEL: 'silent', REDIS_HEALTH_INTERVAL_MS: '200', SHED_EVENT_LOOP_DELAY_MS: '0', ...env });
 }
 
 /** A cluster id no other test uses, so tests may share a Redis. */

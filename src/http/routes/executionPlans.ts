@@ -5,6 +5,7 @@ import { badRequest } from '../errors.js';
 import { ClusterParams } from '../schemas.js';
 import { JobIdsResponse, JobParams, PlanResponse, RequirementsBody, RequirementsResponse } from '../storeSchemas.js';
 import type { App } from '../types.js';
+import { shallowBody } from '../depth.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
 export function executionPlanRoutes(app: App, ha: HaServices, limits: { planBytes: number; jsonBytes: number }): void {
@@ -44,6 +45,7 @@ export function executionPlanRoutes(app: App, ha: HaServices, limits: { planByte
     `${base}/:jobId/resource-requirements`,
     {
       bodyLimit: limits.jsonBytes,
+      preValidation: shallowBody,
       schema: { params: JobParams, headers: WriteHeaders, body: RequirementsBody, response: { 200: RequirementsResponse } },
     },
     async (req, reply) => {

@@ -3,6 +3,7 @@ import type { HaServices, JobResult } from '../../ha/index.js';
 import { ClusterParams } from '../schemas.js';
 import { JobParams, JobResultBody, JobResultEntry, JobResultsQuery, JobResultsResponse } from '../storeSchemas.js';
 import type { App } from '../types.js';
+import { shallowBody } from '../depth.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -16,7 +17,11 @@ export function jobResultRoutes(app: App, ha: HaServices, bodyLimit: number): vo
 
   app.put(
     `${base}/:jobId`,
-    { bodyLimit, schema: { params: JobParams, headers: WriteHeaders, body: JobResultBody, response: { 201: JobResultEntry } } },
+    {
+      bodyLimit,
+      preValidation: shallowBody,
+      schema: { params: JobParams, headers: WriteHeaders, body: JobResultBody, response: { 201: JobResultEntry } },
+    },
     async (req, reply) => {
       const { fence, idem } = writeOf(req.headers);
       const r = await ha.jobResults.createDirty(ha.keys(req.params.clusterId), req.params.jobId.toLowerCase(), req.body, fence, idem);

@@ -118,7 +118,11 @@ export class Watch {
     t?.after(() => ws.terminate());
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(w));
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => reject(new Error(`upgrade refused: ${res.statusCode} ${body}`)));
+      });
       ws.once('error', reject);
     });
   }

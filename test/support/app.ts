@@ -203,7 +203,10 @@ export class ServerProcess {
       if (!this.child) throw new Error(`server exited at start:\n${this.output}`);
       const ready = await fetch(`${this.url}/readyz`).then((r) => r.status === 200, () => false);
       if (ready) return;
-      if (Date.now() > deadline) throw new Error(`server not ready after 20 s:\n${this.output}`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL'); // nobody could stop it otherwise
+        throw new Error(`server not ready after 20 s:\n${this.output}`);
+      }
       await sleep(50);
     }
   }

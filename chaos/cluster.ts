@@ -1,0 +1,353 @@
+/**
+ * The processes of a chaos run and what the harness knows of them live.
+ *
+ * Two setups, each a Redis, leasehold server replicas and their cluster:
+ *   aof       Redis with AOF (`appendfsync always`); a1 direct, a2 and a3 through link
+ *             proxies (slow link, blackhole); contenders for dispatcher, resourcemanager
+ *             and one job's job manager.
+ *   volatile  Redis without persistence (its kill loses the data); b1 and b2 direct;
+ *             contenders for dispatcher and one job's job manager.
+ * Each setup has two contender processes, each with a contender for every component of the
+ * setup (as a Flink JobManager process hosts several), so every component has two
+ * contenders; one watcher process per setup follows every replica of it. Everything
+ * started here is stopped by `stop()`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { LeaseholdClient } from '../src/client/index.js';
+import { freePort, RedisProcess, stopAllRedis } from '../test/support/redis.js';
+import { sharedNow, type HistoryRecord, type Holder, type SetupInfo, type SetupName } from './history.js';
+import { LinkProxy } from './linkProxy.js';
+import type { WorkerConfig } from './worker.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+/** Checkpoints each job keeps (the most a request may ask for). */
+export const MAX_RETAINED = 1000;
+
+/** The change log keeps every change of a run (the checker reads it back as the truth);
+ * heartbeats often, so that a dead socket is noticed within the run. */
+const SERVER_ENV = {
+  LOG_LEVEL: 'warn',
+  CHANGE_LOG_SIZE: '100000',
+  WS_HEARTBEAT_MS: '2000',
+};
+
+/** TTL per component: 1–2 s. */
+const TTL: Record<string, number> = { dispatcher: 1500, resourcemanager: 1000, jobmanager: 2000 };
+export const MAX_TTL_MS = 2000;
+
+export function ttlOf(component: string): number {
+  return TTL[component.split('/')[0]];
+}
+
+/**
+ * A leasehold server process (`node --import tsx src/server.ts`), as test/support/app.ts's
+ * ServerProcess, but patient: with five replicas and a dozen other processes starting on
+ * two cores, a start can take longer than ServerProcess's 20 s, and a start that failed
+ * there leaves its process running out of reach.
+ */
+export class ServerProc {
+  private child: ChildProcess | null = null;
+  output = '';
+
+  constructor(
+    readonly port: number,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts it (again, after a kill) on its port; resolves once /readyz answers 200. */
+  async launch(timeoutMs = 90_000): Promise<void> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    const keep = (d: Buffer) => (this.output = (this.output + d).slice(-20_000));
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    child.once('exit', () => {
+      if (this.child === child) this.child = null;
+    });
+    const deadline = sharedNow() + timeoutMs;
+    for (;;) {
+      if (this.child !== child) throw new Error(`server :${this.port} exited at start:\n${this.output}`);
+      if (await fetch(`${this.url}/readyz`).then((r) => r.status === 200, () => false)) return;
+      if (sharedNow() > deadline) throw new Error(`server :${this.port} not ready after ${timeoutMs} ms:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** kill -9, and wait for the exit. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+export interface ServerNode {
+  name: string;
+  setup: SetupName;
+  process: ServerProc;
+  proxy: LinkProxy | null;
+}
+
+export interface Worker {
+  proc: string;
+  setup: SetupName;
+  role: 'contender' | 'watcher';
+  server: string;
+  /** component → contenderId of its contenders. */
+  contenders: Record<string, string>;
+  child: ChildProcess;
+  exited: Promise<void>;
+  alive: boolean;
+  /** SIGSTOPped by a fault. */
+  stopped: boolean;
+  /** Per component, its leadership as its records say: session and end of validity. */
+  leading: Map<string, { session: string; until: number }>;
+  idle: boolean;
+}
+
+interface SetupRuntime {
+  name: SetupName;
+  info: SetupInfo;
+  redis: RedisProcess;
+}
+
+export class Topology {
+  readonly records: HistoryRecord[] = [];
+  readonly servers: ServerNode[] = [];
+  readonly workers = new Map<string, Worker>();
+  readonly setups = new Map<SetupName, SetupRuntime>();
+  /** Per watcher and server: the leaders it knows (folded from its records). */
+  readonly watched = new Map<string, Map<string, string | null>>();
+  private readonly proxies: LinkProxy[] = [];
+  private spawned = 0;
+  private stopping = false;
+  /** Lines that were not JSON (a record cut by kill -9). */
+  badLines = 0;
+
+  /** Starts everything; `stop()` stops what it started, even while this runs. */
+  async launch(): Promise<void> {
+    const tag = randomBytes(4).toString('hex');
+    const jobA = randomBytes(16).toString('hex');
+    const jobB = randomBytes(16).toString('hex');
+    const [redisA, redisB] = await Promise.all([RedisProcess.start({ aof: true }), RedisProcess.start({ aof: false })]);
+    this.setups.set('aof', {
+      name: 'aof',
+      redis: redisA,
+      info: { clusterId: `chaos-aof-${tag}`, persistent: true, servers: ['a1', 'a2', 'a3'], components: ['dispatcher', 'resourcemanager', `jobmanager/${jobA}`] },
+    });
+    this.setups.set('volatile', {
+      name: 'volatile',
+      redis: redisB,
+      info: { clusterId: `chaos-vol-${tag}`, persistent: false, servers: ['b1', 'b2'], components: ['dispatcher', `jobmanager/${jobB}`] },
+    });
+    const pa2 = await this.proxy(redisA.port);
+    const pa3 = await this.proxy(redisA.port);
+    for (const [name, setup, proxy] of [['a1', 'aof', null], ['a2', 'aof', pa2], ['a3', 'aof', pa3], ['b1', 'volatile', null], ['b2', 'volatile', null]] as const) {
+      await this.server(name, setup, proxy);
+    }
+    // Every process starts at once: contenders and watchers retry until their server is up.
+    for (const setup of this.setups.values()) {
+      const servers = setup.info.servers;
+      this.spawnWatcher(setup.name);
+      for (let n = 0; n < 2; n++) this.spawnContenders(setup.name, servers[n % servers.length]);
+    }
+    await Promise.all(this.servers.map((s) => s.process.launch()));
+  }
+
+  private async proxy(port: number): Promise<LinkProxy> {
+    const p = await LinkProxy.start(port);
+    this.proxies.push(p);
+    if (this.stopping) await p.close();
+    return p;
+  }
+
+  /** A server of the setup, on a port of its own; not started yet. */
+  private async server(name: string, setup: SetupName, proxy: LinkProxy | null): Promise<void> {
+    const redisUrl = proxy ? proxy.url : this.setups.get(setup)!.redis.url;
+    const proc = new ServerProc(await freePort(), { ...SERVER_ENV, REDIS_URL: redisUrl });
+    this.servers.push({ name, setup, proxy, process: proc });
+  }
+
+  serverNode(name: string): ServerNode {
+    return this.servers.find((s) => s.name === name)!;
+  }
+
+  setup(name: SetupName): SetupRuntime {
+    return this.setups.get(name)!;
+  }
+
+  push(r: HistoryRecord): void {
+    this.records.push(r);
+  }
+
+  /** A new contender process for every component of the setup; `contenderIds` (component
+   * → id) default to new ones. */
+  spawnContenders(setup: SetupName, server: string, contenderIds: Record<string, string> = {}): Worker {
+    const proc = `${setup}:p${++this.spawned}`;
+    const components = this.setup(setup).info.components;
+    const ids = Object.fromEntries(components.map((c) => [c, contenderIds[c] ?? `${proc}-${c.split('/')[0]}-${randomBytes(3).toString('hex')}`]));
+    const cfg: WorkerConfig = {
+      mode: 'contender',
+      proc,
+      url: this.serverNode(server).process.url,
+      clusterId: this.setup(setup).info.clusterId,
+      contenders: components.map((component) => ({ component, contenderId: ids[component], ttlMs: ttlOf(component) })),
+      maxRetained: MAX_RETAINED,
+    };
+    return this.spawnWorker(cfg, { setup, role: 'contender', server, contenders: ids });
+  }
+
+  private spawnWatcher(setup: SetupName): Worker {
+    const proc = `${setup}:watcher`;
+    const servers = this.setup(setup).info.servers.map((name) => ({ name, url: this.serverNode(name).process.url }));
+    return this.spawnWorker({ mode: 'watcher', proc, clusterId: this.setup(setup).info.clusterId, servers }, { setup, role: 'watcher', server: '*', contenders: {} });
+  }
+
+  private spawnWorker(cfg: WorkerConfig, meta: Pick<Worker, 'setup' | 'role' | 'server' | 'contenders'>): Worker {
+    if (this.stopping) throw new Error('stopping');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'chaos/worker.ts', JSON.stringify(cfg)], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const w: Worker = { proc: cfg.proc, ...meta, child, alive: true, stopped: false, leading: new Map(), idle: false, exited: Promise.resolve() };
+    w.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        w.alive = false;
+        this.push({ k: 'exit', t: sharedNow(), proc: w.proc, code, signal });
+        resolve();
+      }),
+    );
+    child.stdin!.on('error', () => {});
+    child.stderr!.on('data', (d) => {
+      if (!this.stopping) process.stderr.write(`[${cfg.proc}] ${d}`);
+    });
+    createInterface({ input: child.stdout! }).on('line', (line) => this.ingest(w, line));
+    this.workers.set(w.proc, w);
+    this.push({ k: 'spawn', t: sharedNow(), proc: w.proc, setup: meta.setup, role: meta.role, server: meta.server, contenders: meta.contenders });
+    return w;
+  }
+
+  private ingest(w: Worker, line: string): void {
+    let r: HistoryRecord;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      this.badLines++;
+      return;
+    }
+    this.push(r);
+    if (r.k === 'grant') w.leading.set(r.component, { session: r.session, until: r.until });
+    else if (r.k === 'valid') {
+      const l = w.leading.get(r.component);
+      if (l?.session === r.session) l.until = Math.max(l.until, r.until);
+    } else if (r.k === 'revoke') w.leading.delete(r.component);
+    else if (r.k === 'idle') w.idle = true;
+    else if (r.k === 'ws') this.fold(`${r.proc}@${r.server}`, r);
+  }
+
+  private fold(key: string, r: Extract<HistoryRecord, { k: 'ws' }>): void {
+    let state = this.watched.get(key);
+    if (!state) this.watched.set(key, (state = new Map()));
+    if (r.type === 'snapshot') {
+      state.clear();
+      for (const [c, l] of Object.entries(r.leaders)) state.set(c, l?.s ?? null);
+    } else {
+      state.set(r.component, r.leader?.s ?? null);
+    }
+  }
+
+  /** The live contender that believes it leads `component` now, if any. */
+  leaderOf(setup: SetupName, component: string): Worker | null {
+    const now = sharedNow();
+    for (const w of this.workers.values()) {
+      const l = w.leading.get(component);
+      if (w.setup === setup && w.alive && !w.stopped && l && l.until > now) return w;
+    }
+    return null;
+  }
+
+  /** kill -9 a worker and wait for its exit. */
+  async killWorker(w: Worker): Promise<void> {
+    if (w.alive) w.child.kill('SIGKILL');
+    await w.exited;
+  }
+
+  /** Every contender stops writing (keeping its leadership); resolves once all are idle. */
+  async idleContenders(timeoutMs: number): Promise<boolean> {
+    const live = [...this.workers.values()].filter((w) => w.role === 'contender' && w.alive);
+    for (const w of live) w.child.stdin!.write('idle\n');
+    const deadline = sharedNow() + timeoutMs;
+    while (live.some((w) => w.alive && !w.idle)) {
+      if (sharedNow() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return true;
+  }
+
+  /** The leaders a server answers, by component. */
+  async leadersOf(server: ServerNode): Promise<{ index: number; leaders: Record<string, Holder | null> }> {
+    const cluster = this.client(server).cluster(this.setup(server.setup).info.clusterId);
+    const state = await cluster.leaders();
+    const leaders: Record<string, Holder | null> = {};
+    for (const { component, leader } of state.leaders) {
+      leaders[component] = leader && { c: leader.contenderId, s: leader.sessionId, t: leader.fencingToken, a: leader.address };
+    }
+    return { index: state.index, leaders };
+  }
+
+  client(server: ServerNode): LeaseholdClient {
+    return new LeaseholdClient({ url: server.process.url, timeoutMs: 5000 });
+  }
+
+  /** A connection to a setup's Redis for the harness's own commands (never retried). */
+  async redisCommand<T>(setup: SetupName, fn: (r: Redis) => Promise<T>): Promise<T> {
+    const r = new Redis(this.setup(setup).redis.port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+    r.on('error', () => {});
+    try {
+      await r.connect();
+      return await fn(r);
+    } finally {
+      r.disconnect();
+    }
+  }
+
+  /** Heals every link and wakes every stopped process. */
+  healAll(): void {
+    for (const p of this.proxies) p.restore();
+    for (const s of this.setups.values()) s.redis.resume();
+    for (const w of this.workers.values()) {
+      if (w.stopped && w.alive) w.child.kill('SIGCONT');
+      w.stopped = false;
+    }
+  }
+
+  /** Stops everything started; safe to call more than once, and from an exit handler
+   * (every kill is sent synchronously before the first wait). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const waits: Array<Promise<unknown>> = [];
+    for (const w of this.workers.values()) {
+      if (w.alive) w.child.kill('SIGKILL');
+      waits.push(w.exited);
+    }
+    for (const s of this.servers) waits.push(s.process.kill());
+    waits.push(stopAllRedis());
+    for (const p of this.proxies) waits.push(p.close());
+    await Promise.allSettled(waits);
+  }
+}

@@ -10,6 +10,7 @@
  * 1 on a violation, and then writes the whole history to chaos-history-<seed>.json.
  */
 import { resolve } from 'node:path';
+import { parseArgs as parseArgv } from 'node:util';
 import { check, formatReport } from './check.js';
 import { MAX_RETAINED, Topology } from './cluster.js';
 import { QUIESCE_MS, runFaults } from './faults.js';
@@ -22,17 +23,13 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seed: Math.floor(Math.random() * 2 ** 31), durationMs: 120_000 };
-  for (let i = 0; i < argv.length; i++) {
-    const [name, inline] = argv[i].split('=', 2);
-    const value = () => inline ?? argv[++i];
-    if (name === '--seed') args.seed = Number(value());
-    else if (name === '--duration') args.durationMs = parseDuration(value());
-    else if (name === '--replay') args.replay = value();
-    else throw new Error(`unknown argument ${argv[i]} (use --seed N, --duration 2m, --replay FILE)`);
-  }
-  if (!Number.isInteger(args.seed) || args.seed < 0) throw new Error('--seed takes a non-negative integer');
-  return args;
+  const { values } = parseArgv({
+    args: argv,
+    options: { seed: { type: 'string' }, duration: { type: 'string', default: '2m' }, replay: { type: 'string' } },
+  });
+  const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error('--seed takes a non-negative integer');
+  return { seed, durationMs: parseDuration(values.duration), replay: values.replay };
 }
 
 function parseDuration(text: string | undefined): number {

@@ -68,28 +68,32 @@ export function stateJson(s: LeaderState | null): LeaderJson | null {
   return s ? leaderJson(s.leader, s.remainingMs) : null;
 }
 
-const changeCache = new WeakMap<Change, string>();
+const changeCache = new WeakMap<Change, Buffer>();
 
-/** A change is encoded once, however many watchers it goes to; its lease time is as of the change. */
-function changeMessage(c: Change): string {
-  let s = changeCache.get(c);
-  if (s === undefined) {
-    s = JSON.stringify({
-      type: 'change',
-      event: c.event,
-      component: c.component,
-      leader: leaderJson(c.leader, c.ttlMs),
-      index: c.index,
-    });
-    changeCache.set(c, s);
+/** A change is encoded once, to bytes, however many watchers it goes to (a socket then
+ * neither measures nor encodes it again); its lease time is as of the change. */
+function changeMessage(c: Change): Buffer {
+  let b = changeCache.get(c);
+  if (b === undefined) {
+    b = Buffer.from(
+      JSON.stringify({
+        type: 'change',
+        event: c.event,
+        component: c.component,
+        leader: leaderJson(c.leader, c.ttlMs),
+        index: c.index,
+      }),
+    );
+    changeCache.set(c, b);
   }
-  return s;
+  return b;
 }
 
 function snapshotMessage(s: Snapshot): string {
   return '{"type":"snapshot","index":' + s.index + ',"leaders":' + componentsText(s.leaders) + '}';
 }
 
-export function watchMessage(m: WatchMessage): string {
+/** A watch message as a websocket text frame's payload. */
+export function watchMessage(m: WatchMessage): string | Buffer {
   return m.type === 'change' ? changeMessage(m.change) : snapshotMessage(m);
 }

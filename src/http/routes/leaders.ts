@@ -53,38 +53,52 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
   }
 
   /** ETag carries the index; a matching If-None-Match answers 304 to a plain read. */
-  function notModified(req: FastifyRequest, reply: FastifyReply, index: number, blocking: boolean): boolean {
+  function notModified(req: FastifyRequest, reply: FastifyReply, index: number): boolean {
     const etag = `"${index}"`;
     reply.header('etag', etag);
-    if (!blocking && matches(req.headers['if-none-match'], etag)) {
+    if ((req.query as Static<typeof BlockingQuery>).index === undefined && matches(req.headers['if-none-match'], etag)) {
       reply.code(304).send();
       return true;
     }
     return false;
   }
 
-  app.get(
-    '/v1/clusters/:clusterId/leaders',
-    { schema: { params: ClusterParams, querystring: BlockingQuery } },
-    async (req, reply) => {
-      const view = ha.views.ready(req.params.clusterId) ?? (await ha.views.get(req.params.clusterId));
-      if (req.query.index !== undefined || req.query.wait !== undefined) await block(view, req.query, null, reply);
-      if (notModified(req, reply, view.index, req.query.index !== undefined)) return reply;
-      return reply.type(JSON_TYPE).send('{"leaders":' + componentsText(view.leaders()) + ',"index":' + view.index + '}');
-    },
-  );
+  // Reads are the hot path: a plain read of a cluster this server already follows is
+  // answered at once, without a promise; long-polls and first reads go the async way.
+  app.get('/v1/clusters/:clusterId/leaders', { schema: { params: ClusterParams, querystring: BlockingQuery } }, (req, reply) => {
+    const view = ha.views.ready(req.params.clusterId);
+    if (view && req.query.index === undefined && req.query.wait === undefined) return sendLeaders(req, reply, view);
+    return (async () => {
+      const v = view ?? (await ha.views.get(req.params.clusterId));
+      await block(v, req.query, null, reply);
+      return sendLeaders(req, reply, v);
+    })();
+  });
+
+  function sendLeaders(req: FastifyRequest, reply: FastifyReply, view: ClusterView) {
+    if (notModified(req, reply, view.index)) return reply;
+    return reply.type(JSON_TYPE).send('{"leaders":' + componentsText(view.leaders()) + ',"index":' + view.index + '}');
+  }
+
+  function sendLeader(req: FastifyRequest, reply: FastifyReply, view: ClusterView, component: Component) {
+    if (notModified(req, reply, view.index)) return reply;
+    const text = '{"component":"' + component + '","leader":' + stateText(view.leader(component)) + ',"index":' + view.index + '}';
+    return reply.type(JSON_TYPE).send(text);
+  }
 
   for (const [base, params] of [
     ['/v1/clusters/:clusterId/leaders/:component', ComponentParams],
     ['/v1/clusters/:clusterId/leaders/jobmanager/:jobId', JobManagerParams],
   ] as const) {
-    app.get(base, { schema: { params, querystring: BlockingQuery } }, async (req, reply) => {
+    app.get(base, { schema: { params, querystring: BlockingQuery } }, (req, reply) => {
       const component = componentOf(req.params);
-      const view = ha.views.ready(req.params.clusterId) ?? (await ha.views.get(req.params.clusterId));
-      if (req.query.index !== undefined || req.query.wait !== undefined) await block(view, req.query, component, reply);
-      if (notModified(req, reply, view.index, req.query.index !== undefined)) return reply;
-      const text = '{"component":"' + component + '","leader":' + stateText(view.leader(component)) + ',"index":' + view.index + '}';
-      return reply.type(JSON_TYPE).send(text);
+      const view = ha.views.ready(req.params.clusterId);
+      if (view && req.query.index === undefined && req.query.wait === undefined) return sendLeader(req, reply, view, component);
+      return (async () => {
+        const v = view ?? (await ha.views.get(req.params.clusterId));
+        await block(v, req.query, component, reply);
+        return sendLeader(req, reply, v, component);
+      })();
     });
 
     app.post(`${base}/campaign`, { schema: { params, body: bodies.campaign, response: { 200: CampaignResponse } } }, async (req) => {

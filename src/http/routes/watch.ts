@@ -12,6 +12,9 @@ import { ClusterParams, WatchQuery } from '../schemas.js';
 import type { App } from '../types.js';
 import type { Log } from '../../ha/log.js';
 
+/** Messages are text frames, even when passed as bytes. */
+const TEXT = { binary: false };
+
 /** Unsent bytes after which a watcher counts as too slow. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
@@ -96,7 +99,7 @@ export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets, l
             socket.close(1013, 'too slow: reconnect with since');
             return;
           }
-          socket.send(watchMessage(m));
+          socket.send(watchMessage(m), TEXT);
         });
         if (socket.readyState === socket.OPEN) socket.on('close', stop);
         else stop();

@@ -20,7 +20,7 @@ import { Redis } from 'ioredis';
 import { LeaseholdClient } from '../src/client/index.js';
 import { freePort, RedisProcess, stopAllRedis } from '../test/support/redis.js';
 import { sharedNow, type HistoryRecord, type Holder, type SetupInfo, type SetupName } from './history.js';
-import { LinkProxy } from './linkProxy.js';
+import { TcpProxy } from '../test/support/proxy.js';
 import type { WorkerConfig } from './worker.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -100,7 +100,7 @@ export interface ServerNode {
   name: string;
   setup: SetupName;
   process: ServerProc;
-  proxy: LinkProxy | null;
+  proxy: TcpProxy | null;
 }
 
 export interface Worker {
@@ -133,7 +133,7 @@ export class Topology {
   readonly setups = new Map<SetupName, SetupRuntime>();
   /** Per watcher and server: the leaders it knows (folded from its records). */
   readonly watched = new Map<string, Map<string, string | null>>();
-  private readonly proxies: LinkProxy[] = [];
+  private readonly proxies: TcpProxy[] = [];
   private spawned = 0;
   private stopping = false;
   /** Lines that were not JSON (a record cut by kill -9). */
@@ -169,16 +169,16 @@ export class Topology {
     await Promise.all(this.servers.map((s) => s.process.launch()));
   }
 
-  private async proxy(port: number): Promise<LinkProxy> {
-    const p = await LinkProxy.start(port);
+  private async proxy(port: number): Promise<TcpProxy> {
+    const p = await TcpProxy.start(port);
     this.proxies.push(p);
     if (this.stopping) await p.close();
     return p;
   }
 
   /** A server of the setup, on a port of its own; not started yet. */
-  private async server(name: string, setup: SetupName, proxy: LinkProxy | null): Promise<void> {
-    const redisUrl = proxy ? proxy.url : this.setups.get(setup)!.redis.url;
+  private async server(name: string, setup: SetupName, proxy: TcpProxy | null): Promise<void> {
+    const redisUrl = proxy ? `redis://127.0.0.1:${proxy.port}` : this.setups.get(setup)!.redis.url;
     const proc = new ServerProc(await freePort(), { ...SERVER_ENV, REDIS_URL: redisUrl });
     this.servers.push({ name, setup, proxy, process: proc });
   }
@@ -328,7 +328,10 @@ export class Topology {
 
   /** Heals every link and wakes every stopped process. */
   healAll(): void {
-    for (const p of this.proxies) p.restore();
+    for (const p of this.proxies) {
+      p.setDelay(0);
+      p.restore();
+    }
     for (const s of this.setups.values()) s.redis.resume();
     for (const w of this.workers.values()) {
       if (w.stopped && w.alive) w.child.kill('SIGCONT');

@@ -174,7 +174,7 @@ async function infraFault(lane: Lane, kind: InfraKind, [a, b, c]: number[]): Pro
         const ms = scale(c, 2000, 5000);
         proxy.setDelay(delay);
         await sleep(ms);
-        proxy.restore();
+        proxy.setDelay(0);
         return record('aof', `${node.name}<->redis-aof`, `${delay} ms each way for ${ms} ms, then healed`);
       }
       const ms = scale(a, 1000, 3500);

@@ -3,7 +3,8 @@
  * stops forwarding bytes but keeps every socket open, as a partition does: what is sent
  * meanwhile is held (as TCP would hold it) and delivered in order on `restore()`.
  * `blackhole('answers')` holds only what the server sends, so that a request is applied
- * and its answer lost. An optional delay postpones every byte and close alike.
+ * and its answer lost. A delay (at start, or changed while it runs: a slow link) postpones
+ * every byte and close alike, in order.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
@@ -27,7 +28,7 @@ export class TcpProxy {
   private constructor(
     private readonly server: Server,
     readonly port: number,
-    private readonly delayMs: number,
+    private delayMs: number,
   ) {}
 
   static async start(targetPort: number, options: { delayMs?: number } = {}): Promise<TcpProxy> {
@@ -43,6 +44,11 @@ export class TcpProxy {
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Every byte (and close) from now on arrives this much later, in order. */
+  setDelay(ms: number): void {
+    this.delayMs = ms;
   }
 
   blackhole(which: 'both' | 'answers' = 'both'): void {
@@ -85,28 +91,35 @@ export class TcpProxy {
     if (m) this.requests.push({ line: `${m[1]} ${m[2]}`, at: performance.now() });
   }
 
-  /** Forwards `from` to `to` through a queue that a blackhole holds; answers its flush. */
+  /** Forwards `from` to `to` through a queue that a blackhole holds, each item due at its
+   * arrival plus the delay (never before the one ahead of it); answers its flush. */
   private pipe(from: Socket, to: Socket, dir: Direction): () => void {
-    const queue: Item[] = [];
+    const queue: Array<{ due: number; item: Item }> = [];
+    let timer: NodeJS.Timeout | null = null;
     const flush = () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      const now = performance.now();
       while (queue.length > 0 && !this.holds(dir)) {
-        const item = queue.shift()!;
+        const head = queue[0];
+        if (head.due > now && this.delayMs > 0) {
+          timer = setTimeout(flush, head.due - now);
+          return;
+        }
+        queue.shift();
         if (to.destroyed) continue;
-        if (item === 'end') to.end();
-        else if (item === 'destroy') to.destroy();
+        if (head.item === 'end') to.end();
+        else if (head.item === 'destroy') to.destroy();
         else {
-          if (dir === 'toServer') this.noteRequest(item);
-          to.write(item);
+          if (dir === 'toServer') this.noteRequest(head.item);
+          to.write(head.item);
         }
       }
     };
     const offer = (item: Item) => {
-      const deliver = () => {
-        queue.push(item);
-        flush();
-      };
-      if (this.delayMs > 0) setTimeout(deliver, this.delayMs);
-      else deliver();
+      const last = queue.length > 0 ? queue[queue.length - 1].due : 0;
+      queue.push({ due: Math.max(performance.now() + this.delayMs, last), item });
+      flush();
     };
     from.on('data', (chunk: Buffer) => offer(chunk));
     let ended = false;

@@ -25,3 +25,10 @@ test('the package declares the client export with types, and the bin', async () 
   assert.match(await readFile(ROOT + types, 'utf8'), /export \{ LeaseholdClient/);
   assert.equal(pkg.bin.leasehold, 'bin/leasehold.js');
 });
+
+test('npx leasehold runs the package\'s bin', async () => {
+  const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
+  const { stdout } = await run(npx, ['--no', '--', 'leasehold', '--help'], { cwd: ROOT });
+  assert.match(stdout, /^Usage: leasehold \[options\] \[command\]/);
+  assert.match(stdout, /Exit codes:/);
+});

@@ -11,9 +11,11 @@ ENV NODE_ENV=production \
 
 WORKDIR /app
 
-# Dependencies first, so that this layer is cached while only the sources change.
+# Dependencies first, so that this layer is cached while only the sources change. No
+# scripts: `prepare` builds the client SDK (for those who import it), which needs the dev
+# dependencies, and the server does not use it.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 COPY tsconfig.json openapi.yaml ./
 COPY src ./src

@@ -10,12 +10,12 @@ import type { FastifyServerOptions } from 'fastify';
 import type { Logger } from 'pino';
 import type { App } from './types.js';
 
-/** What every answer carries: it is an API, never a page to render, frame or cache. */
+/** What every answer carries (OWASP's list for REST APIs): it is never a page to render,
+ * frame or cache. */
 const BASE_HEADERS: [string, string][] = [
   ['x-content-type-options', 'nosniff'],
   ['x-frame-options', 'DENY'],
   ['content-security-policy', "default-src 'none'; frame-ancestors 'none'"],
-  ['referrer-policy', 'no-referrer'],
   ['cache-control', 'no-store'],
 ];
 

@@ -18,23 +18,27 @@ const CONNECTIONS = 50;
 const jobManager = () => `jobmanager/${randomBytes(16).toString('hex')}`;
 
 export async function httpBenches(env: BenchEnv): Promise<Row[]> {
-  const durationS = env.quick ? 2 : 8;
-  const rounds = env.quick ? 1 : 3;
+  const durationS = env.quick ? 2 : 5;
+  const rounds = env.quick ? 1 : 5;
   const server = await env.server();
   const rows: Row[] = [];
 
-  /** The best of `rounds` runs of each spec, interleaved so that drift hits both alike. */
-  async function best(specs: LoadSpec[]): Promise<LoadResult[]> {
+  /**
+   * `rounds` runs of each spec, interleaved: each round runs every spec once, back to back,
+   * so that a ratio compares runs made under the same conditions (this VM's speed drifts,
+   * by half at times, over tens of seconds).
+   */
+  async function interleaved(specs: LoadSpec[]): Promise<LoadResult[][]> {
     for (const s of specs) await env.load({ ...s, durationS: 1 }); // warm-up
-    const bests: LoadResult[] = [];
+    const runs: LoadResult[][] = specs.map(() => []);
     for (let r = 0; r < rounds; r++) {
       for (const [i, s] of specs.entries()) {
         const res = await env.load({ ...s, connections: CONNECTIONS, durationS });
         if (res.errors > 0 || res.non2xx > 0) throw new Error(`${s.url}: ${res.errors} errors, ${res.non2xx} non-2xx`);
-        if (!bests[i] || res.rps > bests[i].rps) bests[i] = res;
+        runs[i].push(res);
       }
     }
-    return bests;
+    return runs;
   }
 
   // Leader GET beside a bare route answering as many bytes.
@@ -46,14 +50,14 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
   });
   const leaderUrl = `${server.url}/v1/clusters/${c}/leaders/dispatcher`;
   const bare = await env.bare(Buffer.byteLength(await (await fetch(leaderUrl)).text()), leaderUrl);
-  const [bareGet, leaderGet, renewLoad] = await best([
+  const [bareGet, leaderGet, renewLoad] = await interleaved([
     { url: bare.url, connections: CONNECTIONS, durationS },
     { url: leaderUrl, connections: CONNECTIONS, durationS },
     await renewSpec(server.url, env.quick ? 200 : 1000),
   ]);
   bare.stop();
   rows.push(
-    { name: 'bare Fastify route (baseline)', figure: rate(bareGet.rps), p50Ms: bareGet.p50Ms, p99Ms: bareGet.p99Ms },
+    baselineRow('bare Fastify route (baseline)', bareGet),
     throughputRow('leader GET', leaderGet, bareGet, 0.8),
     throughputRow(`renew, ${env.quick ? 200 : '1,000'} distinct leases`, renewLoad, bareGet, 0.5),
   );
@@ -67,7 +71,7 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
   );
   const allUrl = `${server.url}/v1/clusters/${all}/leaders`;
   const bareAll = await env.bare(Buffer.byteLength(await (await fetch(allUrl)).text()), allUrl);
-  const [bareAllGet, allGet] = await best([
+  const [bareAllGet, allGet] = await interleaved([
     { url: bareAll.url, connections: CONNECTIONS, durationS },
     { url: allUrl, connections: CONNECTIONS, durationS },
   ]);
@@ -80,15 +84,29 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
   return rows;
 }
 
-function throughputRow(name: string, r: LoadResult, base: LoadResult, budget?: number): Row {
-  const ratio = r.rps / base.rps;
+/** The run of median rate. */
+function median(runs: LoadResult[]): LoadResult {
+  return [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)];
+}
+
+function baselineRow(name: string, runs: LoadResult[]): Row {
+  const m = median(runs);
+  return { name, figure: `${rate(m.rps)} (median of ${runs.length})`, p50Ms: m.p50Ms, p99Ms: m.p99Ms };
+}
+
+/** The ratio is the median, over rounds, of each run against the baseline's run of the
+ * same round; the figures are medians. */
+function throughputRow(name: string, runs: LoadResult[], base: LoadResult[], budget?: number): Row {
+  const ratios = runs.map((r, i) => r.rps / base[i].rps).sort((a, b) => a - b);
+  const ratio = ratios[Math.floor(ratios.length / 2)];
+  const m = median(runs);
   return {
     name,
-    figure: rate(r.rps),
-    baseline: `${rate(base.rps)} bare`,
+    figure: `${rate(m.rps)}${runs.length > 1 ? ` (ratios ${ratios.map((x) => x.toFixed(2)).join(', ')})` : ''}`,
+    baseline: `${rate(median(base).rps)} bare`,
     ratio,
-    p50Ms: r.p50Ms,
-    p99Ms: r.p99Ms,
+    p50Ms: m.p50Ms,
+    p99Ms: m.p99Ms,
     ...(budget === undefined ? {} : { budget: `≥ ${budget.toFixed(2)}× bare`, pass: ratio >= budget }),
   };
 }

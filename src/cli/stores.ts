@@ -32,8 +32,7 @@ export function registerStores(program: Command): void {
 }
 
 async function jobResults(clusterId: string, opts: { dirty?: boolean; json?: boolean }, cmd: Command): Promise<number> {
-  // A read takes no fence; the store wants one all the same.
-  const entries = await clientOf(cmd).cluster(clusterId).jobResults('override').list(opts.dirty ? 'dirty' : undefined);
+  const entries = await clientOf(cmd).cluster(clusterId).jobResults().list(opts.dirty ? 'dirty' : undefined);
   if (opts.json) {
     printJson({ jobResults: entries });
     return EXIT.ok;

@@ -18,9 +18,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { LeaseholdClient } from '../src/client/index.js';
-import { freePort, RedisProcess, stopAllRedis } from '../test/support/redis.js';
+import { RedisProcess, stopAllRedis } from '../test/support/redis.js';
 import { sharedNow, type HistoryRecord, type Holder, type SetupInfo, type SetupName } from './history.js';
 import { TcpProxy } from '../test/support/proxy.js';
+import { ServerProcess } from '../test/support/app.js';
 import type { WorkerConfig } from './worker.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -40,66 +41,18 @@ const SERVER_ENV = {
 const TTL: Record<string, number> = { dispatcher: 1500, resourcemanager: 1000, jobmanager: 2000 };
 export const MAX_TTL_MS = 2000;
 
+/** With five replicas and a dozen other processes starting on two cores, a server's start
+ * can take much longer than a test's. */
+export const READY_TIMEOUT_MS = 90_000;
+
 export function ttlOf(component: string): number {
   return TTL[component.split('/')[0]];
-}
-
-/**
- * A leasehold server process (`node --import tsx src/server.ts`), as test/support/app.ts's
- * ServerProcess, but patient: with five replicas and a dozen other processes starting on
- * two cores, a start can take longer than ServerProcess's 20 s, and a start that failed
- * there leaves its process running out of reach.
- */
-export class ServerProc {
-  private child: ChildProcess | null = null;
-  output = '';
-
-  constructor(
-    readonly port: number,
-    private readonly env: Record<string, string>,
-  ) {}
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Starts it (again, after a kill) on its port; resolves once /readyz answers 200. */
-  async launch(timeoutMs = 90_000): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    const keep = (d: Buffer) => (this.output = (this.output + d).slice(-20_000));
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
-    child.once('exit', () => {
-      if (this.child === child) this.child = null;
-    });
-    const deadline = sharedNow() + timeoutMs;
-    for (;;) {
-      if (this.child !== child) throw new Error(`server :${this.port} exited at start:\n${this.output}`);
-      if (await fetch(`${this.url}/readyz`).then((r) => r.status === 200, () => false)) return;
-      if (sharedNow() > deadline) throw new Error(`server :${this.port} not ready after ${timeoutMs} ms:\n${this.output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
-  /** kill -9, and wait for the exit. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
-    await exited;
-  }
 }
 
 export interface ServerNode {
   name: string;
   setup: SetupName;
-  process: ServerProc;
+  process: ServerProcess;
   proxy: TcpProxy | null;
 }
 
@@ -166,7 +119,7 @@ export class Topology {
       this.spawnWatcher(setup.name);
       for (let n = 0; n < 2; n++) this.spawnContenders(setup.name, servers[n % servers.length]);
     }
-    await Promise.all(this.servers.map((s) => s.process.launch()));
+    await Promise.all(this.servers.map((s) => s.process.launch(READY_TIMEOUT_MS)));
   }
 
   private async proxy(port: number): Promise<TcpProxy> {
@@ -179,7 +132,7 @@ export class Topology {
   /** A server of the setup, on a port of its own; not started yet. */
   private async server(name: string, setup: SetupName, proxy: TcpProxy | null): Promise<void> {
     const redisUrl = proxy ? `redis://127.0.0.1:${proxy.port}` : this.setups.get(setup)!.redis.url;
-    const proc = new ServerProc(await freePort(), { ...SERVER_ENV, REDIS_URL: redisUrl });
+    const proc = await ServerProcess.create({ ...SERVER_ENV, REDIS_URL: redisUrl });
     this.servers.push({ name, setup, proxy, process: proc });
   }
 

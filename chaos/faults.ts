@@ -10,7 +10,7 @@
  * Every fault is healed before its lane draws the next; each is recorded with its times.
  * Which process a fault hits is decided when it fires (the leader of the moment).
  */
-import { MAX_TTL_MS, ttlOf, type Topology, type Worker } from './cluster.js';
+import { MAX_TTL_MS, READY_TIMEOUT_MS, ttlOf, type Topology, type Worker } from './cluster.js';
 import { sharedNow, type SetupName } from './history.js';
 
 /** A deterministic generator of numbers in [0, 1) (mulberry32). */
@@ -147,7 +147,7 @@ async function infraFault(lane: Lane, kind: InfraKind, [a, b, c]: number[]): Pro
       await node.process.kill();
       const dead = sharedNow();
       await sleep(downMs);
-      await node.process.launch();
+      await node.process.launch(READY_TIMEOUT_MS);
       return record('aof', node.name, `kill -9, down ${downMs} ms, restarted on port ${node.process.port}`, dead);
     }
     case 'client-pause': {

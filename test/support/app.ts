@@ -180,32 +180,41 @@ export class ServerProcess {
   }
 
   static async start(t: TestContext | null, env: Record<string, string>): Promise<ServerProcess> {
-    const s = new ServerProcess(await freePort(), env);
+    const s = await ServerProcess.create(env);
     t?.after(() => s.kill());
     await s.launch();
     return s;
   }
 
-  async launch(): Promise<void> {
+  /** One on a free port of its own, not started yet. */
+  static async create(env: Record<string, string>): Promise<ServerProcess> {
+    return new ServerProcess(await freePort(), env);
+  }
+
+  /** Starts it (again, after a kill) on its port; resolves once /readyz answers 200. A
+   * start that fails is killed: nobody could stop it otherwise. */
+  async launch(readyTimeoutMs = 20_000): Promise<void> {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
       cwd: ROOT,
       env: { ...process.env, LOG_LEVEL: 'warn', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    child.stdout!.on('data', (d) => (this.output += d));
-    child.stderr!.on('data', (d) => (this.output += d));
+    // The tail is enough to say why; a long chaos run would otherwise keep all of it.
+    const keep = (d: Buffer) => (this.output = (this.output + d).slice(-20_000));
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
     child.once('exit', () => {
       if (this.child === child) this.child = null;
     });
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + readyTimeoutMs;
     for (;;) {
-      if (!this.child) throw new Error(`server exited at start:\n${this.output}`);
+      if (this.child !== child) throw new Error(`server :${this.port} exited at start:\n${this.output}`);
       const ready = await fetch(`${this.url}/readyz`).then((r) => r.status === 200, () => false);
       if (ready) return;
       if (Date.now() > deadline) {
-        child.kill('SIGKILL'); // nobody could stop it otherwise
-        throw new Error(`server not ready after 20 s:\n${this.output}`);
+        child.kill('SIGKILL');
+        throw new Error(`server :${this.port} not ready after ${readyTimeoutMs} ms:\n${this.output}`);
       }
       await sleep(50);
     }

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LeadershipLostError, NotLeaderError } from './errors.js';
 import { componentPath, seg, type Http } from './http.js';
-import { backoffMs, monotonicNow, sleep } from './timing.js';
+import { backoffMs, monotonicNow, nextEvent, sleep } from './timing.js';
 import type { CampaignResult, Component, Leader } from './types.js';
 
 export interface LeaderElectionOptions {
@@ -180,19 +180,7 @@ export class LeaderElection extends EventEmitter<Events> {
   }
 
   private nextGrant(signal?: AbortSignal): Promise<Leadership> {
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const onGranted = (_s: string, _t: number, l: Leadership) => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve(l);
-      };
-      const onAbort = () => {
-        this.off('granted', onGranted);
-        reject(signal!.reason);
-      };
-      this.once('granted', onGranted);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return nextEvent(this, 'granted', (_s: string, _t: number, l: Leadership) => l, signal);
   }
 
   private async loop(): Promise<void> {

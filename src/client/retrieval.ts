@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { componentPath, seg, type Http } from './http.js';
-import { backoffMs, sleep } from './timing.js';
+import { backoffMs, nextEvent, sleep } from './timing.js';
 import type { Change, ComponentLeader, Leader, LeadersState } from './types.js';
 
 export interface LeaderRetrievalOptions {
@@ -94,20 +94,7 @@ export class LeaderRetrieval extends EventEmitter<Events> {
     const c = normalise(component);
     const now = this.leaders.get(c);
     if (now) return Promise.resolve(now);
-    return new Promise((resolve, reject) => {
-      const onLeader = (which: string, leader: Leader | null) => {
-        if (which !== c || !leader) return;
-        this.off('leader', onLeader);
-        signal?.removeEventListener('abort', onAbort);
-        resolve(leader);
-      };
-      const onAbort = () => {
-        this.off('leader', onLeader);
-        reject(signal!.reason);
-      };
-      this.on('leader', onLeader);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return nextEvent(this, 'leader', (which: string, leader: Leader | null) => (which === c && leader ? leader : undefined), signal);
   }
 
   close(): void {

@@ -23,3 +23,40 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+interface Listenable<A extends unknown[]> {
+  on(event: string, listener: (...args: A) => void): unknown;
+  off(event: string, listener: (...args: A) => void): unknown;
+}
+
+/**
+ * The first `event` of `emitter` for which `pick` answers a value, or `signal`'s reason.
+ * (`events.once` would also reject on the emitter's `error` events, which here only report
+ * failures that are being retried.)
+ */
+export function nextEvent<A extends unknown[], T>(
+  emitter: Listenable<A>,
+  event: string,
+  pick: (...args: A) => T | undefined,
+  signal?: AbortSignal,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const done = () => {
+      emitter.off(event, onEvent);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const onEvent = (...args: A) => {
+      const value = pick(...args);
+      if (value === undefined) return;
+      done();
+      resolve(value);
+    };
+    const onAbort = () => {
+      done();
+      reject(signal!.reason);
+    };
+    emitter.on(event, onEvent);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

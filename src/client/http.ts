@@ -83,8 +83,9 @@ export class Http {
   }
 }
 
+/** A stream, or any async iterable of bytes (a Uint8Array is iterable, but not async). */
 function isStream(body: unknown): boolean {
-  return typeof body === 'object' && body !== null && typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' && !(body instanceof Uint8Array);
+  return typeof body === 'object' && body !== null && typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
 }
 
 /** Path segment escaping for ids that come from callers. */

@@ -66,7 +66,10 @@ test('rate limits: 429 with Retry-After past the limit, per client; elections an
 });
 
 test('shedding: while the event loop is saturated, reads get 503 Overloaded and renewals still succeed', async (t) => {
-  const app = await buildApp({ config: testConfig({ SHED_EVENT_LOOP_UTILIZATION: '0.5' }), redis: await sharedRedisUrl(), logger: false });
+  // The loop is blocked for 1.5 s below: a Redis ping timing out meanwhile would mark Redis
+  // down, and the renewal would be refused for that rather than pass.
+  const config = testConfig({ SHED_EVENT_LOOP_UTILIZATION: '0.5', REDIS_COMMAND_TIMEOUT_MS: '5000', REDIS_HEALTH_INTERVAL_MS: '5000' });
+  const app = await buildApp({ config, redis: await sharedRedisUrl(), logger: false });
   t.after(() => app.close());
   await waitFor(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 10_000, 'ready');
   const c = uniqueCluster('shed');

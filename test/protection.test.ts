@@ -11,11 +11,18 @@ import { stopAllRedis } from './support/redis.js';
 
 after(() => stopAllRedis());
 
-test('every answer, error or not, carries the security headers', async (t) => {
+test('every answer, error or not, carries the security headers and a request id', async (t) => {
   const app = await startApp(t, await sharedRedisUrl());
-  for (const path of ['/v1/clusters/h/leaders', '/v1/clusters/h/leaders/nope', '/no/such/route', '/healthz']) {
-    const res = await fetch(app.url + path);
+  const etag = (await fetch(`${app.url}/v1/clusters/h/leaders`)).headers.get('etag')!;
+  const answers = [
+    ...['/v1/clusters/h/leaders', '/v1/clusters/h/leaders/nope', '/no/such/route', '/healthz'].map((path) => ({ path })),
+    { path: '/v1/clusters/h/leaders', headers: { 'if-none-match': etag } },
+  ];
+  for (const { path, headers } of answers) {
+    const res = await fetch(app.url + path, { headers });
     await res.arrayBuffer();
+    if (headers) assert.equal(res.status, 304);
+    assert.match(res.headers.get('x-request-id') ?? '', /^req-/, path);
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff', path);
     assert.equal(res.headers.get('x-frame-options'), 'DENY', path);
     assert.equal(res.headers.get('content-security-policy'), "default-src 'none'; frame-ancestors 'none'", path);

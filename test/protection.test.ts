@@ -14,7 +14,7 @@ after(() => stopAllRedis());
 test('every answer, error or not, carries the security headers and a request id', async (t) => {
   const app = await startApp(t, await sharedRedisUrl());
   const etag = (await fetch(`${app.url}/v1/clusters/h/leaders`)).headers.get('etag')!;
-  const answers = [
+  const answers: Array<{ path: string; headers?: Record<string, string> }> = [
     ...['/v1/clusters/h/leaders', '/v1/clusters/h/leaders/nope', '/no/such/route', '/healthz'].map((path) => ({ path })),
     { path: '/v1/clusters/h/leaders', headers: { 'if-none-match': etag } },
   ];

@@ -74,6 +74,8 @@ interface Waiter {
 
 export class ClusterView {
   index = 0;
+  private textOf = 0;
+  private text = '0';
   live = false;
   lastUsed = Date.now();
   private readonly slots = new Map<Component, Slot>();
@@ -106,6 +108,15 @@ export class ClusterView {
   }
 
   // ---- reads
+
+  /** The index as decimal text, made once per index: reads put it in every answer. */
+  get indexText(): string {
+    if (this.textOf !== this.index) {
+      this.text = String(this.index);
+      this.textOf = this.index;
+    }
+    return this.text;
+  }
 
   leader(component: Component): LeaderState | null {
     const slot = this.slots.get(component);

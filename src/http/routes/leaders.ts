@@ -53,8 +53,8 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
   }
 
   /** ETag carries the index; a matching If-None-Match answers 304 to a plain read. */
-  function notModified(req: FastifyRequest, reply: FastifyReply, index: number): boolean {
-    const etag = `"${index}"`;
+  function notModified(req: FastifyRequest, reply: FastifyReply, view: ClusterView): boolean {
+    const etag = '"' + view.indexText + '"';
     reply.header('etag', etag);
     if ((req.query as Static<typeof BlockingQuery>).index === undefined && matches(req.headers['if-none-match'], etag)) {
       reply.code(304).send();
@@ -76,13 +76,13 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
   });
 
   function sendLeaders(req: FastifyRequest, reply: FastifyReply, view: ClusterView) {
-    if (notModified(req, reply, view.index)) return reply;
-    return reply.type(JSON_TYPE).send('{"leaders":' + componentsText(view.leaders()) + ',"index":' + view.index + '}');
+    if (notModified(req, reply, view)) return reply;
+    return reply.type(JSON_TYPE).send('{"leaders":' + componentsText(view.leaders()) + ',"index":' + view.indexText + '}');
   }
 
   function sendLeader(req: FastifyRequest, reply: FastifyReply, view: ClusterView, component: Component) {
-    if (notModified(req, reply, view.index)) return reply;
-    const text = '{"component":"' + component + '","leader":' + stateText(view.leader(component)) + ',"index":' + view.index + '}';
+    if (notModified(req, reply, view)) return reply;
+    const text = '{"component":"' + component + '","leader":' + stateText(view.leader(component)) + ',"index":' + view.indexText + '}';
     return reply.type(JSON_TYPE).send(text);
   }
 

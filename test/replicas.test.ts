@@ -319,3 +319,21 @@ test('a lease shortened by a renewal through B is pushed as expired to watchers 
   assert.equal(expired.component, 'dispatcher');
   assert.equal((await get(a.url, leaderPath(cluster, 'dispatcher'))).body.leader, null);
 });
+
+test('renewals through a replica that does not follow the cluster answer the leader as it is now, after a confirm through the other replica changed its address', async (t) => {
+  const [a, b] = await twoReplicas(t);
+  const cluster = uniqueCluster();
+  const component = 'dispatcher';
+  const granted = await lead(a, cluster, component, { contenderId: 'd-1', ttlMs: 10_000, address: 'akka://old' });
+  const renew = () => post(b.url, `${leaderPath(cluster, component)}/renew`, { contenderId: 'd-1', sessionId: granted.sessionId });
+  for (let i = 0; i < 2; i++) {
+    const r = await renew();
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual({ ...r.body.leader, leaseRemainingMs: 0 }, { ...granted, leaseRemainingMs: 0 }, `renewal ${i}`);
+  }
+  const confirmed = await post(a.url, `${leaderPath(cluster, component)}/confirm`, { contenderId: 'd-1', sessionId: granted.sessionId, address: 'akka://new' });
+  assert.equal(confirmed.status, 200);
+  const r = await renew();
+  assert.equal(r.body.leader.address, 'akka://new');
+  assert.equal(r.body.leader.fencingToken, granted.fencingToken);
+});

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { LeaderState } from './clusterView.js';
+import type { Leader } from './changes.js';
 import { NotLeaderError, RedisUnavailableError } from './errors.js';
 import type { Component } from './ids.js';
 import type { LeaseStore, OpResult } from './leaseStore.js';
@@ -16,7 +17,15 @@ export interface CampaignResult {
   leader: LeaderState | null;
 }
 
+/** The most leaders kept from renewals before the memo starts again. */
+const MAX_RENEWED = 10_000;
+
 export class LeaderElection {
+  /** The leader of each session renewed through this server, for clusters it does not
+   * follow: a renewal then gets no leader back from Redis unless it changed (its address),
+   * and the same object answers again, with its encoding cached (encode.ts). */
+  private readonly renewed = new Map<string, Leader>();
+
   constructor(
     private readonly link: RedisLink,
     private readonly store: LeaseStore,
@@ -52,13 +61,18 @@ export class LeaderElection {
     fallbackTtlMs: number,
   ): Promise<LeaderState> {
     const { keys, view } = this.target(clusterId);
-    const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs }, view?.index ?? 0);
+    const held = view?.leader(component)?.leader;
+    const known = held?.sessionId === sessionId ? held : (this.renewed.get(sessionId) ?? null);
+    const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known }, view?.index ?? 0);
     view?.ingest(r.changes);
     if (r.code !== 1) throw notLeader(component, r);
     view?.extend(component, sessionId, r.ttlMs);
-    // The view's own leader, when it has this one: its encoding is cached (encode.ts).
-    const known = view?.leader(component);
-    return known?.leader.sessionId === sessionId ? known : stateOf(r)!;
+    const leader = r.leader ?? known!;
+    if (!view && r.leader) {
+      if (this.renewed.size >= MAX_RENEWED) this.renewed.clear();
+      this.renewed.set(sessionId, leader);
+    }
+    return { leader, remainingMs: r.ttlMs };
   }
 
   async confirm(clusterId: string, component: Component, contenderId: string, sessionId: string, address: string): Promise<LeaderState> {

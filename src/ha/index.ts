@@ -3,6 +3,7 @@
  * leader election and leader retrieval per component of any cluster, on Redis. Knows
  * nothing of HTTP.
  */
+import { randomBytes } from 'node:crypto';
 import type { RedisOptions } from 'ioredis';
 import type { Log } from './log.js';
 import type { Change } from './changes.js';
@@ -57,7 +58,7 @@ export class HaServices {
       logger: opts.logger,
     });
     const scripts = new Scripts(this.link.cmd);
-    const store = new LeaseStore(scripts, opts.changeLogSize);
+    const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'));
     this.views = new ViewRegistry({
       link: this.link,
       store,

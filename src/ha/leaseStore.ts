@@ -33,8 +33,6 @@ type Reply = Array<string | number | null>;
 
 /** The most renewals sent in one call. */
 const MAX_BATCH = 200;
-/** The most leaders kept from renewals before the memo starts again. */
-const MAX_RENEWED = 10_000;
 
 interface RenewBatch {
   keys: ClusterKeys;
@@ -49,13 +47,12 @@ interface RenewBatch {
 
 export class LeaseStore {
   private readonly renewals = new Map<string, RenewBatch>();
-  /** Leaders answered by renewals, by their JSON: a lease renewed again gets the same
-   * object back, unparsed, whose encoding for the answer is cached too (encode.ts). */
-  private readonly renewed = new Map<string, Leader>();
 
   constructor(
     private readonly scripts: Scripts,
     private readonly logSize: number,
+    /** This server's name in the messages of new TTLs, so that it skips its own. */
+    readonly origin: string,
   ) {}
 
   campaign(
@@ -74,11 +71,13 @@ export class LeaseStore {
   }
 
   /** Renewals of a cluster that arrive in the same turn of the event loop go to Redis in
-   * one call: under load that spares most of a round trip's cost per renewal. */
+   * one call: under load that spares most of a round trip's cost per renewal. `known` is
+   * the leader the caller holds for this session, if any: when Redis has the same one, its
+   * answer leaves the leader out (null) rather than sending it again. */
   renew(
     keys: ClusterKeys,
     component: Component,
-    a: { contenderId: string; sessionId: string; ttlMs: number | undefined; fallbackTtlMs: number },
+    a: { contenderId: string; sessionId: string; ttlMs: number | undefined; fallbackTtlMs: number; known: Leader | null },
     floor: number,
   ) {
     return new Promise<OpResult>((resolve, reject) => {
@@ -89,7 +88,8 @@ export class LeaseStore {
         setImmediate(() => void this.renewBatch(batch!));
       }
       batch.floor = Math.max(batch.floor, floor);
-      const args = [component, a.contenderId, a.sessionId, a.ttlMs ?? '', a.fallbackTtlMs];
+      const known = a.known ? 'a' + (a.known.address ?? '') : '';
+      const args = [component, a.contenderId, a.sessionId, a.ttlMs ?? '', a.fallbackTtlMs, known];
       batch.items.push({ component, args, resolve, reject });
     });
   }
@@ -98,7 +98,7 @@ export class LeaseStore {
     if (this.renewals.get(batch.keys.clusterId) === batch) this.renewals.delete(batch.keys.clusterId);
     const { keys, items } = batch;
     const ks = [keys.index, keys.log];
-    const args: Array<string | number> = [keys.channel, batch.floor, this.logSize];
+    const args: Array<string | number> = [keys.channel, batch.floor, this.logSize, this.origin];
     for (const item of items) {
       ks.push(keys.lease(item.component), keys.leader(item.component));
       args.push(...item.args);
@@ -115,7 +115,7 @@ export class LeaseStore {
       const n = r[at + 3] as number;
       item.resolve({
         code: r[at] as number,
-        leader: this.renewedLeader(r[at + 1] as string | null),
+        leader: parseLeader(r[at + 1] as string | null),
         ttlMs: r[at + 2] as number,
         changes: (r.slice(at + 4, at + 4 + n) as string[]).map(parseChange),
       });
@@ -160,17 +160,6 @@ export class LeaseStore {
       });
       return { index: r[0] as number, changes, state };
     }
-  }
-
-  private renewedLeader(json: string | null): Leader | null {
-    if (!json) return null;
-    let leader = this.renewed.get(json);
-    if (!leader) {
-      leader = parseLeader(json)!;
-      if (this.renewed.size >= MAX_RENEWED) this.renewed.clear();
-      this.renewed.set(json, leader);
-    }
-    return leader;
   }
 
   async changesSince(keys: ClusterKeys, since: number): Promise<ChangesResult> {

@@ -20,9 +20,12 @@ export class ViewRegistry {
   private readonly views = new Map<string, ClusterView>();
   private readonly opening = new Map<string, Promise<ClusterView>>();
   private readonly sweeper: NodeJS.Timeout;
+  /** How this server's own messages of new TTLs begin: it timed those leases already. */
+  private readonly own: string;
 
   constructor(private readonly opts: ViewRegistryOptions) {
     const { link } = opts;
+    this.own = `{"from":"${opts.store.origin}",`;
     link.on('message', (channel, message) => this.onMessage(channel, message));
     link.on('down', () => this.views.forEach((v) => v.suspend()));
     link.on('up', () => this.views.forEach((v) => void v.resync()));
@@ -99,7 +102,7 @@ export class ViewRegistry {
   private onMessage(channel: string, message: string): void {
     const clusterId = ClusterKeys.clusterOfChannel(channel);
     const view = clusterId === null ? undefined : this.views.get(clusterId);
-    if (!view) return;
+    if (!view || message.startsWith(this.own)) return;
     try {
       const m = parseMessage(message);
       if (!Array.isArray(m)) view.ingest([m]);

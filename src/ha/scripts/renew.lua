@@ -5,34 +5,44 @@
   KEYS[1] index  KEYS[2] log
   KEYS[2i+1] lease, KEYS[2i+2] leader hash of the i-th renewal
   ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[5i-1..5i+3] component, contenderId, session id, ttl in ms ('' to keep the lease's
-    own), and the ttl for a lease that has none recorded, of the i-th renewal
+  ARGV[4] the caller's name, put in the message of new TTLs so that it can skip its own
+  ARGV[6i-1..6i+4] component, contenderId, session id, ttl in ms ('' to keep the lease's
+    own), the ttl for a lease that has none recorded, and what the caller knows of the
+    leader: '' nothing, else 'a' followed by its address
+  of the i-th renewal
 
   Returns, for each renewal in turn: code, leader json or false, lease ms left, how many
   change payloads follow, the payloads
-    code 1 renewed   0 not the holder (the leader returned is the current one)
+    code 1 renewed (the leader is false when the caller knows it, with that address)
+         0 not the holder (the leader returned is the current one)
 ]]
 -- @include "lib/leadership.lua"
 
 local out, notices = {}, {}
 for i = 1, (#KEYS - 2) / 2 do
   local lease, hkey = KEYS[2 * i + 1], KEYS[2 * i + 2]
-  local a = 5 * i - 1
+  local a = 6 * i - 1
   local component, cid, sid, ttl = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local holder = redis.call('GET', lease)
-  local h = read_leader(hkey)
+  -- The hot path reads only what it compares.
+  local h = redis.call('HMGET', hkey, 'cid', 'sid', 'ttl', 'addr')
   if holder and holder == sid and h[2] == sid and h[1] == cid then
     if ttl == '' then
-      ttl = h[7] or ARGV[a + 4]
-    elseif ttl ~= h[7] then
+      ttl = h[3] or ARGV[a + 4]
+    elseif ttl ~= h[3] then
       redis.call('HSET', hkey, 'ttl', ttl)
     end
     set_ttl(lease, component, sid, ttl, notices)
     out[#out + 1] = 1
-    out[#out + 1] = leader_json(h)
+    if ARGV[a + 5] == 'a' .. (h[4] or '') then
+      out[#out + 1] = false
+    else
+      out[#out + 1] = leader_json(read_leader(hkey))
+    end
     out[#out + 1] = tonumber(ttl)
     out[#out + 1] = 0
   else
+    h = read_leader(hkey)
     local changes = {}
     if not holder then settle_expired(hkey, h, component, changes) end
     local pttl = 0
@@ -44,5 +54,5 @@ for i = 1, (#KEYS - 2) / 2 do
     for _, c in ipairs(changes) do out[#out + 1] = c end
   end
 end
-publish_ttls(notices)
+publish_ttls(notices, ARGV[4])
 return out

@@ -80,6 +80,10 @@ local function set_ttl(lease_key, component, session, ttl, notices)
   notices[#notices + 1] = '["' .. component .. '","' .. session .. '",' .. ttl .. ']'
 end
 
-local function publish_ttls(notices)
-  if #notices > 0 then redis.call('PUBLISH', ARGV[1], '{"ttls":[' .. table.concat(notices, ',') .. ']}') end
+-- `from` (optional) names the server that made the change, which already knows of it.
+local function publish_ttls(notices, from)
+  if #notices == 0 then return end
+  local head = '{'
+  if from then head = '{"from":' .. cjson.encode(from) .. ',' end
+  redis.call('PUBLISH', ARGV[1], head .. '"ttls":[' .. table.concat(notices, ',') .. ']}')
 end

@@ -51,7 +51,9 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     routerOptions: { maxParamLength: 1024 },
     // Errors of the router itself (a malformed URL, an overlong parameter) answer as ours do.
     frameworkErrors: onError,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    // Every pattern is ASCII, so Unicode-aware regular expressions (ajv's default, and
+    // much slower in V8) would match the same strings at a twentieth of a read's cost.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, unicodeRegExp: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const metrics = new Metrics();

@@ -59,6 +59,9 @@ const cases: Case[] = [
   { name: 'contenderId over 128 characters', method: 'POST', url: campaignUrl(c), body: { contenderId: 'x'.repeat(129) }, status: 400 },
   { name: 'contenderId with a control character', method: 'POST', url: campaignUrl(c), body: { contenderId: 'a\nb' }, status: 400 },
   { name: 'contenderId with non-ASCII', method: 'POST', url: campaignUrl(c), body: { contenderId: 'é' }, status: 400 },
+  // Patterns run without Unicode mode: a character outside the BMP (two code units) is refused too.
+  { name: 'contenderId with an emoji', method: 'POST', url: campaignUrl(c), body: { contenderId: 'a\u{1F600}' }, status: 400 },
+  { name: 'cluster id with an emoji', url: `/v1/clusters/a${encodeURIComponent('\u{1F600}')}/leaders`, status: 400 },
   { name: 'contenderId of the wrong type', method: 'POST', url: campaignUrl(c), body: { contenderId: 42 }, status: 400 },
   { name: 'ttlMs below the minimum', method: 'POST', url: campaignUrl(c), body: { contenderId: 'a', ttlMs: 999 }, status: 400 },
   { name: 'ttlMs above the maximum', method: 'POST', url: campaignUrl(c), body: { contenderId: 'a', ttlMs: 300_001 }, status: 400 },

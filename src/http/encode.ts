@@ -54,6 +54,19 @@ export function stateText(s: LeaderState | null): string {
   return prefix + s.remainingMs + '}';
 }
 
+const renewedCache = new WeakMap<Leader, { ms: number; text: string }>();
+
+/** A renewal's answer. Its lease time is the TTL just set, the same from one renewal to the
+ * next, so the whole text is kept per leader: made, and flattened when first sent, once. */
+export function renewedText(s: LeaderState): string {
+  let c = renewedCache.get(s.leader);
+  if (c === undefined || c.ms !== s.remainingMs) {
+    c = { ms: s.remainingMs, text: '{"leader":' + stateText(s) + '}' };
+    renewedCache.set(s.leader, c);
+  }
+  return c.text;
+}
+
 /** Components are validated names, safe to put in JSON as they are. */
 export function componentsText(states: ComponentState[]): string {
   let text = '[';

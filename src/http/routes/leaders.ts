@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import type { Config } from '../../config.js';
 import { jobManager, RedisUnavailableError, type ClusterView, type Component, type HaServices } from '../../ha/index.js';
-import { componentsText, stateJson, stateText } from '../encode.js';
+import { componentsText, renewedText, stateJson, stateText } from '../encode.js';
 import type { App } from '../types.js';
 import {
   BlockingQuery,
@@ -111,7 +111,7 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
     app.post(`${base}/renew`, { schema: { params, body: bodies.renew } }, async (req, reply) => {
       const { contenderId, sessionId, ttlMs } = req.body;
       const s = await ha.election.renew(req.params.clusterId, componentOf(req.params), contenderId, sessionId, ttlMs, config.leaseTtl.defaultMs);
-      return reply.type(JSON_TYPE).send('{"leader":' + stateText(s) + '}');
+      return reply.type(JSON_TYPE).send(renewedText(s));
     });
 
     app.post(`${base}/confirm`, { schema: { params, body: bodies.confirm, response: { 200: LeaseResponse } } }, async (req) => {

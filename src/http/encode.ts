@@ -1,5 +1,5 @@
 /** How leaders, snapshots and changes look on the wire. */
-import type { Change, ComponentState, Leader, LeaderState, Snapshot, WatchMessage } from '../ha/index.js';
+import type { Change, Component, ComponentState, Leader, LeaderState, Snapshot, WatchMessage } from '../ha/index.js';
 
 export interface LeaderJson {
   contenderId: string;
@@ -52,6 +52,29 @@ export function stateText(s: LeaderState | null): string {
     prefixCache.set(l, prefix);
   }
   return prefix + s.remainingMs + '}';
+}
+
+/** Whole answers kept per leader, with what they were made of. */
+interface Kept {
+  ms: number;
+  index: string;
+  text: string;
+}
+
+const readCache = new WeakMap<Leader, Kept>();
+
+/**
+ * A leader read's answer. Under load many reads fall in the same millisecond of the same
+ * index, so the last one made is kept per leader and answered again while both hold: its
+ * text is then neither put together nor flattened again.
+ */
+export function leaderText(component: Component, s: LeaderState | null, indexText: string): string {
+  if (!s) return '{"component":"' + component + '","leader":null,"index":' + indexText + '}';
+  const c = readCache.get(s.leader);
+  if (c !== undefined && c.ms === s.remainingMs && c.index === indexText) return c.text;
+  const text = '{"component":"' + component + '","leader":' + stateText(s) + ',"index":' + indexText + '}';
+  readCache.set(s.leader, { ms: s.remainingMs, index: indexText, text });
+  return text;
 }
 
 const renewedCache = new WeakMap<Leader, { ms: number; text: string }>();

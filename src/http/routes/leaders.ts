@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import type { Config } from '../../config.js';
 import { jobManager, RedisUnavailableError, type ClusterView, type Component, type HaServices } from '../../ha/index.js';
-import { componentsText, renewedText, stateJson, stateText } from '../encode.js';
+import { componentsText, leaderText, renewedText, stateJson } from '../encode.js';
 import type { App } from '../types.js';
 import {
   BlockingQuery,
@@ -52,9 +52,17 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
     if (!view.live) throw new RedisUnavailableError();
   }
 
+  /** The last ETag made, and the index text it was made of (one cluster's, under load). */
+  let tagOf = '';
+  let tag = '';
+
   /** ETag carries the index; a matching If-None-Match answers 304 to a plain read. */
   function notModified(req: FastifyRequest, reply: FastifyReply, view: ClusterView): boolean {
-    const etag = '"' + view.indexText + '"';
+    if (view.indexText !== tagOf) {
+      tagOf = view.indexText;
+      tag = '"' + tagOf + '"';
+    }
+    const etag = tag;
     reply.header('etag', etag);
     if ((req.query as Static<typeof BlockingQuery>).index === undefined && matches(req.headers['if-none-match'], etag)) {
       reply.code(304).send();
@@ -82,8 +90,7 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
 
   function sendLeader(req: FastifyRequest, reply: FastifyReply, view: ClusterView, component: Component) {
     if (notModified(req, reply, view)) return reply;
-    const text = '{"component":"' + component + '","leader":' + stateText(view.leader(component)) + ',"index":' + view.indexText + '}';
-    return reply.type(JSON_TYPE).send(text);
+    return reply.type(JSON_TYPE).send(leaderText(component, view.leader(component), view.indexText));
   }
 
   for (const [base, params] of [

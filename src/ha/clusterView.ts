@@ -118,6 +118,11 @@ export class ClusterView {
     return this.text;
   }
 
+  /** The leader of a component as this view knows it, without its lease time. */
+  holder(component: Component): Leader | null {
+    return this.slots.get(component)?.leader ?? null;
+  }
+
   leader(component: Component): LeaderState | null {
     const slot = this.slots.get(component);
     return slot?.leader ? this.stateOf(slot) : null;

@@ -61,7 +61,7 @@ export class LeaderElection {
     fallbackTtlMs: number,
   ): Promise<LeaderState> {
     const { keys, view } = this.target(clusterId);
-    const held = view?.leader(component)?.leader;
+    const held = view?.holder(component);
     const known = held?.sessionId === sessionId ? held : (this.renewed.get(sessionId) ?? null);
     const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known }, view?.index ?? 0);
     view?.ingest(r.changes);

@@ -117,7 +117,7 @@ export class LeaseStore {
         code: r[at] as number,
         leader: parseLeader(r[at + 1] as string | null),
         ttlMs: r[at + 2] as number,
-        changes: (r.slice(at + 4, at + 4 + n) as string[]).map(parseChange),
+        changes: n === 0 ? [] : (r.slice(at + 4, at + 4 + n) as string[]).map(parseChange),
       });
       at += 4 + n;
     }

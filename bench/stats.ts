@@ -41,7 +41,8 @@ export function table(rows: Row[]): string {
     r.name,
     r.figure,
     r.baseline ?? '',
-    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
+    // Rounded down, so that a ratio just under its budget never shows as the budget.
+    r.ratio === undefined ? '' : `${(Math.floor(r.ratio * 100) / 100).toFixed(2)}×`,
     ms(r.p50Ms),
     ms(r.p99Ms),
     r.budget ?? '',

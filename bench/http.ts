@@ -112,7 +112,7 @@ function throughputRow(name: string, runs: LoadResult[], base: LoadResult[], bud
 }
 
 /** Renewals cycling through `n` leases of job managers, each held by its contender. */
-async function renewSpec(base: string, n: number): Promise<LoadSpec> {
+export async function renewSpec(base: string, n: number): Promise<LoadSpec> {
   const c = `bench-renew-${randomBytes(3).toString('hex')}`;
   const requests: Array<{ path: string; body: string }> = [];
   for (let i = 0; i < n; i += 50) {

@@ -24,6 +24,7 @@ const MAX_WAIT_MS = 5 * 60_000;
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 type Params = { clusterId: string; component?: string; jobId?: string };
+type Query = Static<typeof BlockingQuery>;
 
 /** If-None-Match holds a list of tags, weak (W/"…") or strong; any equal one matches. */
 function matches(header: string | undefined, etag: string): boolean {
@@ -38,7 +39,7 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
   const bodies = electionBodies(config);
 
   /** Holds a blocking query until the index passes `index`, or `wait` runs out. */
-  async function block(view: ClusterView, q: Static<typeof BlockingQuery>, component: Component | null, reply: FastifyReply) {
+  async function block(view: ClusterView, q: Query, component: Component | null, reply: FastifyReply) {
     const waitMs = q.wait === undefined ? config.longPollDefaultWaitMs : parseDuration(q.wait);
     if (waitMs === null || waitMs > MAX_WAIT_MS) {
       throw badRequest('querystring/wait must be a duration of at most 5m, as 500ms, 30s or 2m');
@@ -56,57 +57,56 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
   let tagOf = '';
   let tag = '';
 
-  /** ETag carries the index; a matching If-None-Match answers 304 to a plain read. */
-  function notModified(req: FastifyRequest, reply: FastifyReply, view: ClusterView): boolean {
+  /** ETag carries the index; a matching If-None-Match answers 304 to a plain read (not to
+   * a blocking one, which asked for what follows that index). */
+  function notModified(req: FastifyRequest, reply: FastifyReply, view: ClusterView, blocking: boolean): boolean {
     if (view.indexText !== tagOf) {
       tagOf = view.indexText;
       tag = '"' + tagOf + '"';
     }
-    const etag = tag;
-    reply.header('etag', etag);
-    if ((req.query as Static<typeof BlockingQuery>).index === undefined && matches(req.headers['if-none-match'], etag)) {
+    reply.header('etag', tag);
+    if (!blocking && matches(req.headers['if-none-match'], tag)) {
       reply.code(304).send();
       return true;
     }
     return false;
   }
 
-  // Reads are the hot path: a plain read of a cluster this server already follows is
-  // answered at once, without a promise; long-polls and first reads go the async way.
-  app.get('/v1/clusters/:clusterId/leaders', { schema: { params: ClusterParams, querystring: BlockingQuery } }, (req, reply) => {
-    const view = ha.views.ready(req.params.clusterId);
-    if (view && req.query.index === undefined && req.query.wait === undefined) return sendLeaders(req, reply, view);
+  /**
+   * A read of one component's leader, or of all (`component` null). Reads are the hot path:
+   * a plain read of a cluster this server already follows is answered at once, without a
+   * promise; long-polls and first reads go the async way.
+   */
+  function read(req: FastifyRequest, reply: FastifyReply, component: Component | null) {
+    const { clusterId } = req.params as { clusterId: string };
+    const q = req.query as Query;
+    const view = ha.views.ready(clusterId);
+    if (view && q.index === undefined && q.wait === undefined) return send(req, reply, view, component, false);
     return (async () => {
-      const v = view ?? (await ha.views.get(req.params.clusterId));
-      await block(v, req.query, null, reply);
-      return sendLeaders(req, reply, v);
+      const v = view ?? (await ha.views.get(clusterId));
+      await block(v, q, component, reply);
+      return send(req, reply, v, component, q.index !== undefined);
     })();
-  });
-
-  function sendLeaders(req: FastifyRequest, reply: FastifyReply, view: ClusterView) {
-    if (notModified(req, reply, view)) return reply;
-    return reply.type(JSON_TYPE).send('{"leaders":' + componentsText(view.leaders()) + ',"index":' + view.indexText + '}');
   }
 
-  function sendLeader(req: FastifyRequest, reply: FastifyReply, view: ClusterView, component: Component) {
-    if (notModified(req, reply, view)) return reply;
-    return reply.type(JSON_TYPE).send(leaderText(component, view.leader(component), view.indexText));
+  function send(req: FastifyRequest, reply: FastifyReply, view: ClusterView, component: Component | null, blocking: boolean) {
+    if (notModified(req, reply, view, blocking)) return reply;
+    const text =
+      component === null
+        ? '{"leaders":' + componentsText(view.leaders()) + ',"index":' + view.indexText + '}'
+        : leaderText(component, view.leader(component), view.indexText);
+    return reply.type(JSON_TYPE).send(text);
   }
+
+  app.get('/v1/clusters/:clusterId/leaders', { schema: { params: ClusterParams, querystring: BlockingQuery } }, (req, reply) =>
+    read(req, reply, null),
+  );
 
   for (const [base, params] of [
     ['/v1/clusters/:clusterId/leaders/:component', ComponentParams],
     ['/v1/clusters/:clusterId/leaders/jobmanager/:jobId', JobManagerParams],
   ] as const) {
-    app.get(base, { schema: { params, querystring: BlockingQuery } }, (req, reply) => {
-      const component = componentOf(req.params);
-      const view = ha.views.ready(req.params.clusterId);
-      if (view && req.query.index === undefined && req.query.wait === undefined) return sendLeader(req, reply, view, component);
-      return (async () => {
-        const v = view ?? (await ha.views.get(req.params.clusterId));
-        await block(v, req.query, component, reply);
-        return sendLeader(req, reply, v, component);
-      })();
-    });
+    app.get(base, { schema: { params, querystring: BlockingQuery } }, (req, reply) => read(req, reply, componentOf(req.params)));
 
     app.post(`${base}/campaign`, { schema: { params, body: bodies.campaign, response: { 200: CampaignResponse } } }, async (req) => {
       const { contenderId, ttlMs = config.leaseTtl.defaultMs, address } = req.body;

@@ -28,9 +28,9 @@ export class BenchEnv {
     return new BenchEnv(await RedisProcess.start({ aof: false }), quick);
   }
 
-  /** A leasehold server process on this run's Redis. */
-  async server(env: Record<string, string> = {}): Promise<ServerProcess> {
-    const s = await ServerProcess.start(null, { LOG_LEVEL: 'warn', REDIS_URL: this.redis.url, ...env });
+  /** A leasehold server process on this run's Redis; of the tree in `cwd`, if given. */
+  async server(env: Record<string, string> = {}, cwd?: string): Promise<ServerProcess> {
+    const s = await ServerProcess.start(null, { LOG_LEVEL: 'warn', REDIS_URL: this.redis.url, ...env }, cwd);
     this.servers.add(s);
     return s;
   }

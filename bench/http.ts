@@ -14,7 +14,7 @@ import type { BenchEnv } from './env.js';
 import type { LoadResult, LoadSpec } from './loadWorker.js';
 import { rate, summarize, type Row } from './stats.js';
 
-const CONNECTIONS = 50;
+export const CONNECTIONS = 50;
 const jobManager = () => `jobmanager/${randomBytes(16).toString('hex')}`;
 
 export async function httpBenches(env: BenchEnv): Promise<Row[]> {
@@ -41,15 +41,8 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
     return runs;
   }
 
-  // Leader GET beside a bare route answering as many bytes.
-  const c = `bench-${randomBytes(3).toString('hex')}`;
-  await post(server.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, {
-    contenderId: 'dispatcher-1',
-    ttlMs: 300_000,
-    address: 'akka.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1',
-  });
-  const leaderUrl = `${server.url}/v1/clusters/${c}/leaders/dispatcher`;
-  const bare = await env.bare(Buffer.byteLength(await (await fetch(leaderUrl)).text()), leaderUrl);
+  const { clusterId, path, bare } = await leaderRead(env, server.url);
+  const leaderUrl = server.url + path;
   const [bareGet, leaderGet, renewLoad] = await interleaved([
     { url: bare.url, connections: CONNECTIONS, durationS },
     { url: leaderUrl, connections: CONNECTIONS, durationS },
@@ -79,9 +72,23 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
   rows.push(throughputRow('GET all leaders, 100 job managers', allGet, bareAllGet));
 
   rows.push(await campaignStorm(server.url, env.quick ? 5 : 20));
-  rows.push(...(await redisBaselines(env, c)));
+  rows.push(...(await redisBaselines(env, clusterId)));
   await env.stopServer(server);
   return rows;
+}
+
+/** A dispatcher leader to read (its cluster and path, on any server of this run's Redis),
+ * beside a bare route answering as many bytes. */
+export async function leaderRead(env: BenchEnv, serverUrl: string) {
+  const clusterId = `bench-${randomBytes(3).toString('hex')}`;
+  await post(serverUrl, `/v1/clusters/${clusterId}/leaders/dispatcher/campaign`, {
+    contenderId: 'dispatcher-1',
+    ttlMs: 300_000,
+    address: 'akka.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1',
+  });
+  const path = `/v1/clusters/${clusterId}/leaders/dispatcher`;
+  const bare = await env.bare(Buffer.byteLength(await (await fetch(serverUrl + path)).text()), serverUrl + path);
+  return { clusterId, path, bare };
 }
 
 /** The run of median rate. */

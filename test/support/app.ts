@@ -168,6 +168,8 @@ export class ServerProcess {
   private constructor(
     readonly port: number,
     private readonly env: Record<string, string>,
+    /** The tree whose src/server.ts it runs (bench:compare runs other trees). */
+    private readonly cwd: string,
   ) {}
 
   get url(): string {
@@ -179,23 +181,23 @@ export class ServerProcess {
     return this.child?.pid;
   }
 
-  static async start(t: TestContext | null, env: Record<string, string>): Promise<ServerProcess> {
-    const s = await ServerProcess.create(env);
+  static async start(t: TestContext | null, env: Record<string, string>, cwd = ROOT): Promise<ServerProcess> {
+    const s = await ServerProcess.create(env, cwd);
     t?.after(() => s.kill());
     await s.launch();
     return s;
   }
 
   /** One on a free port of its own, not started yet. */
-  static async create(env: Record<string, string>): Promise<ServerProcess> {
-    return new ServerProcess(await freePort(), env);
+  static async create(env: Record<string, string>, cwd = ROOT): Promise<ServerProcess> {
+    return new ServerProcess(await freePort(), env, cwd);
   }
 
   /** Starts it (again, after a kill) on its port; resolves once /readyz answers 200. A
    * start that fails is killed: nobody could stop it otherwise. */
   async launch(readyTimeoutMs = 20_000): Promise<void> {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: ROOT,
+      cwd: this.cwd,
       env: { ...process.env, LOG_LEVEL: 'warn', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

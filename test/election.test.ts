@@ -1,7 +1,8 @@
 /** Leader election against real Redis: campaign, renew, confirm, resign, expiry, tokens. */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { stopAllRedis } from './support/redis.js';
+import { Redis } from 'ioredis';
+import { RedisProcess, stopAllRedis } from './support/redis.js';
 import { get, post, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, type Running } from './support/app.js';
 
 let srv: Running;
@@ -125,6 +126,25 @@ describe('renew, confirm, resign', () => {
     });
     const refused = await get(srv.url, leaderPath(c, jobs[0]));
     assert.ok(refused.body.leader.leaseRemainingMs <= 5000, 'a refused renewal extends nothing');
+  });
+
+  test('scripts that Redis forgot (SCRIPT FLUSH, as after a restart without persistence) are sent again', async (t) => {
+    // A Redis of its own: flushing the shared one's scripts would touch other tests.
+    const redis = await RedisProcess.start();
+    t.after(() => redis.stop());
+    const own = await startApp(t, redis.url);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.disconnect());
+    const c = uniqueCluster();
+    const granted = (await post(own.url, `${leaderPath(c)}/campaign`, { contenderId: 'a' })).body.leader;
+    await admin.script('FLUSH');
+    const renewed = await post(own.url, `${leaderPath(c)}/renew`, { contenderId: 'a', sessionId: granted.sessionId, ttlMs: 60_000 });
+    assert.equal(renewed.status, 200);
+    assert.ok(renewed.body.leader.leaseRemainingMs > 59_000);
+    await admin.script('FLUSH');
+    const other = await post(own.url, `${leaderPath(c, 'resourcemanager')}/campaign`, { contenderId: 'b' });
+    assert.equal(other.body.granted, true);
+    assert.equal((await get(own.url, leaderPath(c, 'resourcemanager'))).body.leader.sessionId, other.body.leader.sessionId);
   });
 
   test('only the holder renews; anyone else gets 409 NotLeader with the current leader', async () => {

@@ -112,14 +112,23 @@ export class LeaseStore {
     }
     let at = 0;
     for (const item of items) {
-      const n = r[at + 3] as number;
-      item.resolve({
-        code: r[at] as number,
-        leader: parseLeader(r[at + 1] as string | null),
-        ttlMs: r[at + 2] as number,
-        changes: n === 0 ? [] : (r.slice(at + 4, at + 4 + n) as string[]).map(parseChange),
-      });
-      at += 4 + n;
+      const code = r[at] as number;
+      if (code === 1) {
+        item.resolve({ code: 1, leader: null, ttlMs: r[at + 1] as number, changes: [] });
+        at += 2;
+      } else if (code === 2) {
+        item.resolve({ code: 1, leader: parseLeader(r[at + 1] as string), ttlMs: r[at + 2] as number, changes: [] });
+        at += 3;
+      } else {
+        const n = r[at + 3] as number;
+        item.resolve({
+          code: 0,
+          leader: parseLeader(r[at + 1] as string | null),
+          ttlMs: r[at + 2] as number,
+          changes: (r.slice(at + 4, at + 4 + n) as string[]).map(parseChange),
+        });
+        at += 4 + n;
+      }
     }
   }
 

@@ -11,10 +11,12 @@
     leader: '' nothing, else 'a' followed by its address
   of the i-th renewal
 
-  Returns, for each renewal in turn: code, leader json or false, lease ms left, how many
-  change payloads follow, the payloads
-    code 1 renewed (the leader is false when the caller knows it, with that address)
-         0 not the holder (the leader returned is the current one)
+  Returns, for each renewal in turn, a code and what that code says follows:
+    1, lease ms left: renewed; the leader is the one the caller knows (the hot path, kept
+       short: each element costs the decoder)
+    2, leader json, lease ms left: renewed; the leader is not what the caller knows
+    0, leader json or false, lease ms left, how many change payloads follow, the payloads:
+       not the holder (the leader returned is the current one)
 ]]
 -- @include "lib/leadership.lua"
 
@@ -33,14 +35,13 @@ for i = 1, (#KEYS - 2) / 2 do
       redis.call('HSET', hkey, 'ttl', ttl)
     end
     set_ttl(lease, component, sid, ttl, notices)
-    out[#out + 1] = 1
     if ARGV[a + 5] == 'a' .. (h[4] or '') then
-      out[#out + 1] = false
+      out[#out + 1] = 1
     else
+      out[#out + 1] = 2
       out[#out + 1] = leader_json(read_leader(hkey))
     end
     out[#out + 1] = tonumber(ttl)
-    out[#out + 1] = 0
   else
     h = read_leader(hkey)
     local changes = {}

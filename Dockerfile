@@ -31,5 +31,5 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
 # node itself receives SIGTERM and shuts down gracefully (websockets closed, requests
-# finished) within SHUTDOWN_GRACE_MS.
-CMD ["node", "--import", "tsx", "src/server.ts"]
+# finished) within SHUTDOWN_GRACE_MS. The command is npm start's (package.json).
+CMD ["node", "--max-semi-space-size=32", "--import", "tsx", "src/server.ts"]

@@ -32,3 +32,10 @@ test('npx leasehold runs the package\'s bin', async () => {
   assert.match(stdout, /^Usage: leasehold \[options\] \[command\]/);
   assert.match(stdout, /Exit codes:/);
 });
+
+test('the Docker image runs the server with the command of npm start (its V8 flags too)', async () => {
+  const pkg = JSON.parse(await readFile(`${ROOT}package.json`, 'utf8'));
+  const cmd = (await readFile(`${ROOT}Dockerfile`, 'utf8')).match(/^CMD (\[.*\])$/m);
+  assert.ok(cmd, 'the Dockerfile has a CMD in exec form');
+  assert.equal((JSON.parse(cmd[1]) as string[]).join(' '), pkg.scripts.start);
+});

@@ -2,6 +2,8 @@
  * stopped when the test (or file) ends. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
@@ -160,7 +162,16 @@ export class Watch {
   }
 }
 
-/** A real server process (`node --import tsx src/server.ts`), stopped after the test. */
+/** The node arguments of `npm start` in the tree `cwd`, so that tests and benchmarks run
+ * the server as its users do (V8 flags included). */
+function startArgs(cwd: string): string[] {
+  const start: string = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')).scripts.start;
+  const [node, ...args] = start.split(' ');
+  if (node !== 'node') throw new Error(`npm start is not a node command: ${start}`);
+  return args;
+}
+
+/** A real server process (as `npm start` runs it), stopped after the test. */
 export class ServerProcess {
   private child: ChildProcess | null = null;
   output = '';
@@ -196,7 +207,7 @@ export class ServerProcess {
   /** Starts it (again, after a kill) on its port; resolves once /readyz answers 200. A
    * start that fails is killed: nobody could stop it otherwise. */
   async launch(readyTimeoutMs = 20_000): Promise<void> {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    const child = spawn(process.execPath, startArgs(this.cwd), {
       cwd: this.cwd,
       env: { ...process.env, LOG_LEVEL: 'warn', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -117,6 +117,7 @@ export class LeaseStore {
         item.resolve({ code: 1, leader: null, ttlMs: r[at + 1] as number, changes: [] });
         at += 2;
       } else if (code === 2) {
+        // Renewed too, with the leader sent since the caller did not know it: code 1 here.
         item.resolve({ code: 1, leader: parseLeader(r[at + 1] as string), ttlMs: r[at + 2] as number, changes: [] });
         at += 3;
       } else {

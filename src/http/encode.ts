@@ -69,11 +69,10 @@ const readCache = new WeakMap<Leader, Kept>();
  * text is then neither put together nor flattened again.
  */
 export function leaderText(component: Component, s: LeaderState | null, indexText: string): string {
-  if (!s) return '{"component":"' + component + '","leader":null,"index":' + indexText + '}';
-  const c = readCache.get(s.leader);
-  if (c !== undefined && c.ms === s.remainingMs && c.index === indexText) return c.text;
+  const c = s ? readCache.get(s.leader) : undefined;
+  if (c !== undefined && c.ms === s!.remainingMs && c.index === indexText) return c.text;
   const text = '{"component":"' + component + '","leader":' + stateText(s) + ',"index":' + indexText + '}';
-  readCache.set(s.leader, { ms: s.remainingMs, index: indexText, text });
+  if (s) readCache.set(s.leader, { ms: s.remainingMs, index: indexText, text });
   return text;
 }
 

@@ -1,15 +1,16 @@
 /**
  * `npm run bench:compare -- get|renew DIR...`: compares leasehold trees (say, a git worktree
  * of an older commit, whose node_modules may be a link to this one's) on leader GET or
- * renew, each against the bare route. Rounds run the bare route and then every tree, the
- * order rotated each round, so that the drift of a shared machine falls on all of them
- * alike; each tree's figure is the median of its per-round ratios. A change too small to
- * show in `npm run bench` shows here, given rounds enough (`--rounds`, default 8).
+ * renew, each against the bare route. Each round starts fresh processes (see `rounds` in
+ * http.ts) and runs the bare route and then every tree, the order rotated each round, so
+ * that the drift of a shared machine falls on all of them alike; each tree's figure is the
+ * median of its per-round ratios. A change too small to show in `npm run bench` shows
+ * here, given rounds enough (`--rounds`, default 8).
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BenchEnv } from './env.js';
-import { CONNECTIONS, leaderRead, renewSpec } from './http.js';
+import { CONNECTIONS, leaderRead, renewSpec, rounds as run } from './http.js';
 import type { LoadSpec } from './loadWorker.js';
 
 const { values, positionals } = parseArgs({
@@ -26,26 +27,33 @@ const durationS = Number(values.seconds);
 
 const env = await BenchEnv.start(false);
 try {
-  const urls = (await Promise.all(dirs.map((dir) => env.server({}, resolve(dir))))).map((s) => s.url);
   // Every tree serves the same cluster; it is set up through the first.
-  const { path, bare } = await leaderRead(env, urls[0]);
-  const renewals = kind === 'renew' ? await renewSpec(urls[0], 1000) : null;
+  const setup = await env.server({}, resolve(dirs[0]));
+  const read = await leaderRead(setup.url);
+  const renewals = kind === 'renew' ? await renewSpec(setup.url, 1000) : null;
+  await env.stopServer(setup);
   const spec = (url: string): LoadSpec =>
-    renewals ? { ...renewals, url, durationS } : { url: url + path, connections: CONNECTIONS, durationS };
-  // Warm-up, the bare route's too.
-  await env.load({ url: bare.url, connections: CONNECTIONS, durationS: 1 });
-  for (const url of urls) await env.load({ ...spec(url), durationS: 1 });
+    renewals ? { ...renewals, url, durationS } : { url: url + read.path, connections: CONNECTIONS, durationS };
 
-  const ratios: number[][] = urls.map(() => []);
-  for (let r = 0; r < rounds; r++) {
-    const b = await env.load({ url: bare.url, connections: CONNECTIONS, durationS });
-    for (let k = 0; k < urls.length; k++) {
-      const i = (k + r) % urls.length;
-      ratios[i].push((await env.load(spec(urls[i]))).rps / b.rps);
-    }
-    console.log(`round ${r + 1}: bare ${Math.round(b.rps)} req/s; ` + dirs.map((d, i) => `${d} ${ratios[i][r].toFixed(2)}×`).join(', '));
-  }
-  bare.stop();
+  // Run k of a round is the bare route (k = 0) or tree order[k - 1].
+  const orders: number[][] = [];
+  const runs = await run(env, rounds, durationS, async (r) => {
+    const order = dirs.map((_, k) => (k + r) % dirs.length);
+    orders.push(order);
+    const [bare, ...servers] = await Promise.all([env.bare(read.bytes, read.path), ...order.map((i) => env.server({}, resolve(dirs[i])))]);
+    return {
+      specs: [{ url: bare.url, connections: CONNECTIONS, durationS }, ...servers.map((s) => spec(s.url))],
+      stop: async () => {
+        bare.stop();
+        await Promise.all(servers.map((s) => env.stopServer(s)));
+      },
+    };
+  });
+  const ratios: number[][] = dirs.map(() => []);
+  orders.forEach((order, r) => {
+    order.forEach((i, k) => ratios[i].push(runs[k + 1][r].rps / runs[0][r].rps));
+    console.log(`round ${r + 1}: bare ${Math.round(runs[0][r].rps)} req/s; ` + dirs.map((d, i) => `${d} ${ratios[i][r].toFixed(2)}×`).join(', '));
+  });
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   console.log(`\n${kind}, median ratio to the bare route:\n` + dirs.map((d, i) => `  ${median(ratios[i]).toFixed(3)}×  ${d}`).join('\n'));
 } finally {

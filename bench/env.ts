@@ -40,14 +40,12 @@ export class BenchEnv {
     await s.signal('SIGTERM');
   }
 
-  /** The bare Fastify baseline, answering a JSON body of `bodyBytes` bytes at the path of
-   * `like` (a URL of a leasehold server): its URL for that path. */
-  async bare(bodyBytes: number, like: string): Promise<{ url: string; stop: () => void }> {
+  /** The bare Fastify baseline, answering a JSON body of `bodyBytes` bytes at `path` (a
+   * path of a leasehold server): its URL for that path. */
+  async bare(bodyBytes: number, path: string): Promise<{ url: string; stop: () => void }> {
     const port = await freePort();
     const child = await this.node('bench/bare.ts', [], { PORT: String(port), BODY_BYTES: String(bodyBytes) }, 'ready');
-    const url = new URL(like);
-    url.port = String(port);
-    return { url: url.href, stop: () => this.kill(child) };
+    return { url: `http://127.0.0.1:${port}${path}`, stop: () => this.kill(child) };
   }
 
   /** Runs autocannon in a process of its own and answers what it measured. */

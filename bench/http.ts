@@ -17,69 +17,79 @@ import { rate, summarize, type Row } from './stats.js';
 export const CONNECTIONS = 50;
 const jobManager = () => `jobmanager/${randomBytes(16).toString('hex')}`;
 
+/** One round's processes: what each load runs against, and how to stop them. */
+export interface Round {
+  specs: LoadSpec[];
+  stop(): Promise<void>;
+}
+
+/**
+ * `count` rounds: each starts fresh processes (`start`), warms them up, runs every load
+ * once, back to back, and stops them. Back to back, because this VM's speed drifts over
+ * tens of seconds; fresh processes, because V8 compiles each process's hot code its own
+ * way: four processes of the same bare route held 58k, 54k, 54k and 46k req/s through a
+ * whole run, so with one process a side the ratio was partly a draw of which two ran.
+ */
+export async function rounds(env: BenchEnv, count: number, durationS: number, start: (round: number) => Promise<Round>): Promise<LoadResult[][]> {
+  const runs: LoadResult[][] = [];
+  for (let r = 0; r < count; r++) {
+    const round = await start(r);
+    try {
+      for (const s of round.specs) await env.load({ ...s, durationS: 1 });
+      for (const [i, s] of round.specs.entries()) {
+        const res = await env.load({ ...s, durationS });
+        if (res.errors > 0 || res.non2xx > 0) throw new Error(`${s.url}: ${res.errors} errors, ${res.non2xx} non-2xx`);
+        (runs[i] ??= []).push(res);
+      }
+    } finally {
+      await round.stop();
+    }
+  }
+  return runs;
+}
+
 export async function httpBenches(env: BenchEnv): Promise<Row[]> {
   const durationS = env.quick ? 2 : 5;
-  const rounds = env.quick ? 1 : 5;
+  const setup = await env.server();
+  const read = await leaderRead(setup.url);
+  const renewals = await renewSpec(setup.url, env.quick ? 200 : 1000);
+  const all = await allLeaders(setup.url);
+  await env.stopServer(setup);
+
+  // Every round's server serves the same clusters (they live in Redis).
+  const [bareGet, leaderGet, renewLoad, bareAllGet, allGet] = await rounds(env, env.quick ? 1 : 5, durationS, async () => {
+    const [bare, bareAll, server] = await Promise.all([env.bare(read.bytes, read.path), env.bare(all.bytes, all.path), env.server()]);
+    return {
+      specs: [
+        { url: bare.url, connections: CONNECTIONS, durationS },
+        { url: server.url + read.path, connections: CONNECTIONS, durationS },
+        { ...renewals, url: server.url },
+        { url: bareAll.url, connections: CONNECTIONS, durationS },
+        { url: server.url + all.path, connections: CONNECTIONS, durationS },
+      ],
+      stop: async () => {
+        bare.stop();
+        bareAll.stop();
+        await env.stopServer(server);
+      },
+    };
+  });
   const server = await env.server();
-  const rows: Row[] = [];
-
-  /**
-   * `rounds` runs of each spec, interleaved: each round runs every spec once, back to back,
-   * so that a ratio compares runs made under the same conditions (this VM's speed drifts,
-   * by half at times, over tens of seconds).
-   */
-  async function interleaved(specs: LoadSpec[]): Promise<LoadResult[][]> {
-    for (const s of specs) await env.load({ ...s, durationS: 1 }); // warm-up
-    const runs: LoadResult[][] = specs.map(() => []);
-    for (let r = 0; r < rounds; r++) {
-      for (const [i, s] of specs.entries()) {
-        const res = await env.load({ ...s, connections: CONNECTIONS, durationS });
-        if (res.errors > 0 || res.non2xx > 0) throw new Error(`${s.url}: ${res.errors} errors, ${res.non2xx} non-2xx`);
-        runs[i].push(res);
-      }
-    }
-    return runs;
-  }
-
-  const { clusterId, path, bare } = await leaderRead(env, server.url);
-  const leaderUrl = server.url + path;
-  const [bareGet, leaderGet, renewLoad] = await interleaved([
-    { url: bare.url, connections: CONNECTIONS, durationS },
-    { url: leaderUrl, connections: CONNECTIONS, durationS },
-    await renewSpec(server.url, env.quick ? 200 : 1000),
-  ]);
-  bare.stop();
-  rows.push(
+  const rows = [
     baselineRow('bare Fastify route (baseline)', bareGet),
     throughputRow('leader GET', leaderGet, bareGet, 0.8),
     throughputRow(`renew, ${env.quick ? 200 : '1,000'} distinct leases`, renewLoad, bareGet, 0.5),
-  );
-
-  // All leaders of a cluster with 100 job managers, beside a bare route of that size.
-  const all = `bench-all-${randomBytes(3).toString('hex')}`;
-  await Promise.all(
-    Array.from({ length: 100 }, (_, i) =>
-      post(server.url, `/v1/clusters/${all}/leaders/${jobManager()}/campaign`, { contenderId: `jm-${i}`, ttlMs: 300_000 }),
-    ),
-  );
-  const allUrl = `${server.url}/v1/clusters/${all}/leaders`;
-  const bareAll = await env.bare(Buffer.byteLength(await (await fetch(allUrl)).text()), allUrl);
-  const [bareAllGet, allGet] = await interleaved([
-    { url: bareAll.url, connections: CONNECTIONS, durationS },
-    { url: allUrl, connections: CONNECTIONS, durationS },
-  ]);
-  bareAll.stop();
-  rows.push(throughputRow('GET all leaders, 100 job managers', allGet, bareAllGet));
-
-  rows.push(await campaignStorm(server.url, env.quick ? 5 : 20));
-  rows.push(...(await redisBaselines(env, clusterId)));
+    throughputRow('GET all leaders, 100 job managers', allGet, bareAllGet),
+    await campaignStorm(server.url, env.quick ? 5 : 20),
+    ...(await redisBaselines(env, read.clusterId)),
+  ];
   await env.stopServer(server);
   return rows;
 }
 
-/** A dispatcher leader to read (its cluster and path, on any server of this run's Redis),
- * beside a bare route answering as many bytes. */
-export async function leaderRead(env: BenchEnv, serverUrl: string) {
+/** A dispatcher leader to read: its cluster, its path on any server of this run's Redis,
+ * and the size of its answer (the bare route answers as many bytes). */
+export async function leaderRead(serverUrl: string) {
   const clusterId = `bench-${randomBytes(3).toString('hex')}`;
   await post(serverUrl, `/v1/clusters/${clusterId}/leaders/dispatcher/campaign`, {
     contenderId: 'dispatcher-1',
@@ -87,9 +97,22 @@ export async function leaderRead(env: BenchEnv, serverUrl: string) {
     address: 'akka.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1',
   });
   const path = `/v1/clusters/${clusterId}/leaders/dispatcher`;
-  const bare = await env.bare(Buffer.byteLength(await (await fetch(serverUrl + path)).text()), serverUrl + path);
-  return { clusterId, path, bare };
+  return { clusterId, path, bytes: await answerBytes(serverUrl + path) };
 }
+
+/** A cluster with 100 job managers, whose leaders are read all at once. */
+async function allLeaders(serverUrl: string) {
+  const clusterId = `bench-all-${randomBytes(3).toString('hex')}`;
+  await Promise.all(
+    Array.from({ length: 100 }, (_, i) =>
+      post(serverUrl, `/v1/clusters/${clusterId}/leaders/${jobManager()}/campaign`, { contenderId: `jm-${i}`, ttlMs: 300_000 }),
+    ),
+  );
+  const path = `/v1/clusters/${clusterId}/leaders`;
+  return { path, bytes: await answerBytes(serverUrl + path) };
+}
+
+const answerBytes = async (url: string) => Buffer.byteLength(await (await fetch(url)).text());
 
 /** The run of median rate. */
 function median(runs: LoadResult[]): LoadResult {

@@ -5,8 +5,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import autocannon from 'autocannon';
-import { buildApp } from '../src/app.js';
-import { post, randomJobId, ServerProcess, sharedRedisUrl, sleep, startApp, testConfig, uniqueCluster, waitFor } from './support/app.js';
+import WebSocket from 'ws';
+import { post, randomJobId, ServerProcess, sharedRedisUrl, sleep, startApp, uniqueCluster } from './support/app.js';
 import { stopAllRedis } from './support/redis.js';
 
 after(() => stopAllRedis());
@@ -75,10 +75,7 @@ test('rate limits: 429 with Retry-After past the limit, per client; elections an
 test('shedding: while the event loop is saturated, reads get 503 Overloaded and renewals still succeed', async (t) => {
   // The loop is blocked for 1.5 s below: a Redis ping timing out meanwhile would mark Redis
   // down, and the renewal would be refused for that rather than pass.
-  const config = testConfig({ SHED_EVENT_LOOP_UTILIZATION: '0.5', REDIS_COMMAND_TIMEOUT_MS: '5000', REDIS_HEALTH_INTERVAL_MS: '5000' });
-  const app = await buildApp({ config, redis: await sharedRedisUrl(), logger: false });
-  t.after(() => app.close());
-  await waitFor(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 10_000, 'ready');
+  const { app, wsUrl } = await startApp(t, await sharedRedisUrl(), { SHED_EVENT_LOOP_UTILIZATION: '0.5', REDIS_COMMAND_TIMEOUT_MS: '5000', REDIS_HEALTH_INTERVAL_MS: '5000' });
   const c = uniqueCluster('shed');
   const won = await app.inject({ method: 'POST', url: `/v1/clusters/${c}/leaders/dispatcher/campaign`, payload: { contenderId: 'd', ttlMs: 60_000 } });
   const sessionId = won.json().leader.sessionId;
@@ -92,6 +89,9 @@ test('shedding: while the event loop is saturated, reads get 503 Overloaded and 
   assert.equal(read.statusCode, 503);
   assert.equal(read.json().error, 'Overloaded');
   assert.ok(read.headers['retry-after']);
+  const storeRead = await app.inject({ method: 'GET', url: `/v1/clusters/${c}/job-results?state=dirty` });
+  assert.deepEqual([storeRead.statusCode, storeRead.json().error], [503, 'Overloaded'], 'a store route');
+  assert.equal(await upgradeStatus(`${wsUrl}/v1/clusters/${c}/watch`), 503, 'a websocket, before it upgrades');
   const renew = await app.inject({ method: 'POST', url: `/v1/clusters/${c}/leaders/dispatcher/renew`, payload: { contenderId: 'd', sessionId } });
   assert.equal(renew.statusCode, 200, 'the renewal is not shed');
   assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200, 'nor the probe');
@@ -126,3 +126,19 @@ test('shedding under a real flood of reads: some reads are shed, every renewal s
   assert.deepEqual(failures, [], 'no renewal failed');
   assert.ok(renewals >= 10, `renewals went on (${renewals})`);
 });
+
+/** The status a websocket upgrade is answered with: 101, or the error's. */
+function upgradeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('open', () => {
+      ws.terminate();
+      resolve(101);
+    });
+    ws.once('unexpected-response', (req, res) => {
+      req.destroy();
+      resolve(res.statusCode!);
+    });
+    ws.on('error', reject);
+  });
+}

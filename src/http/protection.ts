@@ -6,7 +6,7 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
-import type { FastifyRequest, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { routeRole } from './auth.js';
 import { httpError } from './errors.js';
 import type { App } from './types.js';
@@ -46,17 +46,29 @@ export async function protect(app: App, options: ProtectionOptions): Promise<voi
   const { shedEventLoopDelayMs: delay, shedEventLoopUtilization: utilization } = options;
   if (delay > 0 || utilization > 0) {
     // under-pressure samples the event loop; with no thresholds of its own it adds no hook.
-    // The check below runs on the routes that may be shed only, and allocates nothing
-    // (the plugin's own hook builds `request.routeOptions` for every request).
     // Utilisation per sample interval (1 s), not since the start.
     await app.register(underPressure, { eventLoopUtilizationMode: 'interval' });
-    const shed: onRequestHookHandler = (_req, _reply, done) => {
+    const overloaded = (): Error | undefined => {
       const m = app.memoryUsage();
       const over = delay > 0 && m.eventLoopDelay > delay ? 'eventLoopDelay' : utilization > 0 && m.eventLoopUtilized > utilization ? 'eventLoopUtilization' : null;
-      done(over ? httpError(503, `the server is overloaded (${over}); retry shortly`, 'Overloaded') : undefined);
+      return over ? httpError(503, `the server is overloaded (${over}); retry shortly`, 'Overloaded') : undefined;
     };
+    // Routes that may be shed check first thing in their handler, which spares every read
+    // Fastify's hook runner (about 1% of a read's instructions). A websocket is checked in
+    // a hook, before it upgrades.
     app.addHook('onRoute', (route) => {
-      if (!exempt([route.method].flat()[0], route.url)) route.onRequest = [...[route.onRequest ?? []].flat(), shed];
+      if (exempt([route.method].flat()[0], route.url)) return;
+      if (route.websocket || route.wsHandler) {
+        const shed: onRequestHookHandler = (_req, _reply, done) => done(overloaded());
+        route.onRequest = [...[route.onRequest ?? []].flat(), shed];
+        return;
+      }
+      const handler = route.handler;
+      route.handler = function (this: FastifyInstance, req, reply) {
+        const err = overloaded();
+        if (err) throw err;
+        return handler.call(this, req, reply);
+      };
     });
   }
 }

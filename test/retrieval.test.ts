@@ -101,6 +101,8 @@ describe('GET a leader and all leaders', () => {
     const app = await startApp(t, await sharedRedisUrl());
     const cluster = uniqueCluster();
     const jobId = randomJobId();
+    // Job managers are listed by job id, whichever was granted first.
+    const [before, afterAll] = ['0'.repeat(32), 'f'.repeat(32)];
 
     const empty = await get(app.url, leadersPath(cluster));
     assert.equal(empty.status, 200);
@@ -109,10 +111,12 @@ describe('GET a leader and all leaders', () => {
 
     const jm = await lead(app.url, cluster, `jobmanager/${jobId}`, { contenderId: 'jm-1' });
     const dispatcher = await lead(app.url, cluster, 'dispatcher', { contenderId: 'd-1' });
+    const others = [afterAll, before].map((id) => lead(app.url, cluster, `jobmanager/${id}`, { contenderId: `jm-${id}` }));
+    const [last, first] = await Promise.all(others);
     const full = await get(app.url, leadersPath(cluster));
     assert.deepEqual(
       full.body.leaders.map((l: any) => l.component),
-      [...SINGLETONS, `jobmanager/${jobId}`],
+      [...SINGLETONS, `jobmanager/${before}`, `jobmanager/${jobId}`, `jobmanager/${afterAll}`],
     );
     for (const l of full.body.leaders) assert.deepEqual(Object.keys(l).sort(), ['component', 'leader']);
     const byComponent = new Map(full.body.leaders.map((l: any) => [l.component, l.leader]));
@@ -122,6 +126,13 @@ describe('GET a leader and all leaders', () => {
     assert.equal(byComponent.get('rest'), null);
 
     await resign(app.url, cluster, `jobmanager/${jobId}`, jm);
+    const fewer = await get(app.url, leadersPath(cluster));
+    assert.deepEqual(
+      fewer.body.leaders.map((l: any) => l.component),
+      [...SINGLETONS, `jobmanager/${before}`, `jobmanager/${afterAll}`],
+    );
+    await resign(app.url, cluster, `jobmanager/${before}`, first);
+    await resign(app.url, cluster, `jobmanager/${afterAll}`, last);
     await resign(app.url, cluster, 'dispatcher', dispatcher);
     const emptied = await get(app.url, leadersPath(cluster));
     assert.deepEqual(emptied.body.leaders, SINGLETONS.map((component) => ({ component, leader: null })));

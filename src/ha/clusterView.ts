@@ -79,6 +79,8 @@ export class ClusterView {
   live = false;
   lastUsed = Date.now();
   private readonly slots = new Map<Component, Slot>();
+  /** The components a full listing names, in order: listed again once a leader changed. */
+  private listed: Component[] | null = null;
   private readonly watchers = new Set<Watcher>();
   private readonly waiters = new Set<Waiter>();
   private busy: Promise<void> | null = null;
@@ -130,13 +132,13 @@ export class ClusterView {
 
   /** Every singleton, and every job manager that has a leader; or exactly the named ones. */
   leaders(components: Set<Component> | null = null): ComponentState[] {
-    const names = components
-      ? [...components]
-      : [
-          ...SINGLETON_COMPONENTS,
-          ...[...this.slots.values()].filter((s) => s.leader && s.component.startsWith('jobmanager/')).map((s) => s.component),
-        ];
-    return names.sort(compareComponents).map((component) => ({ component, leader: this.leader(component) }));
+    const names = components ? [...components].sort(compareComponents) : (this.listed ??= this.listing());
+    return names.map((component) => ({ component, leader: this.leader(component) }));
+  }
+
+  private listing(): Component[] {
+    const jobManagers = [...this.slots.values()].filter((s) => s.leader && s.component.startsWith('jobmanager/'));
+    return [...SINGLETON_COMPONENTS, ...jobManagers.map((s) => s.component).sort(compareComponents)];
   }
 
   snapshot(components: Set<Component> | null = null): Snapshot {
@@ -329,6 +331,7 @@ export class ClusterView {
       if (!sameLeader(slot.leader, s.leader)) {
         slot.leader = s.leader;
         slot.modIndex = r.index;
+        this.listed = null;
         differs = true;
       }
       if (s.leader) {
@@ -346,6 +349,7 @@ export class ClusterView {
     const slot = this.slotOf(c.component);
     slot.leader = c.leader;
     slot.modIndex = c.index;
+    this.listed = null;
     if (c.leader) {
       slot.expiresAt = performance.now() + c.ttlMs;
       slot.maxToken = Math.max(slot.maxToken, c.leader.fencingToken);

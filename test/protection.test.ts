@@ -14,8 +14,16 @@ after(() => stopAllRedis());
 test('every answer, error or not, carries the security headers and a request id', async (t) => {
   const app = await startApp(t, await sharedRedisUrl());
   const etag = (await fetch(`${app.url}/v1/clusters/h/leaders`)).headers.get('etag')!;
+  // A blob's download is streamed: Fastify sets its headers one by one, not in one object.
+  const blob = `/v1/clusters/${uniqueCluster('h')}/blobs/_/b`;
+  const put = await fetch(app.url + blob, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/octet-stream', 'x-fencing-token': 'override' },
+    body: 'bytes',
+  });
+  assert.equal(put.status, 201);
   const answers: Array<{ path: string; headers?: Record<string, string> }> = [
-    ...['/v1/clusters/h/leaders', '/v1/clusters/h/leaders/nope', '/no/such/route', '/healthz'].map((path) => ({ path })),
+    ...['/v1/clusters/h/leaders', '/v1/clusters/h/leaders/nope', '/no/such/route', '/healthz', blob].map((path) => ({ path })),
     { path: '/v1/clusters/h/leaders', headers: { 'if-none-match': etag } },
   ];
   for (const { path, headers } of answers) {

@@ -49,7 +49,8 @@ export async function rounds(env: BenchEnv, count: number, durationS: number, st
 }
 
 export async function httpBenches(env: BenchEnv): Promise<Row[]> {
-  const durationS = env.quick ? 2 : 5;
+  // Seven rounds, since each draws new processes: a round's ratio spreads by ±10% or more.
+  const durationS = env.quick ? 2 : 4;
   const setup = await env.server();
   const read = await leaderRead(setup.url);
   const renewals = await renewSpec(setup.url, env.quick ? 200 : 1000);
@@ -57,7 +58,7 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
   await env.stopServer(setup);
 
   // Every round's server serves the same clusters (they live in Redis).
-  const [bareGet, leaderGet, renewLoad, bareAllGet, allGet] = await rounds(env, env.quick ? 1 : 5, durationS, async () => {
+  const [bareGet, leaderGet, renewLoad, bareAllGet, allGet] = await rounds(env, env.quick ? 1 : 7, durationS, async () => {
     const [bare, bareAll, server] = await Promise.all([env.bare(read.bytes, read.path), env.bare(all.bytes, all.path), env.server()]);
     return {
       specs: [

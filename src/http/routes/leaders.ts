@@ -114,11 +114,14 @@ export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
       return { granted: r.granted, leader: stateJson(r.leader) };
     });
 
-    // Renewals are the hottest write: answered as text, like reads.
-    app.post(`${base}/renew`, { schema: { params, body: bodies.renew } }, async (req, reply) => {
+    // Renewals are the hottest write: answered as text, like reads, and sent from the
+    // renewal's own continuation (an async handler would add a promise and a turn).
+    app.post(`${base}/renew`, { schema: { params, body: bodies.renew } }, (req, reply) => {
       const { contenderId, sessionId, ttlMs } = req.body;
-      const s = await ha.election.renew(req.params.clusterId, componentOf(req.params), contenderId, sessionId, ttlMs, config.leaseTtl.defaultMs);
-      return reply.type(JSON_TYPE).send(renewedText(s));
+      ha.election.renew(req.params.clusterId, componentOf(req.params), contenderId, sessionId, ttlMs, config.leaseTtl.defaultMs).then(
+        (s) => reply.type(JSON_TYPE).send(renewedText(s)),
+        (err: unknown) => reply.send(err),
+      );
     });
 
     app.post(`${base}/confirm`, { schema: { params, body: bodies.confirm, response: { 200: LeaseResponse } } }, async (req) => {

@@ -27,7 +27,7 @@ export interface Round {
  * `count` rounds: each starts fresh processes (`start`), warms them up, runs every load
  * once, back to back, and stops them. Back to back, because this VM's speed drifts over
  * tens of seconds; fresh processes, because V8 compiles each process's hot code its own
- * way: four processes of the same bare route held 58k, 54k, 54k and 46k req/s through a
+ * way: four processes of the same bare route held 58k, 54k, 54k and 47k req/s through a
  * whole run, so with one process a side the ratio was partly a draw of which two ran.
  */
 export async function rounds(env: BenchEnv, count: number, durationS: number, start: (round: number) => Promise<Round>): Promise<LoadResult[][]> {

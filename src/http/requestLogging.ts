@@ -37,7 +37,7 @@ function headWriter(base: [string, string][]) {
       given['x-request-id'] = id;
       for (const [name, value] of base) given[name] ??= value;
     } else {
-      // A streamed answer: Fastify set its headers one by one, and Node writes the head.
+      // A streamed answer (Fastify set its headers one by one), or raw headers in a list.
       this.setHeader('x-request-id', id);
       for (const [name, value] of base) if (!this.hasHeader(name)) this.setHeader(name, value);
     }

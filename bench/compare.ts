@@ -35,12 +35,10 @@ try {
   const spec = (url: string): LoadSpec =>
     renewals ? { ...renewals, url, durationS } : { url: url + read.path, connections: CONNECTIONS, durationS };
 
-  // Run k of a round is the bare route (k = 0) or tree order[k - 1].
-  const orders: number[][] = [];
+  // Run k of round r is the bare route (k = 0) or tree orderOf(r)[k - 1].
+  const orderOf = (r: number) => dirs.map((_, k) => (k + r) % dirs.length);
   const runs = await run(env, rounds, durationS, async (r) => {
-    const order = dirs.map((_, k) => (k + r) % dirs.length);
-    orders.push(order);
-    const [bare, ...servers] = await Promise.all([env.bare(read.bytes, read.path), ...order.map((i) => env.server({}, resolve(dirs[i])))]);
+    const [bare, ...servers] = await Promise.all([env.bare(read.bytes, read.path), ...orderOf(r).map((i) => env.server({}, resolve(dirs[i])))]);
     return {
       specs: [{ url: bare.url, connections: CONNECTIONS, durationS }, ...servers.map((s) => spec(s.url))],
       stop: async () => {
@@ -50,10 +48,10 @@ try {
     };
   });
   const ratios: number[][] = dirs.map(() => []);
-  orders.forEach((order, r) => {
-    order.forEach((i, k) => ratios[i].push(runs[k + 1][r].rps / runs[0][r].rps));
+  for (let r = 0; r < rounds; r++) {
+    orderOf(r).forEach((i, k) => ratios[i].push(runs[k + 1][r].rps / runs[0][r].rps));
     console.log(`round ${r + 1}: bare ${Math.round(runs[0][r].rps)} req/s; ` + dirs.map((d, i) => `${d} ${ratios[i][r].toFixed(2)}×`).join(', '));
-  });
+  }
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   console.log(`\n${kind}, median ratio to the bare route:\n` + dirs.map((d, i) => `  ${median(ratios[i]).toFixed(3)}×  ${d}`).join('\n'));
 } finally {

@@ -14,14 +14,15 @@ import { HaServices } from './ha/index.js';
 import { errorHandler, formatValidationError, sendError } from './http/errors.js';
 import { leaderRoutes } from './http/routes/leaders.js';
 import { opsRoutes } from './http/routes/ops.js';
-import { WatcherSockets, watchRoutes } from './http/routes/watch.js';
+import { watchRoutes } from './http/routes/watch.js';
+import { WatcherSockets } from './http/watcherSockets.js';
 import { jobResultRoutes } from './http/routes/jobResults.js';
 import { executionPlanRoutes } from './http/routes/executionPlans.js';
 import { checkpointRoutes } from './http/routes/checkpoints.js';
 import { blobRoutes } from './http/routes/blobs.js';
 import { cleanupRoutes } from './http/routes/cleanup.js';
 import { Access, routeRole } from './http/auth.js';
-import type { App } from './http/types.js';
+import type { App, RouteContext } from './http/types.js';
 import { Metrics } from './metrics.js';
 
 export interface AppOptions {
@@ -69,6 +70,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   });
   const sockets = new WatcherSockets(config.wsHeartbeatMs);
   metrics.bind(ha, () => sockets.size);
+  const context: RouteContext = { ha, config, metrics, sockets, log };
 
   if (opts.onRoute) {
     const onRoute = opts.onRoute;
@@ -109,15 +111,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       options: { maxPayload: 4096 },
       preClose: async () => sockets.closeAll(),
     });
-    watchRoutes(scope, ha, sockets, log, config.wsAllowedOrigins);
+    watchRoutes(scope, context);
   });
-  opsRoutes(app, ha, metrics);
-  leaderRoutes(app, ha, config);
-  jobResultRoutes(app, ha, config.storeBodyMaxBytes);
-  executionPlanRoutes(app, ha, { planBytes: config.planMaxBytes, jsonBytes: config.storeBodyMaxBytes });
-  checkpointRoutes(app, ha, config);
-  blobRoutes(app, ha, config.blobMaxBytes);
-  cleanupRoutes(app, ha);
+  for (const routes of [opsRoutes, leaderRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes]) {
+    routes(app, context);
+  }
   return app;
 }
 

@@ -2,8 +2,28 @@
 import { readFileSync } from 'node:fs';
 import envSchema from 'env-schema';
 import type { RedisOptions } from 'ioredis';
-import { ROLES, type TokenGrant } from './http/auth.js';
-import type { ProtectionOptions } from './http/protection.js';
+
+export const ROLES = ['read', 'contend', 'write', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface TokenGrant {
+  /** Names the token in logs and errors; the token itself is never logged. */
+  name: string;
+  token: string;
+  role: Role;
+  /** Cluster ids it may touch; `*` for all. */
+  clusters: string[];
+}
+
+export interface ProtectionOptions {
+  /** Shed when the event loop's mean delay passes this (ms); 0: never. */
+  shedEventLoopDelayMs: number;
+  /** Shed when the event loop is busier than this share of the time (0–1); 0: never. */
+  shedEventLoopUtilization: number;
+  /** Requests per client (bearer token, else address) per window; 0: no limit. */
+  rateLimitMax: number;
+  rateLimitWindowMs: number;
+}
 
 const MIB = 1024 * 1024;
 /** The most checkpoints a job may retain. */

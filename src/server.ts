@@ -1,27 +1,51 @@
 /**
- * Starts a leasehold server: reads the configuration, starts a local redis-server when no
- * REDIS_URL is given, listens, and on SIGTERM/SIGINT shuts down gracefully (websockets
- * closed with 1001, requests in flight finished, Redis connections closed; nothing
- * deleted).
+ * A leasehold server as a process: `startServer(config)` starts a local redis-server when no
+ * REDIS_URL is given, builds the app and listens; `runServer(config)` does the same and
+ * shuts down gracefully on SIGTERM/SIGINT (websockets closed with 1001, requests in flight
+ * finished, Redis connections closed; nothing deleted). Run directly, this module is the
+ * server `npm start` runs.
  */
-import pino from 'pino';
+import { pathToFileURL } from 'node:url';
+import pino, { type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import type { App } from './http/types.js';
 import { LocalRedisError, startLocalRedis, type LocalRedis } from './localRedis.js';
 
-async function main(config: Config): Promise<void> {
-  const log = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+export interface RunningServer {
+  app: App;
+  /** Where it listens, e.g. http://127.0.0.1:8080 (the real port when PORT is 0). */
+  url: string;
+  /** Closes the app, then stops the local redis-server if it started one. */
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: Config, log: Logger = serverLogger(config)): Promise<RunningServer> {
   let local: LocalRedis | undefined;
   if (!config.redis) local = await startLocalRedis(config.dataDir, log);
 
-  const app = await buildApp({
-    config,
-    redis: local ? { path: local.socketPath } : undefined,
-    logger: log,
-  });
-  if (config.tokens.length === 0) log.warn('no access tokens are configured: the API is open to anyone who can reach it, as admin');
-  else log.info({ tokens: config.tokens.map((t) => ({ name: t.name, role: t.role, clusters: t.clusters })) }, 'access tokens');
+  let app: App | undefined;
+  const stop = async () => {
+    await app?.close();
+    await local?.stop();
+  };
+  try {
+    app = await buildApp({ config, redis: local ? { path: local.socketPath } : undefined, logger: log });
+    if (config.tokens.length === 0) log.warn('no access tokens are configured: the API is open to anyone who can reach it, as admin');
+    else log.info({ tokens: config.tokens.map((t) => ({ name: t.name, role: t.role, clusters: t.clusters })) }, 'access tokens');
+    const url = await app.listen({ port: config.port, host: config.host });
+    return { app, url, stop };
+  } catch (err) {
+    log.error({ err }, 'could not start');
+    await stop();
+    throw err;
+  }
+}
 
+/** Starts a server and owns the process: exits 0 after a graceful stop on a signal. */
+export async function runServer(config: Config): Promise<void> {
+  const log = serverLogger(config);
+  const server = await startServer(config, log);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -32,29 +56,26 @@ async function main(config: Config): Promise<void> {
       process.exit(1);
     }, config.shutdownGraceMs);
     force.unref();
-    await app.close();
-    await local?.stop();
+    await server.stop();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
 
+function serverLogger(config: Config): Logger {
+  return pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+}
+
+/** Runs the server from the environment's configuration; a bad configuration exits 1. */
+export async function main(): Promise<void> {
   try {
-    await app.listen({ port: config.port, host: config.host });
+    await runServer(loadConfig());
   } catch (err) {
-    log.error({ err }, 'could not listen');
-    await app.close();
-    await local?.stop();
+    if (err instanceof ConfigError || err instanceof LocalRedisError) console.error(`leasehold: ${err.message}`);
+    // Anything else was logged by startServer ('could not start').
     process.exit(1);
   }
 }
 
-try {
-  await main(loadConfig());
-} catch (err) {
-  if (err instanceof ConfigError || err instanceof LocalRedisError) {
-    console.error(`leasehold: ${err.message}`);
-    process.exit(1);
-  }
-  throw err;
-}
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -25,7 +25,8 @@ async function serve(opts: { port?: number; host?: string; redisUrl?: string }):
   if (opts.port !== undefined) process.env.PORT = String(opts.port);
   if (opts.host !== undefined) process.env.HOST = opts.host;
   if (opts.redisUrl !== undefined) process.env.REDIS_URL = opts.redisUrl;
-  // The server reads its configuration when imported, and owns the process from then on.
-  await import('../server.js');
+  // The server reads its configuration from the environment, and owns the process from then on.
+  const { main } = await import('../server.js');
+  await main();
   return 'serving';
 }

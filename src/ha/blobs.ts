@@ -41,7 +41,7 @@ export interface PutOptions {
   expectedSha256?: string;
 }
 
-export class BlobStore {
+export class RedisBlobStore {
   constructor(
     private readonly redis: Redis,
     private readonly writer: StoreWriter,

@@ -33,7 +33,7 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 /** JobStatus.isGloballyTerminalState: only then are checkpoints and counter discarded. */
 const GLOBALLY_TERMINAL = new Set<JobStatus>(['FINISHED', 'CANCELED', 'FAILED']);
 
-export class CheckpointStore {
+export class RedisCheckpointStore {
   constructor(
     private readonly redis: Redis,
     private readonly writer: StoreWriter,

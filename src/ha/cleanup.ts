@@ -9,7 +9,7 @@ import { jobManager, type ClusterKeys } from './ids.js';
 import { redisCall } from './redisCall.js';
 import type { Scripts } from './scripts.js';
 import { requireFence, RETRY, staleFence, type Fence } from './storeWriter.js';
-import type { BlobStore } from './blobs.js';
+import type { RedisBlobStore } from './blobs.js';
 import type { ViewRegistry } from './views.js';
 
 export const JOB_PARTS = ['leader', 'executionPlan', 'checkpoints', 'checkpointIdCounter', 'blobs'] as const;
@@ -51,7 +51,7 @@ export class Cleanup {
     private readonly redis: Redis,
     private readonly scripts: Scripts,
     private readonly views: ViewRegistry,
-    private readonly blobs: BlobStore,
+    private readonly blobs: RedisBlobStore,
     private readonly logSize: number,
   ) {}
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { LeaderState } from './clusterView.js';
 import type { Leader } from './changes.js';
-import { NotLeaderError, RedisUnavailableError } from './errors.js';
+import { LeaseNotHeldError, RedisUnavailableError } from './errors.js';
 import type { Component } from './ids.js';
 import type { LeaseStore, OpResult } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
@@ -20,7 +20,7 @@ export interface CampaignResult {
 /** The most leaders kept from renewals before the memo starts again. */
 const MAX_RENEWED = 10_000;
 
-export class LeaderElection {
+export class ElectionService {
   /** The leader of each session renewed through this server, for clusters it does not
    * follow: a renewal then gets no leader back from Redis unless it changed (its address),
    * and the same object answers again, with its encoding cached (encode.ts). */
@@ -104,6 +104,6 @@ function stateOf(r: OpResult): LeaderState | null {
   return r.leader && { leader: r.leader, remainingMs: r.ttlMs };
 }
 
-function notLeader(component: Component, r: OpResult): NotLeaderError {
-  return new NotLeaderError(`this contender and session do not hold the lease of ${component}`, stateOf(r));
+function notLeader(component: Component, r: OpResult): LeaseNotHeldError {
+  return new LeaseNotHeldError(`this contender and session do not hold the lease of ${component}`, stateOf(r));
 }

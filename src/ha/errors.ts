@@ -28,7 +28,7 @@ export class HaError extends Error {
   }
 }
 
-export class NotLeaderError extends HaError {
+export class LeaseNotHeldError extends HaError {
   constructor(message: string, leader: unknown) {
     super('NotLeader', message, { leader });
   }

@@ -7,7 +7,7 @@ import type { ClusterKeys } from './ids.js';
 import { redisCall } from './redisCall.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
 
-export class ExecutionPlanStore {
+export class RedisExecutionPlanStore {
   constructor(
     private readonly redis: Redis,
     private readonly writer: StoreWriter,

@@ -9,16 +9,16 @@ import type { Log } from './log.js';
 import type { Change } from './changes.js';
 import { RedisUnavailableError } from './errors.js';
 import type { ClusterKeys } from './ids.js';
-import { LeaderElection } from './election.js';
+import { ElectionService } from './election.js';
 import { LeaseStore } from './leaseStore.js';
 import { RedisLink, type DataLossReport } from './redisLink.js';
 import { Scripts } from './scripts.js';
 import { ViewRegistry } from './views.js';
 import { StoreWriter } from './storeWriter.js';
-import { JobResultStore } from './jobResults.js';
-import { ExecutionPlanStore } from './executionPlans.js';
-import { CheckpointStore } from './checkpoints.js';
-import { BlobStore } from './blobs.js';
+import { RedisJobResultStore } from './jobResults.js';
+import { RedisExecutionPlanStore } from './executionPlans.js';
+import { RedisCheckpointStore } from './checkpoints.js';
+import { RedisBlobStore } from './blobs.js';
 import { Cleanup } from './cleanup.js';
 
 export interface HaOptions {
@@ -43,11 +43,11 @@ export interface HaHealth {
 export class HaServices {
   readonly link: RedisLink;
   readonly views: ViewRegistry;
-  readonly election: LeaderElection;
-  readonly jobResults: JobResultStore;
-  readonly executionPlans: ExecutionPlanStore;
-  readonly checkpoints: CheckpointStore;
-  readonly blobs: BlobStore;
+  readonly election: ElectionService;
+  readonly jobResults: RedisJobResultStore;
+  readonly executionPlans: RedisExecutionPlanStore;
+  readonly checkpoints: RedisCheckpointStore;
+  readonly blobs: RedisBlobStore;
   readonly cleanup: Cleanup;
 
   constructor(opts: HaOptions) {
@@ -66,13 +66,13 @@ export class HaServices {
       onChange: opts.onChange ?? (() => {}),
       logger: opts.logger,
     });
-    this.election = new LeaderElection(this.link, store, this.views);
+    this.election = new ElectionService(this.link, store, this.views);
     const redis = this.link.cmd;
     const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
-    this.jobResults = new JobResultStore(redis, writer);
-    this.executionPlans = new ExecutionPlanStore(redis, writer);
-    this.checkpoints = new CheckpointStore(redis, writer);
-    this.blobs = new BlobStore(this.link.bulk, writer);
+    this.jobResults = new RedisJobResultStore(redis, writer);
+    this.executionPlans = new RedisExecutionPlanStore(redis, writer);
+    this.checkpoints = new RedisCheckpointStore(redis, writer);
+    this.blobs = new RedisBlobStore(this.link.bulk, writer);
     this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize);
   }
 
@@ -97,7 +97,7 @@ export class HaServices {
   }
 }
 
-export { HaError, NotLeaderError, RedisUnavailableError, type HaErrorCode } from './errors.js';
+export { HaError, LeaseNotHeldError, RedisUnavailableError, type HaErrorCode } from './errors.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';

@@ -27,7 +27,7 @@ export interface JobResult extends JobResultInput {
 
 const NUMBERS = ['startTime', 'endTime', 'netRuntimeMs'] as const;
 
-export class JobResultStore {
+export class RedisJobResultStore {
   constructor(
     private readonly redis: Redis,
     private readonly writer: StoreWriter,

@@ -4,19 +4,10 @@
  * it. With no token configured the server is open, and every caller counts as admin.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { ROLES, type Role, type TokenGrant } from '../config.js';
 import { httpError } from './errors.js';
 
-export const ROLES = ['read', 'contend', 'write', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
-
-export interface TokenGrant {
-  /** Names the token in logs and errors; the token itself is never logged. */
-  name: string;
-  token: string;
-  role: Role;
-  /** Cluster ids it may touch; `*` for all. */
-  clusters: string[];
-}
+export { ROLES, type Role, type TokenGrant };
 
 interface Grant {
   digest: Buffer;

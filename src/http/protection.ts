@@ -9,17 +9,9 @@ import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { routeRole } from './auth.js';
 import { httpError } from './errors.js';
+import type { ProtectionOptions } from '../config.js';
 import type { App } from './types.js';
 
-export interface ProtectionOptions {
-  /** Shed when the event loop's mean delay passes this (ms); 0: never. */
-  shedEventLoopDelayMs: number;
-  /** Shed when the event loop is busier than this share of the time (0–1); 0: never. */
-  shedEventLoopUtilization: number;
-  /** Requests per client (bearer token, else address) per window; 0: no limit. */
-  rateLimitMax: number;
-  rateLimitWindowMs: number;
-}
 
 /** Routes that are never shed nor limited: elections, and probes outside any cluster. */
 function exempt(method: string, url: string): boolean {

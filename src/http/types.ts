@@ -1,5 +1,10 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from '../config.js';
+import type { HaServices } from '../ha/index.js';
+import type { Log } from '../ha/log.js';
+import type { Metrics } from '../metrics.js';
+import type { WatcherSockets } from './watcherSockets.js';
 
 /** The Fastify instance with TypeBox typing of requests. */
 export type App = FastifyInstance<
@@ -9,3 +14,12 @@ export type App = FastifyInstance<
   FastifyBaseLogger,
   TypeBoxTypeProvider
 >;
+
+/** What every route module is given: each is `(app: App, context: RouteContext) => void`. */
+export interface RouteContext {
+  ha: HaServices;
+  config: Config;
+  metrics: Metrics;
+  sockets: WatcherSockets;
+  log: Log;
+}

@@ -1,5 +1,5 @@
 --[[
-  BlobStore.put, last step: makes a staged upload the blob under its key, replacing any
+  RedisBlobStore.put, last step: makes a staged upload the blob under its key, replacing any
   earlier one, whose chunks go.
 
   KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the dispatcher

@@ -1,5 +1,5 @@
 --[[
-  BlobStore.delete and deleteAll: removes blobs of a job and their chunks.
+  RedisBlobStore.delete and deleteAll: removes blobs of a job and their chunks.
 
   KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the dispatcher
   KEYS[4] the job's blob metadata (hash)  KEYS[4 + i] the chunks of the i-th blob, as read

@@ -1,14 +1,15 @@
 /** Flink's BlobStore over HTTP: bodies stream through in chunks, never whole in memory. */
 import type { IncomingMessage } from 'node:http';
 import { Type } from 'typebox';
-import { HaError, type HaServices } from '../../ha/index.js';
+import { HaError } from '../../ha/index.js';
 import { BlobDeleted, BlobHeaders, BlobJobParams, BlobParams, BlobsDeleted, BlobsResponse, BlobStored } from '../storeSchemas.js';
-import type { App } from '../types.js';
+import type { App, RouteContext } from '../types.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
 const PutHeaders = Type.Object({ ...WriteHeaders.properties, ...BlobHeaders.properties });
 
-export function blobRoutes(app: App, ha: HaServices, maxBytes: number): void {
+export function blobRoutes(app: App, { ha, config }: RouteContext): void {
+  const maxBytes = config.blobMaxBytes;
   const base = '/v1/clusters/:clusterId/blobs/:jobId';
   const jobOf = (jobId: string) => jobId.toLowerCase();
 

@@ -1,6 +1,4 @@
 /** Flink's CompletedCheckpointStore and CheckpointIDCounter of a job over HTTP. */
-import type { Config } from '../../config.js';
-import type { HaServices } from '../../ha/index.js';
 import {
   Checkpoint,
   CheckpointAdded,
@@ -13,10 +11,10 @@ import {
   JobParams,
   ShutdownBody,
 } from '../storeSchemas.js';
-import type { App } from '../types.js';
+import type { App, RouteContext } from '../types.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
-export function checkpointRoutes(app: App, ha: HaServices, config: Config): void {
+export function checkpointRoutes(app: App, { ha, config }: RouteContext): void {
   const base = '/v1/clusters/:clusterId/jobs/:jobId/checkpoints';
   const counter = '/v1/clusters/:clusterId/jobs/:jobId/checkpoint-id-counter';
   const bodyLimit = config.storeBodyMaxBytes;

@@ -1,13 +1,12 @@
 /** Global cleanup of a job, and cleanupAllData of a cluster (design §6; admin only, see
  * http/auth.ts). */
-import type { HaServices } from '../../ha/index.js';
 import { ClusterParams } from '../schemas.js';
 import { ClusterCleanupResponse, JobCleanupResponse, JobParams } from '../storeSchemas.js';
-import type { App } from '../types.js';
+import type { App, RouteContext } from '../types.js';
 import { writeOf, WriteHeaders } from '../writes.js';
 import { sendError } from '../errors.js';
 
-export function cleanupRoutes(app: App, ha: HaServices): void {
+export function cleanupRoutes(app: App, { ha }: RouteContext): void {
   app.delete(
     '/v1/clusters/:clusterId/jobs/:jobId',
     { schema: { params: JobParams, headers: WriteHeaders, response: { 200: JobCleanupResponse } } },

@@ -1,14 +1,14 @@
 /** Flink's ExecutionPlanStore over HTTP: plans as application/octet-stream, resource
  * requirements as JSON. */
-import type { HaServices } from '../../ha/index.js';
 import { badRequest } from '../errors.js';
 import { ClusterParams } from '../schemas.js';
 import { JobIdsResponse, JobParams, PlanResponse, RequirementsBody, RequirementsResponse } from '../storeSchemas.js';
-import type { App } from '../types.js';
+import type { App, RouteContext } from '../types.js';
 import { shallowBody } from '../depth.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
-export function executionPlanRoutes(app: App, ha: HaServices, limits: { planBytes: number; jsonBytes: number }): void {
+export function executionPlanRoutes(app: App, { ha, config }: RouteContext): void {
+  const limits = { planBytes: config.planMaxBytes, jsonBytes: config.storeBodyMaxBytes };
   const base = '/v1/clusters/:clusterId/execution-plans';
 
   // Plans are bytes: in this scope only application/octet-stream is taken (else 415).

@@ -1,8 +1,8 @@
 /** Flink's JobResultStore over HTTP: createDirtyResult, markResultAsClean, lookups. */
-import type { HaServices, JobResult } from '../../ha/index.js';
+import type { JobResult } from '../../ha/index.js';
 import { ClusterParams } from '../schemas.js';
 import { JobParams, JobResultBody, JobResultEntry, JobResultsQuery, JobResultsResponse } from '../storeSchemas.js';
-import type { App } from '../types.js';
+import type { App, RouteContext } from '../types.js';
 import { shallowBody } from '../depth.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
@@ -12,7 +12,8 @@ function entryJson(e: JobResult) {
   return { ...e, createdAt: iso(e.createdAt), cleanedAt: e.cleanedAt === null ? null : iso(e.cleanedAt) };
 }
 
-export function jobResultRoutes(app: App, ha: HaServices, bodyLimit: number): void {
+export function jobResultRoutes(app: App, { ha, config }: RouteContext): void {
+  const bodyLimit = config.storeBodyMaxBytes;
   const base = '/v1/clusters/:clusterId/job-results';
 
   app.put(

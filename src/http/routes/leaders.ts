@@ -1,10 +1,9 @@
 /** Leader election (campaign, renew, confirm, resign) and retrieval (GET, long-poll). */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
-import type { Config } from '../../config.js';
-import { jobManager, RedisUnavailableError, type ClusterView, type Component, type HaServices } from '../../ha/index.js';
+import { jobManager, RedisUnavailableError, type ClusterView, type Component } from '../../ha/index.js';
 import { componentsText, leaderText, renewedText, stateJson } from '../encode.js';
-import type { App } from '../types.js';
+import type { App, RouteContext } from '../types.js';
 import {
   BlockingQuery,
   CampaignResponse,
@@ -35,7 +34,7 @@ function componentOf(p: Params): Component {
   return p.component ?? jobManager(p.jobId!);
 }
 
-export function leaderRoutes(app: App, ha: HaServices, config: Config): void {
+export function leaderRoutes(app: App, { ha, config }: RouteContext): void {
   const bodies = electionBodies(config);
 
   /** Holds a blocking query until the index passes `index`, or `wait` runs out. */

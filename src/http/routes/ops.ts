@@ -1,13 +1,11 @@
 /** Probes, metrics and the API description. */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { HaServices } from '../../ha/index.js';
-import type { Metrics } from '../../metrics.js';
-import type { App } from '../types.js';
+import type { App, RouteContext } from '../types.js';
 
 const OPENAPI = readFileSync(fileURLToPath(new URL('../../../openapi.yaml', import.meta.url)), 'utf8');
 
-export function opsRoutes(app: App, ha: HaServices, metrics: Metrics): void {
+export function opsRoutes(app: App, { ha, metrics }: RouteContext): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {

@@ -4,13 +4,10 @@
  * plain 503. Ping/pong drops dead peers; a peer too slow to read is closed (1013) and can
  * resume with `since`; at shutdown every socket is closed with 1001.
  */
-import type { WebSocket } from 'ws';
-import type { HaServices } from '../../ha/index.js';
 import { watchMessage } from '../encode.js';
 import { httpError, sendError } from '../errors.js';
 import { ClusterParams, WatchQuery } from '../schemas.js';
-import type { App } from '../types.js';
-import type { Log } from '../../ha/log.js';
+import type { App, RouteContext } from '../types.js';
 
 /** Messages are text frames, even when passed as bytes. */
 const TEXT = { binary: false };
@@ -18,59 +15,8 @@ const TEXT = { binary: false };
 /** Unsent bytes after which a watcher counts as too slow. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
-/** The heartbeat pings one slice of the sockets at a time, so that thousands of pings
- * (and their pongs) never hold up a change for long. */
-const SLICES = 16;
-
-export class WatcherSockets {
-  private readonly alive = new Map<WebSocket, boolean>();
-  private readonly slices = Array.from({ length: SLICES }, () => new Set<WebSocket>());
-  private added = 0;
-  private tick = 0;
-  private readonly heartbeat: NodeJS.Timeout;
-
-  /** Every socket is pinged once per `heartbeatMs`, and dropped if it did not answer the
-   * ping before. */
-  constructor(heartbeatMs: number) {
-    this.heartbeat = setInterval(() => this.beat(), heartbeatMs / SLICES);
-    this.heartbeat.unref();
-  }
-
-  get size(): number {
-    return this.alive.size;
-  }
-
-  add(socket: WebSocket): void {
-    const slice = this.slices[this.added++ % SLICES];
-    this.alive.set(socket, true);
-    slice.add(socket);
-    socket.on('pong', () => this.alive.set(socket, true));
-    socket.on('close', () => {
-      this.alive.delete(socket);
-      slice.delete(socket);
-    });
-  }
-
-  private beat(): void {
-    for (const socket of this.slices[this.tick++ % SLICES]) {
-      if (!this.alive.get(socket)) {
-        socket.terminate();
-        continue;
-      }
-      this.alive.set(socket, false);
-      socket.ping();
-    }
-  }
-
-  /** Tells every watcher to go elsewhere: the server is going away. */
-  closeAll(): void {
-    clearInterval(this.heartbeat);
-    for (const socket of this.alive.keys()) socket.close(1001, 'server shutting down');
-  }
-}
-
-export function watchRoutes(app: App, ha: HaServices, sockets: WatcherSockets, log: Log, allowedOrigins: string[]): void {
-  const origins = new Set(allowedOrigins);
+export function watchRoutes(app: App, { ha, sockets, log, config }: RouteContext): void {
+  const origins = new Set(config.wsAllowedOrigins);
   app.route({
     method: 'GET',
     url: '/v1/clusters/:clusterId/watch',

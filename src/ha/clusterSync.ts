@@ -258,9 +258,11 @@ export class ClusterSync {
         slot.maxToken = Math.max(slot.maxToken, s.leader.fencingToken);
       }
     }
-    // Whatever else changed unseen reaches watchers as a fresh snapshot. (When Redis's
-    // index fell behind this one, after a failover to a replica that lagged, the snapshot
-    // carries an index the watchers already have: see the todo in clusterSync.test.ts.)
+    // Whatever else changed unseen reaches watchers as a fresh snapshot. Known bug (issue
+    // "Promises that survive Redis failover"; the todo tests in clusterSync.test.ts): the
+    // snapshot's index may be one every watcher already has, and it is then dropped:
+    // when Redis's index fell behind this one (a failover to a replica that lagged), and
+    // when the changes just applied from the log already reached r.index.
     this.index = Math.max(this.index, r.index);
     this.listener.resynced(differs);
   }

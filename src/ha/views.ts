@@ -7,6 +7,7 @@ import { RedisUnavailableError } from './errors.js';
 import { ClusterKeys } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
+import { leaseSyncStore } from './syncStore.js';
 
 export interface ViewRegistryOptions {
   link: RedisLink;
@@ -78,8 +79,9 @@ export class ViewRegistry {
 
   private async openView(clusterId: string): Promise<ClusterView> {
     const { link, store, onChange, logger } = this.opts;
-    const view = new ClusterView(new ClusterKeys(clusterId), {
-      store,
+    const keys = new ClusterKeys(clusterId);
+    const view = new ClusterView(keys, {
+      store: leaseSyncStore(store, keys),
       onChange,
       isRedisHealthy: () => link.isHealthy,
       log: logger,

@@ -97,8 +97,13 @@ function makeElectionBodies(config: Config) {
  * validator for every value.
  */
 export function nullable<T extends TSchema & { type: string }>(schema: T, options: { description?: string } = {}) {
-  return Type.Unsafe<Static<T> | null>({ ...schema, ...options, type: [schema.type, 'null'] });
+  const made = Type.Unsafe<Static<T> | null>({ ...schema, ...options, type: [schema.type, 'null'] });
+  NULLABLE_OF.set(made, schema);
+  return made;
 }
+
+/** What each nullable schema allows besides null (so that openapi.yaml can name it). */
+export const NULLABLE_OF = new WeakMap<object, TSchema>();
 
 export const Index = Type.Integer({
   minimum: 0,

@@ -126,7 +126,6 @@ export const BlobsResponse = Type.Object({ jobId: Type.String(), blobs: Type.Arr
 export const BlobDeleted = Type.Object({ deleted: Type.Boolean() }, answer);
 export const BlobsDeleted = Type.Object({ deleted: Type.Integer({ minimum: 0 }) }, answer);
 
-export const CleanupPart = Type.Unsafe<(typeof JOB_PARTS)[number]>({ type: 'string', enum: [...JOB_PARTS] });
 export const JobCleanupParts = Type.Object(
   Object.fromEntries(JOB_PARTS.map((p) => [p, Type.String()])),
   { ...answer, description: 'Each part: `deleted`, `absent`, or `failed: <reason>`.' },

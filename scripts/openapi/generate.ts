@@ -12,7 +12,6 @@
 import { readFileSync } from 'node:fs';
 import type { FastifySchema } from 'fastify';
 import { parse, stringify } from 'yaml';
-import type { TSchema } from 'typebox';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { routeRole } from '../../src/http/auth.js';
@@ -198,7 +197,10 @@ export async function generate(config: Config = documentedConfig()): Promise<Gen
       const d = deref(r);
       if (/^2/.test(status) && !d.content) errors.push(`${where} ${status}: no content (a schema in the route, or in api.yaml)`);
     }
-    op.responses = Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b)));
+    // The body before the answers, as a reader looks for them.
+    const { requestBody, ...rest } = op;
+    delete rest.responses;
+    item[method] = { ...rest, ...(requestBody ? { requestBody } : {}), responses: Object.fromEntries(Object.entries(responses).sort(([a], [b]) => a.localeCompare(b))) };
   }
   for (const [path, item] of Object.entries(doc.paths as Record<string, Json>)) {
     for (const m of Object.keys(item)) {

@@ -245,7 +245,7 @@ function comment(text: string | undefined, indent: string): string {
   return `${indent}/**\n${lines.map((l) => `${indent} * ${l}`.trimEnd()).join('\n')}\n${indent} */\n`;
 }
 
-function tsType(s: Json, indent: string): string {
+function tsType(s: Json, indent: string, inherited?: Set<string>): string {
   if (s.$ref) return s.$ref.split('/').pop();
   if ('const' in s) return JSON.stringify(s.const);
   if (s.enum) return s.enum.map((v: unknown) => JSON.stringify(v)).join(' | ');
@@ -269,8 +269,14 @@ function tsType(s: Json, indent: string): string {
       if (!s.properties && s.patternProperties) return `Record<string, ${tsType(Object.values(s.patternProperties)[0], indent)}>`;
       if (!s.properties) return 'Record<string, unknown>';
       const required = new Set(s.required ?? []);
+      const entries = Object.entries(s.properties as Record<string, Json>);
+      // Names that all take one type, unexplained: a record of those names.
+      const texts = new Set(entries.map(([, v]) => JSON.stringify(v)));
+      if (entries.length > 2 && texts.size === 1 && !entries[0][1].description && entries.every(([k]) => required.has(k))) {
+        return `Record<${entries.map(([k]) => JSON.stringify(k)).join(' | ')}, ${tsType(entries[0][1], indent)}>`;
+      }
       const inner = indent + '  ';
-      const fields = Object.entries(s.properties as Record<string, Json>).map(
+      const fields = entries.filter(([k]) => !inherited?.has(k)).map(
         ([k, v]) => `${comment(v.description, inner)}${inner}${/^\w+$/.test(k) ? k : JSON.stringify(k)}${required.has(k) ? '' : '?'}: ${tsType(v, inner)};`,
       );
       return `{\n${fields.join('\n')}\n${indent}}`;
@@ -286,8 +292,27 @@ function clientTypes(schemas: Record<string, Json>): string {
     ' * from the schemas of openapi.yaml. Do not edit.\n */\n';
   for (const [name, s] of Object.entries(schemas)) {
     out += '\n' + comment(s.description, '');
-    const type = tsType(s, '');
-    out += s.type === 'object' && s.properties ? `export interface ${name} ${type}\n` : `export type ${name} = ${type};\n`;
+    const base = baseOf(name, schemas);
+    const type = tsType(s, '', base ? new Set(Object.keys(schemas[base].properties)) : undefined);
+    if (!(s.type === 'object' && s.properties) || type.startsWith('Record<')) out += `export type ${name} = ${type};\n`;
+    else out += `export interface ${name}${base ? ` extends ${base}` : ''} ${type}\n`;
   }
   return out;
+}
+
+/** The largest other object of the wire model whose every property this one has, the same
+ * and as required: the interface then extends it. */
+function baseOf(name: string, schemas: Record<string, Json>): string | undefined {
+  const s = schemas[name];
+  if (s.type !== 'object' || !s.properties) return undefined;
+  const required = (o: Json, k: string) => (o.required ?? []).includes(k);
+  let best: string | undefined;
+  for (const [other, o] of Object.entries(schemas)) {
+    if (other === name || o.type !== 'object' || !o.properties || o.patternProperties) continue;
+    const keys = Object.keys(o.properties);
+    if (keys.length < 3 || keys.length >= Object.keys(s.properties).length) continue;
+    const same = keys.every((k) => k in s.properties && JSON.stringify(s.properties[k]) === JSON.stringify(o.properties[k]) && required(s, k) === required(o, k));
+    if (same && (!best || keys.length > Object.keys(schemas[best].properties).length)) best = other;
+  }
+  return best;
 }

@@ -138,12 +138,9 @@ export interface WatchSnapshot {
  * data). Its `leaseRemainingMs` is as of the change, and `index` is the cluster's index right
  * after it.
  */
-export interface WatchChange {
+export interface WatchChange extends LeaderResponse {
   type: "change";
   event: ChangeEvent;
-  component: ComponentName;
-  leader: LeaderOrNull;
-  index: Index;
 }
 
 export type WatchMessage = WatchSnapshot | WatchChange;
@@ -182,72 +179,24 @@ export interface Error {
 }
 
 /** `NotLeader`: `leader` is the current holder of the lease, or null when it is free. */
-export interface NotLeaderError {
-  /**
-   * A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`,
-   * `UnsupportedMediaType`, `RedisUnavailable`, `Overloaded`, `FencingTokenRequired`,
-   * `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, `JobResultNotFound`,
-   * `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`,
-   * `CheckpointNotFound`, `BlobNotFound`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...
-   */
-  error: string;
-  /** What went wrong, for people. */
-  message: string;
-  /** The HTTP status, repeated. */
-  statusCode: number;
+export interface NotLeaderError extends Error {
   leader: LeaderOrNull;
 }
 
 /** `CheckpointIdNotIncreasing`, `FencingTokenRequired` or `FencingTokenStale`. */
-export interface CheckpointConflictError {
-  /**
-   * A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`,
-   * `UnsupportedMediaType`, `RedisUnavailable`, `Overloaded`, `FencingTokenRequired`,
-   * `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, `JobResultNotFound`,
-   * `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`,
-   * `CheckpointNotFound`, `BlobNotFound`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...
-   */
-  error: string;
-  /** What went wrong, for people. */
-  message: string;
-  /** The HTTP status, repeated. */
-  statusCode: number;
+export interface CheckpointConflictError extends Error {
   /** With `CheckpointIdNotIncreasing`, the latest stored checkpoint's id. */
   latestCheckpointId?: number;
 }
 
 /** `CheckpointIdNotIncreasing`, `FencingTokenRequired` or `FencingTokenStale`. */
-export interface CounterConflictError {
-  /**
-   * A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`,
-   * `UnsupportedMediaType`, `RedisUnavailable`, `Overloaded`, `FencingTokenRequired`,
-   * `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, `JobResultNotFound`,
-   * `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`,
-   * `CheckpointNotFound`, `BlobNotFound`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...
-   */
-  error: string;
-  /** What went wrong, for people. */
-  message: string;
-  /** The HTTP status, repeated. */
-  statusCode: number;
+export interface CounterConflictError extends Error {
   /** With `CheckpointIdNotIncreasing`, the counter's current value. */
   value?: number;
 }
 
 /** `CleanupIncomplete`: every part reports `failed: <reason>`. */
-export interface CleanupIncompleteError {
-  /**
-   * A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`,
-   * `UnsupportedMediaType`, `RedisUnavailable`, `Overloaded`, `FencingTokenRequired`,
-   * `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, `JobResultNotFound`,
-   * `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`,
-   * `CheckpointNotFound`, `BlobNotFound`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...
-   */
-  error: string;
-  /** What went wrong, for people. */
-  message: string;
-  /** The HTTP status, repeated. */
-  statusCode: number;
+export interface CleanupIncompleteError extends Error {
   jobId: JobIdAnswer;
   parts: JobCleanupParts;
 }
@@ -280,21 +229,14 @@ export interface JobResultRequest {
 }
 
 /** A job's result entry. The optional fields are present only when they were given. */
-export interface JobResult {
+export interface JobResult extends JobResultRequest {
   jobId: JobIdAnswer;
-  applicationStatus: ApplicationStatus;
   /** `dirty` until `markResultAsClean`, then `clean`. */
   state: "dirty" | "clean";
   /** When the entry was created, by Redis's clock, as ISO 8601 UTC. */
   createdAt: string;
   /** When it was marked clean, as ISO 8601 UTC; null while dirty. */
   cleanedAt: string | null;
-  jobName?: string;
-  startTime?: EpochMillis;
-  endTime?: EpochMillis;
-  netRuntimeMs?: number;
-  accumulatorResults?: Record<string, unknown>;
-  failureCause?: string;
 }
 
 export interface JobResultsResponse {
@@ -328,14 +270,7 @@ export interface Checkpoint {
   properties?: Record<string, string>;
 }
 
-export interface CheckpointRequest {
-  checkpointId: number;
-  timestamp: EpochMillis;
-  /** Where the checkpoint's state is, for example its metadata file. */
-  externalPointer: string;
-  /** Base64. */
-  metadata?: string;
-  properties?: Record<string, string>;
+export interface CheckpointRequest extends Checkpoint {
   /** How many checkpoints to retain, this one included. */
   maxRetained?: number;
 }
@@ -404,13 +339,7 @@ export interface BlobsDeleted {
 }
 
 /** Each part: `deleted`, `absent`, or `failed: <reason>`. */
-export interface JobCleanupParts {
-  leader: string;
-  executionPlan: string;
-  checkpoints: string;
-  checkpointIdCounter: string;
-  blobs: string;
-}
+export type JobCleanupParts = Record<"leader" | "executionPlan" | "checkpoints" | "checkpointIdCounter" | "blobs", string>;
 
 export interface JobCleanupReport {
   jobId: JobIdAnswer;
@@ -420,13 +349,5 @@ export interface JobCleanupReport {
 export interface ClusterCleanupReport {
   clusterId: string;
   /** How many of each were deleted. */
-  deleted: {
-    leaders: number;
-    jobResults: number;
-    executionPlans: number;
-    checkpoints: number;
-    checkpointIdCounters: number;
-    blobs: number;
-    keys: number;
-  };
+  deleted: Record<"leaders" | "jobResults" | "executionPlans" | "checkpoints" | "checkpointIdCounters" | "blobs" | "keys", number>;
 }

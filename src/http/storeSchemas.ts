@@ -23,8 +23,6 @@ export const BlobParams = Type.Object({ clusterId: ClusterId, jobId: BlobJobId, 
 
 export const ApplicationStatus = Type.Unsafe<(typeof APPLICATION_STATUSES)[number]>({ type: 'string', enum: [...APPLICATION_STATUSES] });
 const ResultState = Type.Unsafe<'dirty' | 'clean'>({ type: 'string', enum: ['dirty', 'clean'] });
-/** Any JSON value, by name. */
-const AnyValues = Type.Record(Type.String(), Type.Unknown());
 
 export const JobResultBody = Type.Object(
   {
@@ -43,6 +41,9 @@ export const JobResultBody = Type.Object(
   strict,
 );
 
+/** What a job result was given besides its status, answered as it was given. */
+const { applicationStatus: _status, ...resultFields } = JobResultBody.properties;
+
 export const JobResultEntry = Type.Object(
   {
     jobId: JobIdAnswer,
@@ -50,12 +51,7 @@ export const JobResultEntry = Type.Object(
     state: Type.Unsafe<'dirty' | 'clean'>({ ...ResultState, description: '`dirty` until `markResultAsClean`, then `clean`.' }),
     createdAt: Type.String({ format: 'date-time', description: "When the entry was created, by Redis's clock, as ISO 8601 UTC." }),
     cleanedAt: nullable(Type.String({ format: 'date-time' }), { description: 'When it was marked clean, as ISO 8601 UTC; null while dirty.' }),
-    jobName: Type.Optional(Type.String()),
-    startTime: Type.Optional(EpochMillis),
-    endTime: Type.Optional(EpochMillis),
-    netRuntimeMs: Type.Optional(Millis),
-    accumulatorResults: Type.Optional(AnyValues),
-    failureCause: Type.Optional(Type.String()),
+    ...resultFields,
   },
   { ...answer, description: "A job's result entry. The optional fields are present only when they were given." },
 );

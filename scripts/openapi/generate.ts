@@ -6,7 +6,7 @@
  * shape of its own: every schema it names is one of the wire model's. To every operation
  * the generator adds the answers the server gives on its own: 400 for input its schemas
  * refuse, 401 and 403 (access tokens), 404 (Fastify's, for any method and path no route
- * matches, and the stores'), 413, 414 and 415 (Fastify's), 429 (rate limit) and 503
+ * matches, and the stores'), 413, 414, 415 and 431 (Fastify's), 429 (rate limit) and 503
  * (Redis unavailable, or the server overloaded).
  */
 import { readFileSync } from 'node:fs';
@@ -93,7 +93,8 @@ const openApiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');
  * traits, as names of components/responses. */
 function answersOf(route: Route): Record<string, string> {
   const s = route.schema ?? {};
-  const out: Record<string, string> = { '404': 'NotFound' };
+  // Any request: Fastify's answers to a path no route has, and to headers over Node's limit.
+  const out: Record<string, string> = { '404': 'NotFound', '431': 'HeaderFieldsTooLarge' };
   const hasPath = Boolean(s.params);
   const takesBody = ['POST', 'PUT', 'DELETE', 'PATCH'].includes(route.method);
   if (hasPath || s.querystring || s.headers || s.body || takesBody) out['400'] = 'BadRequest';

@@ -17,6 +17,10 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { generate } from '../scripts/openapi/generate.js';
 import type { App } from '../src/http/types.js';
+import type { Static } from 'typebox';
+import type * as schemas from '../src/http/schemas.js';
+import type * as storeSchemas from '../src/http/storeSchemas.js';
+import type * as wire from '../src/client/wire.js';
 import { randomJobId, sharedRedisUrl, startApp, testConfig, uniqueCluster, waitFor } from './support/app.js';
 import { freePort, stopAllRedis } from './support/redis.js';
 
@@ -488,3 +492,23 @@ test('401, 403, 429 and 503 answers of every route are documented', async (t) =>
     assert.equal((await replay(down, requestOf(op, fx))).status, 503, op.id);
   }
 });
+
+// The SDK's types are the wire model's: checked by the compiler, both ways.
+type Fits<A, B> = [A] extends [B] ? true : false;
+type Same<A, B> = Fits<A, B> extends true ? Fits<B, A> : false;
+const sdkTypesAreTheSchemas: [
+  Same<wire.Leader, Static<typeof schemas.LeaderObject>>,
+  Same<wire.LeaderResponse, Static<typeof schemas.LeaderResponse>>,
+  Same<wire.LeadersResponse, Static<typeof schemas.LeadersResponse>>,
+  Same<wire.CampaignResponse, Static<typeof schemas.CampaignResponse>>,
+  Same<wire.WatchMessage, Static<typeof schemas.WatchMessage>>,
+  Same<wire.JobResultRequest, Static<typeof storeSchemas.JobResultBody>>,
+  Same<wire.JobResult, Static<typeof storeSchemas.JobResultEntry>>,
+  Same<wire.Checkpoint, Static<typeof storeSchemas.Checkpoint>>,
+  Same<wire.CheckpointAdded, Static<typeof storeSchemas.CheckpointAdded>>,
+  Same<wire.BlobsResponse, Static<typeof storeSchemas.BlobsResponse>>,
+  // Their part names are built at run time, so TypeBox's type knows them only as strings.
+  Fits<wire.JobCleanupReport, Static<typeof storeSchemas.JobCleanupResponse>>,
+  Fits<wire.ClusterCleanupReport, Static<typeof storeSchemas.ClusterCleanupResponse>>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true];
+void sdkTypesAreTheSchemas;

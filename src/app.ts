@@ -2,7 +2,7 @@
  * The leasehold app as a Fastify instance that never listens by itself (server.ts does),
  * so that tests can `inject()` into it.
  */
-import Fastify, { type onRequestHookHandler } from 'fastify';
+import Fastify, { type FastifySchema, type onRequestHookHandler } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { logRequests, serverFactory } from './http/requestLogging.js';
 import { protect } from './http/protection.js';
@@ -31,8 +31,8 @@ export interface AppOptions {
   redis?: string | RedisOptions;
   /** A logger, false for none, or options of one (default: the configured level). */
   logger?: Logger | false | { level?: string; stream?: DestinationStream };
-  /** Told of every route registered (the OpenAPI test compares them with openapi.yaml). */
-  onRoute?: (route: { method: string | string[]; url: string; websocket: boolean }) => void;
+  /** Told of every route registered, with its schemas (openapi.yaml is generated from them). */
+  onRoute?: (route: { method: string | string[]; url: string; websocket: boolean; schema?: FastifySchema }) => void;
 }
 
 export async function buildApp(opts: AppOptions): Promise<App> {
@@ -74,7 +74,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   if (opts.onRoute) {
     const onRoute = opts.onRoute;
-    app.addHook('onRoute', (r) => onRoute({ method: r.method, url: r.url, websocket: Boolean(r.websocket) }));
+    app.addHook('onRoute', (r) => onRoute({ method: r.method, url: r.url, websocket: Boolean(r.websocket), schema: r.schema }));
   }
   // Bodies are JSON; any other type is a 415 rather than a schema error.
   app.removeContentTypeParser('text/plain');

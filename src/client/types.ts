@@ -1,112 +1,31 @@
-/** The shapes the server answers (see openapi.yaml). */
+/**
+ * The shapes the server answers, under the SDK's names. They are the wire model's
+ * (wire.ts, generated from the server's schemas along with openapi.yaml), so they cannot
+ * drift from what the server sends; the SDK takes no schema library along.
+ */
+import type * as wire from './wire.js';
 
 /** `resourcemanager`, `dispatcher`, `rest`, or `jobmanager/{32 hex digits}`. */
-export type Component = 'resourcemanager' | 'dispatcher' | 'rest' | `jobmanager/${string}`;
+export type Component = wire.SingletonComponent | `jobmanager/${string}`;
 
-export interface Leader {
-  contenderId: string;
-  sessionId: string;
-  fencingToken: number;
-  address: string | null;
-  /** ISO 8601, for people; never compare it with a local clock. */
-  acquiredAt: string;
-  /** Time left on the lease as the server saw it when it answered. */
-  leaseRemainingMs: number;
-}
-
-export interface ComponentLeader {
-  component: string;
-  leader: Leader | null;
-}
-
-export interface LeadersState {
-  leaders: ComponentLeader[];
-  index: number;
-}
-
-export type ChangeEvent = 'granted' | 'confirmed' | 'revoked' | 'expired';
-
+export type Leader = wire.Leader;
+export type ComponentLeader = wire.ComponentLeader;
+export type LeadersState = wire.LeadersResponse;
+export type ChangeEvent = wire.ChangeEvent;
 /** A change pushed by the watch: `leader` is the holder after the change. */
-export interface Change {
-  event: ChangeEvent;
-  component: string;
-  leader: Leader | null;
-  index: number;
-}
+export type Change = Omit<wire.WatchChange, 'type'>;
+/** A campaign's answer: `leader` is the holder either way. */
+export type CampaignResult = wire.CampaignResponse & { leader: Leader };
 
-export interface CampaignResult {
-  granted: boolean;
-  leader: Leader;
-}
-
-export type ApplicationStatus = 'SUCCEEDED' | 'FAILED' | 'CANCELED' | 'UNKNOWN';
-export type JobStatus =
-  | 'INITIALIZING'
-  | 'CREATED'
-  | 'RUNNING'
-  | 'FAILING'
-  | 'FAILED'
-  | 'CANCELLING'
-  | 'CANCELED'
-  | 'FINISHED'
-  | 'RESTARTING'
-  | 'SUSPENDED'
-  | 'RECONCILING';
-
-export interface JobResult {
-  applicationStatus: ApplicationStatus;
-  jobName?: string;
-  startTime?: number;
-  endTime?: number;
-  netRuntimeMs?: number;
-  accumulatorResults?: Record<string, unknown>;
-  failureCause?: string;
-}
-
-export interface JobResultEntry extends JobResult {
-  jobId: string;
-  state: 'dirty' | 'clean';
-  createdAt: string;
-  cleanedAt: string | null;
-}
-
-export interface Checkpoint {
-  checkpointId: number;
-  timestamp: number;
-  externalPointer: string;
-  /** Base64. */
-  metadata?: string;
-  properties?: Record<string, string>;
-}
-
-export interface CheckpointAdded {
-  checkpointId: number;
-  subsumed: { checkpointId: number; externalPointer: string }[];
-}
-
-export interface BlobInfo {
-  blobKey: string;
-  size: number;
-  sha256: string;
-  createdAt: string;
-}
-
-export interface BlobStored {
-  jobId: string;
-  blobKey: string;
-  size: number;
-  sha256: string;
-}
-
-export type CleanupPart = 'leader' | 'executionPlan' | 'checkpoints' | 'checkpointIdCounter' | 'blobs';
-
-export interface JobCleanup {
-  jobId: string;
-  /** `deleted`, `absent`, or `failed: …`. */
-  parts: Record<CleanupPart, string>;
-}
-
-export interface ClusterCleanup {
-  clusterId: string;
-  deleted: Record<'leaders' | 'jobResults' | 'executionPlans' | 'checkpoints' | 'checkpointIdCounters' | 'blobs' | 'keys', number>;
-}
+export type ApplicationStatus = wire.ApplicationStatus;
+export type JobStatus = wire.JobStatus;
+/** A job's result, as Flink's JobResultStore is given it. */
+export type JobResult = wire.JobResultRequest;
+export type JobResultEntry = wire.JobResult;
+export type Checkpoint = wire.Checkpoint;
+export type CheckpointAdded = wire.CheckpointAdded;
+export type BlobInfo = wire.BlobInfo;
+export type BlobStored = wire.BlobStored;
+export type CleanupPart = keyof wire.JobCleanupParts;
+export type JobCleanup = wire.JobCleanupReport;
+export type ClusterCleanup = wire.ClusterCleanupReport;

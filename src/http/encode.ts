@@ -1,14 +1,10 @@
-/** How leaders, snapshots and changes look on the wire. */
+/** How leaders, snapshots and changes look on the wire (their schemas: schemas.ts). */
+import type { Static } from 'typebox';
 import type { Change, Component, ComponentState, Leader, LeaderState, Snapshot, WatchMessage } from '../ha/index.js';
+import type { LeaderObject } from './schemas.js';
 
-export interface LeaderJson {
-  contenderId: string;
-  sessionId: string;
-  fencingToken: number;
-  address: string | null;
-  acquiredAt: string;
-  leaseRemainingMs: number;
-}
+/** A leader as answers carry it (schemas.ts); the texts below are put together in its shape. */
+export type LeaderJson = Static<typeof LeaderObject>;
 
 const isoCache = new WeakMap<Leader, string>();
 

@@ -18,8 +18,9 @@ import { parseDuration } from '../duration.js';
 import { badRequest } from '../errors.js';
 
 const MAX_WAIT_MS = 5 * 60_000;
-/** Reads answer JSON text put together by encode.ts (their shape is in openapi.yaml, and the
- * OpenAPI test checks real answers against it). */
+/** Reads and renewals answer JSON text put together by encode.ts, in the shapes of
+ * LeaderResponse, LeadersResponse and LeaseResponse (schemas.ts; the OpenAPI test checks real
+ * answers against them). */
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 type Params = { clusterId: string; component?: string; jobId?: string };

@@ -12,7 +12,7 @@
  * may be a CLI's output.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -20,6 +20,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const DIST = join(ROOT, 'dist');
 const STAMP = join(DIST, '.built');
+/** Held (by process id) while a build runs: CLI processes started together share one build. */
+const LOCK = join(ROOT, '.build.lock');
 /** Folders of src/ read at runtime that hold more than TypeScript: copied to dist/, less the .ts. */
 const ASSETS = ['ha/scripts'];
 /** What the build depends on. */
@@ -42,6 +44,21 @@ export function stale() {
 
 /** Builds dist/ from scratch; throws when tsc fails (its errors are on stderr). */
 export function build() {
+  withLock(compile);
+}
+
+/** Builds when stale(); says so on stderr. One that waited for another's build to finish
+ * builds only if that one did not. */
+export function buildIfStale() {
+  if (!stale()) return;
+  withLock(() => {
+    if (!stale()) return;
+    process.stderr.write('leasehold: dist/ is missing or older than src/: building it (npm run build)\n');
+    compile();
+  });
+}
+
+function compile() {
   rmSync(DIST, { recursive: true, force: true });
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   try {
@@ -55,11 +72,45 @@ export function build() {
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
 }
 
-/** Builds when stale(); says so on stderr. */
-export function buildIfStale() {
-  if (!stale()) return;
-  process.stderr.write('leasehold: dist/ is missing or older than src/: building it (npm run build)\n');
-  build();
+/** Runs fn holding LOCK; waits while a live process holds it, takes it from a dead one. */
+function withLock(fn) {
+  for (;;) {
+    try {
+      writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      if (abandoned()) rmSync(LOCK, { force: true });
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+    }
+  }
+  try {
+    fn();
+  } finally {
+    rmSync(LOCK, { force: true });
+  }
+}
+
+/** Whether LOCK is held by a process that is gone (a lock still without its pid, being
+ * written, is not, unless it has been so for seconds). */
+function abandoned() {
+  try {
+    const pid = Number(readFileSync(LOCK, 'utf8'));
+    return pid ? !alive(pid) : Date.now() - statSync(LOCK).mtimeMs > 5000;
+  } catch (err) {
+    if (err.code === 'ENOENT') return false; // released meanwhile: try again
+    throw err;
+  }
+}
+
+function alive(pid) {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -1,5 +1,28 @@
-# leasehold: the TypeScript sources run as they are through tsx (a runtime dependency), so
-# there is no build stage. Redis is not in this image: set REDIS_URL (see docker-compose.yml).
+# leasehold, in two stages: the first compiles the TypeScript to dist/ (npm run build, with
+# the dev dependencies); the second runs the compiled JavaScript with the runtime
+# dependencies only (no TypeScript, no tsx). Redis is not in this image: set REDIS_URL (see
+# docker-compose.yml).
+
+# --- build ----------------------------------------------------------------------------------
+FROM node:20-bookworm-slim AS build
+
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_CONFIG_FUND=false \
+    NPM_CONFIG_AUDIT=false
+
+WORKDIR /app
+
+# All the dependencies (typescript is a dev one), cached while only the sources change. No
+# scripts: `prepare` would build before the sources are here.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
+COPY src ./src
+RUN npm run build
+
+# --- runtime --------------------------------------------------------------------------------
 FROM node:20-bookworm-slim
 
 ENV NODE_ENV=production \
@@ -11,14 +34,16 @@ ENV NODE_ENV=production \
 
 WORKDIR /app
 
-# Dependencies first, so that this layer is cached while only the sources change. No
-# scripts: `prepare` builds the client SDK (for those who import it), which needs the dev
-# dependencies, and the server does not use it.
+# The runtime dependencies only, cached while only the sources change. No scripts: `prepare`
+# builds, which needs the dev dependencies; dist/ comes from the build stage instead.
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
-COPY tsconfig.json openapi.yaml ./
-COPY src ./src
+# What the server reads at runtime besides its modules: package.json (the CLI's version),
+# openapi.yaml (GET /openapi.yaml) and the Lua scripts (copied into dist/ by the build).
+COPY openapi.yaml ./
+COPY bin ./bin
+COPY --from=build /app/dist ./dist
 
 # The application files stay owned by root (read-only for the server); only the data
 # folder, used when no REDIS_URL is given, belongs to the node user.
@@ -31,5 +56,6 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
 # node itself receives SIGTERM and shuts down gracefully (websockets closed, requests
-# finished) within SHUTDOWN_GRACE_MS. The command is npm start's (package.json).
-CMD ["node", "--max-semi-space-size=32", "--import", "tsx", "src/server.ts"]
+# finished) within SHUTDOWN_GRACE_MS. The command is npm start's (package.json), less its
+# prestart, which builds in a checkout and has nothing to do here.
+CMD ["node", "--max-semi-space-size=32", "dist/server.js"]

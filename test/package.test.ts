@@ -1,9 +1,10 @@
 /** The package as others use it: `leasehold/client` built to plain JavaScript with types,
- * and the `leasehold` bin. */
+ * the `leasehold` bin, the compiled server and what the package and the Docker image hold. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -38,4 +39,63 @@ test('the Docker image runs the server with the command of npm start (its V8 fla
   const cmd = (await readFile(`${ROOT}Dockerfile`, 'utf8')).match(/^CMD (\[.*\])$/m);
   assert.ok(cmd, 'the Dockerfile has a CMD in exec form');
   assert.equal((JSON.parse(cmd[1]) as string[]).join(' '), pkg.scripts.start);
+});
+
+test('the Docker image runs compiled JavaScript: built in one stage, run in another without the dev dependencies', async () => {
+  const dockerfile = await readFile(`${ROOT}Dockerfile`, 'utf8');
+  const stages = dockerfile.split(/^FROM /m).slice(1);
+  assert.equal(stages.length, 2, 'a build stage and a runtime stage');
+  const [build, runtime] = stages;
+  assert.match(build, /^RUN npm ci\b/m);
+  assert.match(build, /^RUN npm run build$/m);
+  assert.match(runtime, /^RUN npm ci --omit=dev\b/m);
+  assert.match(runtime, /^COPY --from=build \/app\/dist \.\/dist$/m);
+  // What the compiled server reads beside itself at runtime.
+  assert.match(runtime, /^COPY package\.json package-lock\.json \.\/$/m);
+  assert.match(runtime, /^COPY openapi\.yaml \.\/$/m);
+  assert.doesNotMatch(runtime, /^COPY (--\S+ )*src\b/m, 'no TypeScript in the runtime stage');
+  assert.doesNotMatch(runtime, /tsx/, 'no tsx in the runtime stage');
+});
+
+/** Every .js file under dist/. */
+async function compiled(dir = `${ROOT}dist`): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries.filter((e) => e.isFile() && e.name.endsWith('.js')).map((e) => `${e.parentPath ?? e.path}/${e.name}`);
+}
+
+test('the compiled code imports only node\'s modules, its own files and the runtime dependencies', async () => {
+  const pkg = JSON.parse(await readFile(`${ROOT}package.json`, 'utf8'));
+  const runtime = new Set(Object.keys(pkg.dependencies));
+  assert.ok(!runtime.has('tsx') && !runtime.has('typescript'), 'tsx and typescript are dev dependencies');
+  const files = await compiled();
+  assert.ok(files.some((f) => f.endsWith('/dist/server.js')) && files.some((f) => f.endsWith('/dist/cli/main.js')));
+  const outside: string[] = [];
+  for (const file of files) {
+    const code = await readFile(file, 'utf8');
+    // import … from 'x', export … from 'x', import 'x', import('x'): tsc writes single quotes as written.
+    for (const m of code.matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?from\s+'([^']+)'|(?:^|\n)\s*import\s+'([^']+)'|\bimport\(\s*'([^']+)'\s*\)/g)) {
+      const spec = m[1] ?? m[2] ?? m[3];
+      if (!spec || spec.startsWith('.') || spec.startsWith('node:') || builtinModules.includes(spec)) continue;
+      const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0];
+      if (!runtime.has(name)) outside.push(`${file.slice(ROOT.length)}: ${spec}`);
+    }
+  }
+  assert.deepEqual(outside, [], 'imports of packages that are not runtime dependencies');
+});
+
+test('the build copies every Lua script the server reads beside its compiled modules', async () => {
+  const lua = async (dir: string) =>
+    (await readdir(dir, { recursive: true })).filter((f) => f.endsWith('.lua')).sort();
+  const sources = await lua(`${ROOT}src/ha/scripts`);
+  assert.ok(sources.includes('campaign.lua') && sources.some((f) => f.startsWith('lib')));
+  assert.deepEqual(await lua(`${ROOT}dist/ha/scripts`), sources);
+});
+
+test('the package holds the compiled server, the CLI, the SDK with its types and the OpenAPI document; no TypeScript sources', async () => {
+  const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, maxBuffer: 16 << 20 });
+  const files = new Set((JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0].files.map((f) => f.path));
+  for (const f of ['package.json', 'bin/leasehold.js', 'dist/server.js', 'dist/cli/main.js', 'dist/client/index.js', 'dist/client/index.d.ts', 'dist/ha/scripts/campaign.lua', 'dist/ha/scripts/lib/store.lua', 'openapi.yaml']) {
+    assert.ok(files.has(f), `${f} is in the package`);
+  }
+  assert.deepEqual([...files].filter((f) => /^(src|test|bench|chaos|scripts)\//.test(f)), []);
 });

@@ -1,5 +1,6 @@
-/** The quick start: `npm start` with no configuration runs on a redis-server it starts
- * itself, with AOF under the data folder, and stops it on exit. */
+/** The quick start: `npm start` (the compiled server, dist/server.js) with no configuration
+ * runs on a redis-server it starts itself, with AOF under the data folder, and stops it on
+ * exit. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -7,7 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { alive } from '../src/localRedis.js';
-import { post, get, ServerProcess } from './support/app.js';
+import { post, get, serverArgs, ServerProcess } from './support/app.js';
+
+test('npm start runs the compiled server, without tsx', () => {
+  const args = serverArgs();
+  assert.equal(args.at(-1), 'dist/server.js');
+  assert.ok(!args.includes('tsx') && !args.includes('--import'), `no loader: ${args.join(' ')}`);
+});
 
 test('without REDIS_URL the server starts its own Redis, keeps data across restarts, and stops it on SIGTERM', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'leasehold-data-'));
@@ -29,7 +36,7 @@ test('without REDIS_URL the server starts its own Redis, keeps data across resta
 });
 
 test('without redis-server on PATH it says in one line how to get it', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const r = spawnSync(process.execPath, serverArgs(), {
     cwd: new URL('..', import.meta.url),
     env: { PATH: '/nonexistent', DATA_DIR: mkdtempSync(join(tmpdir(), 'leasehold-data-')), LOG_LEVEL: 'error' },
     encoding: 'utf8',
@@ -40,7 +47,7 @@ test('without redis-server on PATH it says in one line how to get it', () => {
 });
 
 test('bad configuration stops the start with a clear message', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const r = spawnSync(process.execPath, serverArgs(), {
     cwd: new URL('..', import.meta.url),
     env: { ...process.env, PORT: 'eighty' },
     encoding: 'utf8',

@@ -1,6 +1,6 @@
 /** Apps, server processes and websocket clients for tests; everything started here is
  * stopped when the test (or file) ends. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -163,13 +163,27 @@ export class Watch {
 }
 
 /** The node arguments of `npm start` in the tree `cwd`, so that tests and benchmarks run
- * the server as its users do (V8 flags included). */
-function startArgs(cwd: string): string[] {
-  const start: string = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')).scripts.start;
-  const [node, ...args] = start.split(' ');
-  if (node !== 'node') throw new Error(`npm start is not a node command: ${start}`);
+ * the server as its users do (the compiled server, V8 flags included). Like `npm start`, it
+ * first runs the tree's `prestart` (which builds dist/ when it is missing or older than
+ * src/), once per tree in a process: a test never runs JavaScript older than its sources,
+ * and bench:compare may be given a tree that was never built. A tree without a prestart (an
+ * older one, whose npm start ran the TypeScript through tsx) runs as it is. */
+export function serverArgs(cwd = ROOT): string[] {
+  const { scripts } = JSON.parse(readFileSync(join(cwd, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  if (scripts.prestart && !prestarted.has(cwd)) {
+    try {
+      execFileSync('npm', ['run', '--silent', 'prestart'], { cwd, stdio: 'pipe', encoding: 'utf8' });
+    } catch (err) {
+      const { stdout, stderr } = err as { stdout?: string; stderr?: string };
+      throw new Error(`npm run prestart failed in ${cwd}:\n${stdout ?? ''}${stderr ?? ''}`);
+    }
+    prestarted.add(cwd);
+  }
+  const [node, ...args] = scripts.start.split(' ');
+  if (node !== 'node') throw new Error(`npm start is not a node command: ${scripts.start}`);
   return args;
 }
+const prestarted = new Set<string>();
 
 /** A real server process (as `npm start` runs it), stopped after the test. */
 export class ServerProcess {
@@ -179,7 +193,7 @@ export class ServerProcess {
   private constructor(
     readonly port: number,
     private readonly env: Record<string, string>,
-    /** The tree whose src/server.ts it runs (bench:compare runs other trees). */
+    /** The tree whose server it runs (bench:compare runs other trees). */
     private readonly cwd: string,
   ) {}
 
@@ -207,7 +221,7 @@ export class ServerProcess {
   /** Starts it (again, after a kill) on its port; resolves once /readyz answers 200. A
    * start that fails is killed: nobody could stop it otherwise. */
   async launch(readyTimeoutMs = 20_000): Promise<void> {
-    const child = spawn(process.execPath, startArgs(this.cwd), {
+    const child = spawn(process.execPath, serverArgs(this.cwd), {
       cwd: this.cwd,
       env: { ...process.env, LOG_LEVEL: 'warn', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -51,9 +51,12 @@ export class LeaseStore {
   constructor(
     private readonly scripts: Scripts,
     private readonly logSize: number,
-    /** This server's name in the messages of new TTLs, so that it skips its own. */
+    /** This server's name in the messages of new TTLs, so that it skips its own: a field
+     * of the message, so neither empty (no origin) nor with a space. */
     readonly origin: string,
-  ) {}
+  ) {
+    if (!/^\S+$/.test(origin)) throw new Error(`an origin is a word without spaces, not '${origin}'`);
+  }
 
   campaign(
     keys: ClusterKeys,

@@ -5,7 +5,8 @@
   KEYS[1] index  KEYS[2] log
   KEYS[2i+1] lease, KEYS[2i+2] leader hash of the i-th renewal
   ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[4] the caller's name, put in the message of new TTLs so that it can skip its own
+  ARGV[4] the caller's name (its origin), a field of the message of new TTLs so that it
+    can skip its own
   ARGV[6i-1..6i+4] component, contenderId, session id, ttl in ms ('' to keep the lease's
     own), the ttl for a lease that has none recorded, and what the caller knows of the
     leader: '' nothing, else 'a' followed by its address

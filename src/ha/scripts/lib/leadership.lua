@@ -80,10 +80,11 @@ local function set_ttl(lease_key, component, session, ttl, notices)
   notices[#notices + 1] = '["' .. component .. '","' .. session .. '",' .. ttl .. ']'
 end
 
--- `from` (optional) names the server that made the change, which already knows of it.
-local function publish_ttls(notices, from)
+-- A message of new TTLs is framed, not JSON: 'ttls', the origin, then the notices as a
+-- JSON array, separated by single spaces (changes.ts decodes it). The origin names the
+-- server that made the renewals, which timed them already and skips the message by that
+-- field; '' for none. An origin has no spaces (LeaseStore checks it).
+local function publish_ttls(notices, origin)
   if #notices == 0 then return end
-  local head = '{'
-  if from then head = '{"from":' .. cjson.encode(from) .. ',' end
-  redis.call('PUBLISH', ARGV[1], head .. '"ttls":[' .. table.concat(notices, ',') .. ']}')
+  redis.call('PUBLISH', ARGV[1], 'ttls ' .. (origin or '') .. ' [' .. table.concat(notices, ',') .. ']')
 end

@@ -2,7 +2,10 @@
  * Loads the Lua scripts (one per file under scripts/) and runs them by EVALSHA, falling
  * back to EVAL when Redis does not know them yet (a restarted Redis forgets its scripts).
  * A line `-- @include "lib/x.lua"` is replaced by that file, so that shared helpers live
- * once.
+ * once; a file already included in the script is not pasted again.
+ *
+ * Each script's header lists its KEYS, its ARGV and, under `Codes:`, the return codes it
+ * may answer (lib/codes.lua; replies.ts decodes every reply).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -10,8 +13,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, type Redis } from 'ioredis';
 
-const DIR = join(dirname(fileURLToPath(import.meta.url)), 'scripts');
-const NAMES = [
+export const SCRIPTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scripts');
+export const SCRIPT_NAMES = [
   // leadership
   'campaign',
   'renew',
@@ -37,16 +40,17 @@ const NAMES = [
   'cleanup_job',
   'cleanup_cluster',
 ] as const;
-export type ScriptName = (typeof NAMES)[number];
+export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
-function load(file: string): string {
-  return readFileSync(join(DIR, file), 'utf8').replace(
-    /^-- @include "([^"]+)"$/gm,
-    (_, lib: string) => load(lib),
-  );
+function load(file: string, included = new Set<string>()): string {
+  return readFileSync(join(SCRIPTS_DIR, file), 'utf8').replace(/^-- @include "([^"]+)"$/gm, (_, lib: string) => {
+    if (included.has(lib)) return `-- (${lib} is included above)`;
+    included.add(lib);
+    return load(lib, included);
+  });
 }
 
-const SOURCES = new Map<ScriptName, string>(NAMES.map((n) => [n, load(`${n}.lua`)]));
+const SOURCES = new Map<ScriptName, string>(SCRIPT_NAMES.map((n) => [n, load(`${n}.lua`)]));
 
 /** A script's source as Redis runs it (the benchmarks run it with redis-benchmark). */
 export function scriptSource(name: ScriptName): string {

@@ -24,7 +24,7 @@ import {
   type RenewResult,
   type StoreScript,
 } from '../src/ha/replies.js';
-import { SCRIPT_NAMES, SCRIPTS_DIR, Scripts, type ScriptName } from '../src/ha/scripts.js';
+import { SCRIPT_NAMES, SCRIPTS_DIR, Scripts, scriptSource, type ScriptName } from '../src/ha/scripts.js';
 import { stopAllRedis } from './support/redis.js';
 import { sharedRedisUrl, uniqueCluster } from './support/app.js';
 
@@ -105,6 +105,17 @@ describe('the scripts’ headers and codes', () => {
       }
     }
   });
+});
+
+test('Redis runs the scripts with every named constant written in place and no comments', () => {
+  const names = [...constants('lib/codes.lua').keys(), ...constants('lib/leader_hash.lua').keys()];
+  const named = new RegExp(`\\b(${names.join('|')})\\b`);
+  for (const name of SCRIPT_NAMES) {
+    const source = scriptSource(name);
+    assert.doesNotMatch(source, named, `${name} as Redis runs it names no constant`);
+    assert.doesNotMatch(source, /^\s*--/m, `${name} as Redis runs it has no comment lines`);
+  }
+  assert.match(scriptSource('fence_check'), /then return 0 end\nreturn -1$/);
 });
 
 describe('the decoders', () => {

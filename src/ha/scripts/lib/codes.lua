@@ -1,7 +1,8 @@
--- The scripts' return codes (pasted in by the loader). Each name has one value and one
--- meaning across every script; src/ha/replies.ts holds the same enum (test/scripts.test.ts
--- compares the two) and decodes every reply. Each script's header lists, under Codes:,
--- the ones it may return.
+-- The scripts' return codes. Each name has one value and one meaning across every script;
+-- src/ha/replies.ts holds the same enum (test/scripts.test.ts compares the two) and decodes
+-- every reply. Each script's header lists, under Codes:, the ones it may return.
+-- A script that includes this file says the names; the loader writes each value in place.
+-- @constants
 local DONE = 0                      -- the script did what it was asked
 local FENCE_STALE = -1              -- the fencing token is not that of a live lease
 local IDEMPOTENCY_KEY_REUSED = -2   -- the Idempotency-Key was used for another request

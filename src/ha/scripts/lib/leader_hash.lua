@@ -1,7 +1,9 @@
--- The leader hash of a component (pasted in by the loader): its fields, and the position
--- of each in what read_leader (lib/leadership.lua) answers. The lease itself is a separate
--- string key, holding the session id, with a TTL. src/ha/replies.ts names the same fields
--- for TypeScript (LEADER_FIELDS).
+-- The leader hash of a component: its fields, and the position of each in what
+-- read_leader (lib/leadership.lua) answers. The lease itself is a separate string key,
+-- holding the session id, with a TTL. src/ha/replies.ts names the same fields for
+-- TypeScript (LEADER_FIELDS).
+-- A script that includes this file says the names; the loader writes each value in place.
+-- @constants
 local F_CONTENDER = 'cid'   -- the contender id
 local F_SESSION = 'sid'     -- the session id of the grant
 local F_TOKEN = 'tok'       -- the fencing token
@@ -11,4 +13,11 @@ local F_LIVE = 'live'       -- LIVE_YES while the lease is live, else '0'
 local F_TTL = 'ttl'         -- the lease's TTL (ms): what a renewal without one keeps
 local LIVE_YES = '1'
 
-local CONTENDER, SESSION, TOKEN, ADDRESS, ACQUIRED, LIVE, TTL = 1, 2, 3, 4, 5, 6, 7
+-- Positions in read_leader's answer.
+local CONTENDER = 1
+local SESSION = 2
+local TOKEN = 3
+local ADDRESS = 4
+local ACQUIRED = 5
+local LIVE = 6
+local TTL = 7

@@ -21,7 +21,16 @@ import {
 } from './replies.js';
 import type { ScriptName, ScriptReply, Scripts } from './scripts.js';
 
-export type { CampaignResult, ChangesResult, ConfirmResult, ExpireResult, OpResult, RenewResult, ResignResult, SyncResult } from './replies.js';
+export type {
+  CampaignResult,
+  ChangesResult,
+  ConfirmResult,
+  ExpireResult,
+  OpResult,
+  RenewResult,
+  ResignResult,
+  SyncResult,
+} from './replies.js';
 
 /** The most renewals sent in one call. */
 const MAX_BATCH = 200;

@@ -7,10 +7,17 @@ import { createHash } from 'node:crypto';
 import { HaError } from './errors.js';
 import type { ClusterKeys, Component } from './ids.js';
 import { redisCall } from './redisCall.js';
-import { Code, codeError, decodeFenceCheck, decodeStoreWrite, staleFence, unexpectedReply, type StoreScript, type StoreValue } from './replies.js';
+import {
+  Code,
+  codeError,
+  decodeFenceCheck,
+  decodeStoreWrite,
+  staleFence,
+  unexpectedReply,
+  type StoreScript,
+  type StoreValue,
+} from './replies.js';
 import type { Scripts } from './scripts.js';
-
-export { staleFence };
 
 /** `override` for an admin's deliberate unfenced write, else a token's decimal digits;
  * undefined when the caller sent none. */

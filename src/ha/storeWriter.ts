@@ -26,7 +26,7 @@ export type Fence = string | undefined;
 /** A write's Idempotency-Key, if it has one. */
 export type IdempotencyKey = string | undefined;
 
-/** How often a write is tried again when what it read changed meanwhile. */
+/** How many times, in all, a write is tried while what it read keeps changing meanwhile. */
 const ATTEMPTS = 11;
 
 export interface WriteResult<V> {

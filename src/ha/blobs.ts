@@ -135,7 +135,7 @@ export class RedisBlobStore {
         return { keys: [keys.blobs(jobId), keys.blobData(u)], args: ['0', blobKey, u] };
       },
     );
-    return { replayed: r.replayed, deleted: r.values[0] === '1' };
+    return { replayed: r.replayed, deleted: r.value === 1 };
   }
 
   /** deleteAll(jobId): answers how many blobs it deleted. */
@@ -151,7 +151,7 @@ export class RedisBlobStore {
         };
       },
     );
-    return { replayed: r.replayed, deleted: Number(r.values[0]) };
+    return { replayed: r.replayed, deleted: r.value };
   }
 
   /** Blob key → upload id of each blob of a job. */

@@ -65,11 +65,25 @@ export interface LeaseNotice {
   ttlMs: number;
 }
 
+/** The tag that begins a message of new TTLs: `ttls <origin> <notices as JSON>`. A change
+ * is its JSON payload, which begins with `{`. */
+const TTLS = 'ttls ';
+
+/** The server that published a message of new TTLs ('' for none), or null for a change;
+ * read from the message's own field, without decoding its notices. */
+export function messageOrigin(message: string): string | null {
+  if (!message.startsWith(TTLS)) return null;
+  const end = message.indexOf(' ', TTLS.length);
+  return end === -1 ? null : message.slice(TTLS.length, end);
+}
+
 /** What a cluster's pub/sub channel carries: changes, and lease notices. */
-export function parseMessage(json: string): Change | LeaseNotice[] {
-  const raw = JSON.parse(json) as RawChange | { ttls: Array<[Component, string, number]> };
-  if (!('ttls' in raw)) return toChange(raw);
-  return raw.ttls.map(([component, sessionId, ttlMs]) => ({ component, sessionId, ttlMs }));
+export function parseMessage(message: string): Change | LeaseNotice[] {
+  if (!message.startsWith(TTLS)) return toChange(JSON.parse(message) as RawChange);
+  const body = message.indexOf(' ', TTLS.length) + 1;
+  if (body === 0) throw new Error('a message of new TTLs without notices');
+  const ttls = JSON.parse(message.slice(body)) as Array<[Component, string, number]>;
+  return ttls.map(([component, sessionId, ttlMs]) => ({ component, sessionId, ttlMs }));
 }
 
 export function parseChange(json: string): Change {

@@ -47,11 +47,7 @@ export class RedisCheckpointStore {
       { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, json, String(maxRetained)] },
       () => ({ keys: [keys.checkpoints(jobId)], args: [cp.checkpointId, json, maxRetained] }),
     );
-    const subsumed: Array<{ checkpointId: number; externalPointer: string }> = [];
-    for (let i = 0; i < r.values.length; i += 2) {
-      subsumed.push({ checkpointId: Number(r.values[i]), externalPointer: r.values[i + 1] });
-    }
-    return { replayed: r.replayed, subsumed };
+    return { replayed: r.replayed, subsumed: r.value };
   }
 
   /** getAllCheckpoints, oldest first. */
@@ -74,7 +70,7 @@ export class RedisCheckpointStore {
       { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, status] },
       () => ({ keys: [keys.checkpoints(jobId)], args: [GLOBALLY_TERMINAL.has(status) ? '1' : '0'] }),
     );
-    return { replayed: r.replayed, discarded: r.values.map(Number) };
+    return { replayed: r.replayed, discarded: r.value };
   }
 
   /** CheckpointIDCounter.getAndIncrement: the value before; the first is 1. */
@@ -84,7 +80,7 @@ export class RedisCheckpointStore {
       { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId] },
       () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [] }),
     );
-    return { replayed: r.replayed, value: Number(r.values[0]) };
+    return { replayed: r.replayed, value: r.value };
   }
 
   /** CheckpointIDCounter.get: 1 before the first increment. */
@@ -100,7 +96,7 @@ export class RedisCheckpointStore {
       { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, String(value)] },
       () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [value] }),
     );
-    return { replayed: r.replayed, value: Number(r.values[0]) };
+    return { replayed: r.replayed, value: r.value };
   }
 
   /** CheckpointIDCounter.shutdown(jobStatus): removes the counter when the status is
@@ -111,6 +107,6 @@ export class RedisCheckpointStore {
       { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, status] },
       () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [GLOBALLY_TERMINAL.has(status) ? '1' : '0'] }),
     );
-    return { replayed: r.replayed, removed: r.values[0] === '1' };
+    return { replayed: r.replayed, removed: r.value };
   }
 }

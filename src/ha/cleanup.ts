@@ -3,17 +3,16 @@
  * so their changes go into this server's view as the election's do.
  */
 import type { Redis } from 'ioredis';
-import { parseChange } from './changes.js';
 import { RedisUnavailableError } from './errors.js';
 import { jobManager, type ClusterKeys } from './ids.js';
 import { redisCall } from './redisCall.js';
 import type { Scripts } from './scripts.js';
-import { requireFence, RETRY, staleFence, type Fence } from './storeWriter.js';
+import { Code, decodeCleanupCluster, decodeCleanupJob, JOB_PARTS, staleFence, type JobPart } from './replies.js';
+import { requireFence, type Fence } from './storeWriter.js';
 import type { RedisBlobStore } from './blobs.js';
 import type { ViewRegistry } from './views.js';
 
-export const JOB_PARTS = ['leader', 'executionPlan', 'checkpoints', 'checkpointIdCounter', 'blobs'] as const;
-export type JobPart = (typeof JOB_PARTS)[number];
+export { JOB_PARTS, type JobPart };
 
 export interface JobCleanupReport {
   jobId: string;
@@ -87,11 +86,12 @@ export class Cleanup {
             [keys.channel, view?.index ?? 0, this.logSize, component, token, jobId, ...uploads],
           ),
         );
-        if (r[0] === RETRY) continue;
-        if (r[0] === -1) throw staleFence('dispatcher');
-        view?.ingest((r.slice(6) as string[]).map(parseChange));
+        const reply = decodeCleanupJob(r);
+        if (reply.code === Code.Changed) continue;
+        if (reply.code === Code.FenceStale) throw staleFence('dispatcher');
+        view?.ingest(reply.changes);
         const parts = {} as Record<JobPart, string>;
-        JOB_PARTS.forEach((p, i) => (parts[p] = r[1 + i] === 1 ? 'deleted' : 'absent'));
+        for (const p of JOB_PARTS) parts[p] = reply.deleted[p] ? 'deleted' : 'absent';
         return { jobId, parts, failed: false };
       }
       throw new RedisUnavailableError(new Error('the job kept changing during cleanup'));
@@ -136,10 +136,11 @@ export class Cleanup {
           [keys.channel, view?.index ?? 0, this.logSize, ...components],
         ),
       );
-      if (r[0] === RETRY) continue;
-      view?.ingest((r.slice(3) as string[]).map(parseChange));
-      deleted.leaders = r[1] as number;
-      deleted.keys += r[2] as number;
+      const reply = decodeCleanupCluster(r);
+      if (reply.code === Code.Changed) continue;
+      view?.ingest(reply.changes);
+      deleted.leaders = reply.leaders;
+      deleted.keys += reply.keys;
       return { clusterId, deleted };
     }
     throw new RedisUnavailableError(new Error('the components kept changing during cleanup'));

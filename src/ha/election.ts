@@ -8,8 +8,9 @@ import type { LeaderState } from './clusterView.js';
 import type { Leader } from './changes.js';
 import { LeaseNotHeldError, RedisUnavailableError } from './errors.js';
 import type { Component } from './ids.js';
-import type { LeaseStore, OpResult } from './leaseStore.js';
+import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
+import { Code, type OpResult } from './replies.js';
 import type { ViewRegistry } from './views.js';
 
 export interface CampaignResult {
@@ -45,8 +46,8 @@ export class ElectionService {
       { index: view?.index ?? 0, token: view?.tokenFloor(component) ?? 0 },
     );
     view?.ingest(r.changes);
-    if (r.code === 2) view?.extend(component, r.leader!.sessionId, r.ttlMs);
-    return { granted: r.code !== 0, leader: stateOf(r) };
+    if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
+    return { granted: r.code !== Code.Held, leader: stateOf(r) };
   }
 
   /** Extends the lease, by `ttlMs` or else by its own TTL (the one it was granted or last
@@ -65,7 +66,7 @@ export class ElectionService {
     const known = held?.sessionId === sessionId ? held : (this.renewed.get(sessionId) ?? null);
     const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known }, view?.index ?? 0);
     view?.ingest(r.changes);
-    if (r.code !== 1) throw notLeader(component, r);
+    if (r.code !== Code.Done) throw notLeader(component, r);
     view?.extend(component, sessionId, r.ttlMs);
     const leader = r.leader ?? known!;
     if (!view && r.leader) {
@@ -79,7 +80,7 @@ export class ElectionService {
     const { keys, view } = this.target(clusterId);
     const r = await this.store.confirm(keys, component, contenderId, sessionId, address, view?.index ?? 0);
     view?.ingest(r.changes);
-    if (r.code !== 1) throw notLeader(component, r);
+    if (r.code !== Code.Done) throw notLeader(component, r);
     return stateOf(r)!;
   }
 
@@ -88,8 +89,8 @@ export class ElectionService {
     const { keys, view } = this.target(clusterId);
     const r = await this.store.resign(keys, component, contenderId, sessionId, view?.index ?? 0);
     view?.ingest(r.changes);
-    if (r.code === 0) throw notLeader(component, r);
-    return r.code === 1;
+    if (r.code === Code.Held) throw notLeader(component, r);
+    return r.code === Code.Done;
   }
 
   private target(clusterId: string) {

@@ -44,7 +44,7 @@ export class RedisJobResultStore {
       { keys, owner: 'dispatcher', fence, idempotencyKey: idem, request: [jobId, JSON.stringify(input)] },
       () => ({ keys: [keys.jobResult(jobId), keys.jobResults, keys.dirtyJobResults], args: [jobId, ...fields] }),
     );
-    return { replayed: r.replayed, entry: entryOf(jobId, r.values) };
+    return { replayed: r.replayed, entry: entryOf(jobId, r.value) };
   }
 
   /** markResultAsClean; a clean entry stays as it is; JobResultNotFound when there is none. */
@@ -54,7 +54,7 @@ export class RedisJobResultStore {
       { keys, owner: 'dispatcher', fence, idempotencyKey: idem, request: [jobId] },
       () => ({ keys: [keys.jobResult(jobId), keys.dirtyJobResults], args: [jobId] }),
     );
-    return { replayed: r.replayed, entry: entryOf(jobId, r.values) };
+    return { replayed: r.replayed, entry: entryOf(jobId, r.value) };
   }
 
   async get(keys: ClusterKeys, jobId: string): Promise<JobResult> {

@@ -1,13 +1,23 @@
 /**
  * Runs the store write scripts: each checks the fence and writes in one script, and
- * remembers its answer under an Idempotency-Key (see scripts/lib/store.lua). One table
- * maps the scripts' codes to errors.
+ * remembers its answer under an Idempotency-Key (see scripts/lib/store.lua). replies.ts
+ * decodes each script's reply and maps its codes to errors.
  */
 import { createHash } from 'node:crypto';
 import { HaError } from './errors.js';
 import type { ClusterKeys, Component } from './ids.js';
 import { redisCall } from './redisCall.js';
-import type { ScriptName, Scripts } from './scripts.js';
+import {
+  Code,
+  codeError,
+  decodeFenceCheck,
+  decodeStoreWrite,
+  staleFence,
+  unexpectedReply,
+  type StoreScript,
+  type StoreValue,
+} from './replies.js';
+import type { Scripts } from './scripts.js';
 
 /** `override` for an admin's deliberate unfenced write, else a token's decimal digits;
  * undefined when the caller sent none. */
@@ -16,33 +26,14 @@ export type Fence = string | undefined;
 /** A write's Idempotency-Key, if it has one. */
 export type IdempotencyKey = string | undefined;
 
-/** Codes that the scripts answer; each script's header says which it may. */
-const CODE_ERRORS: Record<number, (owner: Component, values: string[]) => HaError> = {
-  [-1]: (owner) => staleFence(owner),
-  [-2]: () => new HaError('IdempotencyKeyReused', 'Idempotency-Key was already used for another request'),
-  [-3]: () => new HaError('JobResultExists', 'the job already has a job result entry'),
-  [-4]: () => new HaError('JobResultNotFound', 'the job has no job result entry'),
-  [-5]: (_, v) =>
-    new HaError('CheckpointIdNotIncreasing', `the checkpoint id must be above the latest one, ${v[0]}`, {
-      latestCheckpointId: Number(v[0]),
-    }),
-  [-6]: () => new HaError('ExecutionPlanNotFound', 'the job has no execution plan'),
-  [-8]: (_, v) =>
-    new HaError('CheckpointIdNotIncreasing', `the counter never goes below its value, ${v[0]}`, { value: Number(v[0]) }),
-  [-7]: () => new HaError('RedisUnavailable', 'the staged upload is gone from Redis; upload again'),
-};
+/** How many times, in all, a write is tried while what it read keeps changing meanwhile. */
+const ATTEMPTS = 11;
 
-/** Answered by a script when keys it was given changed since they were read. */
-export const RETRY = -9;
-
-export function staleFence(owner: Component): HaError {
-  return new HaError('FencingTokenStale', `X-Fencing-Token is not the token of a live lease of ${owner}`);
-}
-
-export interface WriteResult {
+export interface WriteResult<V> {
   /** A remembered answer to an earlier request with the same Idempotency-Key. */
   replayed: boolean;
-  values: string[];
+  /** What the script answered, decoded (replies.ts). */
+  value: V;
 }
 
 export interface Write {
@@ -65,26 +56,26 @@ export class StoreWriter {
    * Runs a store script; `read` gives its own keys and arguments, and is called again
    * when the script answers that what was read changed meanwhile.
    */
-  async write(
-    name: ScriptName,
+  async write<N extends StoreScript>(
+    name: N,
     w: Write,
     read: () => Promise<{ keys: string[]; args: Array<string | number | Buffer> }> | { keys: string[]; args: Array<string | number | Buffer> },
-  ): Promise<WriteResult> {
+  ): Promise<WriteResult<StoreValue<N>>> {
     const fence = requireFence(w.fence);
     const fingerprint = w.idempotencyKey === undefined ? '' : digest(name, w.keys.clusterId, ...w.request);
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       const own = await read();
       const keys = [w.keys.lease(w.owner), w.keys.leader(w.owner), w.keys.idempotency(w.idempotencyKey ?? ''), ...own.keys];
       const r = await redisCall(() =>
         this.scripts.run(name, keys, [fence, fingerprint, this.idempotencyTtlMs, ...own.args]),
       );
-      const code = r[1] as number;
-      const values = r.slice(2) as string[];
-      if (code === 0) return { replayed: r[0] === 1, values };
-      if (code === RETRY && attempt < 10) continue;
-      const error = CODE_ERRORS[code];
-      if (error) throw error(w.owner, values);
-      throw new HaError('RedisUnavailable', `${name} answered code ${code}`);
+      const reply = decodeStoreWrite(name, r);
+      if (reply.code === Code.Done) return { replayed: reply.replayed, value: reply.value };
+      if (reply.code === Code.Changed) {
+        if (attempt < ATTEMPTS) continue;
+        throw unexpectedReply(name, reply.code);
+      }
+      throw codeError(reply.code, w.owner, reply.values) ?? unexpectedReply(name, reply.code);
     }
   }
 
@@ -96,8 +87,8 @@ export class StoreWriter {
   /** Whether a fencing token holds now; throws as a write would when it does not. */
   async check(keys: ClusterKeys, owner: Component, fence: Fence): Promise<void> {
     const token = requireFence(fence);
-    const held: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner)], [token]));
-    if (held !== 1) throw staleFence(owner);
+    const r: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner)], [token]));
+    if (!decodeFenceCheck(r)) throw staleFence(owner);
   }
 }
 

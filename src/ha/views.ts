@@ -1,7 +1,7 @@
 /** The cluster views of a server: opened on first use, fed from pub/sub, resynchronised
  * after every Redis outage or data loss, and dropped when nobody used them for a while. */
 import type { Log } from './log.js';
-import { parseMessage, type Change } from './changes.js';
+import { messageOrigin, parseMessage, type Change } from './changes.js';
 import { ClusterView } from './clusterView.js';
 import { RedisUnavailableError } from './errors.js';
 import { ClusterKeys } from './ids.js';
@@ -21,12 +21,8 @@ export class ViewRegistry {
   private readonly views = new Map<string, ClusterView>();
   private readonly opening = new Map<string, Promise<ClusterView>>();
   private readonly sweeper: NodeJS.Timeout;
-  /** How this server's own messages of new TTLs begin: it timed those leases already. */
-  private readonly own: string;
-
   constructor(private readonly opts: ViewRegistryOptions) {
     const { link } = opts;
-    this.own = `{"from":"${opts.store.origin}",`;
     link.on('message', (channel, message) => this.onMessage(channel, message));
     link.on('down', () => this.views.forEach((v) => v.suspend()));
     link.on('up', () => this.views.forEach((v) => void v.resync()));
@@ -104,7 +100,8 @@ export class ViewRegistry {
   private onMessage(channel: string, message: string): void {
     const clusterId = ClusterKeys.clusterOfChannel(channel);
     const view = clusterId === null ? undefined : this.views.get(clusterId);
-    if (!view || message.startsWith(this.own)) return;
+    // This server's own messages of new TTLs: it timed those leases already.
+    if (!view || messageOrigin(message) === this.opts.store.origin) return;
     try {
       const m = parseMessage(message);
       if (!Array.isArray(m)) view.ingest([m]);

@@ -2,28 +2,37 @@
   RedisBlobStore.put, last step: makes a staged upload the blob under its key, replacing any
   earlier one, whose chunks go.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the dispatcher
-  KEYS[4] the job's blob metadata (hash: blob key -> JSON)  KEYS[5] the staged chunks
-  KEYS[6] the chunks of the blob it replaces, as the caller read them
-  ARGV[4] blob key  ARGV[5] upload id  ARGV[6] size  ARGV[7] SHA-256 (hex)
-  ARGV[8] the upload id of the blob it replaces, as the caller read it ('' for none)
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
+        4 meta_key: the job's blob metadata (hash: blob key -> JSON)
+        5 staged_key: the staged chunks
+        6 old_chunks_key: the chunks of the blob it replaces, as the caller read them
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 blob_key  5 upload_id  6 size  7 sha256 (hex)
+        8 old_upload: the upload id of the blob it replaces, as the caller read it ('' for none)
 
-  Returns {replayed, code}: 0 visible  -1 fence  -2 idempotency key reused
-    -7 the staged chunks are gone (expired, or Redis lost them)
-    -9 the blob changed since the caller read it: read again and retry
+  Returns {replayed, code}
+  Codes:
+    DONE (0)                     the blob is visible
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
+    STAGED_UPLOAD_GONE (-7)      the staged chunks are gone (expired, or Redis lost them)
+    CHANGED (-9)                 the blob changed since the caller read it: read again, retry
 ]]
 -- @include "lib/store.lua"
 
+local meta_key, staged_key, old_chunks_key = KEYS[4], KEYS[5], KEYS[6]
+local blob_key, upload_id, size, sha256, old_upload = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+
 return fenced_write(function()
-  local meta = redis.call('HGET', KEYS[4], ARGV[4])
+  local meta = redis.call('HGET', meta_key, blob_key)
   local old = meta and cjson.decode(meta).u or ''
-  if old ~= ARGV[8] then return {-9} end
-  if ARGV[6] ~= '0' then
-    if redis.call('EXISTS', KEYS[5]) == 0 then return {-7} end
-    redis.call('PERSIST', KEYS[5])
+  if old ~= old_upload then return {CHANGED} end
+  if size ~= '0' then
+    if redis.call('EXISTS', staged_key) == 0 then return {STAGED_UPLOAD_GONE} end
+    redis.call('PERSIST', staged_key)
   end
-  redis.call('HSET', KEYS[4], ARGV[4],
-    '{"u":"' .. ARGV[5] .. '","n":' .. ARGV[6] .. ',"h":"' .. ARGV[7] .. '","t":' .. now_ms() .. '}')
-  if old ~= '' then redis.call('UNLINK', KEYS[6]) end
-  return {0}
+  redis.call('HSET', meta_key, blob_key,
+    '{"u":"' .. upload_id .. '","n":' .. size .. ',"h":"' .. sha256 .. '","t":' .. now_ms() .. '}')
+  if old ~= '' then redis.call('UNLINK', old_chunks_key) end
+  return {DONE}
 end)

@@ -1,27 +1,36 @@
 --[[
   RedisBlobStore.delete and deleteAll: removes blobs of a job and their chunks.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the dispatcher
-  KEYS[4] the job's blob metadata (hash)  KEYS[4 + i] the chunks of the i-th blob, as read
-  ARGV[4] '1' when these are all the job's blobs (deleteAll)
-  ARGV[3 + 2i], ARGV[4 + 2i] the i-th blob key and its upload id as read ('' for none)
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
+        4 meta_key: the job's blob metadata (hash)
+        4 + i the chunks of the i-th blob, as read
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 all: '1' when these are all the job's blobs (deleteAll)
+        3 + 2i, 4 + 2i the i-th blob key and its upload id as read ('' for none)
 
-  Returns {replayed, code, how many were deleted}: 0 done  -1 fence
-    -2 idempotency key reused  -9 the blobs changed since the caller read them: retry
+  Returns {replayed, code, how many were deleted}
+  Codes:
+    DONE (0)
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
+    CHANGED (-9)                 the blobs changed since the caller read them: retry
 ]]
 -- @include "lib/store.lua"
 
+local meta_key = KEYS[4]
+local all = ARGV[4]
+
 return fenced_write(function()
   local n = (#ARGV - 4) / 2
-  if ARGV[4] == '1' and redis.call('HLEN', KEYS[4]) ~= n then return {-9} end
+  if all == '1' and redis.call('HLEN', meta_key) ~= n then return {CHANGED} end
   for i = 1, n do
-    local meta = redis.call('HGET', KEYS[4], ARGV[3 + 2 * i])
-    if (meta and cjson.decode(meta).u or '') ~= ARGV[4 + 2 * i] then return {-9} end
+    local meta = redis.call('HGET', meta_key, ARGV[3 + 2 * i])
+    if (meta and cjson.decode(meta).u or '') ~= ARGV[4 + 2 * i] then return {CHANGED} end
   end
   local deleted = 0
   for i = 1, n do
-    deleted = deleted + redis.call('HDEL', KEYS[4], ARGV[3 + 2 * i])
+    deleted = deleted + redis.call('HDEL', meta_key, ARGV[3 + 2 * i])
     redis.call('UNLINK', KEYS[4 + i])
   end
-  return {0, tostring(deleted)}
+  return {DONE, tostring(deleted)}
 end)

@@ -2,44 +2,52 @@
   Takes a component's lease if it is free (SET NX PX); a contender that holds it gets its
   own grant back, with the lease extended and the address confirmed when one is given.
 
-  KEYS[1] index  KEYS[2] log  (see lib/leadership.lua)
-  KEYS[3] lease  KEYS[4] leader hash  KEYS[5] the cluster's set of components
-  ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[4] component  ARGV[5] contenderId  ARGV[6] session id for a new grant
-  ARGV[7] ttl in ms  ARGV[8] address or ''  ARGV[9] token floor
+  KEYS  1 index  2 log  (lib/leadership.lua)
+        3 lease_key  4 leader_key: the leader hash  5 components_key: the cluster's components
+  ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
+        4 component  5 contender_id  6 session_id: the session of a new grant
+        7 ttl (ms)  8 address, or ''  9 token_floor
 
   Returns {code, leader json or false, lease ms left, change payloads...}
-    1 granted now   2 already held by this contender   0 held by another
+  Codes:
+    DONE (0)                     granted now
+    ALREADY_HELD (3)             held by this contender already: extended (and confirmed)
+    HELD (1)                     held by another contender or session
 ]]
 -- @include "lib/leadership.lua"
 
-local holder = redis.call('GET', KEYS[3])
-local h = read_leader(KEYS[4])
+local lease_key, leader_key, components_key = KEYS[3], KEYS[4], KEYS[5]
+local component, contender_id, session_id = ARGV[4], ARGV[5], ARGV[6]
+local ttl, address, token_floor = ARGV[7], ARGV[8], tonumber(ARGV[9])
+
+local holder = redis.call('GET', lease_key)
+local h = read_leader(leader_key)
 local changes = {}
 
 if holder then
-  if holder == h[2] and h[1] == ARGV[5] and h[6] == '1' then
+  if holder == h[SESSION] and h[CONTENDER] == contender_id and h[LIVE] == LIVE_YES then
     local notices = {}
-    set_ttl(KEYS[3], ARGV[4], h[2], ARGV[7], notices)
+    set_ttl(lease_key, component, h[SESSION], ttl, notices)
     publish_ttls(notices)
-    if h[7] ~= ARGV[7] then redis.call('HSET', KEYS[4], 'ttl', ARGV[7]) end
-    if ARGV[8] ~= '' and ARGV[8] ~= h[4] then
-      redis.call('HSET', KEYS[4], 'addr', ARGV[8])
-      h[4] = ARGV[8]
-      changes[1] = emit('confirmed', ARGV[4], leader_json(h), tonumber(ARGV[7]))
+    if h[TTL] ~= ttl then redis.call('HSET', leader_key, F_TTL, ttl) end
+    if address ~= '' and address ~= h[ADDRESS] then
+      redis.call('HSET', leader_key, F_ADDRESS, address)
+      h[ADDRESS] = address
+      changes[1] = emit('confirmed', component, leader_json(h), tonumber(ttl))
     end
-    return {2, leader_json(h), tonumber(ARGV[7]), unpack(changes)}
+    return {ALREADY_HELD, leader_json(h), tonumber(ttl), unpack(changes)}
   end
-  return {0, holder_json(holder, h), redis.call('PTTL', KEYS[3])}
+  return {HELD, holder_json(holder, h), redis.call('PTTL', lease_key)}
 end
 
-settle_expired(KEYS[4], h, ARGV[4], changes)
+settle_expired(leader_key, h, component, changes)
 
-local tok = int(next_value(h[3], tonumber(ARGV[9])))
+local tok = int(next_value(h[TOKEN], token_floor))
 local at = int(math.floor(now_us() / 1000))
-redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[7], 'NX')
-redis.call('HSET', KEYS[4], 'cid', ARGV[5], 'sid', ARGV[6], 'tok', tok, 'addr', ARGV[8], 'at', at, 'live', '1', 'ttl', ARGV[7])
-redis.call('SADD', KEYS[5], ARGV[4])
-local leader = leader_json({ARGV[5], ARGV[6], tok, ARGV[8], at})
-changes[#changes + 1] = emit('granted', ARGV[4], leader, tonumber(ARGV[7]))
-return {1, leader, tonumber(ARGV[7]), unpack(changes)}
+redis.call('SET', lease_key, session_id, 'PX', ttl, 'NX')
+redis.call('HSET', leader_key, F_CONTENDER, contender_id, F_SESSION, session_id, F_TOKEN, tok,
+  F_ADDRESS, address, F_ACQUIRED, at, F_LIVE, LIVE_YES, F_TTL, ttl)
+redis.call('SADD', components_key, component)
+local leader = leader_json({contender_id, session_id, tok, address, at})
+changes[#changes + 1] = emit('granted', component, leader, tonumber(ttl))
+return {DONE, leader, tonumber(ttl), unpack(changes)}

@@ -1,24 +1,31 @@
 --[[
   The changes after a given index, from the capped log, and whether they are all of them.
+  Read-only: it takes no leadership arguments.
 
-  KEYS[1] index  KEYS[2] log
-  ARGV[1] the index to read after  ARGV[2] the most entries to answer
+  KEYS  1 index_key: the cluster's change index  2 log_key: its change log
+  ARGV  1 since: the index to read after  2 limit: the most entries to answer
 
   Returns {index (0 when Redis has none), complete (1 or 0), change payloads...}
-  complete is 0 when the log no longer holds every change after ARGV[1] (trimmed, or
+  complete is 0 when the log no longer holds every change after `since` (trimmed, or
   Redis lost its data): the caller must read the whole state instead.
+  Codes: none
 ]]
 
-local idx = redis.call('GET', KEYS[1])
+local index_key, log_key = KEYS[1], KEYS[2]
+local since, limit = ARGV[1], ARGV[2]
+
+-- A log entry is {id, {'p', the index before it, 'd', its payload}}.
+local PREV, PAYLOAD = 2, 4
+
+local idx = redis.call('GET', index_key)
 if not idx then return {0, 0} end
-local since = tonumber(ARGV[1])
-local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
+local entries = redis.call('XRANGE', log_key, '(' .. since .. '-0', '+', 'COUNT', limit)
 local complete = 0
 if #entries == 0 then
-  if tonumber(idx) == since then complete = 1 end
-elseif tonumber(entries[1][2][2]) == since then
+  if tonumber(idx) == tonumber(since) then complete = 1 end
+elseif tonumber(entries[1][2][PREV]) == tonumber(since) then
   complete = 1
 end
 local out = {tonumber(idx), complete}
-for _, e in ipairs(entries) do out[#out + 1] = e[2][4] end
+for _, e in ipairs(entries) do out[#out + 1] = e[2][PAYLOAD] end
 return out

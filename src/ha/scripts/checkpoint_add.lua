@@ -2,29 +2,37 @@
   addCheckpointAndSubsumeOldestOne: adds a completed checkpoint and drops the oldest ones
   beyond the number to retain.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the job manager
-  KEYS[4] the job's checkpoints (sorted set, scored by checkpoint id, members JSON)
-  ARGV[4] checkpoint id  ARGV[5] the checkpoint (JSON)  ARGV[6] how many to retain
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the job manager
+        4 checkpoints_key: the job's checkpoints (sorted set, scored by id, members JSON)
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 checkpoint_id  5 checkpoint (JSON)  6 retain: how many to retain
 
-  Returns {replayed, code, ...}: 0 added, followed by id, external pointer of each
-  subsumed checkpoint, oldest first
-    -1 fence  -2 idempotency key reused  -5 id not above the latest (the latest id follows)
+  Returns {replayed, code, values...}
+  Codes:
+    DONE (0)                     added; then id, external pointer of each subsumed
+                                 checkpoint, oldest first
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
+    CHECKPOINT_ID_NOT_ABOVE (-5) the id is not above the latest, whose id follows
 ]]
 -- @include "lib/store.lua"
 
+local checkpoints_key = KEYS[4]
+local checkpoint_id, checkpoint, retain = ARGV[4], ARGV[5], tonumber(ARGV[6])
+
 return fenced_write(function()
-  local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
-  if last[2] and tonumber(last[2]) >= tonumber(ARGV[4]) then return {-5, last[2]} end
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[5])
-  local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[6])
-  local answer = {0}
+  local last = redis.call('ZRANGE', checkpoints_key, -1, -1, 'WITHSCORES')
+  if last[2] and tonumber(last[2]) >= tonumber(checkpoint_id) then return {CHECKPOINT_ID_NOT_ABOVE, last[2]} end
+  redis.call('ZADD', checkpoints_key, checkpoint_id, checkpoint)
+  local over = redis.call('ZCARD', checkpoints_key) - retain
+  local answer = {DONE}
   if over > 0 then
-    local gone = redis.call('ZRANGE', KEYS[4], 0, over - 1, 'WITHSCORES')
+    local gone = redis.call('ZRANGE', checkpoints_key, 0, over - 1, 'WITHSCORES')
     for i = 1, #gone, 2 do
       answer[#answer + 1] = gone[i + 1]
       answer[#answer + 1] = cjson.decode(gone[i]).externalPointer
     end
-    redis.call('ZREMRANGEBYRANK', KEYS[4], 0, over - 1)
+    redis.call('ZREMRANGEBYRANK', checkpoints_key, 0, over - 1)
   end
   return answer
 end)

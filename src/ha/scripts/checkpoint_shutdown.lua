@@ -2,20 +2,28 @@
   CompletedCheckpointStore.shutdown: discards every checkpoint of a job when its status is
   globally terminal, else keeps them.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the job manager
-  KEYS[4] the job's checkpoints (sorted set)
-  ARGV[4] '1' to discard
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the job manager
+        4 checkpoints_key: the job's checkpoints (sorted set)
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 discard: '1' to discard
 
-  Returns {replayed, code, ids discarded...}: 0 done  -1 fence  -2 idempotency key reused
+  Returns {replayed, code, ids discarded...}
+  Codes:
+    DONE (0)
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
 ]]
 -- @include "lib/store.lua"
 
+local checkpoints_key = KEYS[4]
+local discard = ARGV[4]
+
 return fenced_write(function()
-  local answer = {0}
-  if ARGV[4] == '1' then
-    local all = redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES')
+  local answer = {DONE}
+  if discard == '1' then
+    local all = redis.call('ZRANGE', checkpoints_key, 0, -1, 'WITHSCORES')
     for i = 2, #all, 2 do answer[#answer + 1] = all[i] end
-    redis.call('DEL', KEYS[4])
+    redis.call('DEL', checkpoints_key)
   end
   return answer
 end)

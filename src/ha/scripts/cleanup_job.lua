@@ -3,43 +3,55 @@
   requirements, checkpoints, checkpoint id counter and blobs, all at once; keeps its job
   result. A live job-manager lease is pushed as revoked.
 
-  KEYS[1] index  KEYS[2] log  KEYS[3] job manager lease  KEYS[4] its leader hash
-  ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)  ARGV[4] component
-  KEYS[5] components  KEYS[6] dispatcher lease  KEYS[7] its leader hash
-  KEYS[8] plan  KEYS[9] resource requirements  KEYS[10] set of job ids with a plan
-  KEYS[11] checkpoints  KEYS[12] checkpoint id counter  KEYS[13] blob metadata
-  KEYS[14..] the chunks of each blob, as read
-  ARGV[5] the dispatcher's fencing token, or 'override'  ARGV[6] job id
-  ARGV[7..] the upload id of each blob, as read (same order as KEYS[14..])
+  KEYS  1 index  2 log  (lib/leadership.lua)
+        3 lease_key  4 leader_key: the job manager's lease and leader hash
+        5 components_key  6 dispatcher_lease_key  7 dispatcher_leader_key
+        8 plan_key  9 requirements_key  10 plans_key: the set of job ids with a plan
+        11 checkpoints_key  12 counter_key  13 blobs_key: the blob metadata
+        14.. the chunks of each blob, as read
+  ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
+        4 component: the job manager's  5 dispatcher_token: its fencing token, or 'override'
+        6 job_id  7.. the upload id of each blob, as read (same order as KEYS 14..)
 
   Returns {code, leader, plan, checkpoints, counter, blobs, change payloads...}: each part
-  1 deleted or 0 absent; code 0 done  -1 fence
-    -9 the blobs changed since the caller read them: retry
+  1 deleted or 0 absent
+  Codes:
+    DONE (0)
+    FENCE_STALE (-1)             the dispatcher's fence does not hold
+    CHANGED (-9)                 the blobs changed since the caller read them: retry
 ]]
 -- @include "lib/leadership.lua"
 -- @include "lib/fence.lua"
 
-if not fence_holds(KEYS[6], KEYS[7], ARGV[5]) then return {-1} end
+local lease_key, leader_key, components_key = KEYS[3], KEYS[4], KEYS[5]
+local dispatcher_lease_key, dispatcher_leader_key = KEYS[6], KEYS[7]
+local plan_key, requirements_key, plans_key = KEYS[8], KEYS[9], KEYS[10]
+local checkpoints_key, counter_key, blobs_key = KEYS[11], KEYS[12], KEYS[13]
+local FIRST_CHUNKS_KEY = 14
+local component, dispatcher_token, job_id = ARGV[4], ARGV[5], ARGV[6]
+local FIRST_UPLOAD = 7
+
+if not fence_holds(dispatcher_lease_key, dispatcher_leader_key, dispatcher_token) then return {FENCE_STALE} end
 local uploads = {}
-for i = 7, #ARGV do uploads[ARGV[i]] = true end
-local metas = redis.call('HVALS', KEYS[13])
-if #metas ~= #ARGV - 6 then return {-9} end
+for i = FIRST_UPLOAD, #ARGV do uploads[ARGV[i]] = true end
+local metas = redis.call('HVALS', blobs_key)
+if #metas ~= #ARGV - FIRST_UPLOAD + 1 then return {CHANGED} end
 for _, m in ipairs(metas) do
-  if not uploads[cjson.decode(m).u] then return {-9} end
+  if not uploads[cjson.decode(m).u] then return {CHANGED} end
 end
 
 local changes = {}
-local h = read_leader(KEYS[4])
-if h[6] == '1' then
+local h = read_leader(leader_key)
+if h[LIVE] == LIVE_YES then
   local event = 'expired'
-  if redis.call('GET', KEYS[3]) then event = 'revoked' end
-  changes[1] = emit(event, ARGV[4], nil, 0)
+  if redis.call('GET', lease_key) then event = 'revoked' end
+  changes[1] = emit(event, component, nil, 0)
 end
 local function gone(n) if n > 0 then return 1 end return 0 end
-local leader = gone(redis.call('DEL', KEYS[3], KEYS[4]) + redis.call('SREM', KEYS[5], ARGV[4]))
-local plan = gone(redis.call('DEL', KEYS[8], KEYS[9]) + redis.call('SREM', KEYS[10], ARGV[6]))
-local checkpoints = redis.call('DEL', KEYS[11])
-local counter = redis.call('DEL', KEYS[12])
-local blobs = redis.call('DEL', KEYS[13])
-for i = 14, #KEYS do redis.call('UNLINK', KEYS[i]) end
-return {0, leader, plan, checkpoints, counter, blobs, unpack(changes)}
+local leader = gone(redis.call('DEL', lease_key, leader_key) + redis.call('SREM', components_key, component))
+local plan = gone(redis.call('DEL', plan_key, requirements_key) + redis.call('SREM', plans_key, job_id))
+local checkpoints = redis.call('DEL', checkpoints_key)
+local counter = redis.call('DEL', counter_key)
+local blobs = redis.call('DEL', blobs_key)
+for i = FIRST_CHUNKS_KEY, #KEYS do redis.call('UNLINK', KEYS[i]) end
+return {DONE, leader, plan, checkpoints, counter, blobs, unpack(changes)}

@@ -2,29 +2,36 @@
   Publishes the leader's address (Flink's confirmLeadership), only if this contender and
   session hold the lease. An unchanged address records no change.
 
-  KEYS[1] index  KEYS[2] log  KEYS[3] lease  KEYS[4] leader hash
-  ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[4] component  ARGV[5] contenderId  ARGV[6] session id  ARGV[7] address
+  KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
+  ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
+        4 component  5 contender_id  6 session_id  7 address
 
-  Returns {code, leader json or false, lease ms left, change payloads...}
-    1 confirmed   0 not the holder (the leader returned is the current one)
+  Returns {code, leader json or false, lease ms left, change payloads...}; the leader is the
+  current one
+  Codes:
+    DONE (0)                     confirmed
+    HELD (1)                     held by another contender or session
+    FREE (2)                     not held by anyone
 ]]
 -- @include "lib/leadership.lua"
 
-local holder = redis.call('GET', KEYS[3])
-local h = read_leader(KEYS[4])
+local lease_key, leader_key = KEYS[3], KEYS[4]
+local component, contender_id, session_id, address = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+
+local holder = redis.call('GET', lease_key)
+local h = read_leader(leader_key)
 local changes = {}
-if holder and holder == ARGV[6] and h[2] == ARGV[6] and h[1] == ARGV[5] then
-  local pttl = redis.call('PTTL', KEYS[3])
-  if h[4] ~= ARGV[7] then
-    redis.call('HSET', KEYS[4], 'addr', ARGV[7])
-    h[4] = ARGV[7]
-    changes[1] = emit('confirmed', ARGV[4], leader_json(h), pttl)
+if holder and holder == session_id and h[SESSION] == session_id and h[CONTENDER] == contender_id then
+  local pttl = redis.call('PTTL', lease_key)
+  if h[ADDRESS] ~= address then
+    redis.call('HSET', leader_key, F_ADDRESS, address)
+    h[ADDRESS] = address
+    changes[1] = emit('confirmed', component, leader_json(h), pttl)
   end
-  return {1, leader_json(h), pttl, unpack(changes)}
+  return {DONE, leader_json(h), pttl, unpack(changes)}
 end
 
-if not holder then settle_expired(KEYS[4], h, ARGV[4], changes) end
+if not holder then settle_expired(leader_key, h, component, changes) end
 local pttl = 0
-if holder then pttl = redis.call('PTTL', KEYS[3]) end
-return {0, holder_json(holder, h), pttl, unpack(changes)}
+if holder then pttl = redis.call('PTTL', lease_key) end
+return {not_held(holder), holder_json(holder, h), pttl, unpack(changes)}

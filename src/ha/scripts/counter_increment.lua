@@ -1,14 +1,21 @@
 --[[
   CheckpointIDCounter.getAndIncrement: answers the counter and advances it; it starts at 1.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the job manager
-  KEYS[4] the counter
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the job manager
+        4 counter_key: the counter
+  ARGV  1..3 as every store write (lib/store.lua)
 
-  Returns {replayed, code, value before}: 0 done  -1 fence  -2 idempotency key reused
+  Returns {replayed, code, value before}
+  Codes:
+    DONE (0)
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
 ]]
 -- @include "lib/store.lua"
 
+local counter_key = KEYS[4]
+
 return fenced_write(function()
-  if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[4], 1) end
-  return {0, string.format('%.0f', redis.call('INCR', KEYS[4]) - 1)}
+  if redis.call('EXISTS', counter_key) == 0 then redis.call('SET', counter_key, 1) end
+  return {DONE, string.format('%.0f', redis.call('INCR', counter_key) - 1)}
 end)

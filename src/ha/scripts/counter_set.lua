@@ -1,18 +1,26 @@
 --[[
   CheckpointIDCounter.setCount, never backwards, so that no id is handed out twice.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the job manager
-  KEYS[4] the counter
-  ARGV[4] the new value
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the job manager
+        4 counter_key: the counter
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 value: the new value
 
-  Returns {replayed, code, value}: 0 set  -1 fence  -2 idempotency key reused
-    -8 below the current value (which follows)
+  Returns {replayed, code, value}
+  Codes:
+    DONE (0)                     set; the value follows
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
+    COUNTER_BELOW (-8)           below the current value, which follows
 ]]
 -- @include "lib/store.lua"
 
+local counter_key = KEYS[4]
+local value = ARGV[4]
+
 return fenced_write(function()
-  local current = redis.call('GET', KEYS[4]) or '1'
-  if tonumber(ARGV[4]) < tonumber(current) then return {-8, current} end
-  redis.call('SET', KEYS[4], ARGV[4])
-  return {0, ARGV[4]}
+  local current = redis.call('GET', counter_key) or '1'
+  if tonumber(value) < tonumber(current) then return {COUNTER_BELOW, current} end
+  redis.call('SET', counter_key, value)
+  return {DONE, value}
 end)

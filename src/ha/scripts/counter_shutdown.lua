@@ -2,15 +2,23 @@
   CheckpointIDCounter.shutdown: removes the counter when the job's status is globally
   terminal, else keeps it.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the job manager
-  KEYS[4] the counter
-  ARGV[4] '1' to remove
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the job manager
+        4 counter_key: the counter
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 remove: '1' to remove
 
-  Returns {replayed, code, removed ('1' or '0')}: 0 done  -1 fence  -2 idempotency key reused
+  Returns {replayed, code, removed ('1' or '0')}
+  Codes:
+    DONE (0)
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
 ]]
 -- @include "lib/store.lua"
 
+local counter_key = KEYS[4]
+local remove = ARGV[4]
+
 return fenced_write(function()
-  if ARGV[4] == '1' and redis.call('DEL', KEYS[4]) == 1 then return {0, '1'} end
-  return {0, '0'}
+  if remove == '1' and redis.call('DEL', counter_key) == 1 then return {DONE, '1'} end
+  return {DONE, '0'}
 end)

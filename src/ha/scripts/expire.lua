@@ -2,21 +2,27 @@
   Called by a server when its timer says a lease should have run out: Redis alone decides.
   Records the expiry once, however many servers ask.
 
-  KEYS[1] index  KEYS[2] log  KEYS[3] lease  KEYS[4] leader hash
-  ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[4] component
+  KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
+  ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
+        4 component
 
   Returns {code, leader json or false, lease ms left, change payloads...}
-    1 still held (renewed meanwhile; the holder returned)   0 expired now   2 nothing held
+  Codes:
+    DONE (0)                     expired now: the expiry follows
+    HELD (1)                     still held (renewed meanwhile): the holder follows
+    FREE (2)                     nothing held, and nothing to record
 ]]
 -- @include "lib/leadership.lua"
 
-local holder = redis.call('GET', KEYS[3])
-local h = read_leader(KEYS[4])
+local lease_key, leader_key = KEYS[3], KEYS[4]
+local component = ARGV[4]
+
+local holder = redis.call('GET', lease_key)
+local h = read_leader(leader_key)
 if holder then
-  return {1, holder_json(holder, h), redis.call('PTTL', KEYS[3])}
+  return {HELD, holder_json(holder, h), redis.call('PTTL', lease_key)}
 end
 local changes = {}
-settle_expired(KEYS[4], h, ARGV[4], changes)
-if #changes == 0 then return {2, false, 0} end
-return {0, false, 0, unpack(changes)}
+settle_expired(leader_key, h, component, changes)
+if #changes == 0 then return {FREE, false, 0} end
+return {DONE, false, 0, unpack(changes)}

@@ -1,21 +1,29 @@
 --[[
   markResultAsClean: marks a job's result clean; a clean one stays as it is.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the dispatcher
-  KEYS[4] the entry (hash)  KEYS[5] the set of dirty job ids
-  ARGV[4] job id
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
+        4 entry_key: the entry (hash)  5 dirty_key: the set of dirty job ids
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 job_id
 
-  Returns {replayed, code, field, value, ...}: 0 clean (the entry follows)
-    -1 fence  -2 idempotency key reused  -4 no entry
+  Returns {replayed, code, field, value, ...}
+  Codes:
+    DONE (0)                     clean; the entry follows
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
+    JOB_RESULT_NOT_FOUND (-4)    no entry
 ]]
 -- @include "lib/store.lua"
 
+local entry_key, dirty_key = KEYS[4], KEYS[5]
+local job_id = ARGV[4]
+
 return fenced_write(function()
-  local state = redis.call('HGET', KEYS[4], 'state')
-  if not state then return {-4} end
+  local state = redis.call('HGET', entry_key, 'state')
+  if not state then return {JOB_RESULT_NOT_FOUND} end
   if state ~= 'clean' then
-    redis.call('HSET', KEYS[4], 'state', 'clean', 'cleanedAt', now_ms())
-    redis.call('SREM', KEYS[5], ARGV[4])
+    redis.call('HSET', entry_key, 'state', 'clean', 'cleanedAt', now_ms())
+    redis.call('SREM', dirty_key, job_id)
   end
-  return {0, unpack(redis.call('HGETALL', KEYS[4]))}
+  return {DONE, unpack(redis.call('HGETALL', entry_key))}
 end)

@@ -1,19 +1,28 @@
 --[[
   createDirtyResult: stores a job's result as dirty, unless the job has any entry.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the dispatcher
-  KEYS[4] the entry (hash)  KEYS[5] the set of all job ids  KEYS[6] the set of dirty ones
-  ARGV[4] job id  ARGV[5..] field, value, ... of the entry
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
+        4 entry_key: the entry (hash)  5 all_key: the set of all job ids
+        6 dirty_key: the set of dirty ones
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 job_id  5.. field, value, ... of the entry
 
-  Returns {replayed, code, field, value, ...}: 0 created (the entry follows)
-    -1 fence  -2 idempotency key reused  -3 an entry exists
+  Returns {replayed, code, field, value, ...}
+  Codes:
+    DONE (0)                     created; the entry follows
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
+    JOB_RESULT_EXISTS (-3)       the job has an entry
 ]]
 -- @include "lib/store.lua"
 
+local entry_key, all_key, dirty_key = KEYS[4], KEYS[5], KEYS[6]
+local job_id = ARGV[4]
+
 return fenced_write(function()
-  if redis.call('EXISTS', KEYS[4]) == 1 then return {-3} end
-  redis.call('HSET', KEYS[4], 'state', 'dirty', 'createdAt', now_ms(), unpack(ARGV, 5))
-  redis.call('SADD', KEYS[5], ARGV[4])
-  redis.call('SADD', KEYS[6], ARGV[4])
-  return {0, unpack(redis.call('HGETALL', KEYS[4]))}
+  if redis.call('EXISTS', entry_key) == 1 then return {JOB_RESULT_EXISTS} end
+  redis.call('HSET', entry_key, 'state', 'dirty', 'createdAt', now_ms(), unpack(ARGV, 5))
+  redis.call('SADD', all_key, job_id)
+  redis.call('SADD', dirty_key, job_id)
+  return {DONE, unpack(redis.call('HGETALL', entry_key))}
 end)

@@ -1,16 +1,24 @@
 --[[
   putExecutionPlan: stores a job's execution plan, replacing any earlier one.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the dispatcher
-  KEYS[4] the plan  KEYS[5] the set of job ids with a plan
-  ARGV[4] job id  ARGV[5] the plan's bytes
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
+        4 plan_key: the plan  5 plans_key: the set of job ids with a plan
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 job_id  5 plan: the plan's bytes
 
-  Returns {replayed, code}: 0 stored  -1 fence  -2 idempotency key reused
+  Returns {replayed, code}
+  Codes:
+    DONE (0)
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
 ]]
 -- @include "lib/store.lua"
 
+local plan_key, plans_key = KEYS[4], KEYS[5]
+local job_id, plan = ARGV[4], ARGV[5]
+
 return fenced_write(function()
-  redis.call('SET', KEYS[4], ARGV[5])
-  redis.call('SADD', KEYS[5], ARGV[4])
-  return {0}
+  redis.call('SET', plan_key, plan)
+  redis.call('SADD', plans_key, job_id)
+  return {DONE}
 end)

@@ -1,16 +1,25 @@
 --[[
   putJobResourceRequirements: stores the resource requirements of a job that has a plan.
 
-  KEYS[1..3], ARGV[1..3] as every store write (see lib/store.lua), fenced by the dispatcher
-  KEYS[4] the plan  KEYS[5] its resource requirements
-  ARGV[4] the requirements (JSON)
+  KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
+        4 plan_key: the plan  5 requirements_key: its resource requirements
+  ARGV  1..3 as every store write (lib/store.lua)
+        4 requirements (JSON)
 
-  Returns {replayed, code}: 0 stored  -1 fence  -2 idempotency key reused  -6 no plan
+  Returns {replayed, code}
+  Codes:
+    DONE (0)
+    FENCE_STALE (-1)
+    IDEMPOTENCY_KEY_REUSED (-2)
+    EXECUTION_PLAN_NOT_FOUND (-6) the job has no plan
 ]]
 -- @include "lib/store.lua"
 
+local plan_key, requirements_key = KEYS[4], KEYS[5]
+local requirements = ARGV[4]
+
 return fenced_write(function()
-  if redis.call('EXISTS', KEYS[4]) == 0 then return {-6} end
-  redis.call('SET', KEYS[5], ARGV[4])
-  return {0}
+  if redis.call('EXISTS', plan_key) == 0 then return {EXECUTION_PLAN_NOT_FOUND} end
+  redis.call('SET', requirements_key, requirements)
+  return {DONE}
 end)

@@ -2,58 +2,68 @@
   Extends leases of one cluster, each only if its contender and session still hold it
   (compare-and-set). Renewals that arrive together go in one call.
 
-  KEYS[1] index  KEYS[2] log
-  KEYS[2i+1] lease, KEYS[2i+2] leader hash of the i-th renewal
-  ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[4] the caller's name, put in the message of new TTLs so that it can skip its own
-  ARGV[6i-1..6i+4] component, contenderId, session id, ttl in ms ('' to keep the lease's
-    own), the ttl for a lease that has none recorded, and what the caller knows of the
-    leader: '' nothing, else 'a' followed by its address
-  of the i-th renewal
+  KEYS  1 index  2 log  (lib/leadership.lua)
+        2i + 1, 2i + 2 the lease and the leader hash of the i-th renewal
+  ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
+        4 origin: the caller's name, a field of the message of new TTLs, so that it can
+          skip its own
+        6i - 1 .. 6i + 4 of the i-th renewal: component, contender id, session id, ttl in ms
+          ('' to keep the lease's own), fallback ttl (for a lease that has none recorded),
+          and known: what the caller knows of the leader, '' nothing, else 'a' followed by
+          its address
 
   Returns, for each renewal in turn, a code and what that code says follows:
-    1, lease ms left: renewed; the leader is the one the caller knows (the hot path, kept
-       short: each element costs the decoder)
-    2, leader json, lease ms left: renewed; the leader is not what the caller knows
-    0, leader json or false, lease ms left, how many change payloads follow, the payloads:
-       not the holder (the leader returned is the current one)
+  Codes:
+    DONE (0)                     renewed; the leader is the one the caller knows. Follows:
+                                 lease ms left (the hot path, kept short: each element
+                                 costs the decoder)
+    RENEWED_NEW_LEADER (4)       renewed; the leader is not what the caller knows. Follow:
+                                 leader json, lease ms left
+    HELD (1)                     held by another contender or session
+    FREE (2)                     not held by anyone. After HELD and FREE follow: leader
+                                 json or false, lease ms left, how many change payloads
+                                 follow, the payloads
 ]]
 -- @include "lib/leadership.lua"
 
+local origin = ARGV[4]
+
 local out, notices = {}, {}
 for i = 1, (#KEYS - 2) / 2 do
-  local lease, hkey = KEYS[2 * i + 1], KEYS[2 * i + 2]
+  local lease_key, leader_key = KEYS[2 * i + 1], KEYS[2 * i + 2]
   local a = 6 * i - 1
-  local component, cid, sid, ttl = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local holder = redis.call('GET', lease)
+  local component, contender_id, session_id = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local ttl, fallback_ttl, known = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local holder = redis.call('GET', lease_key)
   -- The hot path reads only what it compares.
-  local h = redis.call('HMGET', hkey, 'cid', 'sid', 'ttl', 'addr')
-  if holder and holder == sid and h[2] == sid and h[1] == cid then
+  local h = redis.call('HMGET', leader_key, F_CONTENDER, F_SESSION, F_TTL, F_ADDRESS)
+  local h_contender, h_session, h_ttl, h_address = h[1], h[2], h[3], h[4]
+  if holder and holder == session_id and h_session == session_id and h_contender == contender_id then
     if ttl == '' then
-      ttl = h[3] or ARGV[a + 4]
-    elseif ttl ~= h[3] then
-      redis.call('HSET', hkey, 'ttl', ttl)
+      ttl = h_ttl or fallback_ttl
+    elseif ttl ~= h_ttl then
+      redis.call('HSET', leader_key, F_TTL, ttl)
     end
-    set_ttl(lease, component, sid, ttl, notices)
-    if ARGV[a + 5] == 'a' .. (h[4] or '') then
-      out[#out + 1] = 1
+    set_ttl(lease_key, component, session_id, ttl, notices)
+    if known == 'a' .. (h_address or '') then
+      out[#out + 1] = DONE
     else
-      out[#out + 1] = 2
-      out[#out + 1] = leader_json(read_leader(hkey))
+      out[#out + 1] = RENEWED_NEW_LEADER
+      out[#out + 1] = leader_json(read_leader(leader_key))
     end
     out[#out + 1] = tonumber(ttl)
   else
-    h = read_leader(hkey)
+    h = read_leader(leader_key)
     local changes = {}
-    if not holder then settle_expired(hkey, h, component, changes) end
+    if not holder then settle_expired(leader_key, h, component, changes) end
     local pttl = 0
-    if holder then pttl = redis.call('PTTL', lease) end
-    out[#out + 1] = 0
+    if holder then pttl = redis.call('PTTL', lease_key) end
+    out[#out + 1] = not_held(holder)
     out[#out + 1] = holder_json(holder, h)
     out[#out + 1] = pttl
     out[#out + 1] = #changes
     for _, c in ipairs(changes) do out[#out + 1] = c end
   end
 end
-publish_ttls(notices, ARGV[4])
+publish_ttls(notices, origin)
 return out

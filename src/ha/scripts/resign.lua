@@ -1,26 +1,32 @@
 --[[
   Releases a lease now, only if this contender and session hold it.
 
-  KEYS[1] index  KEYS[2] log  KEYS[3] lease  KEYS[4] leader hash
-  ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[4] component  ARGV[5] contenderId  ARGV[6] session id
+  KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
+  ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
+        4 component  5 contender_id  6 session_id
 
   Returns {code, leader json or false, lease ms left, change payloads...}
-    1 released   2 already free   0 held by another (the leader returned is the holder)
+  Codes:
+    DONE (0)                     released
+    FREE (2)                     already free
+    HELD (1)                     held by another contender or session (the holder follows)
 ]]
 -- @include "lib/leadership.lua"
 
-local holder = redis.call('GET', KEYS[3])
-local h = read_leader(KEYS[4])
+local lease_key, leader_key = KEYS[3], KEYS[4]
+local component, contender_id, session_id = ARGV[4], ARGV[5], ARGV[6]
+
+local holder = redis.call('GET', lease_key)
+local h = read_leader(leader_key)
 local changes = {}
-if holder and holder == ARGV[6] and h[2] == ARGV[6] and h[1] == ARGV[5] then
-  redis.call('DEL', KEYS[3])
-  redis.call('HSET', KEYS[4], 'live', '0')
-  changes[1] = emit('revoked', ARGV[4], nil, 0)
-  return {1, false, 0, unpack(changes)}
+if holder and holder == session_id and h[SESSION] == session_id and h[CONTENDER] == contender_id then
+  redis.call('DEL', lease_key)
+  redis.call('HSET', leader_key, F_LIVE, '0')
+  changes[1] = emit('revoked', component, nil, 0)
+  return {DONE, false, 0, unpack(changes)}
 end
 if not holder then
-  settle_expired(KEYS[4], h, ARGV[4], changes)
-  return {2, false, 0, unpack(changes)}
+  settle_expired(leader_key, h, component, changes)
+  return {FREE, false, 0, unpack(changes)}
 end
-return {0, holder_json(holder, h), redis.call('PTTL', KEYS[3])}
+return {HELD, holder_json(holder, h), redis.call('PTTL', lease_key)}

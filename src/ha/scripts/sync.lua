@@ -5,48 +5,55 @@
   live, a vanished leader hash means Redis lost its data: that is recorded as 'expired',
   once, by leaving a tombstone with the lost session id.
 
-  KEYS[1] index  KEYS[2] log  KEYS[3] the cluster's set of components
-  KEYS[4 + 2k] lease, KEYS[5 + 2k] leader hash of the k-th component (k from 0)
-  ARGV[1..3] channel, index floor, log size  (see lib/leadership.lua)
-  ARGV[4 + 2k] k-th component  ARGV[5 + 2k] session id the caller believes live, or ''
+  KEYS  1 index  2 log  (lib/leadership.lua)  3 components_key: the cluster's components
+        4 + 2k, 5 + 2k the lease and the leader hash of the k-th component (k from 0)
+  ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
+        4 + 2k the k-th component
+        5 + 2k the session id the caller believes holds it live, or ''
 
-  Returns {-1} when the set names components the caller did not pass (read it again), else
-  {index, number of changes, change payloads..., then per component: leader json or false,
-  lease ms left}
+  Returns {CHANGED}, or {index, number of changes, change payloads..., then per component:
+  leader json or false, lease ms left}: an index is never negative, so the first element
+  tells the two apart
+  Codes:
+    CHANGED (-9)                 the set names components the caller did not pass: read
+                                 it again
 ]]
 -- @include "lib/leadership.lua"
+
+local components_key = KEYS[3]
 
 local n = (#KEYS - 3) / 2
 local known = 0
 for k = 0, n - 1 do
-  known = known + redis.call('SISMEMBER', KEYS[3], ARGV[4 + 2 * k])
+  known = known + redis.call('SISMEMBER', components_key, ARGV[4 + 2 * k])
 end
-if redis.call('SCARD', KEYS[3]) > known then return {-1} end
+if redis.call('SCARD', components_key) > known then return {CHANGED} end
 
 local changes = {}
 local state = {}
 for k = 0, n - 1 do
-  local lkey, hkey, comp, believed = KEYS[4 + 2 * k], KEYS[5 + 2 * k], ARGV[4 + 2 * k], ARGV[5 + 2 * k]
-  local holder = redis.call('GET', lkey)
-  local h = read_leader(hkey)
-  if not h[2] then
+  local lease_key, leader_key = KEYS[4 + 2 * k], KEYS[5 + 2 * k]
+  local component, believed = ARGV[4 + 2 * k], ARGV[5 + 2 * k]
+  local holder = redis.call('GET', lease_key)
+  local h = read_leader(leader_key)
+  if not h[SESSION] then
     if believed ~= '' then
-      redis.call('HSET', hkey, 'sid', believed, 'live', '0')
-      redis.call('SADD', KEYS[3], comp)
-      changes[#changes + 1] = emit('expired', comp, nil, 0)
+      redis.call('HSET', leader_key, F_SESSION, believed, F_LIVE, '0')
+      redis.call('SADD', components_key, component)
+      changes[#changes + 1] = emit('expired', component, nil, 0)
     end
   elseif not holder then
-    settle_expired(hkey, h, comp, changes)
+    settle_expired(leader_key, h, component, changes)
   end
   local lj = holder_json(holder, h)
   state[#state + 1] = lj
-  if lj then state[#state + 1] = redis.call('PTTL', lkey) else state[#state + 1] = 0 end
+  if lj then state[#state + 1] = redis.call('PTTL', lease_key) else state[#state + 1] = 0 end
 end
 
-local idx = redis.call('GET', KEYS[1])
+local idx = redis.call('GET', index_key)
 if not idx then
-  idx = int(next_value(nil, tonumber(ARGV[2])))
-  redis.call('SET', KEYS[1], idx)
+  idx = int(next_value(nil, index_floor))
+  redis.call('SET', index_key, idx)
 end
 
 local out = {tonumber(idx), #changes}

@@ -1,10 +1,16 @@
 -- Shared by every script that changes leadership (pasted in by the loader).
 --
--- Every script takes the same first keys and arguments:
---   KEYS[1] the cluster's change index   KEYS[2] the cluster's change log (a stream)
---   ARGV[1] the cluster's pub/sub channel
---   ARGV[2] index floor: the highest index the calling server has seen
---   ARGV[3] how many changes the log keeps
+-- Every such script takes the same first keys and arguments, bound here:
+--   KEYS[1] index_key: the cluster's change index
+--   KEYS[2] log_key: the cluster's change log (a stream)
+--   ARGV[1] channel: the cluster's pub/sub channel
+--   ARGV[2] index_floor: the highest index the calling server has seen
+--   ARGV[3] log_size: how many changes the log keeps
+-- @include "lib/codes.lua"
+-- @include "lib/leader_hash.lua"
+
+local index_key, log_key = KEYS[1], KEYS[2]
+local channel, index_floor, log_size = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
 -- Redis's own clock in microseconds: the floor of every index and token, so that both
 -- keep growing even when Redis lost the counters (restart without persistence, failover
@@ -29,46 +35,53 @@ local function next_value(stored, floor)
   return v
 end
 
--- The leader hash of a component: contender, session, token, address, acquired-at (ms),
--- whether its lease is live, and the lease's TTL (ms; what a renewal without one keeps).
--- The lease itself is a separate string key with a TTL.
+-- The leader hash's fields, in the order of the positions CONTENDER .. TTL
+-- (lib/leader_hash.lua).
 local function read_leader(key)
-  return redis.call('HMGET', key, 'cid', 'sid', 'tok', 'addr', 'at', 'live', 'ttl')
+  return redis.call('HMGET', key, F_CONTENDER, F_SESSION, F_TOKEN, F_ADDRESS, F_ACQUIRED, F_LIVE, F_TTL)
 end
 
+-- A leader as JSON (changes.ts decodes it), from fields by position as read_leader gives
+-- them. Session ids need no escaping; the token and acquired-at are digits.
 local function leader_json(h)
   local addr = 'null'
-  if h[4] and h[4] ~= '' then addr = cjson.encode(h[4]) end
-  return '{"cid":' .. cjson.encode(h[1]) .. ',"sid":"' .. h[2] .. '","tok":' .. h[3]
-    .. ',"addr":' .. addr .. ',"at":' .. h[5] .. '}'
+  if h[ADDRESS] and h[ADDRESS] ~= '' then addr = cjson.encode(h[ADDRESS]) end
+  return '{"cid":' .. cjson.encode(h[CONTENDER]) .. ',"sid":"' .. h[SESSION] .. '","tok":' .. h[TOKEN]
+    .. ',"addr":' .. addr .. ',"at":' .. h[ACQUIRED] .. '}'
 end
 
 -- Records one change: bumps the index, appends to the capped log and publishes, all in
 -- the calling script. Returns the payload, which the script also answers to its caller.
 local function emit(event, component, leader, ttl)
-  local prev = redis.call('GET', KEYS[1])
-  local idx = int(next_value(prev, tonumber(ARGV[2])))
+  local prev = redis.call('GET', index_key)
+  local idx = int(next_value(prev, index_floor))
   local p = int(tonumber(prev) or 0)
   local payload = '{"i":' .. idx .. ',"p":' .. p .. ',"e":"' .. event .. '","c":"' .. component
     .. '","l":' .. (leader or 'null') .. ',"r":' .. int(ttl) .. '}'
-  redis.call('SET', KEYS[1], idx)
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], idx .. '-0', 'p', p, 'd', payload)
-  redis.call('PUBLISH', ARGV[1], payload)
+  redis.call('SET', index_key, idx)
+  redis.call('XADD', log_key, 'MAXLEN', log_size, idx .. '-0', 'p', p, 'd', payload)
+  redis.call('PUBLISH', channel, payload)
   return payload
 end
 
 -- A lease whose key is gone while its hash still says live has run out: record that.
 local function settle_expired(hkey, h, component, changes)
-  if h[6] == '1' then
-    redis.call('HSET', hkey, 'live', '0')
+  if h[LIVE] == LIVE_YES then
+    redis.call('HSET', hkey, F_LIVE, '0')
     changes[#changes + 1] = emit('expired', component, nil, 0)
   end
 end
 
 -- The current holder as JSON, or false when the lease is free.
 local function holder_json(holder, h)
-  if holder and holder == h[2] and h[6] == '1' then return leader_json(h) end
+  if holder and holder == h[SESSION] and h[LIVE] == LIVE_YES then return leader_json(h) end
   return false
+end
+
+-- HELD when the lease key is set, else FREE: what a caller that does not hold it learns.
+local function not_held(holder)
+  if holder then return HELD end
+  return FREE
 end
 
 -- Sets a live lease's TTL (renew, or a holder's campaign). Every server times the leases
@@ -80,10 +93,11 @@ local function set_ttl(lease_key, component, session, ttl, notices)
   notices[#notices + 1] = '["' .. component .. '","' .. session .. '",' .. ttl .. ']'
 end
 
--- `from` (optional) names the server that made the change, which already knows of it.
-local function publish_ttls(notices, from)
+-- A message of new TTLs is framed, not JSON: 'ttls', the origin, then the notices as a
+-- JSON array, separated by single spaces (changes.ts decodes it). The origin names the
+-- server that made the renewals, which timed them already and skips the message by that
+-- field; '' for none. An origin has no spaces (LeaseStore checks it).
+local function publish_ttls(notices, origin)
   if #notices == 0 then return end
-  local head = '{'
-  if from then head = '{"from":' .. cjson.encode(from) .. ',' end
-  redis.call('PUBLISH', ARGV[1], head .. '"ttls":[' .. table.concat(notices, ',') .. ']}')
+  redis.call('PUBLISH', channel, 'ttls ' .. (origin or '') .. ' [' .. table.concat(notices, ',') .. ']')
 end

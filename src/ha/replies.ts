@@ -1,0 +1,270 @@
+/**
+ * The Lua contract, TypeScript side: the scripts' return codes (the enum of
+ * scripts/lib/codes.lua; test/scripts.test.ts checks that the two agree and that every code
+ * a script's header lists is here), the one table mapping codes to errors, and the decoding
+ * of each script's reply into its own typed result. Nothing else reads a script's reply.
+ */
+import { parseChange, parseLeader, type Change, type Leader } from './changes.js';
+import { HaError } from './errors.js';
+import type { Component } from './ids.js';
+import type { ScriptName, ScriptReply } from './scripts.js';
+
+/** The scripts' return codes: one name, one value, one meaning across every script. */
+export const Code = {
+  /** The script did what it was asked. */
+  Done: 0,
+  /** The fencing token is not that of a live lease. */
+  FenceStale: -1,
+  /** The Idempotency-Key was used for another request. */
+  IdempotencyKeyReused: -2,
+  JobResultExists: -3,
+  JobResultNotFound: -4,
+  /** The checkpoint id is not above the latest one (whose id follows). */
+  CheckpointIdNotAbove: -5,
+  ExecutionPlanNotFound: -6,
+  /** The staged chunks of an upload are gone (expired, or Redis lost them). */
+  StagedUploadGone: -7,
+  /** The new value is below the counter's (which follows). */
+  CounterBelow: -8,
+  /** Keys the caller read changed meanwhile: read them again and retry. */
+  Changed: -9,
+  /** The lease is held, not by the caller. */
+  Held: 1,
+  /** The lease is free. */
+  Free: 2,
+  /** campaign: this contender holds the lease already (extended, address confirmed). */
+  AlreadyHeld: 3,
+  /** renew: renewed, and the leader is not the one the caller knows (it follows). */
+  RenewedNewLeader: 4,
+} as const;
+export type Code = (typeof Code)[keyof typeof Code];
+
+/** The fields of a component's leader hash (scripts/lib/leader_hash.lua). */
+export const LEADER_FIELDS = {
+  contenderId: 'cid',
+  sessionId: 'sid',
+  fencingToken: 'tok',
+  address: 'addr',
+  acquiredAt: 'at',
+  live: 'live',
+  ttlMs: 'ttl',
+} as const;
+
+/** A script answered what its header does not say: a bug, or a script and server that
+ * do not match. */
+export function unexpectedReply(name: ScriptName, code: unknown): HaError {
+  return new HaError('RedisUnavailable', `${name} answered code ${String(code)}`);
+}
+
+export function staleFence(owner: Component): HaError {
+  return new HaError('FencingTokenStale', `X-Fencing-Token is not the token of a live lease of ${owner}`);
+}
+
+/** The one table from codes to errors; each script's header says which it may answer. */
+const CODE_ERRORS: Partial<Record<Code, (owner: Component, values: string[]) => HaError>> = {
+  [Code.FenceStale]: (owner) => staleFence(owner),
+  [Code.IdempotencyKeyReused]: () =>
+    new HaError('IdempotencyKeyReused', 'Idempotency-Key was already used for another request'),
+  [Code.JobResultExists]: () => new HaError('JobResultExists', 'the job already has a job result entry'),
+  [Code.JobResultNotFound]: () => new HaError('JobResultNotFound', 'the job has no job result entry'),
+  [Code.CheckpointIdNotAbove]: (_, v) =>
+    new HaError('CheckpointIdNotIncreasing', `the checkpoint id must be above the latest one, ${v[0]}`, {
+      latestCheckpointId: Number(v[0]),
+    }),
+  [Code.ExecutionPlanNotFound]: () => new HaError('ExecutionPlanNotFound', 'the job has no execution plan'),
+  [Code.StagedUploadGone]: () => new HaError('RedisUnavailable', 'the staged upload is gone from Redis; upload again'),
+  [Code.CounterBelow]: (_, v) =>
+    new HaError('CheckpointIdNotIncreasing', `the counter never goes below its value, ${v[0]}`, { value: Number(v[0]) }),
+};
+
+/** The error a code stands for, with what followed it; undefined for codes that are not
+ * errors (Done, Changed, and the leadership outcomes). */
+export function codeError(code: Code, owner: Component, values: string[] = []): HaError | undefined {
+  return CODE_ERRORS[code]?.(owner, values);
+}
+
+function changesOf(r: ScriptReply, from: number, to = r.length): Change[] {
+  const out: Change[] = [];
+  for (let i = from; i < to; i++) out.push(parseChange(r[i] as string));
+  return out;
+}
+
+// ---- leadership: campaign, confirm, resign, expire, renew -------------------------------
+
+/** What a leadership script answers: its code, the holder after the call (null when the
+ * lease is free), the lease's time left, and the changes it recorded. */
+export interface OpResult<C extends Code = Code> {
+  code: C;
+  leader: Leader | null;
+  ttlMs: number;
+  changes: Change[];
+}
+
+export type CampaignResult = OpResult<typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held>;
+export type ConfirmResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
+export type ResignResult = OpResult<typeof Code.Done | typeof Code.Free | typeof Code.Held>;
+/** Done: expired now; Held: still held (renewed meanwhile); Free: nothing to record. */
+export type ExpireResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
+/** Done: renewed (the leader is null when it is the one the caller knows). */
+export type RenewResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
+
+/** The scripts whose reply is {code, leader json or false, lease ms left, changes...}. */
+const OP_CODES = {
+  campaign: [Code.Done, Code.AlreadyHeld, Code.Held],
+  confirm: [Code.Done, Code.Held, Code.Free],
+  resign: [Code.Done, Code.Free, Code.Held],
+  expire: [Code.Done, Code.Held, Code.Free],
+} as const;
+export type OpScript = keyof typeof OP_CODES;
+type OpCode<N extends OpScript> = (typeof OP_CODES)[N][number];
+
+export function decodeOp<N extends OpScript>(name: N, r: ScriptReply): OpResult<OpCode<N>> {
+  const code = r[0] as OpCode<N>;
+  if (!(OP_CODES[name] as readonly Code[]).includes(code)) throw unexpectedReply(name, code);
+  return { code, leader: parseLeader(r[1] as string | null), ttlMs: r[2] as number, changes: changesOf(r, 3) };
+}
+
+/** Decodes a batch of renewals (renew.lua) and hands each its result, in order. `deliver`
+ * is best a function made once, so that decoding allocates nothing but the results. */
+export function decodeRenewals<T>(r: ScriptReply, items: readonly T[], deliver: (item: T, result: RenewResult) => void): void {
+  let at = 0;
+  for (const item of items) {
+    const code = r[at];
+    if (code === Code.Done) {
+      deliver(item, { code: Code.Done, leader: null, ttlMs: r[at + 1] as number, changes: [] });
+      at += 2;
+    } else if (code === Code.RenewedNewLeader) {
+      deliver(item, { code: Code.Done, leader: parseLeader(r[at + 1] as string), ttlMs: r[at + 2] as number, changes: [] });
+      at += 3;
+    } else if (code === Code.Held || code === Code.Free) {
+      const n = r[at + 3] as number;
+      deliver(item, {
+        code,
+        leader: parseLeader(r[at + 1] as string | null),
+        ttlMs: r[at + 2] as number,
+        changes: changesOf(r, at + 4, at + 4 + n),
+      });
+      at += 4 + n;
+    } else {
+      throw unexpectedReply('renew', code);
+    }
+  }
+}
+
+// ---- views: sync, changes ---------------------------------------------------------------
+
+export interface SyncResult {
+  index: number;
+  /** Expiries the sync itself recorded, in order. */
+  changes: Change[];
+  state: Map<Component, { leader: Leader | null; ttlMs: number }>;
+}
+
+export interface ChangesResult {
+  index: number;
+  /** false when the log no longer holds every change asked for. */
+  complete: boolean;
+  changes: Change[];
+}
+
+/** sync.lua's reply for the components passed, in their order; Changed when the cluster
+ * has components that were not passed. */
+export function decodeSync(r: ScriptReply, components: readonly Component[]): SyncResult | typeof Code.Changed {
+  if (r[0] === Code.Changed) return Code.Changed;
+  if (typeof r[0] !== 'number' || r[0] < 0) throw unexpectedReply('sync', r[0]);
+  const n = r[1] as number;
+  const state = new Map<Component, { leader: Leader | null; ttlMs: number }>();
+  components.forEach((c, k) => {
+    state.set(c, { leader: parseLeader(r[2 + n + 2 * k] as string | null), ttlMs: r[3 + n + 2 * k] as number });
+  });
+  return { index: r[0], changes: changesOf(r, 2, 2 + n), state };
+}
+
+export function decodeChanges(r: ScriptReply): ChangesResult {
+  return { index: r[0] as number, complete: r[1] === 1, changes: changesOf(r, 2) };
+}
+
+// ---- stores -----------------------------------------------------------------------------
+
+/** What each store write answers after its code when it is Done, decoded. */
+const STORE_VALUES = {
+  /** The entry's fields and values, flat. */
+  jobresult_create: (v: string[]) => v,
+  jobresult_clean: (v: string[]) => v,
+  plan_put: () => undefined,
+  plan_requirements: () => undefined,
+  /** The checkpoints subsumed, oldest first. */
+  checkpoint_add: (v: string[]) => {
+    const subsumed: Array<{ checkpointId: number; externalPointer: string }> = [];
+    for (let i = 0; i < v.length; i += 2) subsumed.push({ checkpointId: Number(v[i]), externalPointer: v[i + 1] });
+    return subsumed;
+  },
+  /** The ids discarded. */
+  checkpoint_shutdown: (v: string[]) => v.map(Number),
+  /** The value before. */
+  counter_increment: (v: string[]) => Number(v[0]),
+  /** The value set. */
+  counter_set: (v: string[]) => Number(v[0]),
+  /** Whether the counter was removed. */
+  counter_shutdown: (v: string[]) => v[0] === '1',
+  blob_commit: () => undefined,
+  /** How many blobs were deleted. */
+  blob_delete: (v: string[]) => Number(v[0]),
+} satisfies Partial<Record<ScriptName, (values: string[]) => unknown>>;
+
+export type StoreScript = keyof typeof STORE_VALUES;
+export type StoreValue<N extends StoreScript> = ReturnType<(typeof STORE_VALUES)[N]>;
+
+/** A store write's reply: {replayed, code, values...} (scripts/lib/store.lua). */
+export type StoreReply<N extends StoreScript> =
+  | { code: typeof Code.Done; replayed: boolean; value: StoreValue<N> }
+  | { code: typeof Code.Changed }
+  | { code: Exclude<Code, typeof Code.Done | typeof Code.Changed>; values: string[] };
+
+export function decodeStoreWrite<N extends StoreScript>(name: N, r: ScriptReply): StoreReply<N> {
+  const code = r[1] as Code;
+  const values = r.slice(2) as string[];
+  if (code === Code.Done) {
+    return { code, replayed: r[0] === 1, value: STORE_VALUES[name](values) as StoreValue<N> };
+  }
+  if (code === Code.Changed) return { code };
+  return { code, values };
+}
+
+/** fence_check.lua: whether the fence holds. */
+export function decodeFenceCheck(r: unknown): boolean {
+  if (r === Code.Done) return true;
+  if (r === Code.FenceStale) return false;
+  throw unexpectedReply('fence_check', r);
+}
+
+// ---- cleanup ----------------------------------------------------------------------------
+
+/** The parts of a job that cleanup_job.lua deletes, in the order of its reply. */
+export const JOB_PARTS = ['leader', 'executionPlan', 'checkpoints', 'checkpointIdCounter', 'blobs'] as const;
+export type JobPart = (typeof JOB_PARTS)[number];
+
+export type CleanupJobReply =
+  | { code: typeof Code.Done; deleted: Record<JobPart, boolean>; changes: Change[] }
+  | { code: typeof Code.FenceStale }
+  | { code: typeof Code.Changed };
+
+export function decodeCleanupJob(r: ScriptReply): CleanupJobReply {
+  const code = r[0];
+  if (code === Code.FenceStale || code === Code.Changed) return { code };
+  if (code !== Code.Done) throw unexpectedReply('cleanup_job', code);
+  const deleted = {} as Record<JobPart, boolean>;
+  JOB_PARTS.forEach((p, i) => (deleted[p] = r[1 + i] === 1));
+  return { code, deleted, changes: changesOf(r, 1 + JOB_PARTS.length) };
+}
+
+export type CleanupClusterReply =
+  | { code: typeof Code.Done; leaders: number; keys: number; changes: Change[] }
+  | { code: typeof Code.Changed };
+
+export function decodeCleanupCluster(r: ScriptReply): CleanupClusterReply {
+  const code = r[0];
+  if (code === Code.Changed) return { code };
+  if (code !== Code.Done) throw unexpectedReply('cleanup_cluster', code);
+  return { code, leaders: r[1] as number, keys: r[2] as number, changes: changesOf(r, 3) };
+}

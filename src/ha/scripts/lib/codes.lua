@@ -1,0 +1,19 @@
+-- The scripts' return codes. Each name has one value and one meaning across every script;
+-- src/ha/replies.ts holds the same enum (test/scripts.test.ts compares the two) and decodes
+-- every reply. Each script's header lists, under Codes:, the ones it may return.
+-- A script that includes this file says the names; the loader writes each value in place.
+-- @constants
+local DONE = 0                      -- the script did what it was asked
+local FENCE_STALE = -1              -- the fencing token is not that of a live lease
+local IDEMPOTENCY_KEY_REUSED = -2   -- the Idempotency-Key was used for another request
+local JOB_RESULT_EXISTS = -3        -- the job has a job result entry already
+local JOB_RESULT_NOT_FOUND = -4     -- the job has no job result entry
+local CHECKPOINT_ID_NOT_ABOVE = -5  -- the checkpoint id is not above the latest
+local EXECUTION_PLAN_NOT_FOUND = -6 -- the job has no execution plan
+local STAGED_UPLOAD_GONE = -7       -- the staged chunks of an upload are gone
+local COUNTER_BELOW = -8            -- the new value is below the counter's
+local CHANGED = -9                  -- keys changed since the caller read them: read, retry
+local HELD = 1                      -- the lease is held, not by the caller
+local FREE = 2                      -- the lease is free
+local ALREADY_HELD = 3              -- campaign: this contender holds the lease already
+local RENEWED_NEW_LEADER = 4        -- renew: renewed; the leader is not the one the caller knows

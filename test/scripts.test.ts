@@ -1,0 +1,299 @@
+/** The Lua contract: the scripts' headers, their return codes against the TypeScript enum,
+ * the decoding of every code, the leader hash's fields, and the framing of TTL messages. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { messageOrigin, parseMessage } from '../src/ha/changes.js';
+import { ClusterKeys } from '../src/ha/ids.js';
+import { LeaseStore } from '../src/ha/leaseStore.js';
+import {
+  Code,
+  codeError,
+  decodeChanges,
+  decodeCleanupCluster,
+  decodeCleanupJob,
+  decodeFenceCheck,
+  decodeOp,
+  decodeRenewals,
+  decodeStoreWrite,
+  decodeSync,
+  LEADER_FIELDS,
+  type OpScript,
+  type RenewResult,
+  type StoreScript,
+} from '../src/ha/replies.js';
+import { SCRIPT_NAMES, SCRIPTS_DIR, Scripts, scriptSource, type ScriptName } from '../src/ha/scripts.js';
+import { stopAllRedis } from './support/redis.js';
+import { sharedRedisUrl, uniqueCluster } from './support/app.js';
+
+after(() => stopAllRedis());
+
+const lua = (file: string) => readFileSync(join(SCRIPTS_DIR, file), 'utf8');
+/** FENCE_STALE -> FenceStale */
+const pascal = (snake: string) => snake.toLowerCase().replace(/(^|_)([a-z])/g, (_, __, c: string) => c.toUpperCase());
+
+/** `local NAME = value` lines of a lib. */
+function constants(file: string): Map<string, string> {
+  return new Map([...lua(file).matchAll(/^local ([A-Z_]+) = (-?\d+|'[^']*')/gm)].map((m) => [m[1], m[2]]));
+}
+
+interface Header {
+  text: string;
+  codes: Map<string, number>;
+}
+
+/** The leading --[[ ]] comment of a script and the codes listed under `Codes:`. */
+function header(name: ScriptName): Header {
+  const m = /^--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
+  assert.ok(m, `${name}.lua begins with a --[[ ]] header`);
+  const text = m[1];
+  const at = text.search(/^ {2}Codes:/m);
+  assert.ok(at >= 0, `${name}.lua's header has a Codes: section`);
+  const codes = new Map<string, number>();
+  for (const c of text.slice(at).matchAll(/^ {4}([A-Z_]+) \((-?\d+)\)/gm)) codes.set(c[1], Number(c[2]));
+  return { text, codes };
+}
+
+const CODE_NAMES = new Map<number, string>(Object.entries(Code).map(([k, v]) => [v, k]));
+
+describe('the scripts’ headers and codes', () => {
+  test('lib/codes.lua and the Code enum hold the same names and values, each value once', () => {
+    const inLua = constants('lib/codes.lua');
+    assert.deepEqual(
+      [...inLua].map(([k, v]) => [pascal(k), Number(v)]).sort(),
+      Object.entries(Code).sort(),
+    );
+    assert.equal(new Set(Object.values(Code)).size, Object.keys(Code).length, 'no two codes share a value');
+  });
+
+  test('every script has a header listing its KEYS, ARGV and codes, each code in the enum with its value', () => {
+    for (const name of SCRIPT_NAMES) {
+      const { text, codes } = header(name);
+      assert.match(text, /^ {2}KEYS /m, `${name}: KEYS`);
+      assert.match(text, /^ {2}ARGV /m, `${name}: ARGV`);
+      for (const [code, value] of codes) {
+        assert.equal(Code[pascal(code) as keyof typeof Code], value, `${name}: ${code} (${value}) is Code.${pascal(code)}`);
+      }
+    }
+  });
+
+  test('every code a script returns is in its header', () => {
+    const names = [...constants('lib/codes.lua').keys()];
+    const used = (source: string) => new Set(names.filter((n) => new RegExp(`\\b${n}\\b`).test(source)));
+    const storeCodes = used(lua('lib/store.lua').replace(/^--.*$/gm, ''));
+    for (const name of SCRIPT_NAMES) {
+      const body = lua(`${name}.lua`).replace(/^--\[\[[\s\S]*?\]\]/, '');
+      const returned = used(body);
+      if (body.includes('-- @include "lib/store.lua"')) for (const c of storeCodes) returned.add(c);
+      if (/\bnot_held\(/.test(body)) returned.add('HELD').add('FREE');
+      const listed = header(name).codes;
+      for (const c of returned) assert.ok(listed.has(c), `${name} may return ${c}, which its header does not list`);
+    }
+  });
+
+  test('the scripts read KEYS and ARGV into named locals, not in their logic', () => {
+    for (const name of SCRIPT_NAMES) {
+      const body = lua(`${name}.lua`).replace(/^--\[\[[\s\S]*?\]\]/, '');
+      for (const line of body.split('\n')) {
+        if (!/\b(KEYS|ARGV)\[/.test(line)) continue;
+        // Bindings at the top, and the per-item lists of the batch scripts, whose indexes
+        // are computed.
+        const binding = /^local [a-z0-9_, ]+ = /.test(line.trim()) || /(KEYS|ARGV)\[[^\]]*[a-z]/.test(line);
+        assert.ok(binding, `${name}: ${line.trim()}`);
+      }
+    }
+  });
+});
+
+test('Redis runs the scripts with every named constant written in place and no comments', () => {
+  const names = [...constants('lib/codes.lua').keys(), ...constants('lib/leader_hash.lua').keys()];
+  const named = new RegExp(`\\b(${names.join('|')})\\b`);
+  for (const name of SCRIPT_NAMES) {
+    const source = scriptSource(name);
+    assert.doesNotMatch(source, named, `${name} as Redis runs it names no constant`);
+    assert.doesNotMatch(source, /^\s*--/m, `${name} as Redis runs it has no comment lines`);
+  }
+  assert.match(scriptSource('fence_check'), /then return 0 end\nreturn -1$/);
+});
+
+describe('the decoders', () => {
+  const opScripts: OpScript[] = ['campaign', 'confirm', 'resign', 'expire'];
+  const storeScripts = SCRIPT_NAMES.filter((n) => lua(`${n}.lua`).includes('-- @include "lib/store.lua"')) as StoreScript[];
+
+  /** Decodes a reply of `name` with `code`, and says what it decoded to. */
+  const decode: Record<ScriptName, (code: number) => unknown> = {
+    ...(Object.fromEntries(opScripts.map((n) => [n, (code: number) => decodeOp(n, [code, null, 0]).code])) as Record<
+      OpScript,
+      (code: number) => unknown
+    >),
+    renew: (code) => {
+      const reply = code === Code.Done ? [code, 10] : code === Code.RenewedNewLeader ? [code, LEADER, 10] : [code, null, 0, 0];
+      let got: RenewResult | undefined;
+      decodeRenewals(reply, [1], (_, r) => (got = r));
+      return got!.code;
+    },
+    sync: (code) => decodeSync([code], []),
+    changes: () => decodeChanges([3, 1]).index,
+    fence_check: (code) => decodeFenceCheck(code),
+    cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,
+    cleanup_cluster: (code) => decodeCleanupCluster([code, 1, 2]).code,
+    ...(Object.fromEntries(
+      storeScripts.map((n) => [
+        n,
+        (code: number) => {
+          const r = decodeStoreWrite(n, [0, code, '7', 'p']);
+          if (r.code === Code.Done || r.code === Code.Changed) return r.code;
+          const error = codeError(r.code, 'dispatcher', r.values);
+          assert.ok(error, `${n}: ${CODE_NAMES.get(code)} maps to an error`);
+          return error.code;
+        },
+      ]),
+    ) as Record<StoreScript, (code: number) => unknown>),
+  };
+
+  test('every script has a decoder, and it decodes every code the script’s header lists', () => {
+    for (const name of SCRIPT_NAMES) {
+      assert.ok(decode[name], `${name} has a decoder`);
+      for (const [code, value] of header(name).codes) {
+        assert.doesNotThrow(() => decode[name](value), `${name} decodes ${code}`);
+      }
+    }
+  });
+
+  test('the leadership decoders keep each code; renew reports a renewal as Done whatever followed', () => {
+    for (const name of opScripts) for (const [, v] of header(name).codes) assert.equal(decode[name](v), v);
+    assert.equal(decode.renew(Code.Done), Code.Done);
+    assert.equal(decode.renew(Code.RenewedNewLeader), Code.Done);
+    assert.equal(decode.renew(Code.Held), Code.Held);
+    assert.equal(decode.renew(Code.Free), Code.Free);
+  });
+
+  test('codes a script does not answer are refused, not guessed', () => {
+    assert.throws(() => decodeOp('campaign', [Code.Free, null, 0]), /campaign answered code 2/);
+    assert.throws(() => decodeOp('expire', [Code.AlreadyHeld, null, 0]), /expire answered code 3/);
+    assert.throws(() => decodeRenewals([Code.AlreadyHeld], [1], () => {}), /renew answered code 3/);
+    assert.throws(() => decodeFenceCheck(1), /fence_check answered code 1/);
+    assert.throws(() => decodeCleanupCluster([Code.FenceStale]), /cleanup_cluster answered code -1/);
+  });
+
+  test('each store error code maps to its error, with what followed it', () => {
+    const errors = new Map<number, string | undefined>();
+    for (const [, v] of Object.entries(Code)) errors.set(v, codeError(v, 'jobmanager/x', ['41'])?.code);
+    assert.deepEqual(Object.fromEntries([...errors].map(([v, e]) => [CODE_NAMES.get(v), e ?? null])), {
+      Done: null,
+      Changed: null,
+      Held: null,
+      Free: null,
+      AlreadyHeld: null,
+      RenewedNewLeader: null,
+      FenceStale: 'FencingTokenStale',
+      IdempotencyKeyReused: 'IdempotencyKeyReused',
+      JobResultExists: 'JobResultExists',
+      JobResultNotFound: 'JobResultNotFound',
+      CheckpointIdNotAbove: 'CheckpointIdNotIncreasing',
+      ExecutionPlanNotFound: 'ExecutionPlanNotFound',
+      StagedUploadGone: 'RedisUnavailable',
+      CounterBelow: 'CheckpointIdNotIncreasing',
+    });
+    assert.deepEqual(codeError(Code.CheckpointIdNotAbove, 'x', ['41'])?.details, { latestCheckpointId: 41 });
+    assert.match(codeError(Code.FenceStale, 'jobmanager/x')!.message, /jobmanager\/x/);
+  });
+
+  test('store values are decoded per script', () => {
+    const done = <N extends StoreScript>(n: N, values: string[]) => {
+      const r = decodeStoreWrite(n, [1, Code.Done, ...values]);
+      assert.equal(r.code, Code.Done);
+      return r.code === Code.Done ? [r.replayed, r.value] : [];
+    };
+    assert.deepEqual(done('checkpoint_add', ['3', 'p3', '4', 'p4']), [
+      true,
+      [
+        { checkpointId: 3, externalPointer: 'p3' },
+        { checkpointId: 4, externalPointer: 'p4' },
+      ],
+    ]);
+    assert.deepEqual(done('checkpoint_shutdown', ['1', '2']), [true, [1, 2]]);
+    assert.deepEqual(done('counter_increment', ['9007199254740991']), [true, 9007199254740991]);
+    assert.deepEqual(done('counter_shutdown', ['1']), [true, true]);
+    assert.deepEqual(done('blob_delete', ['2']), [true, 2]);
+    assert.deepEqual(done('jobresult_clean', ['state', 'clean']), [true, ['state', 'clean']]);
+    assert.deepEqual(done('plan_put', []), [true, undefined]);
+  });
+});
+
+const LEADER = '{"cid":"a","sid":"s","tok":7,"addr":null,"at":1}';
+
+describe('against Redis', () => {
+  test('the leader hash has exactly the fields that lib/leader_hash.lua and LEADER_FIELDS name', async () => {
+    const inLua = [...constants('lib/leader_hash.lua')].filter(([k]) => k.startsWith('F_')).map(([, v]) => v.slice(1, -1));
+    assert.deepEqual(inLua.sort(), Object.values(LEADER_FIELDS).sort());
+    const redis = new Redis(await sharedRedisUrl());
+    try {
+      const keys = new ClusterKeys(uniqueCluster('contract'));
+      const store = new LeaseStore(new Scripts(redis), 100, 'me');
+      const r = await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 5000, address: 'x:1' }, { index: 0, token: 0 });
+      assert.equal(r.code, Code.Done);
+      const h = await redis.hgetall(keys.leader('dispatcher'));
+      assert.deepEqual(Object.keys(h).sort(), Object.values(LEADER_FIELDS).sort());
+      assert.equal(h[LEADER_FIELDS.contenderId], 'a');
+      assert.equal(h[LEADER_FIELDS.sessionId], 's1');
+      assert.equal(h[LEADER_FIELDS.address], 'x:1');
+      assert.equal(h[LEADER_FIELDS.live], '1');
+      assert.equal(h[LEADER_FIELDS.ttlMs], '5000');
+      assert.equal(Number(h[LEADER_FIELDS.fencingToken]), r.leader!.fencingToken);
+      assert.equal(Number(h[LEADER_FIELDS.acquiredAt]), r.leader!.acquiredAt);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  test('renewals publish their TTLs with the origin as its own field; changes have none', async () => {
+    const url = await sharedRedisUrl();
+    const redis = new Redis(url);
+    const sub = new Redis(url);
+    try {
+      const keys = new ClusterKeys(uniqueCluster('contract'));
+      const store = new LeaseStore(new Scripts(redis), 100, 'server-1');
+      const messages: string[] = [];
+      sub.on('message', (_, m: string) => messages.push(m));
+      await sub.subscribe(keys.channel);
+      const granted = await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 5000, address: '' }, { index: 0, token: 0 });
+      const renewed = await Promise.all([
+        store.renew(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 7000, fallbackTtlMs: 1, known: granted.leader }, 0),
+        store.renew(keys, 'dispatcher', { contenderId: 'b', sessionId: 's2', ttlMs: 7000, fallbackTtlMs: 1, known: null }, 0),
+      ]);
+      assert.deepEqual(
+        renewed.map((r) => [r.code, r.leader?.sessionId ?? null, r.ttlMs > 0]),
+        [
+          [Code.Done, null, true],
+          [Code.Held, 's1', true],
+        ],
+      );
+      // A campaign by the holder publishes its TTL without an origin.
+      await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 'unused', ttlMs: 6000, address: '' }, { index: 0, token: 0 });
+      const deadline = Date.now() + 5000;
+      while (messages.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(messages.length, 3, messages.join('\n'));
+      const [change, ttls, campaignTtls] = messages;
+      assert.equal(messageOrigin(change), null);
+      assert.equal((parseMessage(change) as { event: string }).event, 'granted');
+      assert.equal(messageOrigin(ttls), 'server-1');
+      assert.deepEqual(parseMessage(ttls), [{ component: 'dispatcher', sessionId: 's1', ttlMs: 7000 }]);
+      assert.equal(messageOrigin(campaignTtls), '');
+      assert.deepEqual(parseMessage(campaignTtls), [{ component: 'dispatcher', sessionId: 's1', ttlMs: 6000 }]);
+      // An origin that looks like the start of another's is not it.
+      assert.notEqual(messageOrigin(ttls), 'server-');
+    } finally {
+      sub.disconnect();
+      redis.disconnect();
+    }
+  });
+
+  test('an origin is a word: empty or with a space, it could not be told apart', () => {
+    const scripts = new Scripts(new Redis({ lazyConnect: true }));
+    assert.throws(() => new LeaseStore(scripts, 100, ''));
+    assert.throws(() => new LeaseStore(scripts, 100, 'a b'));
+  });
+});

@@ -15,6 +15,7 @@
 import type { Log } from './log.js';
 import { sameLeader, type Change, type Leader } from './changes.js';
 import { compareComponents, SINGLETON_COMPONENTS, type Component } from './ids.js';
+import { Code } from './replies.js';
 import type { SyncStore } from './syncStore.js';
 
 /** How long after a lease should have ended the server asks Redis about it. */
@@ -309,10 +310,10 @@ export class ClusterSync {
     if (this.clock.now() < slot.expiresAt) return this.rearm(slot);
     try {
       const r = await this.store.expire(slot.component, this.index);
-      if (r.code === 1 && r.leader?.sessionId === leader.sessionId) {
+      if (r.code === Code.Held && r.leader?.sessionId === leader.sessionId) {
         slot.expiresAt = this.clock.now() + r.ttlMs; // renewed through another server
         this.rearm(slot);
-      } else if (r.code === 0) {
+      } else if (r.code === Code.Done) {
         this.ingest(r.changes);
       } else {
         void this.resync(); // somebody else recorded the change: make sure this view has it

@@ -12,6 +12,7 @@
  */
 import type { Change, ChangeEvent, Leader } from '../../src/ha/changes.js';
 import type { Component } from '../../src/ha/ids.js';
+import { Code } from '../../src/ha/replies.js';
 import type { ChangesResult, OpResult, SyncResult, SyncStore } from '../../src/ha/syncStore.js';
 
 type Method = 'changes' | 'sync' | 'expire';
@@ -71,9 +72,9 @@ export class TestingSyncStore implements SyncStore {
   expire(component: Component, floor: number): Promise<OpResult> {
     return this.answer({ method: 'expire', at: floor, component }, () => {
       const leader = this.leaderOf(component);
-      if (leader && !this.ranOut.has(component)) return { code: 1, leader, ttlMs: this.ttlOf(component), changes: [] };
-      if (!leader) return { code: 2, leader: null, ttlMs: 0, changes: [] };
-      return { code: 0, leader: null, ttlMs: 0, changes: [this.expireNow(component, floor)] };
+      if (leader && !this.ranOut.has(component)) return { code: Code.Held, leader, ttlMs: this.ttlOf(component), changes: [] };
+      if (!leader) return { code: Code.Free, leader: null, ttlMs: 0, changes: [] };
+      return { code: Code.Done, leader: null, ttlMs: 0, changes: [this.expireNow(component, floor)] };
     });
   }
 

@@ -1,5 +1,5 @@
 /**
- * The baseline of the HTTP benchmarks (design §8): a bare Fastify route, in a process of
+ * The baseline of the HTTP benchmarks (docs/design.md §8): a bare Fastify route, in a process of
  * its own, answering a JSON body of BODY_BYTES bytes already serialized to a string. It
  * answers at any path, with the leader routes' parameters (so that the router does the
  * same work), and has no schema, hook, logger or logic.

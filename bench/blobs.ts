@@ -1,5 +1,5 @@
 /**
- * Blobs (design §8): a 1 GiB blob streams in and out while the server's resident memory
+ * Blobs (docs/design.md §8): a 1 GiB blob streams in and out while the server's resident memory
  * rises by less than 64 MiB. Both directions stream on this side too, and their throughput
  * stands beside redis-benchmark's RPUSH and LINDEX of 1 MiB on the same Redis.
  */

@@ -1,5 +1,5 @@
 /**
- * HTTP throughput: leader GET and renew against the bare Fastify baseline (design §8),
+ * HTTP throughput: leader GET and renew against the bare Fastify baseline (docs/design.md §8),
  * GET of all leaders with 100 job managers, and a campaign storm; with redis-benchmark
  * figures for the same Redis operations beside them.
  */
@@ -27,8 +27,8 @@ export interface Round {
  * `count` rounds: each starts fresh processes (`start`), warms them up, runs every load
  * once, back to back, and stops them. Back to back, because this VM's speed drifts over
  * tens of seconds; fresh processes, because V8 compiles each process's hot code its own
- * way: four processes of the same bare route held 58k, 54k, 54k and 47k req/s through a
- * whole run, so with one process a side the ratio was partly a draw of which two ran.
+ * way, and processes of the same bare route keep different rates through a whole run
+ * (bench/RESULTS.md): with one process a side the ratio was partly a draw of which two ran.
  */
 export async function rounds(env: BenchEnv, count: number, durationS: number, start: (round: number) => Promise<Round>): Promise<LoadResult[][]> {
   const runs: LoadResult[][] = [];
@@ -49,7 +49,7 @@ export async function rounds(env: BenchEnv, count: number, durationS: number, st
 }
 
 export async function httpBenches(env: BenchEnv): Promise<Row[]> {
-  // Seven rounds, since each draws new processes: a round's ratio spreads by ±10% or more.
+  // Seven rounds, since each draws new processes and a round's ratio spreads widely.
   const durationS = env.quick ? 2 : 4;
   const setup = await env.server();
   const read = await leaderRead(setup.url);

@@ -1,5 +1,5 @@
 /**
- * Push benchmarks (design §8): how soon watchers learn of a grant or resign, of an expiry,
+ * Push benchmarks (docs/design.md §8): how soon watchers learn of a grant or resign, of an expiry,
  * and of the new leader after a leader crashed. Two server processes (replicas A and B) on
  * the run's Redis; websocket watchers on both, in this process; timestamps on the clock
  * every process shares (performance.timeOrigin + performance.now()).

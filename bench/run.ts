@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: starts its own Redis and servers, runs every benchmark, and prints one
  * table, every figure beside its baseline measured in this same run and its budget
- * (design §8). Exits 1 when a budget is missed. `--quick` for a run under a minute;
+ * (docs/design.md §8). Exits 1 when a budget is missed. `--quick` for a run under a minute;
  * `--only http,push,fanout` for some groups.
  */
 import { cpus, totalmem } from 'node:os';

@@ -10,7 +10,7 @@ export interface Row {
   ratio?: number;
   p50Ms?: number;
   p99Ms?: number;
-  /** The budget of design §8, as printed, and whether the figure met it; none for figures
+  /** The budget of docs/design.md §8, as printed, and whether the figure met it; none for figures
    * that are only informative. */
   budget?: string;
   pass?: boolean;

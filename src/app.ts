@@ -81,7 +81,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.setErrorHandler(onError);
   app.setNotFoundHandler((req, reply) => sendError(reply, 404, 'NotFound', `no route ${req.method} ${req.url.split('?')[0]}`));
   // Every cluster route checks its caller's role before the body is read; an unfenced
-  // write is an admin's deliberate act (design §5). With no tokens (open) there is no hook,
+  // write is an admin's deliberate act (docs/design.md §5). With no tokens (open) there is no hook,
   // so that reads, the hot path, run none.
   const access = new Access(config.tokens);
   if (!access.open) {

@@ -1,5 +1,5 @@
 /**
- * Access (design §7): bearer tokens with roles (`read` < `contend` < `write` < `admin`) and
+ * Access (docs/design.md §7): bearer tokens with roles (`read` < `contend` < `write` < `admin`) and
  * the clusters they may touch; 401 without a valid token, 403 with one that may not. The
  * same for websocket upgrades, which are refused before the upgrade. With no tokens the
  * server is open and everyone is admin.

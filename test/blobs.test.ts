@@ -1,5 +1,5 @@
 /**
- * The blob store over HTTP (design §5, openapi.yaml): byte-exact round trips,
+ * The blob store over HTTP (docs/design.md §5, openapi.yaml): byte-exact round trips,
  * listing, replace, delete and deleteAll, the `_` job, key validation, X-Content-SHA256,
  * BLOB_MAX_BYTES, interrupted uploads, and a 200 MiB blob streamed in and out of a real
  * server process with its memory flat. Redis is inspected directly to prove that a refused

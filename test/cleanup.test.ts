@@ -1,6 +1,6 @@
 /**
  * Global cleanup of a job (DELETE …/jobs/{jobId}) and cleanupAllData (DELETE /v1/clusters/{c})
- * (design §6, openapi.yaml), checked against the Redis keys themselves: exactly the data
+ * (docs/design.md §6, openapi.yaml), checked against the Redis keys themselves: exactly the data
  * that should go goes, everything else stays byte for byte.
  */
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 /**
  * The operator CLI (`bin/leasehold.js`) run as a child process against a real server:
  * stdout, stderr and the exit code of every command, usage errors, the global options and
- * their env variables, and `serve`. Each process costs a tsx start, so the tests run a few
+ * their env variables, and `serve`. Each process costs a Node start, so the tests run a few
  * at a time, each on a cluster of its own.
  */
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +17,7 @@ import { freePort, stopAllRedis } from './support/redis.js';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 /** Generous: two cores, shared with whatever else runs. */
 const CLI_TIMEOUT_MS = 60_000;
-/** One-shot CLI runs at a time: more only queue for the CPU, each starting tsx. */
+/** One-shot CLI runs at a time: more only queue for the CPU, each starting Node. */
 const MAX_RUNNING = 3;
 const ADMIN = 'cli-admin-token-0123456789';
 /** Redis calls and health pings get time to spare on a busy machine: a 503 would fail a test for nothing. */

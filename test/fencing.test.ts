@@ -1,5 +1,5 @@
 /**
- * Fencing of every store write (design §5, openapi.yaml): a missing, malformed or stale
+ * Fencing of every store write (docs/design.md §5, openapi.yaml): a missing, malformed or stale
  * X-Fencing-Token is refused, and a refused write leaves every store key of the cluster exactly
  * as it was (read straight from Redis with DUMP).
  */

@@ -1,5 +1,5 @@
 /**
- * openapi.yaml (design §7): a valid OpenAPI 3 document that describes exactly the routes
+ * openapi.yaml (docs/design.md §7): a valid OpenAPI 3 document that describes exactly the routes
  * the app registers, no more and no fewer, and that the app serves as is.
  */
 import { after, test, type TestContext } from 'node:test';

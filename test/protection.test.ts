@@ -1,5 +1,5 @@
 /**
- * Protection (design §7, issue 5): security headers on every answer, rate limits per
+ * Protection (docs/design.md §7, issue 5): security headers on every answer, rate limits per
  * client, and load shedding that sheds reads and store writes but never an election.
  */
 import { after, test } from 'node:test';

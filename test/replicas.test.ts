@@ -1,5 +1,5 @@
 /**
- * Two server replicas that share nothing but Redis (design §1, §4): a change made through
+ * Two server replicas that share nothing but Redis (docs/design.md §1, §4): a change made through
  * one reaches watchers and long-polls on the other, an expiry is told once by whichever
  * replica notices it first, and concurrent campaigns through both elect one leader.
  */

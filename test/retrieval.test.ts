@@ -1,5 +1,5 @@
 /**
- * Leader retrieval against one server (design §4): GET one leader and all leaders, the
+ * Leader retrieval against one server (docs/design.md §4): GET one leader and all leaders, the
  * index and its ETag, Consul-style long-polls, and the websocket watch with its snapshot,
  * change events, components filter and resume with `since`.
  */

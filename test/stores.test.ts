@@ -1,5 +1,5 @@
 /**
- * The HA stores over HTTP (design §5, openapi.yaml) with Flink's semantics: job results,
+ * The HA stores over HTTP (docs/design.md §5, openapi.yaml) with Flink's semantics: job results,
  * execution plans, completed checkpoints, the checkpoint id counter, and idempotent retries,
  * every write fenced by a token won by campaigning.
  */

@@ -1,7 +1,7 @@
 /**
  * How the server is reached and how it reaches Redis: the HTTP server over TLS, Redis over
  * TLS with its CA, Redis found through Sentinel, and Redis as a least-privilege ACL user
- * (the one README.md documents), running a whole life cycle.
+ * (the one docs/operations.md documents), running a whole life cycle.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,7 +99,7 @@ test('Redis through Sentinel (REDIS_SENTINELS): the server finds the master by n
   assert.equal(await direct.hget(`lh:{${cluster}}:leader:rest`, 'cid'), 'r', 'the grant is in the master');
 });
 
-/** The least-privilege user of README.md: its own keys and channels, and only the commands
+/** The least-privilege user of docs/operations.md: its own keys and channels, and only the commands
  * leasehold runs (in Lua scripts too, which Redis checks against the same ACL). */
 const ACL = [
   'leasehold', 'on', '>acl-password-0123456789', 'resetkeys', '~lh:*', '~leasehold:marker', 'resetchannels', '&lh:*', '-@all',
@@ -112,7 +112,7 @@ const ACL = [
   '+rpush', '+llen', '+lindex',
 ];
 
-test('as the least-privilege ACL user of the README, a whole life cycle runs and Redis denies nothing', async (t) => {
+test('as the least-privilege ACL user of docs/operations.md, a whole life cycle runs and Redis denies nothing', async (t) => {
   const redis = await RedisProcess.start();
   const admin = new Redis(redis.url);
   t.after(() => admin.quit());

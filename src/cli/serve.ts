@@ -11,7 +11,7 @@ export function registerServe(program: Command): void {
     .option('--redis-url <url>', 'redis://… or rediss://… (sets REDIS_URL; default: start a local redis-server)', redisUrl)
     .addHelpText(
       'after',
-      '\nEvery other setting comes from the environment (README: Configuration). Stops gracefully on SIGINT/SIGTERM (exit 0); a bad configuration exits 1.',
+      '\nEvery other setting comes from the environment (docs/operations.md). Stops gracefully on SIGINT/SIGTERM (exit 0); a bad configuration exits 1.',
     )
     .action(act(serve));
 }

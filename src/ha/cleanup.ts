@@ -1,5 +1,5 @@
 /**
- * Global cleanup of a job, and cleanupAllData of a cluster (design §6). Both end leases,
+ * Global cleanup of a job, and cleanupAllData of a cluster (docs/design.md §6). Both end leases,
  * so their changes go into this server's view as the election's do.
  */
 import type { Redis } from 'ioredis';

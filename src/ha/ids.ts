@@ -53,7 +53,7 @@ export class ClusterKeys {
     return this.prefix + 'leader:' + component;
   }
 
-  // The stores (design §5); a job id here is in lower case, or `_` for blobs of no job.
+  // The stores (docs/design.md §5); a job id here is in lower case, or `_` for blobs of no job.
   jobResult(jobId: string): string {
     return this.prefix + 'jobresult:' + jobId;
   }

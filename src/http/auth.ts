@@ -1,5 +1,5 @@
 /**
- * Who may do what (design §7): bearer tokens, each with a role and the clusters it may
+ * Who may do what (docs/design.md §7): bearer tokens, each with a role and the clusters it may
  * touch. Roles rank `read` < `contend` < `write` < `admin`; each includes the ones below
  * it. With no token configured the server is open, and every caller counts as admin.
  */

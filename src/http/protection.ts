@@ -46,8 +46,8 @@ export async function protect(app: App, options: ProtectionOptions): Promise<voi
       return over ? httpError(503, `the server is overloaded (${over}); retry shortly`, 'Overloaded') : undefined;
     };
     // Routes that may be shed check first thing in their handler, which spares every read
-    // Fastify's hook runner (about 1% of a read's instructions). A websocket is checked in
-    // a hook, before it upgrades.
+    // Fastify's hook runner (bench/RESULTS.md). A websocket is checked in a hook, before it
+    // upgrades.
     app.addHook('onRoute', (route) => {
       if (exempt([route.method].flat()[0], route.url)) return;
       if (route.websocket || route.wsHandler) {

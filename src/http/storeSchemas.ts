@@ -1,4 +1,4 @@
-/** The wire model of the stores (design §5) and cleanup (§6): request and response schemas,
+/** The wire model of the stores (docs/design.md §5) and cleanup (§6): request and response schemas,
  * declared once (see schemas.ts). */
 import { Type, type TSchema } from 'typebox';
 import { ClusterId, ErrorResponse, JobId, nullable } from './schemas.js';

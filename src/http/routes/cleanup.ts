@@ -1,4 +1,4 @@
-/** Global cleanup of a job, and cleanupAllData of a cluster (design §6; admin only, see
+/** Global cleanup of a job, and cleanupAllData of a cluster (docs/design.md §6; admin only, see
  * http/auth.ts). */
 import { ClusterParams } from '../schemas.js';
 import { ClusterCleanupResponse, JobCleanupResponse, JobParams } from '../storeSchemas.js';

@@ -3,6 +3,7 @@
 export type HaErrorCode =
   | 'NotLeader'
   | 'RedisUnavailable'
+  | 'RedisOutOfMemory'
   | 'FencingTokenRequired'
   | 'FencingTokenStale'
   | 'IdempotencyKeyReused'
@@ -37,6 +38,14 @@ export class LeaseNotHeldError extends HaError {
 export class RedisUnavailableError extends HaError {
   constructor(cause?: unknown) {
     super('RedisUnavailable', 'Redis is unavailable; try again shortly', {});
+    if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/** Redis refused a write because it reached `maxmemory` (with `noeviction`, as it must be). */
+export class RedisOutOfMemoryError extends HaError {
+  constructor(cause?: unknown) {
+    super('RedisOutOfMemory', 'Redis is out of memory (maxmemory reached) and refused the write; try again once memory is freed', {});
     if (cause !== undefined) this.cause = cause;
   }
 }

@@ -38,6 +38,9 @@ export interface HaHealth {
   redis: 'up' | 'down';
   dataLoss: DataLossReport;
   clustersWatched: number;
+  /** Why this server must not be counted as ready although Redis answers (a Redis that
+   * may evict keys); empty when there is none. */
+  problems: string[];
 }
 
 export class HaServices {
@@ -83,10 +86,12 @@ export class HaServices {
   }
 
   health(): HaHealth {
+    const policy = this.link.evictionPolicy;
     return {
       redis: this.link.isHealthy ? 'up' : 'down',
       dataLoss: this.link.dataLossReport,
       clustersWatched: this.views.size,
+      problems: policy ? [`redis maxmemory-policy is ${policy}, which may evict leases and stored data; set it to noeviction`] : [],
     };
   }
 
@@ -97,7 +102,7 @@ export class HaServices {
   }
 }
 
-export { HaError, LeaseNotHeldError, RedisUnavailableError, type HaErrorCode } from './errors.js';
+export { HaError, LeaseNotHeldError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';

@@ -1,16 +1,17 @@
 /** How Redis failures reach the callers of the HA core. */
 import { ReplyError } from 'ioredis';
-import { RedisUnavailableError } from './errors.js';
+import { RedisOutOfMemoryError, RedisUnavailableError } from './errors.js';
 
 /** Redis errors that mean "not now" rather than "wrong". */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)/;
 
-/** Connection trouble and Redis's "not now" answers become RedisUnavailable; any other
- * Redis error is a bug and goes up as it is. */
+/** Connection trouble and Redis's "not now" answers become RedisUnavailable, a full Redis
+ * RedisOutOfMemory; any other Redis error is a bug and goes up as it is. */
 export async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
+    if (err instanceof ReplyError && (err as Error).message.startsWith('OOM')) throw new RedisOutOfMemoryError(err);
     if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) throw err;
     throw new RedisUnavailableError(err);
   }

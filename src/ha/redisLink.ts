@@ -7,6 +7,9 @@
  * outage is an immediate error rather than a hidden wait. Every second it reads a marker
  * key that the servers write once: a marker that vanished or changed means Redis lost its
  * data (a restart without persistence, a failover to a replica that lagged, a flush).
+ * It also reads Redis's `maxmemory-policy` at every (re)connection and every few seconds:
+ * any policy but `noeviction` lets Redis drop leases and stores to make room, which is a
+ * configuration problem that readiness reports (docs/design.md §9).
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
@@ -36,6 +39,10 @@ interface LinkEvents {
 
 const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
 
+/** The memory policy is read again every this many health checks (and at every recovery),
+ * since a failover or a CONFIG SET can change it under a running server. */
+const POLICY_CHECK_EVERY = 20;
+
 export class RedisLink extends EventEmitter<LinkEvents> {
   readonly cmd: Redis;
   readonly sub: Redis;
@@ -45,6 +52,9 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   private healthy = false;
   private marker: string | null = null;
   private readonly dataLoss: DataLossReport = { count: 0, lastDetectedAt: null };
+  /** Redis's maxmemory-policy when it lets Redis evict keys; null for noeviction. */
+  private evicting: string | null = null;
+  private checks = 0;
   private readonly timer: NodeJS.Timeout;
   private checking = false;
   private closed = false;
@@ -89,6 +99,11 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     return { ...this.dataLoss };
   }
 
+  /** Redis's `maxmemory-policy` when it evicts keys (anything but `noeviction`), else null. */
+  get evictionPolicy(): string | null {
+    return this.evicting;
+  }
+
   /** Reads the marker; a failure marks Redis down, a success after one marks it up. */
   async check(): Promise<void> {
     if (this.checking || this.closed) return;
@@ -105,6 +120,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       } else {
         this.marker = seen;
       }
+      if (!this.healthy || this.checks++ % POLICY_CHECK_EVERY === 0) await this.checkEvictionPolicy();
       if (!this.healthy) {
         this.healthy = true;
         this.log.info('redis available');
@@ -115,6 +131,23 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     } finally {
       this.checking = false;
     }
+  }
+
+  /** Reads `maxmemory_policy` from INFO (allowed to the least-privilege user, unlike CONFIG)
+   * and logs an error each time it turns to one that evicts. */
+  private async checkEvictionPolicy(): Promise<void> {
+    const info = await withTimeout(this.cmd.info('memory'), this.pingTimeoutMs);
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? 'noeviction';
+    const evicting = policy === 'noeviction' ? null : policy;
+    if (evicting !== null && evicting !== this.evicting) {
+      this.log.error(
+        { maxmemoryPolicy: evicting },
+        `redis maxmemory-policy is ${evicting}: Redis may evict leases and stored data to make room, which can grant a lease twice and lose recovery data; set maxmemory-policy noeviction`,
+      );
+    } else if (evicting === null && this.evicting !== null) {
+      this.log.info('redis maxmemory-policy is noeviction again');
+    }
+    this.evicting = evicting;
   }
 
   private markDown(reason: string): void {

@@ -8,6 +8,7 @@ import type { Log } from '../ha/log.js';
 const HA_STATUS: Record<HaErrorCode, number> = {
   NotLeader: 409,
   RedisUnavailable: 503,
+  RedisOutOfMemory: 503,
   FencingTokenRequired: 409,
   FencingTokenStale: 409,
   IdempotencyKeyReused: 422,

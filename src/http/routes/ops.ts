@@ -10,7 +10,7 @@ export function opsRoutes(app: App, { ha, metrics }: RouteContext): void {
 
   app.get('/readyz', async (_req, reply) => {
     const h = ha.health();
-    const ready = h.redis === 'up';
+    const ready = h.redis === 'up' && h.problems.length === 0;
     if (!ready) reply.code(503).header('retry-after', '1');
     return { status: ready ? 'ready' : 'unavailable', ...h };
   });

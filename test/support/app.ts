@@ -46,8 +46,9 @@ export interface Running {
   close(): Promise<void>;
 }
 
-/** An app listening on a free port, closed after the test. */
-export async function startApp(t: TestContext | null, redisUrl: string, env: Record<string, string> = {}): Promise<Running> {
+/** An app listening on a free port, closed after the test; with `redisUrl` undefined, on
+ * the Redis of the configuration (`env`: Sentinel, say). */
+export async function startApp(t: TestContext | null, redisUrl: string | undefined, env: Record<string, string> = {}): Promise<Running> {
   const app = await buildApp({ config: testConfig(env), redis: redisUrl, logger: false });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };

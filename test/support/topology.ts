@@ -1,0 +1,213 @@
+/**
+ * Replicated Redis for tests, as real processes: a primary, replicas and Sentinels that
+ * watch them, and the means to make a replica lag, fail the primary over, and restore a
+ * Redis from an older snapshot. Every process started here is stopped when the test file
+ * ends (stopAllRedis, and stopAllSentinels for the Sentinels), even when it fails.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { waitFor } from './app.js';
+import { freePort, RedisProcess } from './redis.js';
+
+/** A connection for one question; its errors (a node just killed) are the caller's to see
+ * in the answer, not unhandled events. */
+function connection(port: number): Redis {
+  const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null });
+  c.on('error', () => {});
+  return c;
+}
+
+const sentinels = new Set<SentinelProcess>();
+process.on('exit', () => {
+  for (const s of sentinels) s.child?.kill('SIGKILL');
+});
+
+export class SentinelProcess {
+  child: ChildProcess | null = null;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'leasehold-sentinel-'));
+
+  private constructor(readonly port: number) {}
+
+  /** A Sentinel that monitors `name` at `primaryPort` with `quorum`; it marks the primary
+   * down after `downAfterMs` without an answer. */
+  static async start(name: string, primaryPort: number, opts: { quorum: number; downAfterMs: number; failoverTimeoutMs: number }) {
+    const s = new SentinelProcess(await freePort());
+    sentinels.add(s);
+    const conf = join(s.dir, 'sentinel.conf');
+    writeFileSync(
+      conf,
+      [
+        `port ${s.port}`,
+        'bind 127.0.0.1',
+        `dir ${s.dir}`,
+        `sentinel monitor ${name} 127.0.0.1 ${primaryPort} ${opts.quorum}`,
+        `sentinel down-after-milliseconds ${name} ${opts.downAfterMs}`,
+        `sentinel failover-timeout ${name} ${opts.failoverTimeoutMs}`,
+        `sentinel parallel-syncs ${name} 1`,
+        '',
+      ].join('\n'),
+    );
+    s.child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+    await waitFor(async () => {
+      const c = connection(s.port);
+      try {
+        return (await c.ping()) === 'PONG';
+      } finally {
+        c.disconnect();
+      }
+    }, 10_000, `sentinel on ${s.port}`);
+    return s;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    this.child = null;
+    sentinels.delete(this);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function stopAllSentinels(): Promise<void> {
+  await Promise.all([...sentinels].map((s) => s.stop()));
+}
+
+export interface TopologyOptions {
+  replicas?: number;
+  sentinels?: number;
+  /** Append-only files on the data nodes. */
+  aof?: boolean;
+  downAfterMs?: number;
+  failoverTimeoutMs?: number;
+}
+
+/** A primary, its replicas and the Sentinels that fail it over, found by `name`. */
+export class RedisTopology {
+  readonly name = 'leasehold';
+
+  private constructor(
+    readonly nodes: RedisProcess[],
+    readonly sentinels: SentinelProcess[],
+  ) {}
+
+  static async start(opts: TopologyOptions = {}): Promise<RedisTopology> {
+    const aof = opts.aof ?? false;
+    const primary = await RedisProcess.start({ aof });
+    const replicas: RedisProcess[] = [];
+    for (let i = 0; i < (opts.replicas ?? 1); i++) {
+      replicas.push(await RedisProcess.start({ aof, args: ['--replicaof', '127.0.0.1', String(primary.port)] }));
+    }
+    const admin = connection(primary.port);
+    try {
+      await waitFor(async () => {
+        const info = await admin.info('replication');
+        return Number(/^connected_slaves:(\d+)/m.exec(info)?.[1]) === replicas.length && !/state=(wait_bgsave|send_bulk)/.test(info);
+      }, 15_000, 'replicas in sync');
+    } finally {
+      admin.disconnect();
+    }
+    const count = opts.sentinels ?? 3;
+    const s: SentinelProcess[] = [];
+    for (let i = 0; i < count; i++) {
+      s.push(
+        await SentinelProcess.start('leasehold', primary.port, {
+          quorum: Math.floor(count / 2) + 1,
+          downAfterMs: opts.downAfterMs ?? 1000,
+          failoverTimeoutMs: opts.failoverTimeoutMs ?? 3000,
+        }),
+      );
+    }
+    const topology = new RedisTopology([primary, ...replicas], s);
+    // Every Sentinel must know the replicas (and the others) before a failover can pick one.
+    await waitFor(async () => (await topology.sentinelView()).every((v) => v.replicas === replicas.length && v.sentinels === count - 1), 20_000, 'sentinels ready');
+    return topology;
+  }
+
+  /** What each Sentinel knows: replicas and other Sentinels of the primary. */
+  private async sentinelView(): Promise<Array<{ replicas: number; sentinels: number }>> {
+    return Promise.all(
+      this.sentinels.map(async (s) => {
+        const c = connection(s.port);
+        try {
+          const master = (await c.call('SENTINEL', 'MASTER', this.name)) as string[];
+          const field = (k: string) => Number(master[master.indexOf(k) + 1]);
+          return { replicas: field('num-slaves'), sentinels: field('num-other-sentinels') };
+        } finally {
+          c.disconnect();
+        }
+      }),
+    );
+  }
+
+  /** The settings that find this topology's primary through its Sentinels. */
+  get env(): Record<string, string> {
+    return { REDIS_SENTINELS: this.sentinels.map((s) => `127.0.0.1:${s.port}`).join(','), REDIS_SENTINEL_NAME: this.name };
+  }
+
+  /** The port of the primary as the Sentinels name it. */
+  async primaryPort(): Promise<number> {
+    const c = connection(this.sentinels[0].port);
+    try {
+      const [, port] = (await c.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.name)) as [string, string];
+      return Number(port);
+    } finally {
+      c.disconnect();
+    }
+  }
+
+  async primary(): Promise<RedisProcess> {
+    const port = await this.primaryPort();
+    const node = this.nodes.find((n) => n.port === port);
+    if (!node) throw new Error(`no node on port ${port}`);
+    return node;
+  }
+
+  /** Kills the primary (-9) and waits until the Sentinels name another one that answers as
+   * a primary; answers the new primary. */
+  async failover(timeoutMs = 30_000): Promise<RedisProcess> {
+    const old = await this.primary();
+    await old.kill();
+    let next: RedisProcess | undefined;
+    await waitFor(async () => {
+      const port = await this.primaryPort();
+      if (port === old.port) return false;
+      next = this.nodes.find((n) => n.port === port);
+      const c = connection(next!.port);
+      try {
+        return /^role:master/m.test(await c.info('replication'));
+      } finally {
+        c.disconnect();
+      }
+    }, timeoutMs, 'a failover');
+    return next!;
+  }
+}
+
+/** A copy of `node`'s data as of now (an RDB snapshot), to restore later. */
+export async function snapshot(node: RedisProcess): Promise<string> {
+  const c = connection(node.port);
+  try {
+    await c.save();
+  } finally {
+    c.disconnect();
+  }
+  const copy = join(node.dir, `backup-${Date.now()}.rdb`);
+  copyFileSync(join(node.dir, 'dump.rdb'), copy);
+  return copy;
+}
+
+/** Kills `node` and starts it again from the snapshot `copy` (a restored backup): every
+ * write after the snapshot is gone. The node must run without AOF, so that it loads the RDB. */
+export async function restoreSnapshot(node: RedisProcess, copy: string): Promise<void> {
+  if (node.aof) throw new Error('restoreSnapshot needs a node without AOF');
+  await node.kill();
+  copyFileSync(copy, join(node.dir, 'dump.rdb'));
+  await node.restart();
+}

@@ -160,16 +160,23 @@ export interface Readiness {
   };
   /** Clusters whose leaders this server keeps in memory. */
   clustersWatched: number;
+  /**
+   * Why the server is not ready although Redis answers: a Redis whose `maxmemory-policy` may evict
+   * keys (anything but `noeviction`), which can lose leases and stored data. Empty when there is
+   * none.
+   */
+  problems: string[];
 }
 
 /** Every error answer. */
 export interface Error {
   /**
    * A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`,
-   * `UnsupportedMediaType`, `RedisUnavailable`, `Overloaded`, `FencingTokenRequired`,
-   * `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, `JobResultNotFound`,
-   * `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`,
-   * `CheckpointNotFound`, `BlobNotFound`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...
+   * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `Overloaded`,
+   * `FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`,
+   * `JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`,
+   * `CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `ContentSha256Mismatch`,
+   * `CleanupIncomplete`, ...
    */
   error: string;
   /** What went wrong, for people. */

@@ -223,6 +223,11 @@ export const Readiness = Type.Object({
     { description: 'Times this server found that Redis had lost its data (a marker key vanished or changed).' },
   ),
   clustersWatched: Type.Integer({ minimum: 0, description: 'Clusters whose leaders this server keeps in memory.' }),
+  problems: Type.Array(Type.String(), {
+    description:
+      'Why the server is not ready although Redis answers: a Redis whose `maxmemory-policy` may evict ' +
+      'keys (anything but `noeviction`), which can lose leases and stored data. Empty when there is none.',
+  }),
 });
 
 export const ErrorResponse = Type.Object(
@@ -230,7 +235,7 @@ export const ErrorResponse = Type.Object(
     error: Type.String({
       description:
         'A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`, ' +
-        '`UnsupportedMediaType`, `RedisUnavailable`, `Overloaded`, `FencingTokenRequired`, ' +
+        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `Overloaded`, `FencingTokenRequired`, ' +
         '`FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, `JobResultNotFound`, ' +
         '`ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`, ' +
         '`CheckpointNotFound`, `BlobNotFound`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...',

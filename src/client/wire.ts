@@ -175,8 +175,8 @@ export interface Error {
    * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `Overloaded`,
    * `FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`,
    * `JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`,
-   * `CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `ContentSha256Mismatch`,
-   * `CleanupIncomplete`, ...
+   * `CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`,
+   * `ContentSha256Mismatch`, `CleanupIncomplete`, ...
    */
   error: string;
   /** What went wrong, for people. */

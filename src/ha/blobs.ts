@@ -60,6 +60,7 @@ export class RedisBlobStore {
     const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
     let fill = 0;
     let size = 0;
+    let chunks = 0;
     const flush = async () => {
       if (fill === 0) return;
       const replies = await redisCall(() =>
@@ -68,6 +69,7 @@ export class RedisBlobStore {
       const failed = replies?.find(([err]) => err);
       if (failed) throw failed[0];
       fill = 0;
+      chunks++;
     };
     let committed = false;
     try {
@@ -92,7 +94,7 @@ export class RedisBlobStore {
         { keys, owner: 'dispatcher', fence: opts.fence, idempotencyKey: opts.idempotencyKey, request: [jobId, blobKey, sha256] },
         async () => {
           const old = (await this.stored(keys, jobId, blobKey))?.u ?? '';
-          return { keys: [keys.blobs(jobId), staged, keys.blobData(old)], args: [blobKey, uploadId, size, sha256, old] };
+          return { keys: [keys.blobs(jobId), staged, keys.blobData(old)], args: [blobKey, uploadId, size, sha256, old, chunks] };
         },
       );
       committed = !r.replayed;
@@ -112,6 +114,11 @@ export class RedisBlobStore {
       const chunks = await redisCall(() => this.redis.llen(keys.blobData(s.u)));
       // None: the blob was replaced between the two reads; read the new one.
       if (chunks === 0) continue;
+      // Fewer than it was committed with: Redis lost some (a restored backup, a failover).
+      // Answer that now rather than promise bytes that cannot be sent.
+      if (chunks !== Math.ceil(s.n / CHUNK_BYTES)) {
+        throw new HaError('BlobDataLost', `the bytes of blob ${blobKey} were lost with Redis's data (${chunks} of ${Math.ceil(s.n / CHUNK_BYTES)} chunks left); upload it again`);
+      }
       return { meta, body: Readable.from(this.chunks(keys.blobData(s.u), chunks), { objectMode: false, highWaterMark: 1 }) };
     }
     throw new HaError('BlobNotFound', `no blob ${blobKey}`);

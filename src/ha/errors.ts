@@ -14,6 +14,7 @@ export type HaErrorCode =
   | 'CheckpointIdNotIncreasing'
   | 'CheckpointNotFound'
   | 'BlobNotFound'
+  | 'BlobDataLost'
   | 'PayloadTooLarge'
   | 'ContentSha256Mismatch';
 

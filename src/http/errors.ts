@@ -19,6 +19,7 @@ const HA_STATUS: Record<HaErrorCode, number> = {
   CheckpointIdNotIncreasing: 409,
   CheckpointNotFound: 404,
   BlobNotFound: 404,
+  BlobDataLost: 410,
   PayloadTooLarge: 413,
   ContentSha256Mismatch: 400,
 };

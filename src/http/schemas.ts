@@ -235,10 +235,11 @@ export const ErrorResponse = Type.Object(
     error: Type.String({
       description:
         'A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`, ' +
-        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `Overloaded`, `FencingTokenRequired`, ' +
-        '`FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, `JobResultNotFound`, ' +
-        '`ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`, ' +
-        '`CheckpointNotFound`, `BlobNotFound`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...',
+        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `Overloaded`, ' +
+        '`FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, ' +
+        '`JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, ' +
+        '`CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`, ' +
+        '`ContentSha256Mismatch`, `CleanupIncomplete`, ...',
     }),
     message: Type.String({ description: 'What went wrong, for people.' }),
     statusCode: Type.Integer({ description: 'The HTTP status, repeated.' }),

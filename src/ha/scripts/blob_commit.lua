@@ -9,26 +9,29 @@
   ARGV  1..3 as every store write (lib/store.lua)
         4 blob_key  5 upload_id  6 size  7 sha256 (hex)
         8 old_upload: the upload id of the blob it replaces, as the caller read it ('' for none)
+        9 chunk_count: how many chunks the caller staged
 
   Returns {replayed, code}
   Codes:
     DONE (0)                     the blob is visible
     FENCE_STALE (-1)
     IDEMPOTENCY_KEY_REUSED (-2)
-    STAGED_UPLOAD_GONE (-7)      the staged chunks are gone (expired, or Redis lost them)
+    STAGED_UPLOAD_GONE (-7)      staged chunks are gone or missing (expired, or Redis lost
+                                 them): a blob commits only whole
     CHANGED (-9)                 the blob changed since the caller read it: read again, retry
 ]]
 -- @include "lib/store.lua"
 
 local meta_key, staged_key, old_chunks_key = KEYS[4], KEYS[5], KEYS[6]
 local blob_key, upload_id, size, sha256, old_upload = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local chunk_count = tonumber(ARGV[9])
 
 return fenced_write(function()
   local meta = redis.call('HGET', meta_key, blob_key)
   local old = meta and cjson.decode(meta).u or ''
   if old ~= old_upload then return {CHANGED} end
   if size ~= '0' then
-    if redis.call('EXISTS', staged_key) == 0 then return {STAGED_UPLOAD_GONE} end
+    if redis.call('LLEN', staged_key) ~= chunk_count then return {STAGED_UPLOAD_GONE} end
     redis.call('PERSIST', staged_key)
   end
   redis.call('HSET', meta_key, blob_key,

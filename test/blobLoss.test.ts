@@ -1,0 +1,86 @@
+/**
+ * Blobs when Redis loses data (docs/design.md §9): a blob commits only when every staged
+ * chunk is there, and a download never promises bytes it cannot send.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { Redis } from 'ioredis';
+import { RedisProcess, stopAllRedis } from './support/redis.js';
+import { restoreSnapshot, snapshot } from './support/topology.js';
+import { get, post, randomJobId, startApp, uniqueCluster, waitFor } from './support/app.js';
+
+after(() => stopAllRedis());
+
+const MIB = 1 << 20;
+
+test('an upload whose staged chunks Redis lost (a restored backup) does not commit', async (t) => {
+  const redis = await RedisProcess.start();
+  const app = await startApp(t, redis.url);
+  const admin = new Redis(redis.url, { retryStrategy: () => 100 }).on('error', () => {});
+  t.after(() => admin.disconnect());
+  const cluster = uniqueCluster('blobloss');
+  const c = await post(app.url, `/v1/clusters/${cluster}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 120_000 });
+  const token = String(c.body.leader.fencingToken);
+  const job = randomJobId();
+  const { port } = new URL(app.url);
+
+  const answer = new Promise<{ status: number; body: any }>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'PUT', path: `/v1/clusters/${cluster}/blobs/${job}/job.jar`, headers: { 'content-type': 'application/octet-stream', 'x-fencing-token': token } });
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    (async () => {
+      const staged = async (n: number) => {
+        await waitFor(async () => {
+          const keys = await admin.keys(`lh:{${cluster}}:blobdata:*`);
+          return keys.length === 1 && (await admin.llen(keys[0])) === n;
+        }, 10_000, `${n} chunks staged`);
+      };
+      req.write(Buffer.alloc(MIB + 1, 1));
+      await staged(1);
+      const backup = await snapshot(redis);
+      req.write(Buffer.alloc(MIB, 2));
+      await staged(2);
+      // Redis comes back from the backup, which has one staged chunk, not two.
+      await restoreSnapshot(redis, backup);
+      await waitFor(async () => (await get(app.url, '/readyz')).status === 200, 15_000, 'ready again');
+      req.end(Buffer.alloc(1000, 3));
+    })().catch(reject);
+  });
+  const r = await answer;
+  assert.notEqual(r.status, 201, `committed with a lost chunk: ${JSON.stringify(r.body)}`);
+  assert.equal(r.status, 503, JSON.stringify(r.body));
+  const read = await get(app.url, `/v1/clusters/${cluster}/blobs/${job}`);
+  assert.deepEqual(read.body.blobs, [], 'no blob became visible');
+});
+
+test('a blob whose chunks are fewer than it was committed with answers 410 BlobDataLost, not a short body', async (t) => {
+  const redis = await RedisProcess.start();
+  const app = await startApp(t, redis.url);
+  const admin = new Redis(redis.url);
+  t.after(() => admin.disconnect());
+  const cluster = uniqueCluster('blobloss');
+  const c = await post(app.url, `/v1/clusters/${cluster}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 120_000 });
+  const job = randomJobId();
+  const path = `/v1/clusters/${cluster}/blobs/${job}/state.bin`;
+  const put = await fetch(app.url + path, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/octet-stream', 'x-fencing-token': String(c.body.leader.fencingToken) },
+    body: Buffer.alloc(3 * MIB, 7),
+  });
+  assert.equal(put.status, 201);
+  const [chunks] = await admin.keys(`lh:{${cluster}}:blobdata:*`);
+  assert.equal(await admin.llen(chunks), 3);
+  // As a lost write leaves it: the last chunk is gone.
+  await admin.ltrim(chunks, 0, 1);
+
+  const r = await fetch(app.url + path, { signal: AbortSignal.timeout(10_000) });
+  const body = await r.json();
+  assert.equal(r.status, 410, JSON.stringify(body));
+  assert.equal(body.error, 'BlobDataLost');
+  assert.match(body.message, /2 of 3 chunks/);
+});

@@ -226,3 +226,40 @@ test('with Redis killed, job cleanup and cleanupAllData answer 503 with Retry-Af
     assert.ok(r.body.error === 'RedisUnavailable' || failedPart, `${path}: ${JSON.stringify(r.body)}`);
   }
 });
+
+test('cleanupAllData while the leaders keep writing leaves no key behind: leases end first, then the stores go', async () => {
+  for (let round = 0; round < 3; round++) {
+    const c = uniqueCluster('busy');
+    const dispatcher = await campaign(c, 'dispatcher', 'd');
+    const job = randomJobId();
+    const jm = await campaign(c, `jobmanager/${job}`, 'jm');
+    let stop = false;
+    const refused: number[] = [];
+    const writer = async (write: () => Promise<Reply>) => {
+      while (!stop) {
+        const r = await write();
+        if (r.status !== 200 && r.status !== 201) {
+          refused.push(r.status);
+          return;
+        }
+      }
+    };
+    const writers = [
+      ...Array.from({ length: 6 }, () =>
+        writer(() => call(srv.url, 'PUT', `${base(c)}/job-results/${randomJobId()}`, String(dispatcher.token), { applicationStatus: 'SUCCEEDED' })),
+      ),
+      ...Array.from({ length: 2 }, () =>
+        writer(() => call(srv.url, 'POST', `${base(c)}/jobs/${job}/checkpoint-id-counter/increment`, String(jm.token))),
+      ),
+    ];
+    await sleep(100);
+    const r = await call(srv.url, 'DELETE', base(c));
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const stopped = Promise.all(writers);
+    await sleep(200);
+    stop = true;
+    await stopped;
+    assert.ok(refused.every((s) => s === 409), `writers were refused with 409 FencingTokenStale: ${refused}`);
+    assert.deepEqual([...(await dumpKeys(c)).keys()], [], `round ${round}: no key of the cluster left`);
+  }
+});

@@ -41,7 +41,7 @@ const COUNTED: Record<string, keyof ClusterCleanupReport['deleted']> = {
   checkpoints: 'checkpoints',
   cpid: 'checkpointIdCounters',
 };
-/** Leadership keys: ended last, by one script that tells watchers. */
+/** Leadership keys: ended first, by one script that tells watchers; the store passes skip them. */
 const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader']);
 const ATTEMPTS = 10;
 
@@ -103,29 +103,21 @@ export class Cleanup {
     }
   }
 
-  /** cleanupAllData: deletes every key of the cluster (and no other's). The stores' keys
-   * go first; then one script ends every lease, telling watchers, and deletes the rest. */
+  /** cleanupAllData: deletes every key of the cluster (and no other's). One script first
+   * ends every lease, telling watchers, and deletes the leadership keys: from then on no
+   * fenced write can land. Then the stores' keys go, pass after pass, until a pass finds
+   * none left (an upload staged meanwhile, or an admin's unfenced write). */
   async cluster(clusterId: string): Promise<ClusterCleanupReport> {
     const keys = this.views.keys(clusterId);
     const deleted = { leaders: 0, jobResults: 0, executionPlans: 0, checkpoints: 0, checkpointIdCounters: 0, blobs: 0, keys: 0 };
-    let cursor = '0';
-    do {
-      const [next, found] = await redisCall(() => this.redis.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000));
-      cursor = next;
-      const stores = found.filter((k) => !LEADERSHIP.has(kindOf(keys, k)));
-      if (stores.length === 0) continue;
-      const blobHashes = stores.filter((k) => kindOf(keys, k) === 'blobs');
-      if (blobHashes.length > 0) {
-        const counts = await redisCall(() => Promise.all(blobHashes.map((k) => this.redis.hlen(k))));
-        deleted.blobs += counts.reduce((a, b) => a + b, 0);
-      }
-      for (const k of stores) {
-        const counted = COUNTED[kindOf(keys, k)];
-        if (counted) deleted[counted]++;
-      }
-      deleted.keys += await redisCall(() => this.redis.unlink(...stores));
-    } while (cursor !== '0');
+    await this.endLeadership(clusterId, keys, deleted);
+    for (let pass = 0; pass < ATTEMPTS; pass++) {
+      if ((await this.deleteStores(keys, deleted)) === 0) return { clusterId, deleted };
+    }
+    throw new RedisUnavailableError(new Error('store keys kept appearing during cleanup'));
+  }
 
+  private async endLeadership(clusterId: string, keys: ClusterKeys, deleted: ClusterCleanupReport['deleted']): Promise<void> {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const components = await redisCall(() => this.redis.smembers(keys.components));
       const view = this.views.peek(clusterId);
@@ -139,11 +131,35 @@ export class Cleanup {
       const reply = decodeCleanupCluster(r);
       if (reply.code === Code.Changed) continue;
       view?.ingest(reply.changes);
-      deleted.leaders = reply.leaders;
+      deleted.leaders += reply.leaders;
       deleted.keys += reply.keys;
-      return { clusterId, deleted };
+      return;
     }
     throw new RedisUnavailableError(new Error('the components kept changing during cleanup'));
+  }
+
+  /** One pass over the cluster's keys, deleting the stores'; answers how many it found. */
+  private async deleteStores(keys: ClusterKeys, deleted: ClusterCleanupReport['deleted']): Promise<number> {
+    let found = 0;
+    let cursor = '0';
+    do {
+      const [next, batch] = await redisCall(() => this.redis.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000));
+      cursor = next;
+      const stores = batch.filter((k) => !LEADERSHIP.has(kindOf(keys, k)));
+      if (stores.length === 0) continue;
+      found += stores.length;
+      const blobHashes = stores.filter((k) => kindOf(keys, k) === 'blobs');
+      if (blobHashes.length > 0) {
+        const counts = await redisCall(() => Promise.all(blobHashes.map((k) => this.redis.hlen(k))));
+        deleted.blobs += counts.reduce((a, b) => a + b, 0);
+      }
+      for (const k of stores) {
+        const counted = COUNTED[kindOf(keys, k)];
+        if (counted) deleted[counted]++;
+      }
+      deleted.keys += await redisCall(() => this.redis.unlink(...stores));
+    } while (cursor !== '0');
+    return found;
   }
 }
 

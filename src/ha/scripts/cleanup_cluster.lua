@@ -1,7 +1,7 @@
 --[[
-  cleanupAllData, last step: ends every lease of a cluster (pushed as revoked, or expired
-  when it had already run out) and deletes the leadership state, change log and index.
-  The caller deleted the stores' keys before.
+  cleanupAllData, first step: ends every lease of a cluster (pushed as revoked, or expired
+  when it had already run out) and deletes the leadership state, change log and index, so
+  that no fenced write lands while the caller then deletes the stores' keys.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 components_key
         2 + 2i, 3 + 2i the lease and the leader hash of the i-th component

@@ -2,6 +2,7 @@
  * The leasehold app as a Fastify instance that never listens by itself (server.ts does),
  * so that tests can `inject()` into it.
  */
+import { join } from 'node:path';
 import Fastify, { type FastifySchema, type onRequestHookHandler } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { logRequests, serverFactory } from './http/requestLogging.js';
@@ -67,6 +68,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     idempotencyTtlMs: config.idempotencyTtlMs,
     logger: log,
     onChange: metrics.onChange,
+    floorsFile: join(config.dataDir, 'floors.json'),
   });
   const sockets = new WatcherSockets(config.wsHeartbeatMs);
   metrics.bind(ha, () => sockets.size);

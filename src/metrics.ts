@@ -31,10 +31,19 @@ export class Metrics {
     });
     const dataLoss = new Counter({
       name: 'leasehold_redis_data_loss_total',
-      help: 'Times this server found that Redis had lost its data',
+      help: 'Times this server found that Redis had lost data: all of it, or a cluster\'s (a rollback)',
+      registers,
+    });
+    const rollbacks = new Counter({
+      name: 'leasehold_redis_rollbacks_total',
+      help: 'Times this server found a cluster\'s state in Redis below what it had answered (a failover to a replica that lagged, a restored backup)',
       registers,
     });
     ha.link.on('dataLoss', () => dataLoss.inc());
+    ha.link.on('rollback', () => {
+      dataLoss.inc();
+      rollbacks.inc();
+    });
     new Gauge({
       name: 'leasehold_clusters_watched',
       help: 'Clusters whose leaders this server keeps in memory',

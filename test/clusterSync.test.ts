@@ -164,10 +164,12 @@ describe('ClusterSync', () => {
     store.trimLog(2);
     h.sync.ingest([c]);
     await h.sync.settled();
-    assert.deepEqual(methods(store), ['changes(1)', 'sync(1)', 'changes(1)']);
-    // Only change 2 is left to the resync, which comes after 3 and 4 at the same index 4.
+    // Changes 3 and 4 brought the watchers to the state's index, 4: the state they do not
+    // explain (change 2) goes out under a new index, raised above it.
+    assert.deepEqual(methods(store), ['changes(1)', 'sync(1)', 'changes(1)', 'raiseIndex(4)']);
     assert.deepEqual(h.take(), [line(b), line(c), 'resynced differs=true']);
-    assert.equal(h.sync.index, 4);
+    assert.equal(h.sync.index, 5);
+    assert.equal(h.sync.changedSince(4, 'dispatcher'), true, 'the component is dated to the new index');
     assert.equal(h.sync.holder('dispatcher')?.sessionId, 'a');
   });
 
@@ -401,7 +403,7 @@ describe('ClusterSync', () => {
     assert.equal(h.sync.live, false);
   });
 
-  test('after a failover to a replica that lagged, the resync keeps the index it had (current behaviour)', async () => {
+  test('after a failover to a replica that lagged, the resync moves to an index above every one it had', async () => {
     const store = new TestingSyncStore();
     store.grant('dispatcher', 'a'); // 1: all the replica will have
     const h = await liveSync(store);
@@ -412,8 +414,8 @@ describe('ClusterSync', () => {
     await h.sync.resync(true); // 'dataLoss'
     assert.deepEqual(methods(store), ['sync(2)', 'changes(2)']);
     assert.equal(h.sync.holder('dispatcher')?.sessionId, 'a', 'the state is what Redis holds now');
-    assert.equal(h.sync.index, 2, 'but the index stays where the view was: nothing says the state moved');
-    assert.equal(h.sync.changedSince(1, 'dispatcher'), false, 'the component is dated back to the replica\'s index');
+    assert.equal(h.sync.index, 3, 'under an index above every one answered (the store raised it)');
+    assert.equal(h.sync.changedSince(2, 'dispatcher'), true, 'the component is dated to it');
     assert.deepEqual(h.take(), ['resynced differs=true']);
   });
 });
@@ -559,14 +561,13 @@ describe('ClusterView with a fake store', () => {
     assert.deepEqual(w.take(), ['snapshot 3 resourcemanager=- dispatcher=c rest=b']);
   });
 
-  // The bug of issue "Promises that survive Redis failover": a resync's snapshot that
-  // carries an index every watcher already has is dropped, and the watchers keep a
-  // wrong leader with no sign of a gap. Below, what happens today, and (todo) what should.
-  // Two ways in: Redis's index fell behind the view's (a failover to a replica that
-  // lagged), and a gap only partly in the log (the changes the log still holds bring the
-  // watchers to the snapshot's index before it is sent).
+  // A resync whose state the changes replayed do not explain reaches every watcher as a
+  // snapshot under an index none of them has (once a bug: such a snapshot carried an index
+  // every watcher had already and was dropped). Two ways in: Redis's index fell behind the
+  // view's (a failover to a replica that lagged), and a gap only partly in the log (the
+  // changes the log still holds bring the watchers to the state's index before it is sent).
 
-  async function failoverCase() {
+  test('after a failover to a lagging replica, watchers get the leader Redis has, at an index above every one answered', async () => {
     const store = new TestingSyncStore();
     store.grant('dispatcher', 'a'); // 1: all the replica will have
     const h = await liveView(store);
@@ -578,31 +579,15 @@ describe('ClusterView with a fake store', () => {
     store.failover(1);
     await h.view.resync(true); // 'dataLoss'
     await flush();
-    return { h, w, woken };
-  }
-
-  test('after a failover to a lagging replica, the resync snapshot is dropped (current behaviour)', async () => {
-    const { h, w, woken } = await failoverCase();
     assert.equal(h.view.leader('dispatcher')?.leader.sessionId, 'a', 'reads answer the leader Redis has');
-    assert.equal(h.view.index, 2, 'with the index they answered before');
-    assert.deepEqual(w.take(), [], 'the watcher hears nothing: it keeps leader b');
-    assert.equal(woken, false, 'a long-poll after 2 is not answered');
+    assert.ok(h.view.index > 2, 'the view moves to an index above every one it answered');
+    const [m, ...rest] = w.take();
+    assert.deepEqual(rest, []);
+    assert.equal(m, `snapshot ${h.view.index} resourcemanager=- dispatcher=a rest=-`);
+    assert.equal(woken, true, 'a long-poll after 2 is answered');
   });
 
-  test(
-    'after a failover to a lagging replica, watchers get the leader Redis has, at an index above every one answered',
-    { todo: 'needs a new index above everything answered (issue "Promises that survive Redis failover")' },
-    async () => {
-      const { h, w, woken } = await failoverCase();
-      assert.ok(h.view.index > 2, 'the view moves to an index above every one it answered');
-      const [m, ...rest] = w.take();
-      assert.deepEqual(rest, []);
-      assert.equal(m, `snapshot ${h.view.index} resourcemanager=- dispatcher=a rest=-`);
-      assert.equal(woken, true);
-    },
-  );
-
-  async function partialLogCase() {
+  test('a gap only partly in the log: the changes it holds go out, then a snapshot with what the log lost', async () => {
     const store = new TestingSyncStore();
     store.grant('rest', 'r'); // 1
     const h = await liveView(store);
@@ -614,24 +599,14 @@ describe('ClusterView with a fake store', () => {
     store.trimLog(2);
     h.view.ingest([c]);
     await h.view.settled();
-    return { h, w, b, c };
-  }
-
-  test('a gap only partly in the log: the changes it holds go out, the snapshot after them is dropped (current behaviour)', async () => {
-    const { h, w, b, c } = await partialLogCase();
     assert.equal(h.view.leader('dispatcher')?.leader.sessionId, 'a', 'reads answer the right leader');
-    assert.deepEqual(w.take(), [line(b), line(c)], 'the watcher never hears of dispatcher=a');
+    const [first, second, ...rest] = w.take();
+    assert.deepEqual([first, second], [line(b), line(c)]);
+    assert.deepEqual(rest, [`snapshot ${h.view.index} resourcemanager=b dispatcher=a rest=c`]);
+    assert.ok(h.view.index > c.index);
+    assert.deepEqual(Object.fromEntries(w.leaders), { resourcemanager: 'b', dispatcher: 'a', rest: 'c' });
+    assert.equal(w.index, h.view.index);
   });
-
-  test(
-    'a gap only partly in the log: watchers also get a snapshot with what the log lost',
-    { todo: 'same bug: the snapshot carries the index of the last change sent (issue "Promises that survive Redis failover")' },
-    async () => {
-      const { h, w } = await partialLogCase();
-      assert.deepEqual(Object.fromEntries(w.leaders), { resourcemanager: 'b', dispatcher: 'a', rest: 'c' });
-      assert.equal(w.index, h.view.index);
-    },
-  );
 
   test('closing answers every long-poll and forgets the watchers', async () => {
     const h = await liveView();

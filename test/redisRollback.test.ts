@@ -16,21 +16,23 @@ after(async () => {
   await stopAllRedis();
 });
 
-const NOT_FIXED = 'issue 15: failover and rollback detection are not built yet';
+const NEEDS_WAIT = 'issue 15: needs writes acknowledged by a replica (WAIT), not built yet';
 
 function leaders(cluster: string) {
   return `/v1/clusters/${cluster}/leaders`;
 }
 
-test('a Redis restarted from an older snapshot: the loss is detected and nothing is reused', { todo: NOT_FIXED }, async (t) => {
+test('a Redis restarted from an older snapshot: the loss is detected and nothing is reused', async (t) => {
   const redis = await RedisProcess.start();
   const app = await startApp(t, redis.url);
   const cluster = uniqueCluster('rollback');
   const jm = `jobmanager/${randomJobId()}`;
   const lp = leaders(cluster);
 
-  // A leads and is snapshotted as the leader, with the counter at 3.
-  const a = await post(app.url, `${lp}/${jm}/campaign`, { contenderId: 'A', ttlMs: 60_000 });
+  // A leads and is snapshotted as the leader, with the counter at 3. Leases are short, so
+  // that the grace after the rollback (the longest TTL granted) is too.
+  const TTL = 3000;
+  const a = await post(app.url, `${lp}/${jm}/campaign`, { contenderId: 'A', ttlMs: TTL });
   assert.equal(a.body.granted, true);
   const tokenA = a.body.leader.fencingToken;
   const job = jm.split('/')[1];
@@ -44,7 +46,7 @@ test('a Redis restarted from an older snapshot: the loss is detected and nothing
 
   // Then A resigns and B leads, takes ids 4, 5 and 6; a watcher sees B.
   assert.equal((await post(app.url, `${lp}/${jm}/resign`, { contenderId: 'A', sessionId: a.body.leader.sessionId })).status, 200);
-  const b = await post(app.url, `${lp}/${jm}/campaign`, { contenderId: 'B', ttlMs: 60_000 });
+  const b = await post(app.url, `${lp}/${jm}/campaign`, { contenderId: 'B', ttlMs: TTL });
   assert.equal(b.body.granted, true);
   const tokenB = b.body.leader.fencingToken;
   assert.ok(tokenB > tokenA);
@@ -68,18 +70,31 @@ test('a Redis restarted from an older snapshot: the loss is detected and nothing
     return (seen?.contenderId ?? null) === (after.body.leader?.contenderId ?? null) && last.index === after.body.index;
   }, 10_000, 'the watcher to converge');
 
-  // A's old lease is not handed back, its token fences nothing, and ids are never reused.
-  const again = await post(app.url, `${lp}/${jm}/campaign`, { contenderId: 'A', ttlMs: 60_000 });
-  if (again.body.granted) assert.ok(again.body.leader.fencingToken > tokenB, 'a grant after the rollback has a new, higher token');
+  // A's old lease is not handed back, and its token fences nothing.
+  const again = await post(app.url, `${lp}/${jm}/campaign`, { contenderId: 'A', ttlMs: TTL });
+  assert.equal(again.status, 503, JSON.stringify(again.body));
+  assert.equal(again.body.error, 'GracePeriod');
+  assert.ok(Number(again.headers.get('retry-after')) >= 1);
   const stale = await incr(tokenA);
   assert.equal(stale.status, 409, JSON.stringify(stale.body));
-  if (again.body.granted) {
-    const next = await incr(again.body.leader.fencingToken);
-    assert.ok(next.body.value > 6, `the counter went on above 6, not ${next.body.value}`);
-  }
+
+  // Once every lease that may have been lost has run out, a grant has a token above every
+  // one granted before, and checkpoint ids go on above 6.
+  let granted: Awaited<ReturnType<typeof post>> | undefined;
+  await waitFor(async () => {
+    granted = await post(app.url, `${lp}/${jm}/campaign`, { contenderId: 'A', ttlMs: TTL });
+    return granted.status === 200 && granted.body.granted;
+  }, 15_000, 'a grant after the grace');
+  assert.ok(granted!.body.leader.fencingToken > tokenB, 'a new, higher token');
+  const next = await incr(granted!.body.leader.fencingToken);
+  assert.equal(next.status, 200, JSON.stringify(next.body));
+  assert.equal(next.body.value, 7, 'the counter goes on above 6');
 });
 
-test('Sentinel failover to a replica that lagged: a grant acknowledged before it is never granted to another', { todo: NOT_FIXED }, async (t) => {
+// The replica lacks the whole cluster here, so no index of Redis's is below the server's
+// floor: only waiting for the replica before answering (WAIT) can keep A from believing it
+// leads. Kept as a todo until that is built.
+test('Sentinel failover to a replica that lagged: a grant acknowledged before it is never granted to another', { todo: NEEDS_WAIT }, async (t) => {
   const topology = await RedisTopology.start({ replicas: 1, sentinels: 3 });
   const app = await startApp(t, undefined, topology.env);
   const cluster = uniqueCluster('failover');

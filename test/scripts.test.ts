@@ -19,6 +19,7 @@ import {
   decodeRenewals,
   decodeStoreWrite,
   decodeSync,
+  decodeRaiseIndex,
   LEADER_FIELDS,
   type OpScript,
   type RenewResult,
@@ -135,6 +136,7 @@ describe('the decoders', () => {
       return got!.code;
     },
     sync: (code) => decodeSync([code], []),
+    raise_index: (code) => decodeRaiseIndex([code, 5]),
     changes: () => decodeChanges([3, 1]).index,
     fence_check: (code) => decodeFenceCheck(code),
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,
@@ -188,6 +190,8 @@ describe('the decoders', () => {
       Free: null,
       AlreadyHeld: null,
       RenewedNewLeader: null,
+      RolledBack: null,
+      InGrace: null,
       FenceStale: 'FencingTokenStale',
       IdempotencyKeyReused: 'IdempotencyKeyReused',
       JobResultExists: 'JobResultExists',
@@ -233,7 +237,7 @@ describe('against Redis', () => {
     try {
       const keys = new ClusterKeys(uniqueCluster('contract'));
       const store = new LeaseStore(new Scripts(redis), 100, 'me');
-      const r = await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 5000, address: 'x:1' }, { index: 0, token: 0 });
+      const r = await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 5000, address: 'x:1' }, { index: 0, token: 0, graceMs: 0 });
       assert.equal(r.code, Code.Done);
       const h = await redis.hgetall(keys.leader('dispatcher'));
       assert.deepEqual(Object.keys(h).sort(), Object.values(LEADER_FIELDS).sort());
@@ -259,7 +263,7 @@ describe('against Redis', () => {
       const messages: string[] = [];
       sub.on('message', (_, m: string) => messages.push(m));
       await sub.subscribe(keys.channel);
-      const granted = await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 5000, address: '' }, { index: 0, token: 0 });
+      const granted = await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 5000, address: '' }, { index: 0, token: 0, graceMs: 0 });
       const renewed = await Promise.all([
         store.renew(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 7000, fallbackTtlMs: 1, known: granted.leader }, 0),
         store.renew(keys, 'dispatcher', { contenderId: 'b', sessionId: 's2', ttlMs: 7000, fallbackTtlMs: 1, known: null }, 0),
@@ -272,7 +276,7 @@ describe('against Redis', () => {
         ],
       );
       // A campaign by the holder publishes its TTL without an origin.
-      await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 'unused', ttlMs: 6000, address: '' }, { index: 0, token: 0 });
+      await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 'unused', ttlMs: 6000, address: '' }, { index: 0, token: 0, graceMs: 0 });
       const deadline = Date.now() + 5000;
       while (messages.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       assert.equal(messages.length, 3, messages.join('\n'));

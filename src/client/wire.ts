@@ -152,11 +152,17 @@ export interface Health {
 export interface Readiness {
   status: "ready" | "unavailable";
   redis: "up" | "down";
-  /** Times this server found that Redis had lost its data (a marker key vanished or changed). */
+  /**
+   * Times this server found that Redis had lost data: all of it (a marker key vanished or
+   * changed), or a cluster's state below what the server had answered (a failover to a replica
+   * that lagged, a restored backup), which is repaired and named under `clusters`.
+   */
   dataLoss: {
     count: number;
     /** When it last found that, as ISO 8601 UTC, or null if never. */
     lastDetectedAt: string | null;
+    /** The clusters last found rolled back (at most 20), most recent last. */
+    clusters: string[];
   };
   /** Clusters whose leaders this server keeps in memory. */
   clustersWatched: number;
@@ -172,7 +178,7 @@ export interface Readiness {
 export interface Error {
   /**
    * A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`,
-   * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `Overloaded`,
+   * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `Overloaded`,
    * `FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`,
    * `JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`,
    * `CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`,

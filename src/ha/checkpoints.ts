@@ -5,6 +5,7 @@ import { HaError } from './errors.js';
 import { jobManager, type ClusterKeys } from './ids.js';
 import { redisCall } from './redisCall.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
+import type { Floors } from './floors.js';
 
 export interface Checkpoint {
   checkpointId: number;
@@ -37,6 +38,7 @@ export class RedisCheckpointStore {
   constructor(
     private readonly redis: Redis,
     private readonly writer: StoreWriter,
+    private readonly floors: Floors,
   ) {}
 
   /** addCheckpointAndSubsumeOldestOne: answers the checkpoints it subsumed, oldest first. */
@@ -73,13 +75,15 @@ export class RedisCheckpointStore {
     return { replayed: r.replayed, discarded: r.value };
   }
 
-  /** CheckpointIDCounter.getAndIncrement: the value before; the first is 1. */
+  /** CheckpointIDCounter.getAndIncrement: the value before; the first is 1. Never a value
+   * this server answered before, even from a Redis gone back in time (its floors). */
   async getAndIncrement(keys: ClusterKeys, jobId: string, fence: Fence, idem: IdempotencyKey) {
     const r = await this.writer.write(
       'counter_increment',
       { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId] },
-      () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [] }),
+      () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [this.floors.of(keys.clusterId).counters[jobId] ?? 1] }),
     );
+    this.floors.raiseCounter(keys.clusterId, jobId, r.value + 1);
     return { replayed: r.replayed, value: r.value };
   }
 
@@ -96,6 +100,7 @@ export class RedisCheckpointStore {
       { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, String(value)] },
       () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [value] }),
     );
+    this.floors.raiseCounter(keys.clusterId, jobId, r.value);
     return { replayed: r.replayed, value: r.value };
   }
 
@@ -107,6 +112,7 @@ export class RedisCheckpointStore {
       { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, status] },
       () => ({ keys: [keys.checkpointIdCounter(jobId)], args: [GLOBALLY_TERMINAL.has(status) ? '1' : '0'] }),
     );
+    if (r.value) this.floors.forgetCounter(keys.clusterId, jobId);
     return { replayed: r.replayed, removed: r.value };
   }
 }

@@ -42,7 +42,7 @@ const COUNTED: Record<string, keyof ClusterCleanupReport['deleted']> = {
   cpid: 'checkpointIdCounters',
 };
 /** Leadership keys: ended first, by one script that tells watchers; the store passes skip them. */
-const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader']);
+const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader', 'grace']);
 const ATTEMPTS = 10;
 
 export class Cleanup {

@@ -244,27 +244,27 @@ export class ClusterSync {
     const missed = new Map<number, Change>();
     for (const c of [...kept.changes, ...r.changes]) if (c.index > this.index && c.index <= r.index) missed.set(c.index, c);
     for (const c of [...missed.values()].sort((a, b) => a.index - b.index)) this.apply(c);
-    let differs = false;
+    // Whatever else changed unseen reaches watchers as a fresh snapshot, under an index none
+    // of them has: the state's own, when it is above every change sent; else a new one
+    // (the changes the log still held brought watchers to the state's index already).
+    // Raised before any slot changes, so that a failure leaves this view to resync again.
+    const differs = [...r.state].some(([component, s]) => !sameLeader(this.slots.get(component)?.leader ?? null, s.leader));
+    let index = Math.max(this.index, r.index);
+    if (differs && r.index <= this.index) index = await this.store.raiseIndex(this.index);
     const now = this.clock.now();
     for (const [component, s] of r.state) {
       const slot = this.slotOf(component);
       if (!sameLeader(slot.leader, s.leader)) {
         slot.leader = s.leader;
-        slot.modIndex = r.index;
+        slot.modIndex = index;
         this.listed = null;
-        differs = true;
       }
       if (s.leader) {
         slot.expiresAt = now + s.ttlMs;
         slot.maxToken = Math.max(slot.maxToken, s.leader.fencingToken);
       }
     }
-    // Whatever else changed unseen reaches watchers as a fresh snapshot. Known bug (issue
-    // "Promises that survive Redis failover"; the todo tests in clusterSync.test.ts): the
-    // snapshot's index may be one every watcher already has, and it is then dropped:
-    // when Redis's index fell behind this one (a failover to a replica that lagged), and
-    // when the changes just applied from the log already reached r.index.
-    this.index = Math.max(this.index, r.index);
+    this.index = index;
     this.listener.resynced(differs);
   }
 

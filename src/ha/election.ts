@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import type { LeaderState } from './clusterView.js';
 import type { Leader } from './changes.js';
-import { LeaseNotHeldError, RedisUnavailableError } from './errors.js';
+import { GracePeriodError, LeaseNotHeldError, RedisUnavailableError } from './errors.js';
+import type { Floors } from './floors.js';
 import type { Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
@@ -31,6 +32,7 @@ export class ElectionService {
     private readonly link: RedisLink,
     private readonly store: LeaseStore,
     private readonly views: ViewRegistry,
+    private readonly floors: Floors,
   ) {}
 
   async campaign(
@@ -39,14 +41,28 @@ export class ElectionService {
     req: { contenderId: string; ttlMs: number; address?: string },
   ): Promise<CampaignResult> {
     const { keys, view } = this.target(clusterId);
+    // What this server has answered bounds what Redis may hold: the index and the token
+    // are floors, and the longest TTL granted is the grace after a rollback.
+    const f = this.floors.of(clusterId);
     const r = await this.store.campaign(
       keys,
       component,
       { contenderId: req.contenderId, sessionId: randomUUID(), ttlMs: req.ttlMs, address: req.address ?? '' },
-      { index: view?.index ?? 0, token: view?.tokenFloor(component) ?? 0 },
+      {
+        index: Math.max(view?.index ?? 0, f.index),
+        token: Math.max(view?.tokenFloor(component) ?? 0, f.tokens[component] ?? 0),
+        graceMs: f.maxTtlMs,
+      },
     );
+    if (r.code === Code.RolledBack || r.code === Code.InGrace) {
+      // The view's sync repairs the rollback and reports it: read the cluster anew.
+      if (r.code === Code.RolledBack) void (view ? view.resync(true) : this.views.get(clusterId).catch(() => {}));
+      throw new GracePeriodError(component, r.ttlMs);
+    }
+    this.floors.noteChanges(clusterId, r.changes);
     view?.ingest(r.changes);
     if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
+    this.floors.raiseTtl(clusterId, r.ttlMs);
     return { granted: r.code !== Code.Held, leader: stateOf(r) };
   }
 
@@ -68,6 +84,7 @@ export class ElectionService {
     view?.ingest(r.changes);
     if (r.code !== Code.Done) throw notLeader(component, r);
     view?.extend(component, sessionId, r.ttlMs);
+    this.floors.raiseTtl(clusterId, r.ttlMs);
     const leader = r.leader ?? known!;
     if (!view && r.leader) {
       if (this.renewed.size >= MAX_RENEWED) this.renewed.clear();

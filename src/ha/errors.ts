@@ -4,6 +4,7 @@ export type HaErrorCode =
   | 'NotLeader'
   | 'RedisUnavailable'
   | 'RedisOutOfMemory'
+  | 'GracePeriod'
   | 'FencingTokenRequired'
   | 'FencingTokenStale'
   | 'IdempotencyKeyReused'
@@ -48,5 +49,17 @@ export class RedisOutOfMemoryError extends HaError {
   constructor(cause?: unknown) {
     super('RedisOutOfMemory', 'Redis is out of memory (maxmemory reached) and refused the write; try again once memory is freed', {});
     if (cause !== undefined) this.cause = cause;
+  }
+}
+
+/** No lease is granted in a cluster for a while after Redis lost data (docs/design.md §9):
+ * until every lease that may have been lost has run out, so that no two contenders lead. */
+export class GracePeriodError extends HaError {
+  constructor(component: string, readonly remainingMs: number) {
+    super(
+      'GracePeriod',
+      `Redis lost data of this cluster (a failover or a restored backup): ${component} is granted to nobody for ${remainingMs} ms more, until every lease that may have been lost has run out; campaign again then`,
+      {},
+    );
   }
 }

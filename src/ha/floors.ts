@@ -12,6 +12,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { writeFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Change } from './changes.js';
 import type { Log } from './log.js';
 
 export interface ClusterFloors {
@@ -72,9 +73,22 @@ export class Floors {
       f.tokens[component] = token;
       this.changed();
     }
+    this.raiseTtl(clusterId, ttlMs);
+  }
+
+  raiseTtl(clusterId: string, ttlMs: number): void {
+    const f = this.of(clusterId);
     if (ttlMs > f.maxTtlMs) {
       f.maxTtlMs = ttlMs;
       this.changed();
+    }
+  }
+
+  /** Notes what changes answered: their indexes, and the tokens and TTLs of their leaders. */
+  noteChanges(clusterId: string, changes: readonly Change[]): void {
+    for (const c of changes) {
+      this.raiseIndex(clusterId, c.index);
+      if (c.leader) this.raiseToken(clusterId, c.component, c.leader.fencingToken, c.ttlMs);
     }
   }
 
@@ -91,15 +105,6 @@ export class Floors {
     const f = this.clusters.get(clusterId);
     if (f && jobId in f.counters) {
       delete f.counters[jobId];
-      this.changed();
-    }
-  }
-
-  /** A cluster deleted on purpose. Its index and tokens stay: they still must not repeat. */
-  forgetStores(clusterId: string): void {
-    const f = this.clusters.get(clusterId);
-    if (f && Object.keys(f.counters).length > 0) {
-      f.counters = {};
       this.changed();
     }
   }

@@ -36,6 +36,8 @@ export class ClusterKeys {
   readonly log: string;
   readonly components: string;
   readonly channel: string;
+  /** Set, with a TTL, while no lease may be granted after Redis lost data (the grace). */
+  readonly grace: string;
 
   constructor(readonly clusterId: string) {
     this.prefix = `lh:{${clusterId}}:`;
@@ -43,6 +45,7 @@ export class ClusterKeys {
     this.log = this.prefix + 'log';
     this.components = this.prefix + 'components';
     this.channel = this.prefix + 'changes';
+    this.grace = this.prefix + 'grace';
   }
 
   lease(component: Component): string {

@@ -20,6 +20,7 @@ import { RedisExecutionPlanStore } from './executionPlans.js';
 import { RedisCheckpointStore } from './checkpoints.js';
 import { RedisBlobStore } from './blobs.js';
 import { Cleanup } from './cleanup.js';
+import { Floors } from './floors.js';
 
 export interface HaOptions {
   redis: string | RedisOptions;
@@ -32,6 +33,9 @@ export interface HaOptions {
   logger: Log;
   /** Told of every change this server sees (metrics). */
   onChange?: (change: Change) => void;
+  /** Where this server keeps what it has answered across its restarts (docs/design.md §9);
+   * null: in memory only. */
+  floorsFile: string | null;
 }
 
 export interface HaHealth {
@@ -52,8 +56,10 @@ export class HaServices {
   readonly checkpoints: RedisCheckpointStore;
   readonly blobs: RedisBlobStore;
   readonly cleanup: Cleanup;
+  readonly floors: Floors;
 
   constructor(opts: HaOptions) {
+    this.floors = new Floors(opts.floorsFile, opts.logger);
     this.link = new RedisLink({
       redis: opts.redis,
       commandTimeoutMs: opts.commandTimeoutMs,
@@ -65,16 +71,18 @@ export class HaServices {
     this.views = new ViewRegistry({
       link: this.link,
       store,
+      floors: this.floors,
       idleMs: opts.viewIdleMs,
       onChange: opts.onChange ?? (() => {}),
+      onRollback: (clusterId) => this.link.reportRollback(clusterId),
       logger: opts.logger,
     });
-    this.election = new ElectionService(this.link, store, this.views);
+    this.election = new ElectionService(this.link, store, this.views, this.floors);
     const redis = this.link.cmd;
     const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
     this.jobResults = new RedisJobResultStore(redis, writer);
     this.executionPlans = new RedisExecutionPlanStore(redis, writer);
-    this.checkpoints = new RedisCheckpointStore(redis, writer);
+    this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);
     this.blobs = new RedisBlobStore(this.link.bulk, writer);
     this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize);
   }
@@ -98,11 +106,12 @@ export class HaServices {
   /** Releases connections and timers; deletes nothing. */
   async close(): Promise<void> {
     this.views.close();
+    this.floors.close();
     await this.link.close();
   }
 }
 
-export { HaError, LeaseNotHeldError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
+export { GracePeriodError, HaError, LeaseNotHeldError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';

@@ -8,6 +8,7 @@ import {
   Code,
   decodeChanges,
   decodeOp,
+  decodeRaiseIndex,
   decodeRenewals,
   decodeSync,
   type CampaignResult,
@@ -67,14 +68,15 @@ export class LeaseStore {
     keys: ClusterKeys,
     component: Component,
     a: { contenderId: string; sessionId: string; ttlMs: number; address: string },
-    floors: { index: number; token: number },
+    floors: { index: number; token: number; graceMs: number },
   ): Promise<CampaignResult> {
-    return this.op('campaign', keys, component, [keys.components], floors.index, [
+    return this.op('campaign', keys, component, [keys.components, keys.grace], floors.index, [
       a.contenderId,
       a.sessionId,
       a.ttlMs,
       a.address,
       floors.token,
+      floors.graceMs,
     ]);
   }
 
@@ -139,21 +141,33 @@ export class LeaseStore {
   }
 
   /** The whole state of a cluster; `believed` maps components to the session ids the
-   * caller thinks hold them, so that leases lost with Redis's data are reported. */
-  async sync(keys: ClusterKeys, believed: Map<Component, string>, floor: number): Promise<SyncResult> {
+   * caller thinks hold them, so that leases lost with Redis's data are reported. `floors`
+   * are what the caller has answered: a Redis below them rolled back, and sync.lua repairs
+   * it (docs/design.md §9). */
+  async sync(
+    keys: ClusterKeys,
+    believed: Map<Component, string>,
+    floor: number,
+    floors: { tokens: Record<Component, number>; graceMs: number },
+  ): Promise<SyncResult> {
     for (let attempt = 0; ; attempt++) {
       const members = await redisCall(() => this.scripts.redisClient.smembers(keys.components));
       const components = [...new Set([...members, ...believed.keys()])];
-      const ks = [keys.index, keys.log, keys.components];
-      const args: Array<string | number> = [keys.channel, floor, this.logSize];
+      const ks = [keys.index, keys.log, keys.components, keys.grace];
+      const args: Array<string | number> = [keys.channel, floor, this.logSize, floors.graceMs];
       for (const c of components) {
         ks.push(keys.lease(c), keys.leader(c));
-        args.push(c, believed.get(c) ?? '');
+        args.push(c, believed.get(c) ?? '', floors.tokens[c] ?? 0);
       }
       const result = decodeSync(await this.run('sync', ks, args), components);
       if (result !== Code.Changed) return result;
       if (attempt >= 10) throw new RedisUnavailableError(new Error('components kept changing during sync'));
     }
+  }
+
+  /** Raises the cluster's index above `floor`, without a change; answers the new index. */
+  async raiseIndex(keys: ClusterKeys, floor: number): Promise<number> {
+    return decodeRaiseIndex(await this.run('raise_index', [keys.index, keys.log], [keys.channel, floor, this.logSize]));
   }
 
   async changesSince(keys: ClusterKeys, since: number): Promise<ChangesResult> {

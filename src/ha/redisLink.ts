@@ -28,12 +28,18 @@ export interface RedisLinkOptions {
 export interface DataLossReport {
   count: number;
   lastDetectedAt: string | null;
+  /** The clusters found rolled back, most recent last (at most ROLLBACK_CLUSTERS_KEPT). */
+  clusters: string[];
 }
+
+/** How many rolled-back clusters a data loss report names. */
+const ROLLBACK_CLUSTERS_KEPT = 20;
 
 interface LinkEvents {
   up: [];
   down: [];
   dataLoss: [];
+  rollback: [clusterId: string];
   message: [channel: string, message: string];
 }
 
@@ -51,7 +57,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   readonly bulk: Redis;
   private healthy = false;
   private marker: string | null = null;
-  private readonly dataLoss: DataLossReport = { count: 0, lastDetectedAt: null };
+  private readonly dataLoss: DataLossReport = { count: 0, lastDetectedAt: null, clusters: [] };
   /** Redis's maxmemory-policy when it lets Redis evict keys; null for noeviction. */
   private evicting: string | null = null;
   private checks = 0;
@@ -96,7 +102,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   }
 
   get dataLossReport(): DataLossReport {
-    return { ...this.dataLoss };
+    return { ...this.dataLoss, clusters: [...this.dataLoss.clusters] };
   }
 
   /** Redis's `maxmemory-policy` when it evicts keys (anything but `noeviction`), else null. */
@@ -165,6 +171,22 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       'redis lost its data: leases and changes it held are gone; fencing tokens and indexes keep growing from Redis clock',
     );
     this.emit('dataLoss');
+  }
+
+  /** A cluster's state in Redis was found below what this server had answered: Redis went
+   * back in time (a failover to a replica that lagged, a restored backup). The sync that
+   * found it has repaired it; this reports it. */
+  reportRollback(clusterId: string): void {
+    this.dataLoss.count++;
+    this.dataLoss.lastDetectedAt = new Date().toISOString();
+    const named = this.dataLoss.clusters.filter((c) => c !== clusterId);
+    named.push(clusterId);
+    this.dataLoss.clusters = named.slice(-ROLLBACK_CLUSTERS_KEPT);
+    this.log.error(
+      { clusterId, dataLossCount: this.dataLoss.count },
+      'redis went back in time for this cluster (a failover to a replica that lagged, or a restored backup): its index was raised above every one answered, leases from the older data ended, and no lease is granted until every lease that may have been lost has run out',
+    );
+    this.emit('rollback', clusterId);
   }
 
   async close(): Promise<void> {

@@ -36,6 +36,12 @@ export const Code = {
   AlreadyHeld: 3,
   /** renew: renewed, and the leader is not the one the caller knows (it follows). */
   RenewedNewLeader: 4,
+  /** Redis's index is below one the caller has seen: Redis lost data (a failover to a
+   * replica that lagged, a restored backup). Nothing was granted; a grace period began. */
+  RolledBack: 5,
+  /** campaign: no grant until the leases that may have been lost with Redis's data have
+   * run out (the grace period's time left follows). */
+  InGrace: 6,
 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
@@ -100,7 +106,10 @@ export interface OpResult<C extends Code = Code> {
   changes: Change[];
 }
 
-export type CampaignResult = OpResult<typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held>;
+/** RolledBack and InGrace grant nothing; their ttlMs is the grace period's time left. */
+export type CampaignResult = OpResult<
+  typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held | typeof Code.RolledBack | typeof Code.InGrace
+>;
 export type ConfirmResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
 export type ResignResult = OpResult<typeof Code.Done | typeof Code.Free | typeof Code.Held>;
 /** Done: expired now; Held: still held (renewed meanwhile); Free: nothing to record. */
@@ -110,7 +119,7 @@ export type RenewResult = OpResult<typeof Code.Done | typeof Code.Held | typeof 
 
 /** The scripts whose reply is {code, leader json or false, lease ms left, changes...}. */
 const OP_CODES = {
-  campaign: [Code.Done, Code.AlreadyHeld, Code.Held],
+  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace],
   confirm: [Code.Done, Code.Held, Code.Free],
   resign: [Code.Done, Code.Free, Code.Held],
   expire: [Code.Done, Code.Held, Code.Free],
@@ -155,6 +164,8 @@ export function decodeRenewals<T>(r: ScriptReply, items: readonly T[], deliver: 
 
 export interface SyncResult {
   index: number;
+  /** Redis's index was below the caller's floor: Redis lost data (sync.lua repaired it). */
+  rolledBack: boolean;
   /** Expiries the sync itself recorded, in order. */
   changes: Change[];
   state: Map<Component, { leader: Leader | null; ttlMs: number }>;
@@ -172,12 +183,18 @@ export interface ChangesResult {
 export function decodeSync(r: ScriptReply, components: readonly Component[]): SyncResult | typeof Code.Changed {
   if (r[0] === Code.Changed) return Code.Changed;
   if (typeof r[0] !== 'number' || r[0] < 0) throw unexpectedReply('sync', r[0]);
-  const n = r[1] as number;
+  const n = r[2] as number;
   const state = new Map<Component, { leader: Leader | null; ttlMs: number }>();
   components.forEach((c, k) => {
-    state.set(c, { leader: parseLeader(r[2 + n + 2 * k] as string | null), ttlMs: r[3 + n + 2 * k] as number });
+    state.set(c, { leader: parseLeader(r[3 + n + 2 * k] as string | null), ttlMs: r[4 + n + 2 * k] as number });
   });
-  return { index: r[0], changes: changesOf(r, 2, 2 + n), state };
+  return { index: r[0], rolledBack: r[1] === 1, changes: changesOf(r, 3, 3 + n), state };
+}
+
+/** raise_index.lua: the new index. */
+export function decodeRaiseIndex(r: ScriptReply): number {
+  if (r[0] !== Code.Done || typeof r[1] !== 'number') throw unexpectedReply('raise_index', r[0]);
+  return r[1];
 }
 
 export function decodeChanges(r: ScriptReply): ChangesResult {

@@ -27,6 +27,7 @@ export const SCRIPT_NAMES = [
   'resign',
   'expire',
   'sync',
+  'raise_index',
   'changes',
   // stores
   'fence_check',

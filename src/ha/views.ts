@@ -8,12 +8,17 @@ import { ClusterKeys } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
 import { leaseSyncStore } from './syncStore.js';
+import type { Floors } from './floors.js';
 
 export interface ViewRegistryOptions {
   link: RedisLink;
   store: LeaseStore;
+  /** What this server has answered; every change it sees raises them. */
+  floors: Floors;
   idleMs: number;
   onChange: (change: Change) => void;
+  /** A sync found that Redis went back in time for this cluster (and repaired it). */
+  onRollback: (clusterId: string) => void;
   logger: Log;
 }
 
@@ -74,11 +79,14 @@ export class ViewRegistry {
   }
 
   private async openView(clusterId: string): Promise<ClusterView> {
-    const { link, store, onChange, logger } = this.opts;
+    const { link, store, floors, onChange, onRollback, logger } = this.opts;
     const keys = new ClusterKeys(clusterId);
     const view = new ClusterView(keys, {
-      store: leaseSyncStore(store, keys),
-      onChange,
+      store: leaseSyncStore(store, keys, floors, onRollback),
+      onChange: (change) => {
+        floors.noteChanges(clusterId, [change]);
+        onChange(change);
+      },
       isRedisHealthy: () => link.isHealthy,
       log: logger,
     });
@@ -105,7 +113,12 @@ export class ViewRegistry {
     try {
       const m = parseMessage(message);
       if (!Array.isArray(m)) view.ingest([m]);
-      else for (const n of m) view.extend(n.component, n.sessionId, n.ttlMs);
+      else {
+        for (const n of m) {
+          view.extend(n.component, n.sessionId, n.ttlMs);
+          this.opts.floors.raiseTtl(clusterId!, n.ttlMs);
+        }
+      }
     } catch (err) {
       this.opts.logger.error({ err, channel }, 'unreadable change message');
     }

@@ -1,7 +1,7 @@
 /** The one place where error codes become HTTP statuses. Every error answers
  * `{error, message, statusCode}`; a 500 is a bug. */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { HaError, type HaErrorCode, type LeaderState } from '../ha/index.js';
+import { GracePeriodError, HaError, type HaErrorCode, type LeaderState } from '../ha/index.js';
 import { stateJson } from './encode.js';
 import type { Log } from '../ha/log.js';
 
@@ -9,6 +9,7 @@ const HA_STATUS: Record<HaErrorCode, number> = {
   NotLeader: 409,
   RedisUnavailable: 503,
   RedisOutOfMemory: 503,
+  GracePeriod: 503,
   FencingTokenRequired: 409,
   FencingTokenStale: 409,
   IdempotencyKeyReused: 422,
@@ -85,7 +86,7 @@ export function sendError(
   message: string,
   extra: Record<string, unknown> = {},
 ): FastifyReply {
-  if (statusCode === 503) reply.header('retry-after', RETRY_AFTER_S);
+  if (statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', RETRY_AFTER_S);
   if (statusCode === 401) reply.header('www-authenticate', 'Bearer');
   return reply.code(statusCode).type('application/json').send({ error, message, statusCode, ...extra });
 }
@@ -93,6 +94,7 @@ export function sendError(
 /** The handler of every error, logging what is a bug to `log`. */
 export const errorHandler = (log: Log) => (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
   if (err instanceof HaError) {
+    if (err instanceof GracePeriodError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.remainingMs / 1000))));
     const extra = err.code === 'NotLeader' ? { leader: stateJson(err.details.leader as LeaderState | null) } : err.details;
     return sendError(reply, HA_STATUS[err.code], err.code, err.message, extra);
   }

@@ -219,8 +219,16 @@ export const Readiness = Type.Object({
       lastDetectedAt: nullable(Type.String({ format: 'date-time' }), {
         description: 'When it last found that, as ISO 8601 UTC, or null if never.',
       }),
+      clusters: Type.Array(Type.String(), {
+        description: 'The clusters last found rolled back (at most 20), most recent last.',
+      }),
     },
-    { description: 'Times this server found that Redis had lost its data (a marker key vanished or changed).' },
+    {
+      description:
+        'Times this server found that Redis had lost data: all of it (a marker key vanished or changed), or ' +
+        "a cluster's state below what the server had answered (a failover to a replica that lagged, a " +
+        'restored backup), which is repaired and named under `clusters`.',
+    },
   ),
   clustersWatched: Type.Integer({ minimum: 0, description: 'Clusters whose leaders this server keeps in memory.' }),
   problems: Type.Array(Type.String(), {
@@ -235,7 +243,7 @@ export const ErrorResponse = Type.Object(
     error: Type.String({
       description:
         'A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`, ' +
-        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `Overloaded`, ' +
+        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `Overloaded`, ' +
         '`FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, ' +
         '`JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, ' +
         '`CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`, ' +

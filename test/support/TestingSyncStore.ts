@@ -15,11 +15,11 @@ import type { Component } from '../../src/ha/ids.js';
 import { Code } from '../../src/ha/replies.js';
 import type { ChangesResult, OpResult, SyncResult, SyncStore } from '../../src/ha/syncStore.js';
 
-type Method = 'changes' | 'sync' | 'expire';
+type Method = 'changes' | 'sync' | 'expire' | 'raiseIndex';
 
 export interface Call {
   method: Method;
-  /** `since` for changes, `floor` for sync and expire. */
+  /** `since` for changes, `floor` for sync, expire and raiseIndex. */
   at: number;
   component?: Component;
   believed?: Map<Component, string>;
@@ -56,6 +56,10 @@ export class TestingSyncStore implements SyncStore {
 
   sync(believed: Map<Component, string>, floor: number): Promise<SyncResult> {
     return this.answer({ method: 'sync', at: floor, believed: new Map(believed) }, () => {
+      // Below an index the caller has seen: the store went back in time, and the sync
+      // raises its index above that (as sync.lua does).
+      const rolledBack = this.index !== 0 && this.index < floor;
+      if (rolledBack) this.index = floor + 1;
       const changes: Change[] = [];
       const state = new Map<Component, { leader: Leader | null; ttlMs: number }>();
       for (const component of new Set([...this.components(), ...believed.keys()])) {
@@ -65,7 +69,14 @@ export class TestingSyncStore implements SyncStore {
         const leader = this.leaderOf(component);
         state.set(component, { leader, ttlMs: leader ? this.ttlOf(component) : 0 });
       }
-      return { index: this.index, changes, state };
+      return { index: this.index, rolledBack, changes, state };
+    });
+  }
+
+  raiseIndex(floor: number): Promise<number> {
+    return this.answer({ method: 'raiseIndex', at: floor }, () => {
+      this.index = Math.max(this.index + 1, floor + 1);
+      return this.index;
     });
   }
 

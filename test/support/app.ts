@@ -2,7 +2,8 @@
  * stopped when the test (or file) ends. */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
@@ -15,9 +16,20 @@ import { freePort, RedisProcess } from './redis.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** In-process apps share the test's event loop, which some tests block on purpose: they
- * shed no load unless a test asks for it. */
+ * shed no load unless a test asks for it. Their DATA_DIR (where a server keeps its floors)
+ * is a folder of this test process, removed when it exits. */
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ LOG_LEVEL: 'silent', REDIS_HEALTH_INTERVAL_MS: '200', SHED_EVENT_LOOP_DELAY_MS: '0', ...env });
+  return loadConfig({ LOG_LEVEL: 'silent', REDIS_HEALTH_INTERVAL_MS: '200', SHED_EVENT_LOOP_DELAY_MS: '0', DATA_DIR: testDataDir(), ...env });
+}
+
+let dataDir: string | undefined;
+function testDataDir(): string {
+  if (!dataDir) {
+    const dir = mkdtempSync(join(tmpdir(), 'leasehold-test-data-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    dataDir = dir;
+  }
+  return dataDir;
 }
 
 /** A cluster id no other test uses, so tests may share a Redis. */

@@ -4,21 +4,33 @@
 
   KEYS  1 index  2 log  (lib/leadership.lua)
         3 lease_key  4 leader_key: the leader hash  5 components_key: the cluster's components
+        6 grace_key: set while no lease may be granted (lib/leadership.lua, start_grace)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 contender_id  6 session_id: the session of a new grant
         7 ttl (ms)  8 address, or ''  9 token_floor
+        10 grace_ms: the longest TTL the caller knows was granted in this cluster
 
   Returns {code, leader json or false, lease ms left, change payloads...}
   Codes:
     DONE (0)                     granted now
     ALREADY_HELD (3)             held by this contender already: extended (and confirmed)
     HELD (1)                     held by another contender or session
+    ROLLED_BACK (5)              Redis lost changes the caller saw: nothing granted, and the
+                                 grace period began (its length follows, as lease ms)
+    IN_GRACE (6)                 free, but in the grace period after a rollback (its time
+                                 left follows, as lease ms)
 ]]
 -- @include "lib/leadership.lua"
 
-local lease_key, leader_key, components_key = KEYS[3], KEYS[4], KEYS[5]
+local lease_key, leader_key, components_key, grace_key = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local component, contender_id, session_id = ARGV[4], ARGV[5], ARGV[6]
-local ttl, address, token_floor = ARGV[7], ARGV[8], tonumber(ARGV[9])
+local ttl, address, token_floor, grace_ms = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+
+-- Before anything else: a lease restored from older data must not be handed back.
+if rolled_back() then
+  start_grace(grace_key, grace_ms)
+  return {ROLLED_BACK, false, grace_ms}
+end
 
 local holder = redis.call('GET', lease_key)
 local h = read_leader(leader_key)
@@ -39,6 +51,9 @@ if holder then
   end
   return {HELD, holder_json(holder, h), redis.call('PTTL', lease_key)}
 end
+
+local grace_left = redis.call('PTTL', grace_key)
+if grace_left > 0 then return {IN_GRACE, false, grace_left} end
 
 settle_expired(leader_key, h, component, changes)
 

@@ -4,6 +4,9 @@
   KEYS  1..3 as every store write (lib/store.lua), fenced by the job manager
         4 counter_key: the counter
   ARGV  1..3 as every store write (lib/store.lua)
+        4 floor: the lowest value the counter may answer: one above the highest value the
+          calling server has answered, so that a Redis gone back in time (a failover to a
+          replica that lagged, a restored backup) never hands an id out twice
 
   Returns {replayed, code, value before}
   Codes:
@@ -14,8 +17,11 @@
 -- @include "lib/store.lua"
 
 local counter_key = KEYS[4]
+local floor = tonumber(ARGV[4])
 
 return fenced_write(function()
-  if redis.call('EXISTS', counter_key) == 0 then redis.call('SET', counter_key, 1) end
-  return {DONE, string.format('%.0f', redis.call('INCR', counter_key) - 1)}
+  local value = tonumber(redis.call('GET', counter_key) or '1')
+  if value < floor then value = floor end
+  redis.call('SET', counter_key, string.format('%.0f', value + 1))
+  return {DONE, string.format('%.0f', value)}
 end)

@@ -17,3 +17,5 @@ local HELD = 1                      -- the lease is held, not by the caller
 local FREE = 2                      -- the lease is free
 local ALREADY_HELD = 3              -- campaign: this contender holds the lease already
 local RENEWED_NEW_LEADER = 4        -- renew: renewed; the leader is not the one the caller knows
+local ROLLED_BACK = 5               -- Redis's index is below one the caller has seen: it lost data
+local IN_GRACE = 6                  -- no grant until leases lost with Redis's data have run out

@@ -64,6 +64,24 @@ local function emit(event, component, leader, ttl)
   return payload
 end
 
+-- Whether Redis lost changes the calling server has seen: its stored index is below the
+-- highest one the server knows, which only a Redis that went back in time can show (a
+-- failover to a replica that lagged, a restored backup). A missing index says nothing: a
+-- deleted cluster has none, and a Redis that lost everything is caught by the marker key.
+local function rolled_back()
+  local stored = redis.call('GET', index_key)
+  return stored ~= false and tonumber(stored) < index_floor
+end
+
+-- After a rollback no lease is granted until every lease that may have been granted (and
+-- acknowledged) in the lost data has run out: Chubby's grace period after a master
+-- failover. `grace_ms` is the longest TTL the calling server knows was granted.
+local function start_grace(grace_key, grace_ms)
+  if grace_ms > 0 and redis.call('PTTL', grace_key) < grace_ms then
+    redis.call('SET', grace_key, '1', 'PX', grace_ms)
+  end
+end
+
 -- A lease whose key is gone while its hash still says live has run out: record that.
 local function settle_expired(hkey, h, component, changes)
   if h[LIVE] == LIVE_YES then

@@ -116,8 +116,9 @@ export class RedisBlobStore {
       if (chunks === 0) continue;
       // Fewer than it was committed with: Redis lost some (a restored backup, a failover).
       // Answer that now rather than promise bytes that cannot be sent.
-      if (chunks !== Math.ceil(s.n / CHUNK_BYTES)) {
-        throw new HaError('BlobDataLost', `the bytes of blob ${blobKey} were lost with Redis's data (${chunks} of ${Math.ceil(s.n / CHUNK_BYTES)} chunks left); upload it again`);
+      const committed = Math.ceil(s.n / CHUNK_BYTES);
+      if (chunks !== committed) {
+        throw new HaError('BlobDataLost', `the bytes of blob ${blobKey} were lost with Redis's data (${chunks} of ${committed} chunks left); upload it again`);
       }
       return { meta, body: Readable.from(this.chunks(keys.blobData(s.u), chunks), { objectMode: false, highWaterMark: 1 }) };
     }

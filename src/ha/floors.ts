@@ -33,6 +33,7 @@ export class Floors {
   private readonly clusters = new Map<string, ClusterFloors>();
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
+  private closed = false;
 
   /** Floors kept in `file` (null: in memory only), read back from it if it exists. A file
    * that cannot be read is logged and replaced: floors are a safety net, not the data. */
@@ -100,7 +101,7 @@ export class Floors {
     }
   }
 
-  /** A job's counter removed on purpose (shutdown, cleanup): its ids start again at 1. */
+  /** A job's counter removed on purpose (its shutdown): its ids start again at 1. */
   forgetCounter(clusterId: string, jobId: string): void {
     const f = this.clusters.get(clusterId);
     if (f && jobId in f.counters) {
@@ -127,6 +128,8 @@ export class Floors {
     try {
       mkdirSync(dirname(file), { recursive: true });
       await writeFile(file + '.tmp', this.text());
+      // Closed meanwhile: close() wrote the newer floors, which this must not replace.
+      if (this.closed) return;
       await rename(file + '.tmp', file);
     } catch (err) {
       this.log.error({ err, file }, 'could not write the floors file');
@@ -137,11 +140,12 @@ export class Floors {
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.closed = true;
     if (!this.file) return;
     try {
       mkdirSync(dirname(this.file), { recursive: true });
-      writeFileSync(this.file + '.tmp', this.text());
-      renameSync(this.file + '.tmp', this.file);
+      writeFileSync(this.file + '.closing', this.text());
+      renameSync(this.file + '.closing', this.file);
     } catch (err) {
       this.log.error({ err, file: this.file }, 'could not write the floors file');
     }

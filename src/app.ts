@@ -63,6 +63,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     redis,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     healthIntervalMs: config.redisHealthIntervalMs,
+    replicaAck: config.redisReplicaAck,
     changeLogSize: config.changeLogSize,
     viewIdleMs: 5 * 60_000,
     idempotencyTtlMs: config.idempotencyTtlMs,

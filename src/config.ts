@@ -43,6 +43,8 @@ const schema = {
     CHANGE_LOG_SIZE: { type: 'integer', minimum: 10, maximum: 100_000, default: 1_000 },
     REDIS_COMMAND_TIMEOUT_MS: { type: 'integer', minimum: 50, maximum: 60_000, default: 750 },
     REDIS_HEALTH_INTERVAL_MS: { type: 'integer', minimum: 50, maximum: 60_000, default: 500 },
+    REDIS_MIN_REPLICAS_ACK: { type: 'string', pattern: '^(auto|[0-9]{1,2})$', default: 'auto' },
+    REDIS_ACK_TIMEOUT_MS: { type: 'integer', minimum: 10, maximum: 60_000, default: 500 },
     WS_HEARTBEAT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 15_000 },
     LONG_POLL_DEFAULT_WAIT_MS: { type: 'integer', minimum: 0, maximum: 300_000, default: 30_000 },
     SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, maximum: 600_000, default: 10_000 },
@@ -81,6 +83,8 @@ interface Env {
   CHANGE_LOG_SIZE: number;
   REDIS_COMMAND_TIMEOUT_MS: number;
   REDIS_HEALTH_INTERVAL_MS: number;
+  REDIS_MIN_REPLICAS_ACK: string;
+  REDIS_ACK_TIMEOUT_MS: number;
   WS_HEARTBEAT_MS: number;
   LONG_POLL_DEFAULT_WAIT_MS: number;
   SHUTDOWN_GRACE_MS: number;
@@ -120,6 +124,9 @@ export interface Config {
   changeLogSize: number;
   redisCommandTimeoutMs: number;
   redisHealthIntervalMs: number;
+  /** How many replicas must hold a grant, a renewal or a store write before it is
+   * acknowledged: 'auto' for one when the primary has any, else a fixed number. */
+  redisReplicaAck: { replicas: 'auto' | number; timeoutMs: number };
   wsHeartbeatMs: number;
   longPollDefaultWaitMs: number;
   shutdownGraceMs: number;
@@ -165,6 +172,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     changeLogSize: e.CHANGE_LOG_SIZE,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     redisHealthIntervalMs: e.REDIS_HEALTH_INTERVAL_MS,
+    redisReplicaAck: {
+      replicas: e.REDIS_MIN_REPLICAS_ACK === 'auto' ? 'auto' : Number(e.REDIS_MIN_REPLICAS_ACK),
+      timeoutMs: e.REDIS_ACK_TIMEOUT_MS,
+    },
     wsHeartbeatMs: e.WS_HEARTBEAT_MS,
     longPollDefaultWaitMs: e.LONG_POLL_DEFAULT_WAIT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

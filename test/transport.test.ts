@@ -104,7 +104,7 @@ test('Redis through Sentinel (REDIS_SENTINELS): the server finds the master by n
 const ACL = [
   'leasehold', 'on', '>acl-password-0123456789', 'resetkeys', '~lh:*', '~leasehold:marker', 'resetchannels', '&lh:*', '-@all',
   '+ping', '+hello', '+auth', '+select', '+client|setname', '+info',
-  '+evalsha', '+eval', '+subscribe', '+unsubscribe', '+scan',
+  '+evalsha', '+eval', '+wait', '+subscribe', '+unsubscribe', '+scan',
   '+get', '+set', '+exists', '+del', '+unlink', '+time', '+pexpire', '+pttl', '+persist', '+incr', '+publish',
   '+hget', '+hgetall', '+hmget', '+hset', '+hdel', '+hlen', '+hvals',
   '+sadd', '+srem', '+smembers', '+scard', '+sismember',

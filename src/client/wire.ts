@@ -152,6 +152,18 @@ export interface Health {
 export interface Readiness {
   status: "ready" | "unavailable";
   redis: "up" | "down";
+  /** Replication before acknowledgement. */
+  replicas: {
+    /** Replicas connected to the primary, as of the last check. */
+    connected: number;
+    /**
+     * How many replicas must hold a grant, a renewal or a store write before it is acknowledged
+     * (`REDIS_MIN_REPLICAS_ACK`; with `auto`, one whenever the primary has any).
+     */
+    requiredForAck: number;
+  };
+  /** Times the Redis primary changed (a failover, or a restart), as its replication id tells. */
+  primaryChanges: number;
   /**
    * Times this server found that Redis had lost data: all of it (a marker key vanished or
    * changed), or a cluster's state below what the server had answered (a failover to a replica

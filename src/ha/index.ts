@@ -26,6 +26,9 @@ export interface HaOptions {
   redis: string | RedisOptions;
   commandTimeoutMs: number;
   healthIntervalMs: number;
+  /** Replicas that must hold a grant, renewal or store write before it is acknowledged:
+   * 'auto' for one whenever the primary has any. */
+  replicaAck: { replicas: 'auto' | number; timeoutMs: number };
   changeLogSize: number;
   viewIdleMs: number;
   /** How long a write's answer is kept for a retry with the same Idempotency-Key. */
@@ -40,6 +43,10 @@ export interface HaOptions {
 
 export interface HaHealth {
   redis: 'up' | 'down';
+  /** Replicas connected to the primary, and how many must hold each write. */
+  replicas: { connected: number; requiredForAck: number };
+  /** Times the primary changed (a failover, or a restart). */
+  primaryChanges: number;
   dataLoss: DataLossReport;
   clustersWatched: number;
   /** Why this server must not be counted as ready although Redis answers (a Redis that
@@ -57,6 +64,7 @@ export class HaServices {
   readonly blobs: RedisBlobStore;
   readonly cleanup: Cleanup;
   readonly floors: Floors;
+  private readonly requiredAcks: () => number;
 
   constructor(opts: HaOptions) {
     this.floors = new Floors(opts.floorsFile, opts.logger);
@@ -64,9 +72,13 @@ export class HaServices {
       redis: opts.redis,
       commandTimeoutMs: opts.commandTimeoutMs,
       healthIntervalMs: opts.healthIntervalMs,
+      ackTimeoutMs: opts.replicaAck.timeoutMs,
       logger: opts.logger,
     });
-    const scripts = new Scripts(this.link.cmd);
+    const link = this.link;
+    const { replicas, timeoutMs } = opts.replicaAck;
+    this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
+    const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
     const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'));
     this.views = new ViewRegistry({
       link: this.link,
@@ -97,6 +109,8 @@ export class HaServices {
     const policy = this.link.evictionPolicy;
     return {
       redis: this.link.isHealthy ? 'up' : 'down',
+      replicas: { connected: this.link.replicas, requiredForAck: this.requiredAcks() },
+      primaryChanges: this.link.primaryChanges,
       dataLoss: this.link.dataLossReport,
       clustersWatched: this.views.size,
       problems: policy ? [`redis maxmemory-policy is ${policy}, which may evict leases and stored data; set it to noeviction`] : [],

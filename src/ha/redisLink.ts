@@ -22,6 +22,8 @@ export interface RedisLinkOptions {
   redis: string | RedisOptions;
   commandTimeoutMs: number;
   healthIntervalMs: number;
+  /** How long a write waits for replicas to hold it (WAIT), on the `acked` connection. */
+  ackTimeoutMs: number;
   logger: Log;
 }
 
@@ -55,12 +57,21 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   /** Blob chunks go over a connection of their own, so that no lease renewal waits behind
    * a megabyte of someone's upload. */
   readonly bulk: Redis;
+  /** Writes that replicas must hold before they are acknowledged run here, each followed
+   * by WAIT, which blocks its connection until the replicas answer: never the connection
+   * of reads, renewals without replicas, or the health check. */
+  readonly acked: Redis;
   private healthy = false;
   private marker: string | null = null;
   private readonly dataLoss: DataLossReport = { count: 0, lastDetectedAt: null, clusters: [] };
   /** Redis's maxmemory-policy when it lets Redis evict keys; null for noeviction. */
   private evicting: string | null = null;
   private checks = 0;
+  /** Replicas connected to the primary, as of the last check. */
+  private replicaCount = 0;
+  /** The primary's replication id: another one means another primary, or a restart. */
+  private replid: string | null = null;
+  private primaryChangeCount = 0;
   private readonly timer: NodeJS.Timeout;
   private checking = false;
   private closed = false;
@@ -86,7 +97,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.cmd = make('leasehold', { commandTimeout: opts.commandTimeoutMs });
     this.sub = make('leasehold-sub', {});
     this.bulk = make('leasehold-bulk', { commandTimeout: opts.commandTimeoutMs });
-    this.bulk.on('error', (err) => this.log.debug({ err }, 'redis bulk connection error'));
+    this.acked = make('leasehold-acked', { commandTimeout: opts.commandTimeoutMs + opts.ackTimeoutMs });
+    for (const conn of [this.bulk, this.acked]) conn.on('error', (err) => this.log.debug({ err }, 'redis connection error'));
     for (const conn of [this.cmd, this.sub]) {
       conn.on('error', (err) => this.log.debug({ err }, 'redis connection error'));
       conn.on('close', () => this.markDown('connection closed'));
@@ -103,6 +115,16 @@ export class RedisLink extends EventEmitter<LinkEvents> {
 
   get dataLossReport(): DataLossReport {
     return { ...this.dataLoss, clusters: [...this.dataLoss.clusters] };
+  }
+
+  /** Replicas connected to the primary, as of the last check. */
+  get replicas(): number {
+    return this.replicaCount;
+  }
+
+  /** Times the primary changed (a failover, or a restart), as its replication id tells. */
+  get primaryChanges(): number {
+    return this.primaryChangeCount;
   }
 
   /** Redis's `maxmemory-policy` when it evicts keys (anything but `noeviction`), else null. */
@@ -126,7 +148,10 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       } else {
         this.marker = seen;
       }
-      if (!this.healthy || this.checks++ % POLICY_CHECK_EVERY === 0) await this.checkEvictionPolicy();
+      if (!this.healthy || this.checks++ % POLICY_CHECK_EVERY === 0) {
+        await this.checkEvictionPolicy();
+        await this.checkReplication();
+      }
       if (!this.healthy) {
         this.healthy = true;
         this.log.info('redis available');
@@ -154,6 +179,19 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       this.log.info('redis maxmemory-policy is noeviction again');
     }
     this.evicting = evicting;
+  }
+
+  /** Reads the primary's replicas and replication id from INFO. A new replication id is a
+   * new primary (a failover) or a restart: logged, and counted for /readyz. */
+  private async checkReplication(): Promise<void> {
+    const info = await withTimeout(this.cmd.info('replication'), this.pingTimeoutMs);
+    this.replicaCount = Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
+    const replid = /^master_replid:(\S+)/m.exec(info)?.[1] ?? null;
+    if (replid && this.replid && replid !== this.replid) {
+      this.primaryChangeCount++;
+      this.log.warn({ replicas: this.replicaCount, primaryChanges: this.primaryChangeCount }, 'the redis primary changed (a failover or a restart)');
+    }
+    if (replid) this.replid = replid;
   }
 
   private markDown(reason: string): void {
@@ -193,7 +231,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.closed = true;
     this.healthy = false;
     clearInterval(this.timer);
-    const conns = [this.cmd, this.sub, this.bulk];
+    const conns = [this.cmd, this.sub, this.bulk, this.acked];
     await Promise.allSettled(conns.map((c) => c.quit()));
     for (const c of conns) c.disconnect();
   }

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, type Redis } from 'ioredis';
+import { RedisUnavailableError } from './errors.js';
 
 export const SCRIPTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scripts');
 export const SCRIPT_NAMES = [
@@ -95,26 +96,75 @@ type Arg = string | number | Buffer;
 
 const SHAS = new Map([...SOURCES].map(([n, lua]) => [n, createHash('sha1').update(lua).digest('hex')]));
 
+/** The scripts whose writes replicas must hold before they are acknowledged: a grant, a
+ * renewal (it extends a lease), a confirmation, and every store write. A resignation, an
+ * expiry or a sync that Redis loses is only undone: the lease comes back until its end. */
+const ACKED = new Set<ScriptName>([
+  'campaign',
+  'renew',
+  'confirm',
+  'jobresult_create',
+  'jobresult_clean',
+  'plan_put',
+  'plan_requirements',
+  'checkpoint_add',
+  'checkpoint_shutdown',
+  'counter_increment',
+  'counter_set',
+  'counter_shutdown',
+  'blob_commit',
+  'blob_delete',
+]);
+
+/** Replication before acknowledgement: how many replicas must hold a write (0: none), the
+ * connection such writes run on, and how long they wait for the replicas. */
+export interface ReplicaAck {
+  required(): number;
+  connection: Redis;
+  timeoutMs: number;
+}
+
 export class Scripts {
-  constructor(readonly redisClient: Redis) {}
+  constructor(
+    readonly redisClient: Redis,
+    private readonly ack?: ReplicaAck,
+  ) {}
 
   async run(name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
+    const replicas = this.ack && ACKED.has(name) ? this.ack.required() : 0;
+    if (replicas > 0) return this.runAcked(name, keys, args, replicas, this.ack!);
+    return this.runOn(this.redisClient, name, keys, args);
+  }
+
+  private async runOn(conn: Redis, name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
     try {
-      return await this.send('evalsha', SHAS.get(name)!, keys, args);
+      return await this.send(conn, 'evalsha', SHAS.get(name)!, keys, args);
     } catch (err) {
       // The script did not run: Redis did not know it.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.send('eval', SOURCES.get(name)!, keys, args);
+      return this.send(conn, 'eval', SOURCES.get(name)!, keys, args);
     }
+  }
+
+  /** Runs the script, then WAITs for `replicas` to hold what it wrote (and whatever this
+   * connection wrote before it). Too few within the timeout: the write may be lost in a
+   * failover, so it is not acknowledged (RedisUnavailable: outcome unknown, 503). */
+  private async runAcked(name: ScriptName, keys: string[], args: Arg[], replicas: number, ack: ReplicaAck): Promise<ScriptReply> {
+    const reply = await this.runOn(ack.connection, name, keys, args);
+    const held = (await ack.connection.call('WAIT', replicas, ack.timeoutMs)) as number;
+    if (held < replicas) {
+      throw new RedisUnavailableError(new Error(`${name}: held by ${held} of ${replicas} replicas after ${ack.timeoutMs} ms`));
+    }
+    return reply;
   }
 
   /** ioredis's own script commands flatten their arguments (Array.prototype.flat, about
    * 70 ns an argument; a batch of renewals has over a hundred) and copy them three times;
    * these are flat already, so the command gets them as they are. */
-  private send(name: 'eval' | 'evalsha', script: string, keys: string[], args: Arg[]): Promise<ScriptReply> {
+  private send(conn: Redis, name: 'eval' | 'evalsha', script: string, keys: string[], args: Arg[]): Promise<ScriptReply> {
     const command = new Command(name, [], { replyEncoding: 'utf8' });
     command.args = [script, keys.length, ...keys, ...args];
     command.stringifyArguments();
-    return this.redisClient.sendCommand(command) as Promise<ScriptReply>;
+    return conn.sendCommand(command) as Promise<ScriptReply>;
   }
 }

@@ -213,6 +213,22 @@ export const Health = Type.Object({ status: Type.Literal('ok') });
 export const Readiness = Type.Object({
   status: Type.Unsafe<'ready' | 'unavailable'>({ type: 'string', enum: ['ready', 'unavailable'] }),
   redis: Type.Unsafe<'up' | 'down'>({ type: 'string', enum: ['up', 'down'] }),
+  replicas: Type.Object(
+    {
+      connected: Type.Integer({ minimum: 0, description: 'Replicas connected to the primary, as of the last check.' }),
+      requiredForAck: Type.Integer({
+        minimum: 0,
+        description:
+          'How many replicas must hold a grant, a renewal or a store write before it is acknowledged ' +
+          '(`REDIS_MIN_REPLICAS_ACK`; with `auto`, one whenever the primary has any).',
+      }),
+    },
+    { description: 'Replication before acknowledgement.' },
+  ),
+  primaryChanges: Type.Integer({
+    minimum: 0,
+    description: 'Times the Redis primary changed (a failover, or a restart), as its replication id tells.',
+  }),
   dataLoss: Type.Object(
     {
       count: Type.Integer({ minimum: 0 }),

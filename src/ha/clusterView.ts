@@ -155,6 +155,14 @@ export class ClusterView {
     return this.sync.resync(full);
   }
 
+  /** Brings the view up to every change Redis holds now, for a consistent read: a replay
+   * under way may have read the log before the write the reader knows of, so one more
+   * starts after it (one round trip to Redis when nothing is missing). */
+  async catchUp(): Promise<void> {
+    await this.sync.settled();
+    await this.sync.resync();
+  }
+
   /** Redis went away: stop answering from this view until it is resynchronised. */
   suspend(): void {
     this.sync.suspend();

@@ -29,6 +29,16 @@ export const BlockingQuery = Type.Object(
   {
     index: Type.Optional(DecimalIndex),
     wait: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}(ms|s|m)$' })),
+    consistent: Type.Optional(
+      Type.Unsafe<'' | 'true'>({
+        type: 'string',
+        enum: ['', 'true'],
+        description:
+          "`?consistent`: the answer reflects every write acknowledged before the request, on any server (Consul's " +
+          "consistent mode): the server reads Redis's change log first. Without it a read is answered from this " +
+          "server's view, which trails a change made through another server by the time pub/sub takes.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

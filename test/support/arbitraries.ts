@@ -151,18 +151,20 @@ function validValues(p: Param): fc.Arbitrary<string> {
   return fc.stringMatching(new RegExp(pattern)).filter((v) => p.valid(v));
 }
 
-/** A valid value, bent: a bad character in, a piece cut off, more of it, another case. */
+/** A valid value, bent: a bad character in, a piece cut off, more of it, another case. A
+ * valid value may be empty (`?consistent`), which has no last position to bend. */
 function bent(p: Param): fc.Arbitrary<string> {
-  return validValues(p).chain((v) =>
-    fc.oneof(
+  return validValues(p).chain((v) => {
+    const last = Math.max(0, v.length - 1);
+    return fc.oneof(
       fc.tuple(fc.nat(v.length), fc.constantFrom(...BAD_CHARS)).map(([i, c]) => v.slice(0, i) + c + v.slice(i)),
-      fc.tuple(fc.nat(v.length - 1), fc.constantFrom(...BAD_CHARS)).map(([i, c]) => v.slice(0, i) + c + v.slice(i + 1)),
-      fc.nat(v.length - 1).map((n) => v.slice(0, n)),
+      fc.tuple(fc.nat(last), fc.constantFrom(...BAD_CHARS)).map(([i, c]) => v.slice(0, i) + c + v.slice(i + 1)),
+      fc.nat(last).map((n) => v.slice(0, n)),
       fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 4 }).map((s) => v + s),
       fc.integer({ min: 2, max: 40 }).map((n) => v.repeat(n)),
       fc.constant(v.toUpperCase()),
-    ),
-  );
+    );
+  });
 }
 
 /** Values a path parameter refuses; `.` and `..` are left to the raw tricks (clients resolve them). */

@@ -81,9 +81,15 @@ export function leaderRoutes(app: App, { ha, config }: RouteContext): void {
     const { clusterId } = req.params as { clusterId: string };
     const q = req.query as Query;
     const view = ha.views.ready(clusterId);
-    if (view && q.index === undefined && q.wait === undefined) return send(req, reply, view, component, false);
+    if (view && q.index === undefined && q.wait === undefined && q.consistent === undefined) {
+      return send(req, reply, view, component, false);
+    }
     return (async () => {
       const v = view ?? (await ha.views.get(clusterId));
+      if (q.consistent !== undefined) {
+        await v.catchUp();
+        if (!v.live) throw new RedisUnavailableError();
+      }
       await block(v, q, component, reply);
       return send(req, reply, v, component, q.index !== undefined);
     })();

@@ -20,10 +20,14 @@ after(async () => {
 test('with a replica attached, writes are acknowledged once it holds them, and answer 503 when it cannot', async (t) => {
   const topology = await RedisTopology.start({ replicas: 1, sentinels: 0 });
   const [primary, replica] = topology.nodes;
-  const app = await startApp(t, primary.url, { REDIS_ACK_TIMEOUT_MS: '300' });
+  // A fixed 1: with auto, the count of replicas the server reads every few seconds decides,
+  // and it drops to 0 once the replica's link is cut below.
+  const app = await startApp(t, primary.url, { REDIS_MIN_REPLICAS_ACK: '1', REDIS_ACK_TIMEOUT_MS: '300' });
+  const auto = await startApp(t, primary.url);
   const off = await startApp(t, primary.url, { REDIS_MIN_REPLICAS_ACK: '0' });
-  await waitFor(async () => (await get(app.url, '/readyz')).body?.replicas?.connected === 1, 15_000, 'the replica seen');
-  assert.deepEqual((await get(app.url, '/readyz')).body.replicas, { connected: 1, requiredForAck: 1 });
+  await waitFor(async () => (await get(auto.url, '/readyz')).body?.replicas?.connected === 1, 15_000, 'the replica seen');
+  assert.deepEqual((await get(auto.url, '/readyz')).body.replicas, { connected: 1, requiredForAck: 1 }, 'auto: one while a replica is there');
+  assert.deepEqual((await get(app.url, '/readyz')).body.replicas.requiredForAck, 1);
   assert.deepEqual((await get(off.url, '/readyz')).body.replicas.requiredForAck, 0);
 
   const onReplica = new Redis(replica.url).on('error', () => {});

@@ -94,7 +94,9 @@ test('a Redis restarted from an older snapshot: the loss is detected and nothing
 // the replica holds it (WAIT; REDIS_MIN_REPLICAS_ACK is 'auto').
 test('Sentinel failover to a replica that lagged: a grant acknowledged before it is never granted to another', async (t) => {
   const topology = await RedisTopology.start({ replicas: 1, sentinels: 3 });
-  const app = await startApp(t, undefined, topology.env);
+  // Every grant waits for the replica (a fixed 1, not auto, whose replica count the server
+  // reads every few seconds and could read as 0 right after the link is cut).
+  const app = await startApp(t, undefined, { ...topology.env, REDIS_MIN_REPLICAS_ACK: '1' });
   const cluster = uniqueCluster('failover');
   const lp = leaders(cluster);
   const [primary, replica] = topology.nodes;
@@ -112,6 +114,9 @@ test('Sentinel failover to a replica that lagged: a grant acknowledged before it
   const sentAt = performance.now();
   const a = await post(app.url, `${lp}/rest/campaign`, { contenderId: 'A', ttlMs: 5000 });
   await topology.failover();
+  // The old primary comes back empty, and the Sentinels make it the new primary's replica:
+  // grants can be acknowledged again.
+  await primary.restart();
   await onReplica.config('SET', 'masterauth', '');
 
   // B campaigns until it wins (or A's lease must be over).

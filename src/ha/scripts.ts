@@ -97,23 +97,15 @@ type Arg = string | number | Buffer;
 const SHAS = new Map([...SOURCES].map(([n, lua]) => [n, createHash('sha1').update(lua).digest('hex')]));
 
 /** The scripts whose writes replicas must hold before they are acknowledged: a grant, a
- * renewal (it extends a lease), a confirmation, and every store write. A resignation, an
- * expiry or a sync that Redis loses is only undone: the lease comes back until its end. */
+ * renewal (it extends a lease), a confirmation, and every store write, which is every
+ * script built on lib/store.lua's fenced_write, so that a new one is never left out. A
+ * resignation, an expiry or a sync that Redis loses is only undone: the lease comes back
+ * until its end. */
 const ACKED = new Set<ScriptName>([
   'campaign',
   'renew',
   'confirm',
-  'jobresult_create',
-  'jobresult_clean',
-  'plan_put',
-  'plan_requirements',
-  'checkpoint_add',
-  'checkpoint_shutdown',
-  'counter_increment',
-  'counter_set',
-  'counter_shutdown',
-  'blob_commit',
-  'blob_delete',
+  ...SCRIPT_NAMES.filter((n) => readFileSync(join(SCRIPTS_DIR, `${n}.lua`), 'utf8').includes('-- @include "lib/store.lua"')),
 ]);
 
 /** Replication before acknowledgement: how many replicas must hold a write (0: none), the

@@ -2,8 +2,9 @@
  * `npm run bench:compare -- get|renew DIR...`: compares leasehold trees (say, a git worktree
  * of an older commit, whose node_modules may be a link to this one's) on leader GET or
  * renew, each against the bare route. Each tree's server runs as its `npm start` runs it,
- * after its prestart: a tree with a build is built first when its dist/ is missing or stale. Each round starts fresh processes (see `rounds` in
- * http.ts) and runs the bare route and then every tree, the order rotated each round, so
+ * after its prestart: a tree with a build is built first when its dist/ is missing or
+ * stale. Each round starts fresh processes (see `rounds` in http.ts) and runs the bare
+ * route and then every tree, the order rotated each round, so
  * that the drift of a shared machine falls on all of them alike; each tree's figure is the
  * median of its per-round ratios. A change too small to show in `npm run bench` shows
  * here, given rounds enough (`--rounds`, default 8).

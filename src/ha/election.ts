@@ -4,8 +4,8 @@
  * the cluster, so that a contender reading right after its own write sees it.
  */
 import { randomUUID } from 'node:crypto';
-import type { LeaderState } from './clusterView.js';
-import type { Leader } from './changes.js';
+import type { ClusterView, LeaderState } from './clusterView.js';
+import type { Change, Leader } from './changes.js';
 import { GracePeriodError, LeaseNotHeldError, RedisUnavailableError } from './errors.js';
 import type { Floors } from './floors.js';
 import type { Component } from './ids.js';
@@ -59,8 +59,7 @@ export class ElectionService {
       if (r.code === Code.RolledBack) void (view ? view.resync(true) : this.views.get(clusterId).catch(() => {}));
       throw new GracePeriodError(component, r.ttlMs);
     }
-    this.floors.noteChanges(clusterId, r.changes);
-    view?.ingest(r.changes);
+    this.record(clusterId, view, r.changes);
     if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
     return { granted: r.code !== Code.Held, leader: stateOf(r) };
@@ -81,7 +80,7 @@ export class ElectionService {
     const held = view?.holder(component);
     const known = held?.sessionId === sessionId ? held : (this.renewed.get(sessionId) ?? null);
     const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known }, view?.index ?? 0);
-    view?.ingest(r.changes);
+    this.record(clusterId, view, r.changes);
     if (r.code !== Code.Done) throw notLeader(component, r);
     view?.extend(component, sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
@@ -96,7 +95,7 @@ export class ElectionService {
   async confirm(clusterId: string, component: Component, contenderId: string, sessionId: string, address: string): Promise<LeaderState> {
     const { keys, view } = this.target(clusterId);
     const r = await this.store.confirm(keys, component, contenderId, sessionId, address, view?.index ?? 0);
-    view?.ingest(r.changes);
+    this.record(clusterId, view, r.changes);
     if (r.code !== Code.Done) throw notLeader(component, r);
     return stateOf(r)!;
   }
@@ -105,9 +104,16 @@ export class ElectionService {
   async resign(clusterId: string, component: Component, contenderId: string, sessionId: string): Promise<boolean> {
     const { keys, view } = this.target(clusterId);
     const r = await this.store.resign(keys, component, contenderId, sessionId, view?.index ?? 0);
-    view?.ingest(r.changes);
+    this.record(clusterId, view, r.changes);
     if (r.code === Code.Held) throw notLeader(component, r);
     return r.code === Code.Done;
+  }
+
+  /** Changes this server made: into its view, which notes them in the floors as it applies
+   * them; without a view, into the floors alone. */
+  private record(clusterId: string, view: ClusterView | undefined, changes: Change[]): void {
+    if (view) view.ingest(changes);
+    else this.floors.noteChanges(clusterId, changes);
   }
 
   private target(clusterId: string) {

@@ -4,9 +4,12 @@
  * with the send time of another on the clock the processes share, so clock granularity and
  * network time can only hide a violation, never invent one. Where Redis without
  * persistence lost its data, what that loss can explain is excused (and counted), provided
- * the loss was reported.
+ * the loss was reported. Nothing is excused anywhere else: not with AOF, not with a
+ * replica acknowledging every write (an overlap there is a violation, whatever failed),
+ * and not when Redis was restarted from an older snapshot, where only the loss of
+ * acknowledged writes is unavoidable, and must have been reported.
  */
-import { planContent, type History, type HistoryRecord, type Holder, type OpRecord, type SetupName } from './history.js';
+import { durabilityOf, planContent, type Durability, type History, type HistoryRecord, type Holder, type OpRecord, type SetupName } from './history.js';
 
 export interface InvariantResult {
   id: number;
@@ -35,10 +38,18 @@ interface ProcInfo {
   role: 'contender' | 'watcher';
 }
 
-/** Redis without persistence died between `start` (kill sent) and `dead` (exit seen). */
+/** Redis without persistence died between `start` (kill sent) and `dead` (exit seen);
+ * restarted from a snapshot taken at `taken`, it lost only what came after that. */
 interface Loss {
   start: number;
   dead: number;
+  taken?: number;
+}
+
+/** A replicated setup had no replica that could hold a write from `start` to `end`. */
+interface NoReplica {
+  start: number;
+  end: number;
 }
 
 interface Window {
@@ -59,6 +70,7 @@ class Facts {
   readonly procs = new Map<string, ProcInfo>();
   readonly ops: OpRecord[] = [];
   readonly losses = new Map<SetupName, Loss[]>();
+  readonly noReplica = new Map<SetupName, NoReplica[]>();
   readonly windows: Window[] = [];
   /** setup/component → when a token was first seen dead, and why. */
   readonly dead = new Map<string, Map<number, { t: number; why: string }>>();
@@ -72,7 +84,10 @@ class Facts {
   readonly faults: Rec<'fault'>[] = [];
 
   constructor(readonly h: History) {
-    for (const name of Object.keys(h.setups) as SetupName[]) this.losses.set(name, []);
+    for (const name of Object.keys(h.setups) as SetupName[]) {
+      this.losses.set(name, []);
+      this.noReplica.set(name, []);
+    }
     const unanswered = new Map<string, Rec<'send'>>();
     for (const r of h.records) {
       if (r.k === 'send') unanswered.set(`${r.proc}|${r.owner}|${r.seq}`, r);
@@ -82,9 +97,11 @@ class Facts {
       if (r.k === 'spawn') this.procs.set(r.proc, { setup: r.setup, role: r.role });
       else if (r.k === 'op') this.ops.push(r);
       else if (r.k === 'final') this.finals.push(r);
+      else if (r.k === 'fault' && r.kind === 'no-replica') this.noReplica.get(r.setup)!.push({ start: r.start, end: r.end });
       else if (r.k === 'fault') {
         this.faults.push(r);
-        if (r.kind.startsWith('kill-redis') && !h.setups[r.setup].persistent) this.losses.get(r.setup)!.push({ start: r.start, dead: r.dead ?? r.end });
+        if (r.kind.startsWith('kill-redis') && this.durability(r.setup) === 'none') this.losses.get(r.setup)!.push({ start: r.start, dead: r.dead ?? r.end });
+        if (r.kind === 'restore-snapshot') this.losses.get(r.setup)!.push({ start: r.start, dead: r.dead ?? r.end, taken: r.taken ?? -Infinity });
       }
     }
     // Sent by a process that died before the answer: it may have been applied.
@@ -107,8 +124,15 @@ class Facts {
     return key.slice(0, key.indexOf('/')) as SetupName;
   }
 
-  /** A loss of `setup` that could fall between an act done by `before` and one done from `after` on. */
+  durability(setup: SetupName): Durability {
+    return durabilityOf(this.h.setups[setup]!);
+  }
+
+  /** A loss of `setup` that could fall between an act done by `before` and one done from
+   * `after` on, and that excuses what it explains: only Redis without persistence (killed)
+   * excuses two leaders, a value handed out twice or a gap. */
   lossBetween(setup: SetupName, before: number, after: number): Loss | undefined {
+    if (this.durability(setup) !== 'none') return undefined;
     return this.losses.get(setup)?.find((l) => l.dead > before && l.start < after);
   }
 
@@ -194,7 +218,8 @@ class Facts {
     // Redis without persistence lost every lease it held: tokens seen before its kill are
     // dead once it surely died.
     for (const [key, list] of this.sightings) {
-      const losses = this.losses.get(this.setupOf(key)) ?? [];
+      // (A snapshot restored keeps the leases it held, which may still be the newest.)
+      const losses = this.durability(this.setupOf(key)) === 'none' ? (this.losses.get(this.setupOf(key)) ?? []) : [];
       const first = new Map<number, number>();
       for (const [token, t] of list) if (!first.has(token) || t < first.get(token)!) first.set(token, t);
       for (const loss of losses) {
@@ -265,8 +290,9 @@ function holders(f: Facts): InvariantResult {
           excused++;
           continue;
         }
+        const why = f.durability(f.setupOf(key)) === 'replicated' ? ' (a replica acknowledged every write: nothing excuses it)' : '';
         violations.push(
-          `${key}: ${a.proc} (token ${a.token}) believed it led until ${fmt(a.end - b.start)} after ${b.proc} (token ${b.token}) was granted`,
+          `${key}: ${a.proc} (token ${a.token}) believed it led until ${fmt(a.end - b.start)} after ${b.proc} (token ${b.token}) was granted${why}`,
         );
       }
     }
@@ -374,7 +400,7 @@ function increasing(f: Facts): InvariantResult {
   const series = new Map<string, Array<{ v: number; op: OpRecord }>>();
   for (const op of f.ops) {
     const setup = f.procs.get(op.proc)!.setup;
-    if (op.op === 'addCheckpoint' && op.outcome === 'CheckpointIdNotIncreasing' && f.h.setups[setup].persistent) {
+    if (op.op === 'addCheckpoint' && op.outcome === 'CheckpointIdNotIncreasing' && f.h.setups[setup]!.persistent) {
       violations.push(`${setup}: checkpoint ${op.jobId}/${op.checkpointId} from the counter was refused as not increasing`);
     }
     if (op.outcome !== 'ok') continue;
@@ -471,6 +497,21 @@ function watchers(f: Facts): InvariantResult {
       if (want !== have) violations.push(`${name}: ends with ${c} led by session ${have}, the server answers ${want}`);
     }
   }
+  // A server whose link was cut while more changes than its log holds went through must
+  // tell its watchers with a snapshot, at an index above every one they had.
+  let resyncs = 0;
+  const cuts = f.faults.filter((x) => x.kind === 'cut-past-log').sort((a, b) => a.start - b.start);
+  for (const [i, cut] of cuts.entries()) {
+    const next = cuts.slice(i + 1).find((x) => x.target === cut.target)?.start ?? Infinity;
+    for (const [name, { setup, server, recs }] of streams) {
+      if (setup !== cut.setup || server !== cut.target) continue;
+      const had = Math.max(-1, ...recs.filter((r) => r.t < cut.start).map((r) => r.index));
+      const snap = recs.find((r) => r.type === 'snapshot' && r.t >= cut.start && r.t < next);
+      if (!snap) violations.push(`${name}: no snapshot after ${cut.changes ?? 'many'} changes went by while ${server}'s link was cut (${cut.detail ?? ''})`);
+      else if (snap.index <= had) violations.push(`${name}: the snapshot after ${server}'s link was cut has index ${snap.index}, not above ${had}`);
+      else resyncs++;
+    }
+  }
   // Every replica of a setup answers the same leaders in the end.
   for (const setup of Object.keys(f.h.setups) as SetupName[]) {
     const fs = f.finals.filter((x) => x.setup === setup);
@@ -484,7 +525,7 @@ function watchers(f: Facts): InvariantResult {
     id: 4,
     title: 'watchers end with the true leaders, changes in index order, no untold gap',
     violations,
-    summary: `${streams.size} watcher streams, ${changes} changes received${excused ? `, ${excused} gaps across a loss of Redis without persistence (excused)` : ''}`,
+    summary: `${streams.size} watcher streams, ${changes} changes received${cuts.length ? `, ${resyncs} resyncs past the change log told by a snapshot with a new index` : ''}${excused ? `, ${excused} gaps across a loss of Redis without persistence (excused)` : ''}`,
   };
 }
 
@@ -502,12 +543,25 @@ function between(xs: number[], lo: number, hi: number): number[] {
   return out;
 }
 
-/** 5. Acknowledged writes are all there at the end with AOF; without persistence what is
- * missing went with a loss that every server reported. Refused writes are never there. */
+/** Why an acknowledged write that is gone is a violation, by durability. */
+const GONE: Record<Durability, string> = {
+  aof: ' (Redis has AOF)',
+  replicated: ' (a replica had acknowledged it)',
+  none: ', and no loss of Redis data explains it',
+  restored: ', and no restore of a snapshot taken before it explains it',
+};
+
+/** 5. Acknowledged writes are all there at the end with AOF or a replica acknowledging, and
+ * with a replica acknowledging nothing is acknowledged while no replica can hold it; without
+ * persistence, or restored from an older snapshot, what is missing went with a loss that
+ * was reported. Refused writes are never there. */
 function durability(f: Facts): InvariantResult {
   const violations: string[] = [];
-  const counts = { checked: 0, lostReported: 0 };
-  for (const [setup, info] of Object.entries(f.h.setups) as Array<[SetupName, History['setups'][SetupName]]>) {
+  const counts = { checked: 0, lostReported: 0, refusedNoReplica: 0, noReplica: 0, probes: 0, probesRefused: 0 };
+  const lossWords: string[] = [];
+  const reports: string[] = [];
+  for (const [setup, info] of Object.entries(f.h.setups) as Array<[SetupName, NonNullable<History['setups'][SetupName]>]>) {
+    const kind = durabilityOf(info);
     const back = f.h.records.find((r): r is Rec<'readback'> => r.k === 'readback' && r.setup === setup);
     const health = f.h.records.filter((r): r is Rec<'health'> => r.k === 'health' && r.setup === setup);
     if (!back) {
@@ -525,10 +579,39 @@ function durability(f: Facts): InvariantResult {
       if (op.op === 'putPlan') attempted.plans.add(op.jobId);
       if (op.op === 'addCheckpoint') attempted.checkpoints.add(`${op.jobId}/${op.checkpointId}`);
     }
+    // The losses that took an acknowledged write with them.
+    const lostTo = new Set<Loss>();
     const missing = (op: OpRecord, what: string) => {
-      if (losses.some((l) => op.sent < l.dead)) counts.lostReported++;
-      else violations.push(`${setup}: acknowledged ${what} is gone${info.persistent ? ' (Redis has AOF)' : ', and no loss of Redis data explains it'}`);
+      const loss = losses.find((l) => op.sent < l.dead && (l.taken === undefined || op.answered >= l.taken));
+      if (loss) {
+        counts.lostReported++;
+        lostTo.add(loss);
+      } else violations.push(`${setup}: acknowledged ${what} is gone${GONE[kind]}`);
     };
+    // With a replica acknowledging: nothing sent while no replica could hold it, and
+    // answered before one could again, is acknowledged.
+    for (const w of f.noReplica.get(setup) ?? []) {
+      counts.noReplica++;
+      const inside = (sent: number, answered: number) => sent >= w.start && answered <= w.end;
+      for (const op of ops) {
+        if (!inside(op.sent, op.answered)) continue;
+        if (op.status === 503) counts.refusedNoReplica++;
+        if (op.outcome === 'ok') violations.push(`${setup}: ${op.op} ${op.jobId} by ${op.proc} was acknowledged though no replica could hold it (sent ${fmt(op.sent - w.start)} into a window of ${fmt(w.end - w.start)})`);
+      }
+      for (const r of f.h.records) {
+        if (r.k === 'grant' && f.procs.get(r.proc)?.setup === setup && inside(r.sent, r.t)) {
+          violations.push(`${setup}: ${r.proc} was granted ${r.component} (token ${r.token}) though no replica could hold the grant`);
+        }
+        if (r.k === 'valid' && r.sent !== undefined && f.procs.get(r.proc)?.setup === setup && inside(r.sent, r.t)) {
+          violations.push(`${setup}: a renewal of ${r.component} by ${r.proc} was acknowledged though no replica could hold it`);
+        }
+        if (r.k === 'probe' && r.setup === setup && inside(r.sent, r.answered)) {
+          counts.probes++;
+          if (r.status === 503) counts.probesRefused++;
+          else if (r.status !== null && r.status < 300) violations.push(`${setup}: a ${r.what} sent to ${r.server} while no replica could hold it answered ${r.status}, not 503`);
+        }
+      }
+    }
     for (const op of ops) {
       const name = `${op.op} ${op.jobId}${op.checkpointId === undefined ? '' : `/${op.checkpointId}`} by ${op.proc}`;
       if (REFUSED.has(op.outcome)) {
@@ -562,20 +645,35 @@ function durability(f: Facts): InvariantResult {
     for (const [jobId, ids] of Object.entries(back.checkpoints)) {
       for (const id of ids) if (!attempted.checkpoints.has(`${jobId}/${id}`)) violations.push(`${setup}: checkpoint ${jobId}/${id} is stored but no write of it was accepted or pending`);
     }
-    // Losses reported by every replica, and none that did not happen.
+    // Losses reported (by every replica, for a Redis without persistence, whose marker
+    // every one of them watches; by a replica at least, for each restore that lost an
+    // acknowledged write), and none that did not happen with AOF.
     for (const s of info.servers) {
       const hs = health.find((x) => x.server === s);
       if (!hs) violations.push(`${setup}: no health read from ${s}`);
-      else if (hs.dataLossCount < losses.length || (hs.dataLossMetric ?? -1) < losses.length) {
+      else if (kind === 'none' && (hs.dataLossCount < losses.length || (hs.dataLossMetric ?? -1) < losses.length)) {
         violations.push(`${setup}: ${s} reports ${hs.dataLossCount} data losses (metric ${hs.dataLossMetric}) after ${losses.length} kills of Redis without persistence`);
-      } else if (info.persistent && hs.dataLossCount > 0) violations.push(`${setup}: ${s} reports ${hs.dataLossCount} data losses of a Redis with AOF`);
+      } else if (kind === 'aof' && hs.dataLossCount > 0) violations.push(`${setup}: ${s} reports ${hs.dataLossCount} data losses of a Redis with AOF`);
     }
+    const counted = health.map((x) => `${x.server} ${x.dataLossCount}`).join(', ');
+    if (kind === 'restored') {
+      const most = Math.max(0, ...health.map((x) => Math.min(x.dataLossCount, x.dataLossMetric ?? 0)));
+      if (most < lostTo.size) violations.push(`${setup}: ${lostTo.size} restores of an older snapshot lost acknowledged writes, and the servers report at most ${most} data losses (${counted}): a silent loss`);
+      if (losses.length) lossWords.push(`${setup}: ${losses.length} restores of an older snapshot, ${lostTo.size} of them losing acknowledged writes`);
+    } else if (kind === 'none' && losses.length) lossWords.push(`${setup}: ${losses.length} kills of Redis without persistence`);
+    if (kind !== 'aof' && health.some((x) => x.dataLossCount > 0)) reports.push(`${setup} ${counted}`);
   }
+  const noReplica = counts.noReplica
+    ? `; ${counts.noReplica} windows without a replica, nothing acknowledged in them: ${counts.probesRefused} of ${counts.probes} probe campaigns and ${counts.refusedNoReplica} writes answered 503`
+    : '';
   return {
     id: 5,
-    title: 'no acknowledged write lost with AOF; without persistence the loss is reported',
+    title: 'no acknowledged write lost with AOF or a replica acknowledging; otherwise the loss is reported',
     violations,
-    summary: `${counts.checked} acknowledged writes checked against what was read back${counts.lostReported ? `; ${counts.lostReported} of them lost with Redis without persistence, the loss reported` : ''}`,
+    summary:
+      `${counts.checked} acknowledged writes checked against what was read back${noReplica}` +
+      `${counts.lostReported ? `; ${counts.lostReported} of them lost (${lossWords.join('; ')}), the loss reported` : ''}` +
+      `${reports.length ? `; data losses reported by server: ${reports.join('; ')}` : ''}`,
   };
 }
 

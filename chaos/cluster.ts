@@ -1,12 +1,23 @@
 /**
- * The processes of a chaos run and what the harness knows of them live.
+ * The processes of a chaos run and what the harness knows of them live. A run starts one
+ * topology (`--topology`), made of setups, each a Redis (or a replicated one), leasehold
+ * server replicas and their cluster:
  *
- * Two setups, each a Redis, leasehold server replicas and their cluster:
- *   aof       Redis with AOF (`appendfsync always`); a1 direct, a2 and a3 through link
- *             proxies (slow link, blackhole); contenders for dispatcher, resourcemanager
- *             and one job's job manager.
- *   volatile  Redis without persistence (its kill loses the data); b1 and b2 direct;
- *             contenders for dispatcher and one job's job manager.
+ *   single    two setups side by side:
+ *             aof       Redis with AOF (`appendfsync always`); a1 direct, a2 and a3 through
+ *                       link proxies (slow link, blackhole); contenders for dispatcher,
+ *                       resourcemanager and one job's job manager.
+ *             volatile  Redis without persistence (its kill loses the data); b1 and b2
+ *                       direct; contenders for dispatcher and one job's job manager.
+ *   sentinel  replicated: a primary, a replica and three Sentinels; r1 and r2 find the
+ *             primary through the Sentinels and wait for one replica to hold every write
+ *             (REDIS_MIN_REPLICAS_ACK=1).
+ *   restore   restored: a Redis without persistence that faults restart from an older
+ *             snapshot; s1 and s2 direct.
+ *   logcut    cutoff: a Redis with AOF and a change log of CHANGE_LOG_SIZE entries; c1 and
+ *             c2 direct, c3 through a link proxy and as a Redis user of its own, so that its
+ *             link can be cut (its connections killed, and what Redis sends it lost).
+ *
  * Each setup has two contender processes, each with a contender for every component of the
  * setup (as a Flink JobManager process hosts several), so every component has two
  * contenders; one watcher process per setup follows every replica of it. Everything
@@ -14,13 +25,17 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { LeaseholdClient } from '../src/client/index.js';
 import { RedisProcess, stopAllRedis } from '../test/support/redis.js';
-import { sharedNow, type HistoryRecord, type Holder, type SetupInfo, type SetupName } from './history.js';
+import { sharedNow, type HistoryRecord, type Holder, type SetupInfo, type SetupName, type TopologyName } from './history.js';
 import { TcpProxy } from '../test/support/proxy.js';
+import { RedisTopology, stopAllSentinels } from '../test/support/topology.js';
 import { ServerProcess } from '../test/support/app.js';
 import type { WorkerConfig } from './worker.js';
 
@@ -36,6 +51,22 @@ const SERVER_ENV = {
   CHANGE_LOG_SIZE: '100000',
   WS_HEARTBEAT_MS: '2000',
 };
+
+/** The change log of the logcut topology: the smallest the server takes, so that a link cut
+ * for a few seconds misses more changes than it holds. */
+export const SHORT_CHANGE_LOG = 10;
+
+/** The Redis user (and password) of the server whose link the logcut topology cuts:
+ * `CLIENT KILL USER` then ends its connections and no other's. */
+export const CUT_USER = { name: 'cutoff', password: 'cutoff-link' };
+
+/** The component that the logcut topology's harness leads and resigns itself, to push many
+ * changes through while a link is cut. */
+export const CHURN_COMPONENT = 'rest';
+
+/** A replica's full sync starts at once, rather than after Redis's default of five seconds
+ * (which waits for more replicas to share the transfer: there is one). */
+export const fastSync = (r: Redis) => r.config('SET', 'repl-diskless-sync-delay', '0');
 
 /** TTL per component: 1–2 s. */
 const TTL: Record<string, number> = { dispatcher: 1500, resourcemanager: 1000, jobmanager: 2000 };
@@ -73,10 +104,13 @@ export interface Worker {
   idle: boolean;
 }
 
-interface SetupRuntime {
+export interface SetupRuntime {
   name: SetupName;
   info: SetupInfo;
+  /** The Redis the harness talks to: a replicated setup's primary as of its last failover. */
   redis: RedisProcess;
+  /** A replicated setup's Redis processes and Sentinels. */
+  replicated: RedisTopology | null;
 }
 
 export class Topology {
@@ -91,27 +125,70 @@ export class Topology {
   private stopping = false;
   /** Lines that were not JSON (a record cut by kill -9). */
   badLines = 0;
+  /** Each server's DATA_DIR (its floors file), removed by `stop()`. */
+  private readonly dataDirs: string[] = [];
+
+  constructor(readonly name: TopologyName = 'single') {}
 
   /** Starts everything; `stop()` stops what it started, even while this runs. */
   async launch(): Promise<void> {
     const tag = randomBytes(4).toString('hex');
-    const jobA = randomBytes(16).toString('hex');
-    const jobB = randomBytes(16).toString('hex');
-    const [redisA, redisB] = await Promise.all([RedisProcess.start({ aof: true }), RedisProcess.start({ aof: false })]);
-    this.setups.set('aof', {
-      name: 'aof',
-      redis: redisA,
-      info: { clusterId: `chaos-aof-${tag}`, persistent: true, servers: ['a1', 'a2', 'a3'], components: ['dispatcher', 'resourcemanager', `jobmanager/${jobA}`] },
-    });
-    this.setups.set('volatile', {
-      name: 'volatile',
-      redis: redisB,
-      info: { clusterId: `chaos-vol-${tag}`, persistent: false, servers: ['b1', 'b2'], components: ['dispatcher', `jobmanager/${jobB}`] },
-    });
-    const pa2 = await this.proxy(redisA.port);
-    const pa3 = await this.proxy(redisA.port);
-    for (const [name, setup, proxy] of [['a1', 'aof', null], ['a2', 'aof', pa2], ['a3', 'aof', pa3], ['b1', 'volatile', null], ['b2', 'volatile', null]] as const) {
-      await this.server(name, setup, proxy);
+    const job = () => `jobmanager/${randomBytes(16).toString('hex')}`;
+    if (this.name === 'single') {
+      const [redisA, redisB] = await Promise.all([RedisProcess.start({ aof: true }), RedisProcess.start({ aof: false })]);
+      this.setups.set('aof', {
+        name: 'aof',
+        redis: redisA,
+        replicated: null,
+        info: { clusterId: `chaos-aof-${tag}`, persistent: true, durability: 'aof', servers: ['a1', 'a2', 'a3'], components: ['dispatcher', 'resourcemanager', job()] },
+      });
+      this.setups.set('volatile', {
+        name: 'volatile',
+        redis: redisB,
+        replicated: null,
+        info: { clusterId: `chaos-vol-${tag}`, persistent: false, durability: 'none', servers: ['b1', 'b2'], components: ['dispatcher', job()] },
+      });
+      const pa2 = await this.proxy(redisA.port);
+      const pa3 = await this.proxy(redisA.port);
+      for (const [name, setup, proxy] of [['a1', 'aof', null], ['a2', 'aof', pa2], ['a3', 'aof', pa3], ['b1', 'volatile', null], ['b2', 'volatile', null]] as const) {
+        await this.server(name, setup, proxy);
+      }
+    } else if (this.name === 'sentinel') {
+      const replicated = await RedisTopology.start({ replicas: 1, sentinels: 3, downAfterMs: 1000, failoverTimeoutMs: 3000 });
+      for (const node of replicated.nodes) await this.redisOn(node.port, fastSync);
+      this.setups.set('replicated', {
+        name: 'replicated',
+        redis: replicated.nodes[0],
+        replicated,
+        info: { clusterId: `chaos-rep-${tag}`, persistent: true, durability: 'replicated', servers: ['r1', 'r2'], components: ['dispatcher', 'resourcemanager', job()] },
+      });
+      // Found through the Sentinels; every write waits for the replica (a fixed 1: with
+      // auto, a primary whose replica is cut off would acknowledge alone).
+      const env = { ...replicated.env, REDIS_MIN_REPLICAS_ACK: '1' };
+      for (const name of ['r1', 'r2']) await this.server(name, 'replicated', null, env);
+    } else if (this.name === 'restore') {
+      const redis = await RedisProcess.start({ aof: false });
+      this.setups.set('restored', {
+        name: 'restored',
+        redis,
+        replicated: null,
+        info: { clusterId: `chaos-rst-${tag}`, persistent: false, durability: 'restored', servers: ['s1', 's2'], components: ['dispatcher', job()] },
+      });
+      for (const name of ['s1', 's2']) await this.server(name, 'restored', null);
+    } else {
+      const redis = await RedisProcess.start({ aof: true });
+      await this.redisOn(redis.port, (r) => r.call('ACL', 'SETUSER', CUT_USER.name, 'on', `>${CUT_USER.password}`, '~*', '&*', '+@all'));
+      this.setups.set('cutoff', {
+        name: 'cutoff',
+        redis,
+        replicated: null,
+        info: { clusterId: `chaos-cut-${tag}`, persistent: true, durability: 'aof', changeLogSize: SHORT_CHANGE_LOG, servers: ['c1', 'c2', 'c3'], components: ['dispatcher', job()] },
+      });
+      const env = { CHANGE_LOG_SIZE: String(SHORT_CHANGE_LOG) };
+      const proxy = await this.proxy(redis.port);
+      await this.server('c1', 'cutoff', null, env);
+      await this.server('c2', 'cutoff', null, env);
+      await this.server('c3', 'cutoff', proxy, { ...env, REDIS_URL: `redis://${CUT_USER.name}:${CUT_USER.password}@127.0.0.1:${proxy.port}` });
     }
     // Every process starts at once: contenders and watchers retry until their server is up.
     for (const setup of this.setups.values()) {
@@ -129,10 +206,15 @@ export class Topology {
     return p;
   }
 
-  /** A server of the setup, on a port of its own; not started yet. */
-  private async server(name: string, setup: SetupName, proxy: TcpProxy | null): Promise<void> {
+  /** A server of the setup, on a port of its own, with a DATA_DIR of its own (its floors
+   * survive its own restarts, and are no other server's); not started yet. `env` overrides
+   * how it finds Redis and the rest. */
+  private async server(name: string, setup: SetupName, proxy: TcpProxy | null, env: Record<string, string> = {}): Promise<void> {
     const redisUrl = proxy ? `redis://127.0.0.1:${proxy.port}` : this.setups.get(setup)!.redis.url;
-    const proc = await ServerProcess.create({ ...SERVER_ENV, REDIS_URL: redisUrl });
+    const dataDir = mkdtempSync(join(tmpdir(), `leasehold-chaos-${name}-`));
+    this.dataDirs.push(dataDir);
+    // With REDIS_SENTINELS, the URL's host and port are not used.
+    const proc = await ServerProcess.create({ ...SERVER_ENV, DATA_DIR: dataDir, REDIS_URL: redisUrl, ...env });
     this.servers.push({ name, setup, proxy, process: proc });
   }
 
@@ -267,9 +349,14 @@ export class Topology {
     return new LeaseholdClient({ url: server.process.url, timeoutMs: 5000 });
   }
 
-  /** A connection to a setup's Redis for the harness's own commands (never retried). */
+  /** A connection to a setup's Redis (its primary) for the harness's own commands (never retried). */
   async redisCommand<T>(setup: SetupName, fn: (r: Redis) => Promise<T>): Promise<T> {
-    const r = new Redis(this.setup(setup).redis.port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+    return this.redisOn(this.setup(setup).redis.port, fn);
+  }
+
+  /** A connection to the Redis on `port` for one of the harness's own commands. */
+  async redisOn<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
+    const r = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
     r.on('error', () => {});
     try {
       await r.connect();
@@ -285,7 +372,7 @@ export class Topology {
       p.setDelay(0);
       p.restore();
     }
-    for (const s of this.setups.values()) s.redis.resume();
+    for (const s of this.setups.values()) for (const node of s.replicated?.nodes ?? [s.redis]) node.resume();
     for (const w of this.workers.values()) {
       if (w.stopped && w.alive) w.child.kill('SIGCONT');
       w.stopped = false;
@@ -302,8 +389,9 @@ export class Topology {
       waits.push(w.exited);
     }
     for (const s of this.servers) waits.push(s.process.kill());
-    waits.push(stopAllRedis());
+    waits.push(stopAllRedis(), stopAllSentinels());
     for (const p of this.proxies) waits.push(p.close());
     await Promise.allSettled(waits);
+    for (const dir of this.dataDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 }

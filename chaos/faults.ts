@@ -3,15 +3,25 @@
  *   process  kill -9 of the process of a component's leading contender (a replacement
  *            starts, with the same contenderIds or new ones), or SIGSTOP of it past its
  *            lease, then SIGCONT;
- *   infra    one at a time, from a shuffled deck of every kind: kill -9 and restart of the
- *            AOF Redis and of the Redis without persistence, kill -9 and restart of a server
- *            replica (its websocket clients connected), CLIENT PAUSE, SIGSTOP/SIGCONT of
- *            redis-server, a slow link and a blackholed link between a server and Redis.
+ *   infra    one at a time, from a shuffled deck of the topology's kinds:
+ *            single    kill -9 and restart of the AOF Redis and of the Redis without
+ *                      persistence, kill -9 and restart of a server replica (its websocket
+ *                      clients connected), CLIENT PAUSE, SIGSTOP/SIGCONT of redis-server, a
+ *                      slow link and a blackholed link between a server and Redis;
+ *            sentinel  a Sentinel failover with a lagging replica (its link cut, then the
+ *                      primary killed), and a failover under load (the primary killed);
+ *                      the killed Redis comes back as the new primary's replica;
+ *            restore   a snapshot taken, then Redis killed and restarted from it seconds
+ *                      later (the changes in between lost);
+ *            logcut    a server's link to Redis cut (its connections killed, and what
+ *                      Redis sends meanwhile lost) while more changes than the change log
+ *                      holds go through the other servers, then healed.
  * Every fault is healed before its lane draws the next; each is recorded with its times.
  * Which process a fault hits is decided when it fires (the leader of the moment).
  */
-import { MAX_TTL_MS, READY_TIMEOUT_MS, ttlOf, type Topology, type Worker } from './cluster.js';
-import { sharedNow, type SetupName } from './history.js';
+import { CHURN_COMPONENT, CUT_USER, fastSync, MAX_TTL_MS, READY_TIMEOUT_MS, SHORT_CHANGE_LOG, ttlOf, type Topology, type Worker } from './cluster.js';
+import { sharedNow, type SetupName, type TopologyName } from './history.js';
+import { restoreSnapshot, snapshot } from '../test/support/topology.js';
 
 /** A deterministic generator of numbers in [0, 1) (mulberry32). */
 export function rng(seed: number): () => number {
@@ -27,8 +37,13 @@ export function rng(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-const INFRA = ['kill-redis-aof', 'kill-redis-volatile', 'kill-server', 'client-pause', 'stop-redis', 'slow-link', 'blackhole-link'] as const;
-type InfraKind = (typeof INFRA)[number];
+const INFRA = {
+  single: ['kill-redis-aof', 'kill-redis-volatile', 'kill-server', 'client-pause', 'stop-redis', 'slow-link', 'blackhole-link'],
+  sentinel: ['lagging-failover', 'failover'],
+  restore: ['restore-snapshot'],
+  logcut: ['cut-past-log'],
+} as const satisfies Record<TopologyName, readonly string[]>;
+type InfraKind = (typeof INFRA)[TopologyName][number];
 
 interface Lane {
   topo: Topology;
@@ -36,6 +51,9 @@ interface Lane {
   log: (line: string) => void;
   /** Faults injected so far (all lanes). */
   count: { n: number };
+  /** The logcut topology's churn: leases granted so far, and the one it keeps. */
+  churns: number;
+  churned: { contenderId: string; sessionId: string } | null;
 }
 
 /** Runs both lanes until `durationMs` has passed and their last faults are healed;
@@ -44,8 +62,8 @@ export async function runFaults(topo: Topology, seed: number, durationMs: number
   const end = sharedNow() + durationMs;
   const count = { n: 0 };
   await Promise.all([
-    processLane({ topo, random: rng(seed), log, count }, end),
-    infraLane({ topo, random: rng(seed ^ 0x5eed), log, count }, end),
+    processLane({ topo, random: rng(seed), log, count, churns: 0, churned: null }, end),
+    infraLane({ topo, random: rng(seed ^ 0x5eed), log, count, churns: 0, churned: null }, end),
   ]);
   topo.healAll();
   return count.n;
@@ -106,7 +124,7 @@ async function stopLeader(lane: Lane, setup: SetupName, w: Worker, holdMs: numbe
 async function infraLane(lane: Lane, end: number): Promise<void> {
   let deck: InfraKind[] = [];
   while (sharedNow() < end) {
-    if (deck.length === 0) deck = shuffle([...INFRA], lane.random);
+    if (deck.length === 0) deck = shuffle([...INFRA[lane.topo.name]], lane.random);
     const kind = deck.pop()!;
     const gap = scale(lane.random(), 800, 2000);
     const draws = [lane.random(), lane.random(), lane.random()];
@@ -183,6 +201,170 @@ async function infraFault(lane: Lane, kind: InfraKind, [a, b, c]: number[]): Pro
       proxy.restore();
       return record('aof', `${node.name}<->redis-aof`, `blackholed for ${ms} ms, then healed`);
     }
+    case 'lagging-failover':
+    case 'failover':
+      return failover(lane, kind === 'lagging-failover', a, b);
+    case 'restore-snapshot':
+      return restore(lane, a);
+    case 'cut-past-log':
+      return cutPastLog(lane, a);
+  }
+}
+
+/** Polls `cond` (its errors are a no) every 100 ms until it holds. */
+async function until(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = sharedNow() + timeoutMs;
+  while (!(await cond().catch(() => false))) {
+    if (sharedNow() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Kills the replicated setup's primary (-9) while the contenders renew and write, and waits
+ * until the Sentinels have promoted its replica; the killed Redis then comes back, empty,
+ * as the new primary's replica. With `lagging`, the replica's link is cut first (it cannot
+ * sync again: a wrong masterauth) `a`-scaled ms before the kill, so that it misses what the
+ * primary takes meanwhile. From the cut (or the kill) until the killed Redis restarts, no
+ * replica can hold a write: with one replica acknowledging, nothing sent in that window may
+ * be acknowledged (recorded as a `no-replica` window).
+ */
+async function failover(lane: Lane, lagging: boolean, a: number, b: number): Promise<void> {
+  const { topo } = lane;
+  const setup = topo.setup('replicated');
+  const nodes = setup.replicated!;
+  const old = await nodes.primary();
+  const next = nodes.nodes.find((n) => n !== old)!;
+  const start = sharedNow();
+  let noReplicaFrom: number | null = null;
+  let cut = '';
+  if (lagging) {
+    await topo.redisOn(next.port, (r) => r.config('SET', 'masterauth', 'not-the-password'));
+    await topo.redisOn(old.port, (r) => r.call('CLIENT', 'KILL', 'TYPE', 'replica'));
+    noReplicaFrom = sharedNow();
+    const ms = scale(a, 500, 1500);
+    await Promise.all([sleep(ms), probe(lane)]);
+    cut = `its replica's link cut ${ms} ms before, `;
+  } else {
+    await sleep(scale(a, 0, 500));
+  }
+  await old.kill();
+  const dead = sharedNow();
+  noReplicaFrom ??= dead;
+  await until(async () => {
+    if ((await nodes.primaryPort()) !== next.port) return false;
+    return /^role:master/m.test(await topo.redisOn(next.port, (r) => r.info('replication')));
+  }, 30_000, 'the Sentinels to promote the replica');
+  const promoted = sharedNow();
+  if (lagging) await topo.redisOn(next.port, (r) => r.config('SET', 'masterauth', ''));
+  setup.redis = next;
+  await Promise.all([sleep(scale(b, 0, 1000)), probe(lane)]);
+  const restartAt = sharedNow();
+  await old.restart();
+  await topo.redisOn(old.port, fastSync);
+  // What the Sentinels would do too, seconds later.
+  await topo.redisOn(old.port, (r) => r.call('REPLICAOF', '127.0.0.1', String(next.port)));
+  await until(async () => {
+    const info = await topo.redisOn(next.port, (r) => r.info('replication'));
+    return /^connected_slaves:1/m.test(info) && /state=online/.test(info);
+  }, 30_000, 'the killed Redis back as a replica');
+  const end = sharedNow();
+  topo.push({ k: 'fault', kind: 'no-replica', setup: 'replicated', target: `redis :${next.port}`, start: noReplicaFrom, end: restartAt, detail: 'no replica could hold a write' });
+  const kind = lagging ? 'lagging-failover' : 'failover';
+  const detail = `${cut}kill -9; :${next.port} promoted ${Math.round(promoted - dead)} ms later; the killed one back as its replica ${Math.round(end - restartAt)} ms after its restart`;
+  topo.push({ k: 'fault', kind, setup: 'replicated', target: `redis :${old.port}`, start, dead, end, detail });
+  lane.log(`${kind} redis :${old.port}: ${detail}`);
+}
+
+/** A campaign sent once, without retries, to r1 while no replica can hold it: it must not
+ * be granted (503). The component is one no contender wants, and the lease short. */
+async function probe(lane: Lane): Promise<void> {
+  const { topo } = lane;
+  const server = topo.serverNode('r1');
+  const url = `${server.process.url}/v1/clusters/${topo.setup('replicated').info.clusterId}/leaders/${CHURN_COMPONENT}/campaign`;
+  const sent = sharedNow();
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ contenderId: `probe-${++lane.churns}`, ttlMs: 1000 }),
+    signal: AbortSignal.timeout(5000),
+  }).catch(() => null);
+  topo.push({ k: 'probe', setup: 'replicated', server: server.name, what: 'campaign', sent, answered: sharedNow(), status: res?.status ?? null });
+  await res?.body?.cancel();
+}
+
+/** Takes a snapshot of the restored setup's Redis, lets the run go on for `a`-scaled ms,
+ * then kills Redis and restarts it from that snapshot: what changed in between is lost. */
+async function restore(lane: Lane, a: number): Promise<void> {
+  const { topo } = lane;
+  const redis = topo.setup('restored').redis;
+  const taken = sharedNow();
+  const copy = await snapshot(redis);
+  const ms = scale(a, 1500, 4000);
+  await sleep(ms);
+  const start = sharedNow();
+  await redis.kill();
+  const dead = sharedNow();
+  await restoreSnapshot(redis, copy);
+  const detail = `snapshot taken, ${ms} ms later kill -9 and restarted from it on port ${redis.port}`;
+  topo.push({ k: 'fault', kind: 'restore-snapshot', setup: 'restored', target: 'redis-restored', start, dead, end: sharedNow(), taken, detail });
+  lane.log(`restore-snapshot redis-restored: ${detail}`);
+}
+
+/**
+ * Cuts c3's link to Redis: its proxy holds every byte, and Redis ends its connections (so
+ * that what Redis publishes meanwhile never reaches it; the end reaches it when the link
+ * heals). Meanwhile more changes than the change log holds go through c1 (the harness
+ * leads and resigns CHURN_COMPONENT itself), then `a`-scaled ms later the link heals: c3
+ * must resync from past the log, and its watchers get a snapshot.
+ */
+async function cutPastLog(lane: Lane, a: number): Promise<void> {
+  const { topo } = lane;
+  const node = topo.serverNode('c3');
+  const start = sharedNow();
+  node.proxy!.blackhole();
+  await topo.redisCommand('cutoff', (r) => r.call('CLIENT', 'KILL', 'USER', CUT_USER.name));
+  const changes = await churn(lane, SHORT_CHANGE_LOG + 5);
+  const ms = scale(a, 500, 2000);
+  await sleep(ms);
+  node.proxy!.restore();
+  const detail = `link cut while ${changes} changes went through c1 (the log keeps ${SHORT_CHANGE_LOG}), healed ${ms} ms later`;
+  topo.push({ k: 'fault', kind: 'cut-past-log', setup: 'cutoff', target: node.name, start, end: sharedNow(), changes, detail });
+  lane.log(`cut-past-log ${node.name}<->redis-cutoff: ${detail}`);
+}
+
+/** Pushes at least `atLeast` changes of CHURN_COMPONENT through c1: the lease the last churn
+ * kept is resigned, then leases are granted and resigned, and the last one is kept (so that
+ * a watcher that missed it all would end with the wrong leader). Answers the changes made. */
+async function churn(lane: Lane, atLeast: number): Promise<number> {
+  const { topo } = lane;
+  const base = `${topo.serverNode('c1').process.url}/v1/clusters/${topo.setup('cutoff').info.clusterId}/leaders/${CHURN_COMPONENT}`;
+  const call = async (op: 'campaign' | 'resign', body: object) => {
+    for (let attempt = 1; ; attempt++) {
+      const res = await fetch(`${base}/${op}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).catch(() => null);
+      const json = res && ((await res.json()) as { granted?: boolean; leader?: { sessionId: string } });
+      if (res?.status === 200 && (op === 'resign' || json?.granted)) return json!;
+      if (attempt >= 10) throw new Error(`churn ${op} through c1: ${res?.status} ${JSON.stringify(json)}`);
+      await sleep(200);
+    }
+  };
+  let n = 0;
+  if (lane.churned) {
+    await call('resign', lane.churned);
+    lane.churned = null;
+    n++;
+  }
+  for (;;) {
+    const contenderId = `churn-${++lane.churns}`;
+    const granted = await call('campaign', { contenderId, ttlMs: 60_000 });
+    n++;
+    const held = { contenderId, sessionId: granted.leader!.sessionId };
+    if (n >= atLeast) {
+      lane.churned = held;
+      return n;
+    }
+    await call('resign', held);
+    n++;
   }
 }
 

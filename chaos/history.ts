@@ -9,7 +9,30 @@ import { readFileSync, writeFileSync } from 'node:fs';
 /** Now on the clock every process of the run shares. */
 export const sharedNow = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-export type SetupName = 'aof' | 'volatile';
+/** The setups of a run: `aof` and `volatile` in the single-Redis topology, one per other
+ * topology (see cluster.ts). */
+export type SetupName = 'aof' | 'volatile' | 'replicated' | 'restored' | 'cutoff';
+
+/** What runs the harness: `single` (a Redis with AOF and one without persistence, side by
+ * side) or one of the Redis-topology lanes. */
+export type TopologyName = 'single' | 'sentinel' | 'restore' | 'logcut';
+export const TOPOLOGIES: readonly TopologyName[] = ['single', 'sentinel', 'restore', 'logcut'];
+
+/** How a setup's Redis keeps its data, which decides what the checker may excuse:
+ *   aof         one Redis, AOF with `appendfsync always`: nothing acknowledged is lost;
+ *   none        one Redis without persistence, killed: loss unavoidable, reported, and what
+ *               it explains is excused;
+ *   replicated  a primary, a replica and Sentinels, one replica acknowledging every write:
+ *               nothing acknowledged is lost, nothing is excused;
+ *   restored    one Redis without persistence, restarted from older snapshots: loss of
+ *               acknowledged writes unavoidable and reported, and nothing else excused
+ *               (no two leaders, nothing reused, watchers converge). */
+export type Durability = 'aof' | 'none' | 'replicated' | 'restored';
+
+/** A setup's durability; histories from before the lanes have only `persistent`. */
+export function durabilityOf(info: SetupInfo): Durability {
+  return info.durability ?? (info.persistent ? 'aof' : 'none');
+}
 
 /** A leader as recorded: contender, session, token, address. */
 export interface Holder {
@@ -49,7 +72,9 @@ export type SendRecord = Pick<OpRecord, 'proc' | 'seq' | 'owner' | 'op' | 'token
 export type ChildRecord =
   | SendRecord
   | { k: 'grant'; t: number; proc: string; component: string; session: string; token: number; contenderId: string; sent: number; until: number }
-  | { k: 'valid'; t: number; proc: string; component: string; session: string; until: number }
+  /** A renewal extended the leadership until `until`; `sent`: when that renewal was sent
+   * (absent in histories from before it was recorded). */
+  | { k: 'valid'; t: number; proc: string; component: string; session: string; sent?: number; until: number }
   | { k: 'revoke'; t: number; proc: string; component: string; reason: string }
   | OpRecord
   | { k: 'idle'; t: number; proc: string }
@@ -61,31 +86,43 @@ export type HarnessRecord =
   /** A process started: its contenders (component → contenderId) or a watcher. */
   | { k: 'spawn'; t: number; proc: string; setup: SetupName; role: 'contender' | 'watcher'; server: string; contenders?: Record<string, string> }
   | { k: 'exit'; t: number; proc: string; signal: string | null; code: number | null }
-  /** `start`: first act; `dead`: the target is surely down (exit seen); `end`: healed. */
-  | { k: 'fault'; kind: string; setup: SetupName; target: string; start: number; dead?: number; end: number; detail?: string }
+  /** `start`: first act; `dead`: the target is surely down (exit seen); `end`: healed.
+   * `no-replica`: from `start` to `end` no replica could take a write (what was sent in
+   * it and answered in it must not be acknowledged). `restore-snapshot`: `taken` is when the snapshot was
+   * taken. `cut-past-log`: `changes` went through while `target`'s link was cut. */
+  | { k: 'fault'; kind: string; setup: SetupName; target: string; start: number; dead?: number; end: number; detail?: string; taken?: number; changes?: number }
   /** The leaders a server answers after quiescence. */
   | { k: 'final'; setup: SetupName; server: string; t: number; index: number; leaders: Record<string, Holder | null> }
   /** The change log Redis holds at the end: [index, component]. */
   | { k: 'log'; setup: SetupName; entries: Array<[number, string]> }
   | { k: 'readback'; setup: SetupName; jobResults: string[]; plans: Record<string, string>; checkpoints: Record<string, number[]>; counters: Record<string, number> }
-  | { k: 'health'; setup: SetupName; server: string; dataLossCount: number; dataLossMetric: number | null };
+  | { k: 'health'; setup: SetupName; server: string; dataLossCount: number; dataLossMetric: number | null }
+  /** A request the harness sent itself, once, without retries: a campaign while no replica
+   * could hold it, say. */
+  | { k: 'probe'; setup: SetupName; server: string; what: string; sent: number; answered: number; status: number | null };
 
 export type HistoryRecord = ChildRecord | HarnessRecord;
 
 export interface SetupInfo {
   clusterId: string;
-  /** Redis with AOF (`appendfsync always`), or no persistence at all. */
+  /** Nothing acknowledged is ever lost (AOF, or a replica acknowledging). */
   persistent: boolean;
+  durability?: Durability;
+  /** The server replicas' CHANGE_LOG_SIZE when it is not the harness's default. */
+  changeLogSize?: number;
   servers: string[];
   components: string[];
 }
 
 export interface History {
   version: 1;
+  /** Absent in histories from before the lanes: `single`. */
+  topology?: TopologyName;
   seed: number;
   durationMs: number;
   maxRetained: number;
-  setups: Record<SetupName, SetupInfo>;
+  /** The setups of its topology. */
+  setups: Partial<Record<SetupName, SetupInfo>>;
   records: HistoryRecord[];
 }
 

@@ -14,9 +14,10 @@ import { parseArgs as parseArgv } from 'node:util';
 import { check, formatReport } from './check.js';
 import { MAX_RETAINED, Topology } from './cluster.js';
 import { QUIESCE_MS, runFaults } from './faults.js';
-import { loadHistory, saveHistory, sharedNow, type History, type Holder, type SetupName } from './history.js';
+import { durabilityOf, loadHistory, saveHistory, sharedNow, TOPOLOGIES, type History, type Holder, type SetupInfo, type SetupName, type TopologyName } from './history.js';
 
 interface Args {
+  topology: TopologyName;
   seed: number;
   durationMs: number;
   replay?: string;
@@ -25,11 +26,32 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const { values } = parseArgv({
     args: argv,
-    options: { seed: { type: 'string' }, duration: { type: 'string', default: '2m' }, replay: { type: 'string' } },
+    options: {
+      topology: { type: 'string', default: 'single' },
+      seed: { type: 'string' },
+      duration: { type: 'string', default: '2m' },
+      replay: { type: 'string' },
+    },
   });
+  const topology = values.topology as TopologyName;
+  if (!TOPOLOGIES.includes(topology)) throw new Error(`--topology takes ${TOPOLOGIES.join(', ')}; got ${values.topology}`);
   const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0) throw new Error('--seed takes a non-negative integer');
-  return { seed, durationMs: parseDuration(values.duration), replay: values.replay };
+  return { topology, seed, durationMs: parseDuration(values.duration), replay: values.replay };
+}
+
+/** How a setup's Redis runs, for the log. */
+function describe(info: SetupInfo, port: number): string {
+  switch (durabilityOf(info)) {
+    case 'aof':
+      return `redis :${port} (AOF, appendfsync always${info.changeLogSize ? `; change log of ${info.changeLogSize}` : ''})`;
+    case 'none':
+      return `redis :${port} (no persistence)`;
+    case 'replicated':
+      return `redis primary :${port}, a replica and three Sentinels (one replica acknowledges every write)`;
+    case 'restored':
+      return `redis :${port} (no persistence; restarted from older snapshots)`;
+  }
 }
 
 function parseDuration(text: string | undefined): number {
@@ -66,10 +88,11 @@ async function main(): Promise<number> {
   if (args.replay) return report(loadHistory(args.replay), null);
 
   const seconds = `${args.durationMs / 1000}s`;
-  console.log(`chaos: seed ${args.seed}, duration ${seconds} (again: node --import tsx chaos/run.ts --seed ${args.seed} --duration ${seconds})`);
+  const lane = args.topology === 'single' ? '' : ` --topology ${args.topology}`;
+  console.log(`chaos: topology ${args.topology}, seed ${args.seed}, duration ${seconds} (again: node --import tsx chaos/run.ts${lane} --seed ${args.seed} --duration ${seconds})`);
   const t0 = sharedNow();
   const log = (line: string) => console.log(`[${((sharedNow() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`);
-  const topo = new Topology();
+  const topo = new Topology(args.topology);
   let interrupted = false;
   const stopOnSignal = (sig: NodeJS.Signals) => {
     interrupted = true;
@@ -79,9 +102,10 @@ async function main(): Promise<number> {
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
   process.once('exit', () => void topo.stop());
-  const path = resolve(`chaos-history-${args.seed}.json`);
+  const path = resolve(`chaos-history-${args.topology === 'single' ? '' : `${args.topology}-`}${args.seed}.json`);
   const history = (): History => ({
     version: 1,
+    topology: args.topology,
     seed: args.seed,
     durationMs: args.durationMs,
     maxRetained: MAX_RETAINED,
@@ -91,7 +115,7 @@ async function main(): Promise<number> {
   try {
     await topo.launch();
     for (const [name, s] of topo.setups) {
-      log(`${name}: cluster ${s.info.clusterId}, redis :${s.redis.port} (${s.info.persistent ? 'AOF, appendfsync always' : 'no persistence'}), servers ${s.info.servers.map((n) => `${n} :${topo.serverNode(n).process.port}${topo.serverNode(n).proxy ? ' via link proxy' : ''}`).join(', ')}`);
+      log(`${name}: cluster ${s.info.clusterId}, ${describe(s.info, s.redis.port)}, servers ${s.info.servers.map((n) => `${n} :${topo.serverNode(n).process.port}${topo.serverNode(n).proxy ? ' via link proxy' : ''}`).join(', ')}`);
     }
     await waitForLeaders(topo);
     log('every component has a leader: faults start');

@@ -73,7 +73,9 @@ function contender(cluster: Cluster, cfg: Extract<WorkerConfig, { mode: 'contend
     const l = election.leadership;
     if (!l || l.validUntil === lastUntil) return;
     lastUntil = l.validUntil;
-    say({ k: 'valid', t: sharedNow(), proc, component, session: l.sessionId, until: l.validUntil + OFFSET });
+    // Sent when the renewal that extended it was (the SDK counts from there, as for a grant).
+    const sent = l.validUntil - l.leader.leaseRemainingMs + election.marginMs;
+    say({ k: 'valid', t: sharedNow(), proc, component, session: l.sessionId, sent: sent + OFFSET, until: l.validUntil + OFFSET });
   }, 5);
   election.start();
 

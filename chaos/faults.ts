@@ -121,15 +121,21 @@ async function stopLeader(lane: Lane, setup: SetupName, w: Worker, holdMs: numbe
   lane.log(`SIGSTOP leader ${w.proc} for ${holdMs} ms, then SIGCONT`);
 }
 
+/** A Redis-topology lane injects each of its few kinds at least once, however long its
+ * faults take (a Sentinel failover can take seconds more on a loaded machine): a short run
+ * must still be one of every kind. */
 async function infraLane(lane: Lane, end: number): Promise<void> {
+  const kinds = INFRA[lane.topo.name];
+  const owed = new Set<InfraKind>(lane.topo.name === 'single' ? [] : kinds);
   let deck: InfraKind[] = [];
-  while (sharedNow() < end) {
-    if (deck.length === 0) deck = shuffle([...INFRA[lane.topo.name]], lane.random);
+  while (sharedNow() < end || owed.size > 0) {
+    if (deck.length === 0) deck = shuffle([...kinds], lane.random);
     const kind = deck.pop()!;
     const gap = scale(lane.random(), 800, 2000);
     const draws = [lane.random(), lane.random(), lane.random()];
     await sleep(gap);
-    if (sharedNow() >= end) break;
+    if (sharedNow() >= end && !owed.has(kind)) break;
+    owed.delete(kind);
     lane.count.n++;
     await infraFault(lane, kind, draws);
   }

@@ -3,11 +3,12 @@
  * replicas, contenders, watchers; all on 127.0.0.1), then checks leasehold's guarantees on
  * the recorded history.
  *
- *   node --import tsx chaos/run.ts [--seed N] [--duration 2m]
+ *   node --import tsx chaos/run.ts [--topology single|sentinel|restore|logcut] [--seed N] [--duration 2m]
  *   node --import tsx chaos/run.ts --replay chaos-history-N.json
  *
- * Prints one line per invariant and `faults injected N, operations M, violations V`; exits
- * 1 on a violation, and then writes the whole history to chaos-history-<seed>.json.
+ * `--topology` picks the Redis setups and their faults (cluster.ts, faults.ts). Prints one
+ * line per invariant and `faults injected N, operations M, violations V`; exits 1 on a
+ * violation, and then writes the whole history to chaos-history-[<topology>-]<seed>.json.
  */
 import { resolve } from 'node:path';
 import { parseArgs as parseArgv } from 'node:util';

@@ -41,7 +41,7 @@ test('a short chaos run with seed 1 injects faults and finds no violation', { ti
 });
 
 test('sentinel lane: failovers with a lagging replica and under load, no excuse needed', { timeout: 300_000 }, async () => {
-  const r = await chaos(['--topology', 'sentinel', '--seed', '1', '--duration', '16s']);
+  const r = await chaos(['--topology', 'sentinel', '--seed', '1', '--duration', '10s']);
   assertClean(r, [/\] lagging-failover redis :\d+: its replica's link cut/, /\] failover redis :\d+: kill -9/]);
   assert.doesNotMatch(r.out, /excused/, 'nothing is excused with a replica acknowledging');
   assert.match(r.out, /windows without a replica, nothing acknowledged in them: (\d+) of \1 probe campaigns/);
@@ -70,7 +70,7 @@ test(
       'tail of the log as changes with a gap before it, and no snapshot (the todo tests of clusterSync.test.ts)',
   },
   async () => {
-    assertClean(await chaos(['--topology', 'logcut', '--seed', '1', '--duration', '10s']), [/\] cut-past-log c3<->redis-cutoff/]);
+    assertClean(await chaos(['--topology', 'logcut', '--seed', '1', '--duration', '8s']), [/\] cut-past-log c3<->redis-cutoff/]);
   },
 );
 

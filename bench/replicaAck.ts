@@ -47,7 +47,8 @@ export async function replicaAckBenches(env: BenchEnv): Promise<Row[]> {
         };
         for (const side of order) {
           await env.load({ ...renewals, url: servers[side].url, durationS: 1 });
-          // --quick saves the load processes' start-up (seconds on a busy VM) over a warm-up.
+          // Not with --quick: each load is a process of its own, whose start-up costs a
+          // one-round smoke run more than the campaign warm-up gives it.
           if (!env.quick) await measured(env, specs[side].warmUp);
         }
         for (const side of order) renew[side].push(await measured(env, { ...renewals, url: servers[side].url, durationS }));

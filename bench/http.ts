@@ -126,10 +126,12 @@ export function baselineRow(name: string, runs: LoadResult[]): Row {
 }
 
 /** The ratio is the median, over rounds, of each run against the baseline's run of the
- * same round; the figures are medians. `against` names the baseline in the table. */
+ * same round (of an even count, the mean of the middle two); the figures are medians.
+ * `against` names the baseline in the table. */
 export function throughputRow(name: string, runs: LoadResult[], base: LoadResult[], budget?: number, against = 'bare'): Row {
   const ratios = runs.map((r, i) => r.rps / base[i].rps).sort((a, b) => a - b);
-  const ratio = ratios[Math.floor(ratios.length / 2)];
+  const mid = Math.floor(ratios.length / 2);
+  const ratio = ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
   const m = median(runs);
   return {
     name,

@@ -1,31 +1,57 @@
 /**
  * What a benchmark run starts and stops: one redis-server (no persistence), leasehold
- * server processes, the bare baseline server, and load generators, all on 127.0.0.1.
- * Everything is stopped when the run ends, however it ends.
+ * server processes, the bare baseline server, load generators, and the replicated Redis
+ * (primaries, replicas, Sentinels of test/support/topology.ts) of the replication
+ * benchmarks, all on 127.0.0.1. Everything is stopped when the run ends, however it ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ServerProcess } from '../test/support/app.js';
-import { freePort, RedisProcess } from '../test/support/redis.js';
+import { freePort, RedisProcess, stopAllRedis } from '../test/support/redis.js';
+import { RedisTopology, stopAllSentinels, type TopologyOptions } from '../test/support/topology.js';
 import type { LoadResult, LoadSpec } from './loadWorker.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+export interface BenchOptions {
+  /** `--quick`: shorter runs and fewer samples, for a run under a minute. */
+  quick: boolean;
+  /** Sentinel's `down-after-milliseconds` in the failover through Sentinel; default 5000
+   * (1000 with `--quick`). */
+  downAfterMs?: number;
+}
+
+/** A replicated Redis for a benchmark (see test/support/topology.ts), whose replicas sync
+ * at once: Redis's diskless sync otherwise waits repl-diskless-sync-delay (5 s by default)
+ * for more replicas before it starts. */
+export function replicatedRedis(opts: TopologyOptions): Promise<RedisTopology> {
+  return RedisTopology.start({ ...opts, args: ['--repl-diskless-sync-delay', '0'] });
+}
+
+export async function stopReplicatedRedis(topology: RedisTopology): Promise<void> {
+  await Promise.all([...topology.sentinels.map((s) => s.stop()), ...topology.nodes.map((n) => n.stop())]);
+}
 
 export class BenchEnv {
   private readonly servers = new Set<ServerProcess>();
   private readonly children = new Set<ChildProcess>();
 
+  /** `--quick`: shorter runs and fewer samples, for a run under a minute. */
+  readonly quick: boolean;
+  readonly downAfterMs: number;
+
   private constructor(
     readonly redis: RedisProcess,
-    /** `--quick`: shorter runs and fewer samples, for a run under a minute. */
-    readonly quick: boolean,
+    opts: BenchOptions,
   ) {
+    this.quick = opts.quick;
+    this.downAfterMs = opts.downAfterMs ?? (opts.quick ? 1000 : 5000);
     process.once('exit', () => this.killAll());
   }
 
-  static async start(quick: boolean): Promise<BenchEnv> {
-    return new BenchEnv(await RedisProcess.start({ aof: false }), quick);
+  static async start(opts: boolean | BenchOptions): Promise<BenchEnv> {
+    return new BenchEnv(await RedisProcess.start({ aof: false }), typeof opts === 'boolean' ? { quick: opts } : opts);
   }
 
   /** A leasehold server process on this run's Redis; of the tree in `cwd`, if given. */
@@ -84,6 +110,10 @@ export class BenchEnv {
     await Promise.allSettled([...this.servers].map((s) => s.kill()));
     this.killAll();
     await this.redis.stop();
+    // Whatever a replication benchmark left running when it failed (each stops its own
+    // otherwise): every Redis and Sentinel the harness started in this process.
+    await stopAllSentinels();
+    await stopAllRedis();
   }
 
   private spawnNode(script: string, args: string[], env: Record<string, string>, stdin: 'ignore' | 'pipe' = 'ignore'): ChildProcess {

@@ -116,29 +116,31 @@ async function allLeaders(serverUrl: string) {
 const answerBytes = async (url: string) => Buffer.byteLength(await (await fetch(url)).text());
 
 /** The run of median rate. */
-function median(runs: LoadResult[]): LoadResult {
+export function median(runs: LoadResult[]): LoadResult {
   return [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)];
 }
 
-function baselineRow(name: string, runs: LoadResult[]): Row {
+export function baselineRow(name: string, runs: LoadResult[]): Row {
   const m = median(runs);
   return { name, figure: `${rate(m.rps)} (median of ${runs.length})`, p50Ms: m.p50Ms, p99Ms: m.p99Ms };
 }
 
 /** The ratio is the median, over rounds, of each run against the baseline's run of the
- * same round; the figures are medians. */
-function throughputRow(name: string, runs: LoadResult[], base: LoadResult[], budget?: number): Row {
+ * same round (of an even count, the mean of the middle two); the figures are medians.
+ * `against` names the baseline in the table. */
+export function throughputRow(name: string, runs: LoadResult[], base: LoadResult[], budget?: number, against = 'bare'): Row {
   const ratios = runs.map((r, i) => r.rps / base[i].rps).sort((a, b) => a - b);
-  const ratio = ratios[Math.floor(ratios.length / 2)];
+  const mid = Math.floor(ratios.length / 2);
+  const ratio = ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2;
   const m = median(runs);
   return {
     name,
     figure: `${rate(m.rps)}${runs.length > 1 ? ` (ratios ${ratios.map((x) => x.toFixed(2)).join(', ')})` : ''}`,
-    baseline: `${rate(median(base).rps)} bare`,
+    baseline: `${rate(median(base).rps)} ${against}`,
     ratio,
     p50Ms: m.p50Ms,
     p99Ms: m.p99Ms,
-    ...(budget === undefined ? {} : { budget: `≥ ${budget.toFixed(2)}× bare`, pass: ratio >= budget }),
+    ...(budget === undefined ? {} : { budget: `≥ ${budget.toFixed(2)}× ${against}`, pass: ratio >= budget }),
   };
 }
 

@@ -10,6 +10,12 @@ export interface LoadSpec {
   url: string;
   connections: number;
   durationS: number;
+  /** Requests to send in all, instead of running for durationS: each connection sends
+   * exactly its share of the list once (a list of fresh campaigns, say). */
+  amount?: number;
+  /** A run of this many seconds first, whose figures are dropped: a warm-up without a
+   * load process of its own to start. Not with `amount`. */
+  warmUpS?: number;
   method?: 'GET' | 'POST';
   /** Requests cycled through, each a path and an optional JSON body; default: GET of url. */
   requests?: Array<{ path: string; body?: string }>;
@@ -30,25 +36,33 @@ const spec = JSON.parse(input) as LoadSpec;
 const method = spec.method ?? 'GET';
 const headers = { 'content-type': 'application/json' };
 const list = spec.requests?.map((r) => ({ method, headers, path: r.path, body: r.body }));
-let clients = 0;
 
-const result = await autocannon({
-  url: spec.url,
-  connections: spec.connections,
-  duration: spec.durationS,
-  method,
-  headers,
-  // Each connection cycles through its own share of the list, like a client renewing its
-  // own leases; the requests are encoded once, before the clock starts, as a plain GET's
-  // is, so that the load generator spends no more per request than for the baseline.
-  setupClient: list && ((client) => {
-    const k = clients++ % spec.connections;
-    const mine = list.filter((_, i) => i % spec.connections === k);
-    client.setRequests(mine.length > 0 ? mine : list);
-  }),
-});
+const run = (durationS: number, amount?: number) => {
+  let clients = 0;
+  return autocannon({
+    url: spec.url,
+    connections: spec.connections,
+    duration: durationS,
+    amount,
+    method,
+    headers,
+    // Each connection cycles through its own share of the list, like a client renewing its
+    // own leases; the requests are encoded once, before the clock starts, as a plain GET's
+    // is, so that the load generator spends no more per request than for the baseline.
+    setupClient: list && ((client) => {
+      const k = clients++ % spec.connections;
+      const mine = list.filter((_, i) => i % spec.connections === k);
+      client.setRequests(mine.length > 0 ? mine : list);
+    }),
+  });
+};
+
+if (spec.warmUpS && !spec.amount) await run(spec.warmUpS);
+const result = await run(spec.durationS, spec.amount);
 const out: LoadResult = {
-  rps: result.requests.average,
+  // A run of a fixed amount ends within a second it does not fill, which the per-second
+  // average would count as a whole one.
+  rps: spec.amount ? result.requests.total / result.duration : result.requests.average,
   p50Ms: result.latency.p50,
   p99Ms: result.latency.p99,
   total: result.requests.total,

@@ -2,7 +2,8 @@
  * `npm run bench`: starts its own Redis and servers, runs every benchmark, and prints one
  * table, every figure beside its baseline measured in this same run and its budget
  * (docs/design.md §8). Exits 1 when a budget is missed. `--quick` for a run under a minute;
- * `--only http,push,fanout` for some groups.
+ * `--only http,push,fanout` for some groups; `--down-after MS` for Sentinel's
+ * down-after-milliseconds in the failover through Sentinel.
  */
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -12,6 +13,8 @@ import { httpBenches } from './http.js';
 import { pushBenches } from './push.js';
 import { fanoutBenches } from './fanout.js';
 import { blobBenches } from './blobs.js';
+import { replicaAckBenches } from './replicaAck.js';
+import { sentinelBenches } from './sentinelFailover.js';
 import { table, type Row } from './stats.js';
 
 const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
@@ -19,11 +22,18 @@ const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
   push: pushBenches,
   fanout: fanoutBenches,
   blobs: blobBenches,
+  ack: replicaAckBenches,
+  sentinel: sentinelBenches,
 };
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } },
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'down-after': { type: 'string' } },
 });
+const downAfterMs = values['down-after'] === undefined ? undefined : Number(values['down-after']);
+if (downAfterMs !== undefined && !(Number.isInteger(downAfterMs) && downAfterMs >= 100)) {
+  console.error(`--down-after takes Sentinel's down-after-milliseconds, at least 100: ${values['down-after']}`);
+  process.exit(2);
+}
 const names = values.only ? values.only.split(',') : Object.keys(GROUPS);
 const unknown = names.filter((n) => !GROUPS[n]);
 if (unknown.length) {
@@ -32,13 +42,15 @@ if (unknown.length) {
 }
 
 const started = Date.now();
-const env = await BenchEnv.start(values.quick);
+const env = await BenchEnv.start({ quick: values.quick, downAfterMs });
 process.once('SIGINT', () => void env.close().then(() => process.exit(130)));
 const rows: Row[] = [];
 try {
   for (const name of names) {
     console.error(`running ${name} benchmarks…`);
+    const t0 = Date.now();
     rows.push(...(await GROUPS[name](env)));
+    console.error(`  ${name}: ${Math.round((Date.now() - t0) / 1000)} s`);
   }
 } finally {
   await env.close();

@@ -84,6 +84,8 @@ export interface TopologyOptions {
   sentinels?: number;
   /** Append-only files on the data nodes. */
   aof?: boolean;
+  /** More redis-server arguments for every data node (a benchmark's sync settings, say). */
+  args?: string[];
   downAfterMs?: number;
   failoverTimeoutMs?: number;
 }
@@ -99,10 +101,11 @@ export class RedisTopology {
 
   static async start(opts: TopologyOptions = {}): Promise<RedisTopology> {
     const aof = opts.aof ?? false;
-    const primary = await RedisProcess.start({ aof });
+    const args = opts.args ?? [];
+    const primary = await RedisProcess.start({ aof, args });
     const replicas: RedisProcess[] = [];
     for (let i = 0; i < (opts.replicas ?? 1); i++) {
-      replicas.push(await RedisProcess.start({ aof, args: ['--replicaof', '127.0.0.1', String(primary.port)] }));
+      replicas.push(await RedisProcess.start({ aof, args: [...args, '--replicaof', '127.0.0.1', String(primary.port)] }));
     }
     const admin = connection(primary.port);
     try {

@@ -237,18 +237,22 @@ export class ClusterSync {
     const believed = new Map<Component, string>();
     for (const s of this.slots.values()) if (s.leader) believed.set(s.component, s.leader.sessionId);
     const r = await this.store.sync(believed, this.index);
-    // Whatever part of the missed history the log still holds goes out as changes: the
+    // The missed history goes out as changes when the log still holds all of it: the
     // expiries this sync recorded, and those another server recorded first (after a data
-    // loss, say). Only what the log no longer holds is left to a snapshot.
-    const kept = this.index > 0 ? await this.store.changes(this.index) : { changes: [] };
-    const missed = new Map<number, Change>();
-    for (const c of [...kept.changes, ...r.changes]) if (c.index > this.index && c.index <= r.index) missed.set(c.index, c);
-    for (const c of [...missed.values()].sort((a, b) => a.index - b.index)) this.apply(c);
+    // loss, say). When the log lost part of it, none of it does: a watcher must not be sent
+    // changes with a gap before them, so it gets the state as a snapshot instead.
+    // (A view that never held an index has no history to miss.)
+    const kept = this.index > 0 ? await this.store.changes(this.index) : { complete: true, changes: [] };
+    const gap = !kept.complete;
+    if (!gap) {
+      const missed = new Map<number, Change>();
+      for (const c of [...kept.changes, ...r.changes]) if (c.index > this.index && c.index <= r.index) missed.set(c.index, c);
+      for (const c of [...missed.values()].sort((a, b) => a.index - b.index)) this.apply(c);
+    }
     // Whatever else changed unseen reaches watchers as a fresh snapshot, under an index none
-    // of them has: the state's own, when it is above every change sent; else a new one
-    // (the changes the log still held brought watchers to the state's index already).
+    // of them has: the state's own, when it is above every change sent; else a new one.
     // Raised before any slot changes, so that a failure leaves this view to resync again.
-    const differs = [...r.state].some(([component, s]) => !sameLeader(this.slots.get(component)?.leader ?? null, s.leader));
+    const differs = gap || [...r.state].some(([component, s]) => !sameLeader(this.slots.get(component)?.leader ?? null, s.leader));
     let index = Math.max(this.index, r.index);
     if (differs && r.index <= this.index) index = await this.store.raiseIndex(this.index);
     const now = this.clock.now();

@@ -51,10 +51,6 @@ test(
   'restore lane: Redis restarted from an older snapshot, the loss reported and nothing reused',
   {
     timeout: 300_000,
-    todo:
-      'finds two server bugs (see docs/chaos.md, "What the lanes found"): checkpoint id counter values handed out ' +
-      'again through a server that had not answered them (counter floors are per server and not written back on a ' +
-      'rollback), and restores that lost acknowledged writes without a dataLoss count',
   },
   async () => {
     assertClean(await chaos(['--topology', 'restore', '--seed', '1', '--duration', '12s']), [/\] restore-snapshot redis-restored/]);

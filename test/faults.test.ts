@@ -162,7 +162,7 @@ test('fencing tokens and cluster indexes never go backwards when Redis loses its
   const quiet = uniqueCluster('quiet'); // only read after the loss, by an app that knows it
   const cold = uniqueCluster('cold'); // only read after the loss, by apps that never saw it
 
-  const first = await campaign(app.url, cluster, 'dispatcher', { contenderId: 'jm-1', ttlMs: 60_000 });
+  const first = await campaign(app.url, cluster, 'dispatcher', { contenderId: 'jm-1', ttlMs: 2000 });
   assert.equal(first.body.granted, true);
   const t1: number = first.body.leader.fencingToken;
   const clusterIndexBefore = Math.max(
@@ -233,8 +233,19 @@ test('fencing tokens and cluster indexes never go backwards when Redis loses its
   assert.equal(readAfter.body.leader, null, 'the lease vanished with the data');
   assert.ok(readAfter.body.index > clusterIndexBefore, `index ${readAfter.body.index} > ${clusterIndexBefore}`);
 
-  // A new grant gets a token above every token handed out before the loss.
-  const second = await campaign(app.url, cluster, 'dispatcher', { contenderId: 'jm-1', ttlMs: 60_000 });
+  // No grant until the lost lease has run out (the grace after a data loss); then a new
+  // grant gets a token above every token handed out before the loss.
+  let second = await campaign(app.url, cluster, 'dispatcher', { contenderId: 'jm-1', ttlMs: 60_000 });
+  await waitFor(
+    async () => {
+      if (second.status !== 503) return true;
+      assert.equal(second.body.error, 'GracePeriod');
+      second = await campaign(app.url, cluster, 'dispatcher', { contenderId: 'jm-1', ttlMs: 60_000 });
+      return false;
+    },
+    RECOVERY_MS,
+    'a grant after the grace',
+  );
   assert.equal(second.status, 200);
   assert.equal(second.body.granted, true);
   assert.notEqual(second.body.leader.sessionId, first.body.leader.sessionId);
@@ -244,7 +255,7 @@ test('fencing tokens and cluster indexes never go backwards when Redis loses its
   assert.ok(listed.body.index > readAfter.body.index);
 });
 
-test('a watcher connected during a data loss receives an expired change for the lease that vanished', TEST, async (t) => {
+test('a watcher connected during a data loss is sent a snapshot without the lease that vanished', TEST, async (t) => {
   const redis = await RedisProcess.start({ aof: false });
   const app = await startApp(t, redis.url);
   const cluster = uniqueCluster('vanish');
@@ -261,21 +272,18 @@ test('a watcher connected during a data loss receives an expired change for the 
   await redis.kill();
   await redis.restart(); // empty
 
-  const expired = await watch.find(
-    (m) => m.type === 'change' && m.event === 'expired' && m.component === 'dispatcher',
-    RECOVERY_MS,
-  );
-  assert.equal(expired.leader, null);
-  assert.ok(expired.index > grant.index, `expired index ${expired.index} > granted index ${grant.index}`);
+  // What happened while Redis was away is lost with it: the watcher is told with a snapshot.
+  const told = await watch.find((m) => m.type === 'snapshot' && m.index > grant.index, RECOVERY_MS);
+  assert.equal(told.leaders.find((l: any) => l.component === 'dispatcher')?.leader ?? null, null);
   assert.equal(watchedLeader(watch.messages, 'dispatcher'), null, 'the watcher ends with no leader');
   assert.equal(watch.closeCode, null, 'the socket stayed open through the outage');
 
   const read = await get(app.url, `${leadersPath(cluster)}/dispatcher`);
   assert.equal(read.body.leader, null);
-  assert.ok(read.body.index >= expired.index);
+  assert.ok(read.body.index >= told.index);
 });
 
-test('after a data loss, watchers on every replica receive the same expired change for the vanished lease', TEST, async (t) => {
+test('after a data loss, watchers on every replica are sent a snapshot without the vanished lease', TEST, async (t) => {
   const redis = await RedisProcess.start({ aof: false });
   const [a, b] = [await startApp(t, redis.url), await startApp(t, redis.url)];
   const cluster = uniqueCluster('vanish2');
@@ -284,17 +292,15 @@ test('after a data loss, watchers on every replica receive the same expired chan
     await Watch.open(t, `${b.wsUrl}/v1/clusters/${cluster}/watch`),
   ];
   await campaign(a.url, cluster, 'dispatcher', { contenderId: 'd-1', ttlMs: 60_000 });
-  for (const w of watches) await w.find((m) => m.type === 'change' && m.event === 'granted');
+  const grants = await Promise.all(watches.map((w) => w.find((m) => m.type === 'change' && m.event === 'granted')));
 
   await redis.kill();
   await redis.restart(); // empty
 
-  const expired = await Promise.all(
-    watches.map((w) => w.find((m) => m.type === 'change' && m.event === 'expired' && m.component === 'dispatcher', RECOVERY_MS)),
-  );
-  assert.equal(expired[0].index, expired[1].index, 'one expiry, recorded once, seen by both');
-  for (const w of watches) {
-    assert.equal(w.messages.filter((m) => m.event === 'expired').length, 1, 'exactly once');
+  const told = await Promise.all(watches.map((w, i) => w.find((m) => m.type === 'snapshot' && m.index > grants[i].index, RECOVERY_MS)));
+  for (const [i, w] of watches.entries()) {
+    assert.equal(told[i].leaders.find((l: any) => l.component === 'dispatcher')?.leader ?? null, null);
+    assert.equal(watchedLeader(w.messages, 'dispatcher'), null, 'each watcher ends with no leader');
   }
 });
 

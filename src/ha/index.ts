@@ -21,6 +21,7 @@ import { RedisCheckpointStore } from './checkpoints.js';
 import { RedisBlobStore } from './blobs.js';
 import { Cleanup } from './cleanup.js';
 import { Floors } from './floors.js';
+import { FloorsWriteback } from './floorsWriteback.js';
 
 export interface HaOptions {
   redis: string | RedisOptions;
@@ -64,6 +65,7 @@ export class HaServices {
   readonly blobs: RedisBlobStore;
   readonly cleanup: Cleanup;
   readonly floors: Floors;
+  readonly writeback: FloorsWriteback;
   private readonly requiredAcks: () => number;
 
   constructor(opts: HaOptions) {
@@ -78,7 +80,12 @@ export class HaServices {
     const link = this.link;
     const { replicas, timeoutMs } = opts.replicaAck;
     this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
-    const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
+    const scripts = new Scripts(link.cmd, {
+      required: this.requiredAcks,
+      connection: link.acked,
+      timeoutMs,
+      unacked: () => link.noteUnackedWrite(),
+    });
     const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'));
     this.views = new ViewRegistry({
       link: this.link,
@@ -88,6 +95,14 @@ export class HaServices {
       onChange: opts.onChange ?? (() => {}),
       onRollback: (clusterId) => this.link.reportRollback(clusterId),
       logger: opts.logger,
+    });
+    this.writeback = new FloorsWriteback({
+      link,
+      scripts,
+      floors: this.floors,
+      logSize: opts.changeLogSize,
+      log: opts.logger,
+      done: () => this.views.resyncAll(),
     });
     this.election = new ElectionService(this.link, store, this.views, this.floors);
     const redis = this.link.cmd;

@@ -6,7 +6,12 @@
  * No connection has an offline queue, and commands have a short timeout, so that an
  * outage is an immediate error rather than a hidden wait. Every second it reads a marker
  * key that the servers write once: a marker that vanished or changed means Redis lost its
- * data (a restart without persistence, a failover to a replica that lagged, a flush).
+ * data (a restart without persistence, a failover to a replica that lagged, a flush). It
+ * also counts its own checks in a key of its own (the beat): a beat found below the last
+ * one written means Redis went back in time (a restored backup, a replica that lagged),
+ * though the marker is still there. And it reads the primary's replication ids: a new
+ * primary that was a replica of the old one is a failover, which loses what this server
+ * acknowledged without a replica holding it (`noteUnackedWrite`).
  * It also reads Redis's `maxmemory-policy` at every (re)connection and every few seconds:
  * any policy but `noeviction` lets Redis drop leases and stores to make room, which is a
  * configuration problem that readiness reports (docs/design.md §9).
@@ -41,6 +46,10 @@ interface LinkEvents {
   up: [];
   down: [];
   dataLoss: [];
+  /** A new primary: `promoted` when it was a replica of the one before (a failover), else
+   * a restart; `unackedAgoMs`: how long ago this server last acknowledged a write that no
+   * replica was known to hold (Infinity: never). */
+  primaryChanged: [promoted: boolean, unackedAgoMs: number];
   rollback: [clusterId: string];
   message: [channel: string, message: string];
 }
@@ -50,6 +59,10 @@ const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
 /** The memory policy is read again every this many health checks (and at every recovery),
  * since a failover or a CONFIG SET can change it under a running server. */
 const POLICY_CHECK_EVERY = 20;
+
+/** How long a server's beat outlives it: a Redis restored from a backup older than this
+ * has no beat of a live server, which reads as a loss too. */
+const BEAT_TTL_MS = 3_600_000;
 
 export class RedisLink extends EventEmitter<LinkEvents> {
   readonly cmd: Redis;
@@ -72,6 +85,11 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   /** The primary's replication id: another one means another primary, or a restart. */
   private replid: string | null = null;
   private primaryChangeCount = 0;
+  /** The beat: this server's own key, and the last value it wrote there (0: none yet). */
+  private readonly beatKey = `leasehold:beat:${randomUUID()}`;
+  private beat = 0;
+  /** performance.now() of the last write acknowledged without a replica holding it. */
+  private lastUnackedAt = -Infinity;
   private readonly timer: NodeJS.Timeout;
   private checking = false;
   private closed = false;
@@ -141,17 +159,22 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       // Answered after any (re)subscription sent before it on that connection.
       await withTimeout(this.sub.ping(), this.pingTimeoutMs);
       const seen = await withTimeout(this.cmd.get(MARKER_KEY), this.pingTimeoutMs);
+      let lost: string | null = null;
       if (seen === null || (this.marker !== null && seen !== this.marker)) {
-        if (this.marker !== null) this.reportDataLoss(seen === null ? 'vanished' : 'changed');
+        if (this.marker !== null) lost = seen === null ? 'marker vanished' : 'marker changed';
         await this.cmd.set(MARKER_KEY, randomUUID(), 'NX');
         this.marker = await this.cmd.get(MARKER_KEY);
       } else {
         this.marker = seen;
       }
-      if (!this.healthy || this.checks++ % POLICY_CHECK_EVERY === 0) {
-        await this.checkEvictionPolicy();
-        await this.checkReplication();
-      }
+      const beat = await withTimeout(this.cmd.get(this.beatKey), this.pingTimeoutMs);
+      if (this.beat > 0 && !lost && (beat === null || Number(beat) < this.beat)) lost = 'went back in time';
+      // Counted only once written: a write that failed unseen leaves the key above, not below.
+      await withTimeout(this.cmd.set(this.beatKey, this.beat + 1, 'PX', BEAT_TTL_MS), this.pingTimeoutMs);
+      this.beat++;
+      if (lost) this.reportDataLoss(lost);
+      if (!this.healthy || this.checks++ % POLICY_CHECK_EVERY === 0) await this.checkEvictionPolicy();
+      await this.checkReplication();
       if (!this.healthy) {
         this.healthy = true;
         this.log.info('redis available');
@@ -181,17 +204,30 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.evicting = evicting;
   }
 
-  /** Reads the primary's replicas and replication id from INFO. A new replication id is a
-   * new primary (a failover) or a restart: logged, and counted for /readyz. */
+  /** Reads the primary's replicas and replication ids from INFO, at every check. A new
+   * replication id is a new primary or a restart: logged, counted for /readyz, and told
+   * (`primaryChanged`). A promoted replica keeps the old primary's id as its second. */
   private async checkReplication(): Promise<void> {
     const info = await withTimeout(this.cmd.info('replication'), this.pingTimeoutMs);
     this.replicaCount = Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
     const replid = /^master_replid:(\S+)/m.exec(info)?.[1] ?? null;
-    if (replid && this.replid && replid !== this.replid) {
-      this.primaryChangeCount++;
-      this.log.warn({ replicas: this.replicaCount, primaryChanges: this.primaryChangeCount }, 'the redis primary changed (a failover or a restart)');
-    }
+    const replid2 = /^master_replid2:(\S+)/m.exec(info)?.[1] ?? null;
+    const before = this.replid;
     if (replid) this.replid = replid;
+    if (replid && before && replid !== before) {
+      this.primaryChangeCount++;
+      const promoted = replid2 === before;
+      this.log.warn(
+        { replicas: this.replicaCount, primaryChanges: this.primaryChangeCount, promoted },
+        promoted ? 'the redis primary changed: a replica took over (a failover)' : 'the redis primary changed (a restart, or a primary that never replicated from the one before)',
+      );
+      this.emit('primaryChanged', promoted, performance.now() - this.lastUnackedAt);
+    }
+  }
+
+  /** A write was acknowledged with no replica known to hold it: a failover may lose it. */
+  noteUnackedWrite(): void {
+    this.lastUnackedAt = performance.now();
   }
 
   private markDown(reason: string): void {
@@ -205,8 +241,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.dataLoss.count++;
     this.dataLoss.lastDetectedAt = new Date().toISOString();
     this.log.error(
-      { marker: how, dataLossCount: this.dataLoss.count },
-      'redis lost its data: leases and changes it held are gone; fencing tokens and indexes keep growing from Redis clock',
+      { how, dataLossCount: this.dataLoss.count },
+      'redis lost data (a restart without persistence, a restored backup, a failover to a replica that lagged, a flush): what this server answered is written back, and no lease is granted until every lease that may have been lost has run out',
     );
     this.emit('dataLoss');
   }
@@ -214,8 +250,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   /** A cluster's state in Redis was found below what this server had answered: Redis went
    * back in time (a failover to a replica that lagged, a restored backup). The sync that
    * found it has repaired it; this reports it. */
-  reportRollback(clusterId: string): void {
-    this.dataLoss.count++;
+  reportRollback(clusterId: string, counted = false): void {
+    if (!counted) this.dataLoss.count++;
     this.dataLoss.lastDetectedAt = new Date().toISOString();
     const named = this.dataLoss.clusters.filter((c) => c !== clusterId);
     named.push(clusterId);

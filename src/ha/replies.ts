@@ -197,6 +197,12 @@ export function decodeRaiseIndex(r: ScriptReply): number {
   return r[1];
 }
 
+/** Whether the cluster's index was found rolled back (and raised). */
+export function decodeFloorsWriteback(r: ScriptReply): boolean {
+  if (r[0] !== Code.Done) throw unexpectedReply('floors_writeback', r[0]);
+  return r[1] === 1;
+}
+
 export function decodeChanges(r: ScriptReply): ChangesResult {
   return { index: r[0] as number, complete: r[1] === 1, changes: changesOf(r, 2) };
 }

@@ -138,7 +138,7 @@ describe('the decoders', () => {
     },
     sync: (code) => decodeSync([code], []),
     raise_index: (code) => decodeRaiseIndex([code, 5]),
-    floors_writeback: (code) => decodeFloorsWriteback([code, 1]),
+    floors_writeback: (code) => decodeFloorsWriteback([code, 1, 0]),
     changes: () => decodeChanges([3, 1]).index,
     fence_check: (code) => decodeFenceCheck(code),
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,

@@ -67,7 +67,7 @@ export class FloorsWriteback {
 
   private async run(lost: boolean): Promise<void> {
     const { floors, scripts, link, log } = this.opts;
-    const rolled: string[] = [];
+    const behind: string[] = [];
     for (const clusterId of floors.clusterIds()) {
       const f = floors.of(clusterId);
       const keys = new ClusterKeys(clusterId);
@@ -78,12 +78,14 @@ export class FloorsWriteback {
           [keys.index, keys.log, keys.grace, ...jobs.map((j) => keys.checkpointIdCounter(j))],
           [keys.channel, f.index, this.opts.logSize, f.maxTtlMs, lost ? 1 : 0, ...jobs.map((j) => f.counters[j])],
         );
-        if (decodeFloorsWriteback(reply)) rolled.push(clusterId);
+        if (decodeFloorsWriteback(reply)) behind.push(clusterId);
       } catch (err) {
         // The views' syncs still find a rolled-back index; counters keep this server's floor.
         log.warn({ err, clusterId }, 'could not write the floors of a cluster back into redis');
       }
     }
-    for (const clusterId of rolled) link.reportRollback(clusterId, lost);
+    // Found below what this server answered: a loss, counted here unless the health check
+    // counted it already.
+    for (const clusterId of behind) link.reportRollback(clusterId, lost);
   }
 }

@@ -197,10 +197,11 @@ export function decodeRaiseIndex(r: ScriptReply): number {
   return r[1];
 }
 
-/** Whether the cluster's index was found rolled back (and raised). */
+/** Whether Redis was found below what the caller answered of the cluster: its index
+ * rolled back (and raised), or a checkpoint id counter below a value handed out (raised). */
 export function decodeFloorsWriteback(r: ScriptReply): boolean {
   if (r[0] !== Code.Done) throw unexpectedReply('floors_writeback', r[0]);
-  return r[1] === 1;
+  return r[1] === 1 || r[2] === 1;
 }
 
 export function decodeChanges(r: ScriptReply): ChangesResult {

@@ -21,7 +21,8 @@
         5 lost: '1' when Redis is known to have lost writes the caller acknowledged
         6 .. the counter floors, one per counter key: the next value each may answer
 
-  Returns {DONE, rolled back (1 or 0)}
+  Returns {DONE, rolled back (1 or 0), a counter raised (1 or 0)}: either shows that Redis
+  lost what the caller answered
   Codes:
     DONE (0)
 ]]
@@ -34,12 +35,16 @@ local rolled = rolled_back()
 if rolled then redis.call('SET', index_key, int(next_value(redis.call('GET', index_key), index_floor))) end
 if rolled or lost then start_grace(grace_key, grace_ms) end
 
+local raised = 0
 if lost or redis.call('EXISTS', index_key) == 1 then
   for i = 4, #KEYS do
     local floor = tonumber(ARGV[i + 2])
-    if (tonumber(redis.call('GET', KEYS[i])) or 1) < floor then redis.call('SET', KEYS[i], int(floor)) end
+    if (tonumber(redis.call('GET', KEYS[i])) or 1) < floor then
+      redis.call('SET', KEYS[i], int(floor))
+      raised = 1
+    end
   end
 end
 
-if rolled then return {DONE, 1} end
-return {DONE, 0}
+if rolled then return {DONE, 1, raised} end
+return {DONE, 0, raised}

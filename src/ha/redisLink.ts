@@ -170,8 +170,13 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       const beat = await withTimeout(this.cmd.get(this.beatKey), this.pingTimeoutMs);
       if (this.beat > 0 && !lost && (beat === null || Number(beat) < this.beat)) lost = 'went back in time';
       // Counted only once written: a write that failed unseen leaves the key above, not below.
-      await withTimeout(this.cmd.set(this.beatKey, this.beat + 1, 'PX', BEAT_TTL_MS), this.pingTimeoutMs);
-      this.beat++;
+      // A full Redis (noeviction) refuses it: the beat waits, Redis is not down for that.
+      try {
+        await withTimeout(this.cmd.set(this.beatKey, this.beat + 1, 'PX', BEAT_TTL_MS), this.pingTimeoutMs);
+        this.beat++;
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.startsWith('OOM')) throw err;
+      }
       if (lost) this.reportDataLoss(lost);
       if (!this.healthy || this.checks++ % POLICY_CHECK_EVERY === 0) await this.checkEvictionPolicy();
       await this.checkReplication();

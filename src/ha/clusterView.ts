@@ -42,9 +42,9 @@ export class ClusterView {
     this.sync = new ClusterSync({
       store: ctx.store,
       listener: {
-        changed: (change) => {
+        changed: (change, told) => {
           onChange(change);
-          this.subscribers.changed(change);
+          if (told) this.subscribers.changed(change);
         },
         resynced: (differs) => this.subscribers.resynced(differs),
       },

@@ -646,8 +646,8 @@ describe('ClusterView with a fake store', () => {
     const r = await watcher(h.view, undefined, ['rest']);
     assert.deepEqual(w.take(), ['snapshot 1 resourcemanager=- dispatcher=a rest=-']);
     r.take();
-    let woken = 0;
-    void h.view.waitForChange(1, null, 60_000).then(() => (woken = h.view.index));
+    let woken = '';
+    void h.view.waitForChange(1, null, 60_000).then(() => (woken = `${h.view.index} live=${h.view.live}`));
     h.view.suspend(); // the link is down: what is published meanwhile never arrives
     for (let k = 0; k < 7; k++) {
       store.grant('rest', `r${k}`);
@@ -659,7 +659,7 @@ describe('ClusterView with a fake store', () => {
     assert.equal(h.view.index, last.index);
     assert.deepEqual(w.take(), [`snapshot ${last.index} resourcemanager=- dispatcher=a rest=z`]);
     assert.deepEqual(r.take(), [`snapshot ${last.index} rest=z`]);
-    assert.equal(woken, last.index, 'the long-poll after 1 is answered with the new state');
+    assert.equal(woken, `${last.index} live=true`, 'the long-poll after 1 is answered with the new state, the view live');
     // And on from there, change by change.
     const next = store.revoke('rest');
     h.view.ingest([next]);

@@ -39,6 +39,12 @@ export class Metrics {
       help: 'Times this server found a cluster\'s state in Redis below what it had answered (a failover to a replica that lagged, a restored backup)',
       registers,
     });
+    const clockSteps = new Counter({
+      name: 'leasehold_redis_clock_steps_total',
+      help: "Times Redis's clock stepped (more than 1 s against this server's monotonic clock between two health checks)",
+      registers,
+    });
+    ha.link.on('clockStep', () => clockSteps.inc());
     ha.link.on('dataLoss', () => dataLoss.inc());
     ha.link.on('rollback', () => {
       dataLoss.inc();

@@ -20,6 +20,7 @@ import {
   decodeStoreWrite,
   decodeSync,
   decodeRaiseIndex,
+  decodeFailoverGrace,
   LEADER_FIELDS,
   type OpScript,
   type RenewResult,
@@ -47,7 +48,7 @@ interface Header {
 
 /** The leading --[[ ]] comment of a script and the codes listed under `Codes:`. */
 function header(name: ScriptName): Header {
-  const m = /^--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
+  const m = /^(?:#!lua.*\n)?--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
   assert.ok(m, `${name}.lua begins with a --[[ ]] header`);
   const text = m[1];
   const at = text.search(/^ {2}Codes:/m);
@@ -137,6 +138,7 @@ describe('the decoders', () => {
     },
     sync: (code) => decodeSync([code], []),
     raise_index: (code) => decodeRaiseIndex([code, 5]),
+    failover_grace: (code) => decodeFailoverGrace([code, 5]),
     changes: () => decodeChanges([3, 1]).index,
     fence_check: (code) => decodeFenceCheck(code),
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,

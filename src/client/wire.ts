@@ -176,6 +176,21 @@ export interface Readiness {
     /** The clusters last found rolled back (at most 20), most recent last. */
     clusters: string[];
   };
+  /**
+   * Times Redis's clock (`TIME`) stepped against this server's monotonic clock between two health
+   * checks (more than 1 s apart). Leases run out by Redis's clock: a step forward ends them early,
+   * one back late. Redis hosts must slew their clocks, not step them.
+   */
+  redisClockSteps: {
+    count: number;
+    /** The last step, or null if never. */
+    last: {
+      /** When it was seen, as ISO 8601 UTC. */
+      detectedAt: string;
+      /** How far Redis's clock moved (ms): positive forward, negative back. */
+      stepMs: number;
+    } | null;
+  };
   /** Clusters whose leaders this server keeps in memory. */
   clustersWatched: number;
   /**

@@ -8,6 +8,7 @@ import type { ClusterView, LeaderState } from './clusterView.js';
 import type { Change, Leader } from './changes.js';
 import { GracePeriodError, LeaseNotHeldError, RedisUnavailableError } from './errors.js';
 import type { Floors } from './floors.js';
+import type { AcknowledgedLeases } from './acknowledgedLeases.js';
 import type { Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
@@ -33,6 +34,8 @@ export class ElectionService {
     private readonly store: LeaseStore,
     private readonly views: ViewRegistry,
     private readonly floors: Floors,
+    /** The leases this server acknowledged: what a failover may take (the grace after it). */
+    private readonly leases: AcknowledgedLeases,
   ) {}
 
   async campaign(
@@ -44,6 +47,7 @@ export class ElectionService {
     // What this server has answered bounds what Redis may hold: the index and the token
     // are floors, and the longest TTL granted is the grace after a rollback.
     const f = this.floors.of(clusterId);
+    const replicated = this.leases.replicated();
     const r = await this.store.campaign(
       keys,
       component,
@@ -62,6 +66,7 @@ export class ElectionService {
     this.record(clusterId, view, r.changes);
     if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
+    if (r.code !== Code.Held) this.leases.note(clusterId, r.ttlMs, replicated);
     return { granted: r.code !== Code.Held, leader: stateOf(r) };
   }
 
@@ -79,11 +84,13 @@ export class ElectionService {
     const { keys, view } = this.target(clusterId);
     const held = view?.holder(component);
     const known = held?.sessionId === sessionId ? held : (this.renewed.get(sessionId) ?? null);
+    const replicated = this.leases.replicated();
     const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known }, view?.index ?? 0);
     this.record(clusterId, view, r.changes);
     if (r.code !== Code.Done) throw notLeader(component, r);
     view?.extend(component, sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
+    this.leases.note(clusterId, r.ttlMs, replicated);
     const leader = r.leader ?? known!;
     if (!view && r.leader) {
       if (this.renewed.size >= MAX_RENEWED) this.renewed.clear();

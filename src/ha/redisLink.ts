@@ -10,12 +10,20 @@
  * It also reads Redis's `maxmemory-policy` at every (re)connection and every few seconds:
  * any policy but `noeviction` lets Redis drop leases and stores to make room, which is a
  * configuration problem that readiness reports (docs/design.md §9).
+ *
+ * Every check also reads the primary's replication id, to tell a failover or a restart,
+ * and Redis's clock (`TIME`), to tell a clock that stepped (redisClock.ts). When the Redis
+ * now serving may have lost leases this server acknowledged (a failover, or lost data),
+ * `primaryLost` starts the grace before the link counts as healthy again.
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
+import { performance } from 'node:perf_hooks';
 import type { Log } from './log.js';
 import { MARKER_KEY } from './ids.js';
+import type { PrimaryLoss } from './acknowledgedLeases.js';
+import { clockStep, timeMs, type ClockReading } from './redisClock.js';
 
 export interface RedisLinkOptions {
   /** A redis:// or rediss:// URL, or ioredis options (a unix socket path, say). */
@@ -34,6 +42,13 @@ export interface DataLossReport {
   clusters: string[];
 }
 
+export interface ClockStepReport {
+  count: number;
+  /** The last step: when it was seen, and by how much Redis's clock moved (ms; negative:
+   * back), or null if never. */
+  last: { detectedAt: string; stepMs: number } | null;
+}
+
 /** How many rolled-back clusters a data loss report names. */
 const ROLLBACK_CLUSTERS_KEPT = 20;
 
@@ -42,13 +57,15 @@ interface LinkEvents {
   down: [];
   dataLoss: [];
   rollback: [clusterId: string];
+  clockStep: [stepMs: number];
   message: [channel: string, message: string];
 }
 
 const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
 
 /** The memory policy is read again every this many health checks (and at every recovery),
- * since a failover or a CONFIG SET can change it under a running server. */
+ * since a CONFIG SET can change it under a running server (and a failover, which the
+ * replication id read at every check tells, reads it at once). */
 const POLICY_CHECK_EVERY = 20;
 
 export class RedisLink extends EventEmitter<LinkEvents> {
@@ -71,7 +88,17 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   private replicaCount = 0;
   /** The primary's replication id: another one means another primary, or a restart. */
   private replid: string | null = null;
+  /** The address the commands' connection reached it at: another is another Redis. */
+  private address: string | null = null;
   private primaryChangeCount = 0;
+  /** Losses found whose grace `primaryLost` has not yet started. */
+  private readonly pendingLosses = new Set<PrimaryLoss>();
+  /** Starts the grace after a loss of this kind (HaServices sets it). Until it succeeds the
+   * link is not healthy again, so that this server grants nothing meanwhile. */
+  primaryLost: (loss: PrimaryLoss) => Promise<void> = async () => {};
+  /** The last reading of Redis's clock, null after an outage or a change of primary. */
+  private clock: ClockReading | null = null;
+  private readonly clockSteps: ClockStepReport = { count: 0, last: null };
   private readonly timer: NodeJS.Timeout;
   private checking = false;
   private closed = false;
@@ -127,6 +154,10 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     return this.primaryChangeCount;
   }
 
+  get clockStepReport(): ClockStepReport {
+    return { count: this.clockSteps.count, last: this.clockSteps.last && { ...this.clockSteps.last } };
+  }
+
   /** Redis's `maxmemory-policy` when it evicts keys (anything but `noeviction`), else null. */
   get evictionPolicy(): string | null {
     return this.evicting;
@@ -142,16 +173,22 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       await withTimeout(this.sub.ping(), this.pingTimeoutMs);
       const seen = await withTimeout(this.cmd.get(MARKER_KEY), this.pingTimeoutMs);
       if (seen === null || (this.marker !== null && seen !== this.marker)) {
-        if (this.marker !== null) this.reportDataLoss(seen === null ? 'vanished' : 'changed');
+        if (this.marker !== null) {
+          this.reportDataLoss(seen === null ? 'vanished' : 'changed');
+          this.pendingLosses.add('dataLoss');
+        }
         await this.cmd.set(MARKER_KEY, randomUUID(), 'NX');
         this.marker = await this.cmd.get(MARKER_KEY);
       } else {
         this.marker = seen;
       }
-      if (!this.healthy || this.checks++ % POLICY_CHECK_EVERY === 0) {
-        await this.checkEvictionPolicy();
-        await this.checkReplication();
+      const primaryChanged = await this.checkReplication();
+      if (!this.healthy || primaryChanged || this.checks++ % POLICY_CHECK_EVERY === 0) await this.checkEvictionPolicy();
+      for (const loss of this.pendingLosses) {
+        await this.primaryLost(loss);
+        this.pendingLosses.delete(loss);
       }
+      await this.checkClock();
       if (!this.healthy) {
         this.healthy = true;
         this.log.info('redis available');
@@ -182,21 +219,56 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   }
 
   /** Reads the primary's replicas and replication id from INFO. A new replication id is a
-   * new primary (a failover) or a restart: logged, and counted for /readyz. */
-  private async checkReplication(): Promise<void> {
+   * new primary (a failover) or a restart: logged, and counted for /readyz. A failover is
+   * another Redis at another address, or one whose previous replication id (replid2, kept
+   * by a replica promoted) is the old primary's; it may lack leases acknowledged without a
+   * replica, so their grace is due. A restart of the same Redis lost nothing if its data
+   * survived (AOF); if it did not, the marker tells. Answers whether the primary changed. */
+  private async checkReplication(): Promise<boolean> {
     const info = await withTimeout(this.cmd.info('replication'), this.pingTimeoutMs);
     this.replicaCount = Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
     const replid = /^master_replid:(\S+)/m.exec(info)?.[1] ?? null;
+    const replid2 = /^master_replid2:(\S+)/m.exec(info)?.[1] ?? null;
+    const address = `${this.cmd.stream?.remoteAddress}:${this.cmd.stream?.remotePort}`;
+    let changed = false;
     if (replid && this.replid && replid !== this.replid) {
+      changed = true;
       this.primaryChangeCount++;
-      this.log.warn({ replicas: this.replicaCount, primaryChanges: this.primaryChangeCount }, 'the redis primary changed (a failover or a restart)');
+      this.clock = null;
+      const failover = replid2 === this.replid || address !== this.address;
+      if (failover) this.pendingLosses.add('failover');
+      this.log.warn(
+        { replicas: this.replicaCount, primaryChanges: this.primaryChangeCount },
+        failover ? 'the redis primary changed (a failover)' : 'redis restarted',
+      );
     }
     if (replid) this.replid = replid;
+    this.address = address;
+    return changed;
+  }
+
+  /** Reads Redis's clock and compares it with the last reading (redisClock.ts). */
+  private async checkClock(): Promise<void> {
+    const sent = performance.now();
+    const reply = (await withTimeout(this.cmd.time(), this.pingTimeoutMs)) as unknown as [string, string];
+    const received = performance.now();
+    const reading = { redisMs: timeMs(reply), monoMs: (sent + received) / 2, rttMs: received - sent };
+    const step = this.clock && clockStep(this.clock, reading);
+    this.clock = reading;
+    if (step === null || step === undefined) return;
+    this.clockSteps.count++;
+    this.clockSteps.last = { detectedAt: new Date().toISOString(), stepMs: step };
+    this.log.error(
+      { stepMs: step, clockSteps: this.clockSteps.count },
+      `redis's clock stepped ${step > 0 ? 'forward' : 'back'} by ${Math.abs(step)} ms: leases run out by it, so they ended ${step > 0 ? 'early (a leader may have been replaced while it still believed it led)' : 'late'}; make the Redis host slew its clock (chrony, ntpd), not step it`,
+    );
+    this.emit('clockStep', step);
   }
 
   private markDown(reason: string): void {
     if (!this.healthy || this.closed) return;
     this.healthy = false;
+    this.clock = null;
     this.log.warn({ reason }, 'redis unavailable');
     this.emit('down');
   }

@@ -197,6 +197,12 @@ export function decodeRaiseIndex(r: ScriptReply): number {
   return r[1];
 }
 
+/** failover_grace.lua: the grace period's time left (ms). */
+export function decodeFailoverGrace(r: ScriptReply): number {
+  if (r[0] !== Code.Done || typeof r[1] !== 'number') throw unexpectedReply('failover_grace', r[0]);
+  return r[1];
+}
+
 export function decodeChanges(r: ScriptReply): ChangesResult {
   return { index: r[0] as number, complete: r[1] === 1, changes: changesOf(r, 2) };
 }

@@ -30,6 +30,7 @@ export const SCRIPT_NAMES = [
   'sync',
   'raise_index',
   'changes',
+  'failover_grace',
   // stores
   'fence_check',
   'jobresult_create',

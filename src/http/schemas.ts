@@ -256,6 +256,24 @@ export const Readiness = Type.Object({
         'restored backup), which is repaired and named under `clusters`.',
     },
   ),
+  redisClockSteps: Type.Object(
+    {
+      count: Type.Integer({ minimum: 0 }),
+      last: nullable(
+        Type.Object({
+          detectedAt: Type.String({ format: 'date-time', description: 'When it was seen, as ISO 8601 UTC.' }),
+          stepMs: Type.Integer({ description: "How far Redis's clock moved (ms): positive forward, negative back." }),
+        }),
+        { description: 'The last step, or null if never.' },
+      ),
+    },
+    {
+      description:
+        "Times Redis's clock (`TIME`) stepped against this server's monotonic clock between two health checks " +
+        '(more than 1 s apart). Leases run out by Redis\'s clock: a step forward ends them early, one back late. ' +
+        'Redis hosts must slew their clocks, not step them.',
+    },
+  ),
   clustersWatched: Type.Integer({ minimum: 0, description: 'Clusters whose leaders this server keeps in memory.' }),
   problems: Type.Array(Type.String(), {
     description:

@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, startApp, uniqueCluster, waitFor } from './support/app.js';
+import { get, post, randomJobId, sleep, startApp, uniqueCluster, waitFor } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -23,9 +23,9 @@ async function write(base: string, method: string, path: string, token: number, 
   return { status: res.status, body: await res.json() };
 }
 
-async function tokenOf(base: string, cluster: string, component: string): Promise<number> {
-  const r = await post(base, `/v1/clusters/${cluster}/leaders/${component}/campaign`, { contenderId: component, ttlMs: 60_000 });
-  assert.equal(r.body.granted, true);
+async function tokenOf(base: string, cluster: string, component: string, ttlMs = 60_000): Promise<number> {
+  const r = await post(base, `/v1/clusters/${cluster}/leaders/${component}/campaign`, { contenderId: component, ttlMs });
+  assert.equal(r.body.granted, true, JSON.stringify(r.body));
   return r.body.leader.fencingToken;
 }
 
@@ -67,12 +67,17 @@ test('without persistence, a lost counter is reported, not silent, and the vanis
   const c = uniqueCluster('lost');
   const job = randomJobId();
   const counter = `/v1/clusters/${c}/jobs/${job}/checkpoint-id-counter`;
-  const jm = await tokenOf(app.url, c, `jobmanager/${job}`);
+  // A short lease: Redis losing it costs the cluster a grace until it has run out.
+  const jm = await tokenOf(app.url, c, `jobmanager/${job}`, 8000);
   for (let i = 1; i <= 4; i++) assert.equal((await write(app.url, 'POST', `${counter}/increment`, jm)).body.value, i);
 
   await redis.kill();
   await redis.restart();
-  await waitFor(async () => (await get(app.url, '/readyz')).body?.dataLoss?.count >= 1, 15_000, 'the data loss reported by readyz');
+  // Ready again too: the server counts the loss before it has started the grace it costs.
+  await waitFor(async () => {
+    const r = await get(app.url, '/readyz');
+    return r.status === 200 && r.body.dataLoss.count >= 1;
+  }, 15_000, 'the data loss reported by readyz');
   const metrics = await (await fetch(`${app.url}/metrics`)).text();
   assert.match(metrics, /^leasehold_redis_data_loss_total [1-9]/m);
 
@@ -80,6 +85,11 @@ test('without persistence, a lost counter is reported, not silent, and the vanis
   const refused = await write(app.url, 'POST', `${counter}/increment`, jm);
   assert.equal(refused.status, 409);
   assert.equal(refused.body.error, 'FencingTokenStale');
-  // A new leader's token is above the lost one.
+  // No new leader while the lost lease may still be believed held (a restart without
+  // persistence costs a grace); then a new leader's token is above the lost one.
+  const early = await post(app.url, `/v1/clusters/${c}/leaders/jobmanager/${job}/campaign`, { contenderId: 'other' });
+  assert.equal(early.status, 503, JSON.stringify(early.body));
+  assert.equal(early.body.error, 'GracePeriod');
+  await sleep(Number(early.headers.get('retry-after')) * 1000);
   assert.ok((await tokenOf(app.url, c, `jobmanager/${job}`)) > jm);
 });

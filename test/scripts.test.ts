@@ -86,7 +86,7 @@ describe('the scripts’ headers and codes', () => {
     const used = (source: string) => new Set(names.filter((n) => new RegExp(`\\b${n}\\b`).test(source)));
     const storeCodes = used(lua('lib/store.lua').replace(/^--.*$/gm, ''));
     for (const name of SCRIPT_NAMES) {
-      const body = lua(`${name}.lua`).replace(/^--\[\[[\s\S]*?\]\]/, '');
+      const body = lua(`${name}.lua`).replace(/^(?:#!lua.*\n)?--\[\[[\s\S]*?\]\]/, '');
       const returned = used(body);
       if (body.includes('-- @include "lib/store.lua"')) for (const c of storeCodes) returned.add(c);
       if (/\bnot_held\(/.test(body)) returned.add('HELD').add('FREE');
@@ -97,7 +97,7 @@ describe('the scripts’ headers and codes', () => {
 
   test('the scripts read KEYS and ARGV into named locals, not in their logic', () => {
     for (const name of SCRIPT_NAMES) {
-      const body = lua(`${name}.lua`).replace(/^--\[\[[\s\S]*?\]\]/, '');
+      const body = lua(`${name}.lua`).replace(/^(?:#!lua.*\n)?--\[\[[\s\S]*?\]\]/, '');
       for (const line of body.split('\n')) {
         if (!/\b(KEYS|ARGV)\[/.test(line)) continue;
         // Bindings at the top, and the per-item lists of the batch scripts, whose indexes

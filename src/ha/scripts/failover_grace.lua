@@ -17,6 +17,6 @@
 ]]
 -- @include "lib/leadership.lua"
 
-local grace_key = KEYS[3]
-start_grace(grace_key, tonumber(ARGV[4]))
+local grace_key, grace_ms = KEYS[3], tonumber(ARGV[4])
+start_grace(grace_key, grace_ms)
 return {DONE, redis.call('PTTL', grace_key)}

@@ -194,6 +194,7 @@ describe('the decoders', () => {
       RenewedNewLeader: null,
       RolledBack: null,
       InGrace: null,
+      LockDelay: null,
       FenceStale: 'FencingTokenStale',
       IdempotencyKeyReused: 'IdempotencyKeyReused',
       JobResultExists: 'JobResultExists',

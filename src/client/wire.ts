@@ -90,6 +90,13 @@ export interface CampaignRequest {
   ttlMs?: TtlMs;
   /** Confirms this address along with the grant. */
   address?: string;
+  /**
+   * Consul's lock-delay: when this grant's lease expires (not when it is resigned or revoked), the
+   * component is granted to nobody for this long (ms), counted from when the expiry is recorded;
+   * campaigns meanwhile answer `409 LockDelay` with `Retry-After` and `retryAfterMs`. Default 0;
+   * at most `LEASE_TTL_MAX_MS`.
+   */
+  lockDelayMs?: number;
 }
 
 export interface RenewRequest {
@@ -205,11 +212,11 @@ export interface Readiness {
 export interface Error {
   /**
    * A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`,
-   * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `Overloaded`,
-   * `FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`,
-   * `JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`,
-   * `CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`,
-   * `ContentSha256Mismatch`, `CleanupIncomplete`, ...
+   * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `LockDelay`,
+   * `Overloaded`, `FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`,
+   * `JobResultExists`, `JobResultNotFound`, `ExecutionPlanNotFound`,
+   * `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`, `CheckpointNotFound`,
+   * `BlobNotFound`, `BlobDataLost`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...
    */
   error: string;
   /** What went wrong, for people. */

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClusterView, LeaderState } from './clusterView.js';
 import type { Change, Leader } from './changes.js';
-import { GracePeriodError, LeaseNotHeldError, RedisUnavailableError } from './errors.js';
+import { GracePeriodError, LeaseNotHeldError, LockDelayError, RedisUnavailableError } from './errors.js';
 import type { Floors } from './floors.js';
 import type { AcknowledgedLeases } from './acknowledgedLeases.js';
 import type { Component } from './ids.js';
@@ -41,7 +41,7 @@ export class ElectionService {
   async campaign(
     clusterId: string,
     component: Component,
-    req: { contenderId: string; ttlMs: number; address?: string },
+    req: { contenderId: string; ttlMs: number; address?: string; lockDelayMs?: number },
   ): Promise<CampaignResult> {
     const { keys, view } = this.target(clusterId);
     // What this server has answered bounds what Redis may hold: the index and the token
@@ -51,7 +51,13 @@ export class ElectionService {
     const r = await this.store.campaign(
       keys,
       component,
-      { contenderId: req.contenderId, sessionId: randomUUID(), ttlMs: req.ttlMs, address: req.address ?? '' },
+      {
+        contenderId: req.contenderId,
+        sessionId: randomUUID(),
+        ttlMs: req.ttlMs,
+        address: req.address ?? '',
+        lockDelayMs: req.lockDelayMs ?? 0,
+      },
       {
         index: Math.max(view?.index ?? 0, f.index),
         token: Math.max(view?.tokenFloor(component) ?? 0, f.tokens[component] ?? 0),
@@ -64,6 +70,8 @@ export class ElectionService {
       throw new GracePeriodError(component, r.ttlMs);
     }
     this.record(clusterId, view, r.changes);
+    // After the expiry it may just have recorded.
+    if (r.code === Code.LockDelay) throw new LockDelayError(component, r.ttlMs);
     if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
     if (r.code !== Code.Held) this.leases.note(clusterId, r.ttlMs, replicated);

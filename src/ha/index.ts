@@ -152,7 +152,7 @@ export class HaServices {
   }
 }
 
-export { GracePeriodError, HaError, LeaseNotHeldError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
+export { GracePeriodError, HaError, LeaseNotHeldError, LockDelayError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';

@@ -68,7 +68,7 @@ export class LeaseStore {
   campaign(
     keys: ClusterKeys,
     component: Component,
-    a: { contenderId: string; sessionId: string; ttlMs: number; address: string },
+    a: { contenderId: string; sessionId: string; ttlMs: number; address: string; lockDelayMs?: number },
     floors: { index: number; token: number; graceMs: number },
   ): Promise<CampaignResult> {
     return this.op('campaign', keys, component, [keys.components, keys.grace], floors.index, [
@@ -78,6 +78,7 @@ export class LeaseStore {
       a.address,
       floors.token,
       floors.graceMs,
+      a.lockDelayMs ?? 0,
     ]);
   }
 

@@ -92,6 +92,17 @@ function makeElectionBodies(config: Config) {
         contenderId: ContenderId,
         ttlMs: Type.Optional(TtlMs),
         address: Type.Optional(Type.String({ ...Address, description: 'Confirms this address along with the grant.' })),
+        lockDelayMs: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: config.leaseTtl.maxMs,
+            description:
+              "Consul's lock-delay: when this grant's lease expires (not when it is resigned or revoked), " +
+              'the component is granted to nobody for this long (ms), counted from when the expiry is ' +
+              'recorded; campaigns meanwhile answer `409 LockDelay` with `Retry-After` and `retryAfterMs`. ' +
+              'Default 0; at most `LEASE_TTL_MAX_MS`.',
+          }),
+        ),
       },
       strict,
     ),
@@ -287,7 +298,7 @@ export const ErrorResponse = Type.Object(
     error: Type.String({
       description:
         'A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`, ' +
-        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `Overloaded`, ' +
+        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `LockDelay`, `Overloaded`, ' +
         '`FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, ' +
         '`JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, ' +
         '`CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`, ' +

@@ -182,13 +182,22 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       } else {
         this.marker = seen;
       }
-      const primaryChanged = await this.checkReplication();
+      // One round trip for both, so that a busy Redis gets no more chances to miss the
+      // check's timeout than before they were read at every check.
+      const sent = performance.now();
+      const [info, time] = await withTimeout(Promise.all([this.cmd.info('replication'), this.cmd.time()]), this.pingTimeoutMs);
+      const received = performance.now();
+      const primaryChanged = this.checkReplication(info);
       if (!this.healthy || primaryChanged || this.checks++ % POLICY_CHECK_EVERY === 0) await this.checkEvictionPolicy();
+      const rttMs = received - sent;
+      this.checkClock({ redisMs: timeMs(time as unknown as [string, string]), monoMs: sent + rttMs / 2, rttMs });
       for (const loss of this.pendingLosses) {
         await this.primaryLost(loss);
         this.pendingLosses.delete(loss);
+        // The views resync once the grace is in place, right before the link is healthy
+        // again: what they push to watchers is then also what reads answer.
+        if (loss === 'dataLoss') this.emit('dataLoss');
       }
-      await this.checkClock();
       if (!this.healthy) {
         this.healthy = true;
         this.log.info('redis available');
@@ -224,8 +233,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
    * by a replica promoted) is the old primary's; it may lack leases acknowledged without a
    * replica, so their grace is due. A restart of the same Redis lost nothing if its data
    * survived (AOF); if it did not, the marker tells. Answers whether the primary changed. */
-  private async checkReplication(): Promise<boolean> {
-    const info = await withTimeout(this.cmd.info('replication'), this.pingTimeoutMs);
+  private checkReplication(info: string): boolean {
     this.replicaCount = Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
     const replid = /^master_replid:(\S+)/m.exec(info)?.[1] ?? null;
     const replid2 = /^master_replid2:(\S+)/m.exec(info)?.[1] ?? null;
@@ -247,12 +255,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     return changed;
   }
 
-  /** Reads Redis's clock and compares it with the last reading (redisClock.ts). */
-  private async checkClock(): Promise<void> {
-    const sent = performance.now();
-    const reply = (await withTimeout(this.cmd.time(), this.pingTimeoutMs)) as unknown as [string, string];
-    const received = performance.now();
-    const reading = { redisMs: timeMs(reply), monoMs: (sent + received) / 2, rttMs: received - sent };
+  /** Compares a reading of Redis's clock with the last one (redisClock.ts). */
+  private checkClock(reading: ClockReading): void {
     const step = this.clock && clockStep(this.clock, reading);
     this.clock = reading;
     if (step === null || step === undefined) return;
@@ -280,7 +284,6 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       { marker: how, dataLossCount: this.dataLoss.count },
       'redis lost its data: leases and changes it held are gone; fencing tokens and indexes keep growing from Redis clock',
     );
-    this.emit('dataLoss');
   }
 
   /** A cluster's state in Redis was found below what this server had answered: Redis went

@@ -8,9 +8,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
-import { Redis } from 'ioredis';
 import { stopAllRedis } from './support/redis.js';
-import { RedisTopology, stopAllSentinels } from './support/topology.js';
+import { cutReplicaLink, RedisTopology, stopAllSentinels } from './support/topology.js';
 import { get, post, sleep, startApp, uniqueCluster, waitFor } from './support/app.js';
 
 after(async () => {
@@ -27,16 +26,8 @@ test('a failover after grants no replica held: no other contender is granted wit
   const lp = `/v1/clusters/${cluster}/leaders`;
   const [primary, replica] = topology.nodes;
 
-  // The replica's link is cut (a wrong masterauth keeps it from syncing again), so that
-  // the grant below exists on the primary alone, as a lagging replica would have it.
-  const onReplica = new Redis(replica.url).on('error', () => {});
-  const onPrimary = new Redis(primary.url, { retryStrategy: () => null }).on('error', () => {});
-  t.after(() => {
-    onReplica.disconnect();
-    onPrimary.disconnect();
-  });
-  await onReplica.config('SET', 'masterauth', 'not-the-password');
-  await onPrimary.call('CLIENT', 'KILL', 'TYPE', 'replica');
+  // The grant below exists on the primary alone, as a lagging replica would have it.
+  await cutReplicaLink(primary, replica);
 
   const sentAt = performance.now();
   const a = await post(app.url, `${lp}/rest/campaign`, { contenderId: 'A', ttlMs: TTL });

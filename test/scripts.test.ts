@@ -21,6 +21,7 @@ import {
   decodeSync,
   decodeRaiseIndex,
   decodeFloorsWriteback,
+  decodeFailoverGrace,
   LEADER_FIELDS,
   type OpScript,
   type RenewResult,
@@ -48,7 +49,7 @@ interface Header {
 
 /** The leading --[[ ]] comment of a script and the codes listed under `Codes:`. */
 function header(name: ScriptName): Header {
-  const m = /^--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
+  const m = /^(?:#!lua.*\n)?--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
   assert.ok(m, `${name}.lua begins with a --[[ ]] header`);
   const text = m[1];
   const at = text.search(/^ {2}Codes:/m);
@@ -86,7 +87,7 @@ describe('the scripts’ headers and codes', () => {
     const used = (source: string) => new Set(names.filter((n) => new RegExp(`\\b${n}\\b`).test(source)));
     const storeCodes = used(lua('lib/store.lua').replace(/^--.*$/gm, ''));
     for (const name of SCRIPT_NAMES) {
-      const body = lua(`${name}.lua`).replace(/^--\[\[[\s\S]*?\]\]/, '');
+      const body = lua(`${name}.lua`).replace(/^(?:#!lua.*\n)?--\[\[[\s\S]*?\]\]/, '');
       const returned = used(body);
       if (body.includes('-- @include "lib/store.lua"')) for (const c of storeCodes) returned.add(c);
       if (/\bnot_held\(/.test(body)) returned.add('HELD').add('FREE');
@@ -97,7 +98,7 @@ describe('the scripts’ headers and codes', () => {
 
   test('the scripts read KEYS and ARGV into named locals, not in their logic', () => {
     for (const name of SCRIPT_NAMES) {
-      const body = lua(`${name}.lua`).replace(/^--\[\[[\s\S]*?\]\]/, '');
+      const body = lua(`${name}.lua`).replace(/^(?:#!lua.*\n)?--\[\[[\s\S]*?\]\]/, '');
       for (const line of body.split('\n')) {
         if (!/\b(KEYS|ARGV)\[/.test(line)) continue;
         // Bindings at the top, and the per-item lists of the batch scripts, whose indexes
@@ -139,6 +140,7 @@ describe('the decoders', () => {
     sync: (code) => decodeSync([code], []),
     raise_index: (code) => decodeRaiseIndex([code, 5]),
     floors_writeback: (code) => decodeFloorsWriteback([code, 1, 0]),
+    failover_grace: (code) => decodeFailoverGrace([code, 5]),
     changes: () => decodeChanges([3, 1]).index,
     fence_check: (code) => decodeFenceCheck(code),
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,
@@ -194,6 +196,7 @@ describe('the decoders', () => {
       RenewedNewLeader: null,
       RolledBack: null,
       InGrace: null,
+      LockDelay: null,
       FenceStale: 'FencingTokenStale',
       IdempotencyKeyReused: 'IdempotencyKeyReused',
       JobResultExists: 'JobResultExists',

@@ -90,6 +90,13 @@ export interface CampaignRequest {
   ttlMs?: TtlMs;
   /** Confirms this address along with the grant. */
   address?: string;
+  /**
+   * Consul's lock-delay: when this grant's lease expires (not when it is resigned or revoked), the
+   * component is granted to nobody for this long (ms), counted from when the expiry is recorded;
+   * campaigns meanwhile answer `409 LockDelay` with `Retry-After` and `retryAfterMs`. Default 0;
+   * at most `LEASE_TTL_MAX_MS`.
+   */
+  lockDelayMs?: number;
 }
 
 export interface RenewRequest {
@@ -176,6 +183,21 @@ export interface Readiness {
     /** The clusters last found rolled back (at most 20), most recent last. */
     clusters: string[];
   };
+  /**
+   * Times Redis's clock (`TIME`) stepped against this server's monotonic clock between two health
+   * checks (more than 1 s apart). Leases run out by Redis's clock: a step forward ends them early,
+   * one back late. Redis hosts must slew their clocks, not step them.
+   */
+  redisClockSteps: {
+    count: number;
+    /** The last step, or null if never. */
+    last: {
+      /** When it was seen, as ISO 8601 UTC. */
+      detectedAt: string;
+      /** How far Redis's clock moved (ms): positive forward, negative back. */
+      stepMs: number;
+    } | null;
+  };
   /** Clusters whose leaders this server keeps in memory. */
   clustersWatched: number;
   /**
@@ -190,11 +212,11 @@ export interface Readiness {
 export interface Error {
   /**
    * A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`,
-   * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `Overloaded`,
-   * `FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`,
-   * `JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`,
-   * `CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`,
-   * `ContentSha256Mismatch`, `CleanupIncomplete`, ...
+   * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `LockDelay`,
+   * `Overloaded`, `FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`,
+   * `JobResultExists`, `JobResultNotFound`, `ExecutionPlanNotFound`,
+   * `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`, `CheckpointNotFound`,
+   * `BlobNotFound`, `BlobDataLost`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...
    */
   error: string;
   /** What went wrong, for people. */

@@ -6,8 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import type { ClusterView, LeaderState } from './clusterView.js';
 import type { Change, Leader } from './changes.js';
-import { GracePeriodError, LeaseNotHeldError, RedisUnavailableError } from './errors.js';
+import { GracePeriodError, LeaseNotHeldError, LockDelayError, RedisUnavailableError } from './errors.js';
 import type { Floors } from './floors.js';
+import type { AcknowledgedLeases } from './acknowledgedLeases.js';
 import type { Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
@@ -33,21 +34,30 @@ export class ElectionService {
     private readonly store: LeaseStore,
     private readonly views: ViewRegistry,
     private readonly floors: Floors,
+    /** The leases this server acknowledged: what a failover may take (the grace after it). */
+    private readonly leases: AcknowledgedLeases,
   ) {}
 
   async campaign(
     clusterId: string,
     component: Component,
-    req: { contenderId: string; ttlMs: number; address?: string },
+    req: { contenderId: string; ttlMs: number; address?: string; lockDelayMs?: number },
   ): Promise<CampaignResult> {
     const { keys, view } = this.target(clusterId);
     // What this server has answered bounds what Redis may hold: the index and the token
     // are floors, and the longest TTL granted is the grace after a rollback.
     const f = this.floors.of(clusterId);
+    const replicated = this.leases.replicated();
     const r = await this.store.campaign(
       keys,
       component,
-      { contenderId: req.contenderId, sessionId: randomUUID(), ttlMs: req.ttlMs, address: req.address ?? '' },
+      {
+        contenderId: req.contenderId,
+        sessionId: randomUUID(),
+        ttlMs: req.ttlMs,
+        address: req.address ?? '',
+        lockDelayMs: req.lockDelayMs ?? 0,
+      },
       {
         index: Math.max(view?.index ?? 0, f.index),
         token: Math.max(view?.tokenFloor(component) ?? 0, f.tokens[component] ?? 0),
@@ -60,8 +70,11 @@ export class ElectionService {
       throw new GracePeriodError(component, r.ttlMs);
     }
     this.record(clusterId, view, r.changes);
+    // After the expiry it may just have recorded.
+    if (r.code === Code.LockDelay) throw new LockDelayError(component, r.ttlMs);
     if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
+    if (r.code !== Code.Held) this.leases.note(clusterId, r.ttlMs, replicated);
     return { granted: r.code !== Code.Held, leader: stateOf(r) };
   }
 
@@ -79,11 +92,13 @@ export class ElectionService {
     const { keys, view } = this.target(clusterId);
     const held = view?.holder(component);
     const known = held?.sessionId === sessionId ? held : (this.renewed.get(sessionId) ?? null);
+    const replicated = this.leases.replicated();
     const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known }, view?.index ?? 0);
     this.record(clusterId, view, r.changes);
     if (r.code !== Code.Done) throw notLeader(component, r);
     view?.extend(component, sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
+    this.leases.note(clusterId, r.ttlMs, replicated);
     const leader = r.leader ?? known!;
     if (!view && r.leader) {
       if (this.renewed.size >= MAX_RENEWED) this.renewed.clear();

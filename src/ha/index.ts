@@ -11,7 +11,8 @@ import { RedisUnavailableError } from './errors.js';
 import type { ClusterKeys } from './ids.js';
 import { ElectionService } from './election.js';
 import { LeaseStore } from './leaseStore.js';
-import { RedisLink, type DataLossReport } from './redisLink.js';
+import { RedisLink, type ClockStepReport, type DataLossReport } from './redisLink.js';
+import { AcknowledgedLeases, type PrimaryLoss } from './acknowledgedLeases.js';
 import { Scripts } from './scripts.js';
 import { ViewRegistry } from './views.js';
 import { StoreWriter } from './storeWriter.js';
@@ -49,6 +50,8 @@ export interface HaHealth {
   /** Times the primary changed (a failover, or a restart). */
   primaryChanges: number;
   dataLoss: DataLossReport;
+  /** Times Redis's clock stepped against this server's monotonic clock. */
+  redisClockSteps: ClockStepReport;
   clustersWatched: number;
   /** Why this server must not be counted as ready although Redis answers (a Redis that
    * may evict keys); empty when there is none. */
@@ -67,6 +70,9 @@ export class HaServices {
   readonly floors: Floors;
   readonly writeback: FloorsWriteback;
   private readonly requiredAcks: () => number;
+  private readonly leases: AcknowledgedLeases;
+  private readonly store: LeaseStore;
+  private readonly log: Log;
 
   constructor(opts: HaOptions) {
     this.floors = new Floors(opts.floorsFile, opts.logger);
@@ -80,13 +86,12 @@ export class HaServices {
     const link = this.link;
     const { replicas, timeoutMs } = opts.replicaAck;
     this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
-    const scripts = new Scripts(link.cmd, {
-      required: this.requiredAcks,
-      connection: link.acked,
-      timeoutMs,
-      unacked: () => link.noteUnackedWrite(),
-    });
+    const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
     const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'));
+    this.store = store;
+    this.log = opts.logger;
+    this.leases = new AcknowledgedLeases(this.requiredAcks);
+    link.primaryLost = (loss) => this.startGrace(loss);
     this.views = new ViewRegistry({
       link: this.link,
       store,
@@ -104,7 +109,7 @@ export class HaServices {
       log: opts.logger,
       done: () => this.views.resyncAll(),
     });
-    this.election = new ElectionService(this.link, store, this.views, this.floors);
+    this.election = new ElectionService(this.link, store, this.views, this.floors, this.leases);
     const redis = this.link.cmd;
     const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
     this.jobResults = new RedisJobResultStore(redis, writer);
@@ -127,9 +132,26 @@ export class HaServices {
       replicas: { connected: this.link.replicas, requiredForAck: this.requiredAcks() },
       primaryChanges: this.link.primaryChanges,
       dataLoss: this.link.dataLossReport,
+      redisClockSteps: this.link.clockStepReport,
       clustersWatched: this.views.size,
       problems: policy ? [`redis maxmemory-policy is ${policy}, which may evict leases and stored data; set it to noeviction`] : [],
     };
+  }
+
+  /** The Redis now serving may have lost leases this server acknowledged: every cluster
+   * where one may still be running grants nothing until it has run out (docs/design.md §9).
+   * A failure leaves the link unhealthy, and the next health check tries again. */
+  private async startGrace(loss: PrimaryLoss): Promise<void> {
+    const atRisk = this.leases.atRisk(loss);
+    if (atRisk.length === 0) return;
+    for (const [clusterId, ms] of atRisk) await this.store.startGrace(this.views.keys(clusterId), ms);
+    const longest = Math.max(...atRisk.map(([, ms]) => ms));
+    this.log.error(
+      { loss, clusters: atRisk.slice(0, 20).map(([c]) => c), clusterCount: atRisk.length, graceMs: longest },
+      loss === 'failover'
+        ? 'the redis primary changed after this server acknowledged leases that no replica held: the new primary may lack them, so these clusters grant no lease until they have run out'
+        : 'redis lost its data while leases this server acknowledged were running: these clusters grant no lease until they have run out',
+    );
   }
 
   /** Releases connections and timers; deletes nothing. */
@@ -140,7 +162,7 @@ export class HaServices {
   }
 }
 
-export { GracePeriodError, HaError, LeaseNotHeldError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
+export { GracePeriodError, HaError, LeaseNotHeldError, LockDelayError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';

@@ -7,6 +7,7 @@ import type { ClusterKeys, Component } from './ids.js';
 import {
   Code,
   decodeChanges,
+  decodeFailoverGrace,
   decodeOp,
   decodeRaiseIndex,
   decodeRenewals,
@@ -67,7 +68,7 @@ export class LeaseStore {
   campaign(
     keys: ClusterKeys,
     component: Component,
-    a: { contenderId: string; sessionId: string; ttlMs: number; address: string },
+    a: { contenderId: string; sessionId: string; ttlMs: number; address: string; lockDelayMs?: number },
     floors: { index: number; token: number; graceMs: number },
   ): Promise<CampaignResult> {
     return this.op('campaign', keys, component, [keys.components, keys.grace], floors.index, [
@@ -77,6 +78,7 @@ export class LeaseStore {
       a.address,
       floors.token,
       floors.graceMs,
+      a.lockDelayMs ?? 0,
     ]);
   }
 
@@ -168,6 +170,14 @@ export class LeaseStore {
   /** Raises the cluster's index above `floor`, without a change; answers the new index. */
   async raiseIndex(keys: ClusterKeys, floor: number): Promise<number> {
     return decodeRaiseIndex(await this.run('raise_index', [keys.index, keys.log], [keys.channel, floor, this.logSize]));
+  }
+
+  /** Starts the cluster's grace period (or keeps a longer one): no grant for `graceMs`;
+   * answers the grace's time left. */
+  async startGrace(keys: ClusterKeys, graceMs: number): Promise<number> {
+    return decodeFailoverGrace(
+      await this.run('failover_grace', [keys.index, keys.log, keys.grace], [keys.channel, 0, this.logSize, graceMs]),
+    );
   }
 
   async changesSince(keys: ClusterKeys, since: number): Promise<ChangesResult> {

@@ -42,6 +42,9 @@ export const Code = {
   /** campaign: no grant until the leases that may have been lost with Redis's data have
    * run out (the grace period's time left follows). */
   InGrace: 6,
+  /** campaign: no grant until the lock delay after the last lease's expiry ends (its time
+   * left follows). */
+  LockDelay: 7,
 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
@@ -54,6 +57,8 @@ export const LEADER_FIELDS = {
   acquiredAt: 'at',
   live: 'live',
   ttlMs: 'ttl',
+  lockDelayMs: 'ld',
+  delayedUntil: 'ldu',
 } as const;
 
 /** A script answered what its header does not say: a bug, or a script and server that
@@ -106,9 +111,10 @@ export interface OpResult<C extends Code = Code> {
   changes: Change[];
 }
 
-/** RolledBack and InGrace grant nothing; their ttlMs is the grace period's time left. */
+/** RolledBack, InGrace and LockDelay grant nothing; their ttlMs is the grace period's, or
+ * the lock delay's, time left. */
 export type CampaignResult = OpResult<
-  typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held | typeof Code.RolledBack | typeof Code.InGrace
+  typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held | typeof Code.RolledBack | typeof Code.InGrace | typeof Code.LockDelay
 >;
 export type ConfirmResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
 export type ResignResult = OpResult<typeof Code.Done | typeof Code.Free | typeof Code.Held>;
@@ -119,7 +125,7 @@ export type RenewResult = OpResult<typeof Code.Done | typeof Code.Held | typeof 
 
 /** The scripts whose reply is {code, leader json or false, lease ms left, changes...}. */
 const OP_CODES = {
-  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace],
+  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.LockDelay],
   confirm: [Code.Done, Code.Held, Code.Free],
   resign: [Code.Done, Code.Free, Code.Held],
   expire: [Code.Done, Code.Held, Code.Free],
@@ -202,6 +208,12 @@ export function decodeRaiseIndex(r: ScriptReply): number {
 export function decodeFloorsWriteback(r: ScriptReply): boolean {
   if (r[0] !== Code.Done) throw unexpectedReply('floors_writeback', r[0]);
   return r[1] === 1 || r[2] === 1;
+}
+
+/** failover_grace.lua: the grace period's time left (ms). */
+export function decodeFailoverGrace(r: ScriptReply): number {
+  if (r[0] !== Code.Done || typeof r[1] !== 'number') throw unexpectedReply('failover_grace', r[0]);
+  return r[1];
 }
 
 export function decodeChanges(r: ScriptReply): ChangesResult {

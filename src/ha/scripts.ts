@@ -31,6 +31,7 @@ export const SCRIPT_NAMES = [
   'raise_index',
   'floors_writeback',
   'changes',
+  'failover_grace',
   // stores
   'fence_check',
   'jobresult_create',
@@ -115,9 +116,6 @@ export interface ReplicaAck {
   required(): number;
   connection: Redis;
   timeoutMs: number;
-  /** Told of each such write acknowledged with no replica waited for: a failover may lose
-   * it, which the grace after a failover must cover (floorsWriteback.ts). */
-  unacked(): void;
 }
 
 export class Scripts {
@@ -127,12 +125,9 @@ export class Scripts {
   ) {}
 
   async run(name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
-    if (!this.ack || !ACKED.has(name)) return this.runOn(this.redisClient, name, keys, args);
-    const replicas = this.ack.required();
-    if (replicas > 0) return this.runAcked(name, keys, args, replicas, this.ack);
-    const reply = await this.runOn(this.redisClient, name, keys, args);
-    this.ack.unacked();
-    return reply;
+    const replicas = this.ack && ACKED.has(name) ? this.ack.required() : 0;
+    if (replicas > 0) return this.runAcked(name, keys, args, replicas, this.ack!);
+    return this.runOn(this.redisClient, name, keys, args);
   }
 
   private async runOn(conn: Redis, name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {

@@ -1,7 +1,7 @@
 /** The one place where error codes become HTTP statuses. Every error answers
  * `{error, message, statusCode}`; a 500 is a bug. */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { GracePeriodError, HaError, type HaErrorCode, type LeaderState } from '../ha/index.js';
+import { GracePeriodError, HaError, LockDelayError, type HaErrorCode, type LeaderState } from '../ha/index.js';
 import { stateJson } from './encode.js';
 import type { Log } from '../ha/log.js';
 
@@ -10,6 +10,7 @@ const HA_STATUS: Record<HaErrorCode, number> = {
   RedisUnavailable: 503,
   RedisOutOfMemory: 503,
   GracePeriod: 503,
+  LockDelay: 409,
   FencingTokenRequired: 409,
   FencingTokenStale: 409,
   IdempotencyKeyReused: 422,
@@ -94,7 +95,7 @@ export function sendError(
 /** The handler of every error, logging what is a bug to `log`. */
 export const errorHandler = (log: Log) => (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
   if (err instanceof HaError) {
-    if (err instanceof GracePeriodError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.remainingMs / 1000))));
+    if (err instanceof GracePeriodError || err instanceof LockDelayError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.remainingMs / 1000))));
     const extra = err.code === 'NotLeader' ? { leader: stateJson(err.details.leader as LeaderState | null) } : err.details;
     return sendError(reply, HA_STATUS[err.code], err.code, err.message, extra);
   }

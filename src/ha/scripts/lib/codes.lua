@@ -19,3 +19,4 @@ local ALREADY_HELD = 3              -- campaign: this contender holds the lease 
 local RENEWED_NEW_LEADER = 4        -- renew: renewed; the leader is not the one the caller knows
 local ROLLED_BACK = 5               -- Redis's index is below one the caller has seen: it lost data
 local IN_GRACE = 6                  -- no grant until leases lost with Redis's data have run out
+local LOCK_DELAY = 7                -- campaign: no grant until the lock delay after an expiry ends

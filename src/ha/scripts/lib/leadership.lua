@@ -82,10 +82,14 @@ local function start_grace(grace_key, grace_ms)
   end
 end
 
--- A lease whose key is gone while its hash still says live has run out: record that.
+-- A lease whose key is gone while its hash still says live has run out: record that. A
+-- grant with a lock delay (Consul's) keeps the component from anyone for that long after
+-- its expiry, counted from now, when the expiry is recorded (campaign.lua enforces it).
 local function settle_expired(hkey, h, component, changes)
   if h[LIVE] == LIVE_YES then
     redis.call('HSET', hkey, F_LIVE, '0')
+    local delay = tonumber(redis.call('HGET', hkey, F_LOCK_DELAY)) or 0
+    if delay > 0 then redis.call('HSET', hkey, F_DELAYED_UNTIL, int(math.floor(now_us() / 1000) + delay)) end
     changes[#changes + 1] = emit('expired', component, nil, 0)
   end
 end

@@ -81,6 +81,22 @@ test('rate limits: 429 with Retry-After past the limit, per client; elections an
   }
 });
 
+test('rate limits are per token, whatever the spelling of its header, and per address when open', async (t) => {
+  const tokens = JSON.stringify([{ name: 'a', token: 'token-a-0123456789abcdef', role: 'admin' }]);
+  const closed = await startApp(t, await sharedRedisUrl(), { RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000', AUTH_TOKENS: tokens });
+  const open = await startApp(t, await sharedRedisUrl(), { RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' });
+  const path = `/v1/clusters/${uniqueCluster('rl')}/leaders`;
+  // The 64 spellings of "Bearer": one token, one budget.
+  const spellings = Array.from({ length: 64 }, (_, i) => [...'bearer'].map((ch, j) => ((i >> j) & 1 ? ch.toUpperCase() : ch)).join(''));
+  const closedCodes: number[] = [];
+  for (const b of spellings) closedCodes.push((await fetch(closed.url + path, { headers: { authorization: `${b} token-a-0123456789abcdef` } })).status);
+  assert.deepEqual([closedCodes.filter((s) => s === 200).length, closedCodes.filter((s) => s === 429).length], [5, 59]);
+  // Open: any header is no identity; the address is.
+  const openCodes: number[] = [];
+  for (let i = 0; i < 20; i++) openCodes.push((await fetch(open.url + path, { headers: { authorization: `Bearer random-${i}` } })).status);
+  assert.deepEqual([openCodes.filter((s) => s === 200).length, openCodes.filter((s) => s === 429).length], [5, 15]);
+});
+
 test('shedding: while the event loop is saturated, reads get 503 Overloaded and renewals still succeed', async (t) => {
   // The loop is blocked for 1.5 s below: a Redis ping timing out meanwhile would mark Redis
   // down, and the renewal would be refused for that rather than pass.

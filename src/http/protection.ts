@@ -67,7 +67,9 @@ export async function protect(app: App, options: ProtectionOptions): Promise<voi
       global: true,
       max: options.rateLimitMax,
       timeWindow: options.rateLimitWindowMs,
-      keyGenerator: (req: FastifyRequest) => req.headers.authorization ?? req.ip,
+      // The token's name, once checked (the access check runs first): never the raw header,
+      // which a caller may spell in many ways, or make up when the API is open.
+      keyGenerator: (req: FastifyRequest) => (req.grant ? `grant:${req.grant}` : `ip:${req.ip}`),
       errorResponseBuilder: (_req, ctx) =>
         httpError(429, `rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry later`, 'TooManyRequests'),
     });

@@ -83,7 +83,20 @@ export function logRequests(app: App, log: Logger): void {
   if (!log.isLevelEnabled('info')) return;
   app.addHook('onResponse', (req, reply, done) => {
     const ms = Math.round(reply.elapsedTime * 10) / 10;
-    log.info({ reqId: req.id, method: req.method, url: req.url, statusCode: reply.statusCode, ms }, 'request');
+    log.info({ reqId: req.id, method: req.method, url: loggedUrl(req.url), statusCode: reply.statusCode, ms }, 'request');
     done();
   });
 }
+
+/** A URL as it may be logged: the names of its query's parameters, never their values (a
+ * browser's websocket may carry a token in one). */
+export function loggedUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const names = url.slice(q + 1).split('&').map((p) => {
+    const eq = p.indexOf('=');
+    return eq < 0 ? REDACTED : `${p.slice(0, eq)}=${REDACTED}`;
+  });
+  return `${url.slice(0, q)}?${names.join('&')}`;
+}
+const REDACTED = '[REDACTED]';

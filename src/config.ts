@@ -164,7 +164,8 @@ export interface Config {
   idempotencyTtlMs: number;
   /** Bearer tokens with their roles and clusters; none: the API is open to all, as admin. */
   tokens: TokenGrant[];
-  /** Origins a browser's websocket may come from; empty: any. */
+  /** Origins a browser's websocket may come from (`*`: any); empty: any when tokens are
+   * configured, else the server's own only. */
   wsAllowedOrigins: string[];
   protection: ProtectionOptions;
   connections: ConnectionOptions;

@@ -12,6 +12,9 @@ import { httpError } from './errors.js';
 import type { ProtectionOptions } from '../config.js';
 import type { App } from './types.js';
 
+const SAMPLE_INTERVAL_MS = 1000;
+const SAMPLE_RESOLUTION_MS = 10;
+
 /**
  * The event loop's mean delay and utilisation over the last second. @fastify/under-pressure
  * did this, but it samples memory too, which opens a file: with every file in use (a flood
@@ -46,9 +49,6 @@ class LoadSampler {
     this.histogram.disable();
   }
 }
-
-const SAMPLE_INTERVAL_MS = 1000;
-const SAMPLE_RESOLUTION_MS = 10;
 
 /** Routes that are never shed nor limited: elections, and probes outside any cluster. */
 function exempt(method: string, url: string): boolean {

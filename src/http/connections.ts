@@ -62,12 +62,20 @@ export function checkingIntervalMs(options: ConnectionOptions): number {
 }
 
 /**
- * Cuts the connection when a request's body pauses for longer than `idleMs`; the pause
- * timer ends with the body. Only requests with a body pay for it.
+ * Cuts the connection when a request's body pauses for longer than `idleMs`: when the
+ * socket was silent that long while the server waited for more of the body. A pause of the
+ * server's own (it has bytes of the body it did not read yet: a slow Redis holds it up) is
+ * not the client's. The timer ends with the body. Only requests with a body pay for it.
  */
 export function timeBody(req: IncomingMessage, res: ServerResponse, idleMs: number): void {
   const socket = req.socket;
-  req.setTimeout(idleMs, () => socket.destroy());
+  // On the answer rather than the request: Node tells the request of a timeout only while its
+  // body is incomplete, and destroys the socket itself if nobody listens.
+  res.setTimeout(idleMs, () => {
+    if (req.complete) socket.setTimeout(0);
+    else if (req.readableLength > 0) socket.setTimeout(idleMs);
+    else socket.destroy();
+  });
   req.once('end', () => {
     // Once the answer is finished, Node has set the socket's keep-alive timeout: keep it.
     if (!res.writableFinished) socket.setTimeout(0);

@@ -4,6 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { GracePeriodError, HaError, LockDelayError, type HaErrorCode, type LeaderState } from '../ha/index.js';
 import { stateJson } from './encode.js';
 import type { Log } from '../ha/log.js';
+import { loggedUrl } from './requestLogging.js';
 
 const HA_STATUS: Record<HaErrorCode, number> = {
   NotLeader: 409,
@@ -110,6 +111,6 @@ export const errorHandler = (log: Log) => (err: FastifyError | Error, req: Fasti
   if ((status >= 400 && status < 500) || (status === 503 && code)) {
     return sendError(reply, status, code ?? STATUS_CODE[status] ?? 'ClientError', fe.message);
   }
-  log.error({ err, reqId: req.id, method: req.method, url: req.url }, 'internal error');
+  log.error({ err, reqId: req.id, method: req.method, url: loggedUrl(req.url) }, 'internal error');
   return sendError(reply, 500, 'Internal', 'internal server error');
 };

@@ -15,12 +15,15 @@ import {
   decodeCleanupCluster,
   decodeCleanupJob,
   decodeFenceCheck,
+  decodeLeadership,
   decodeOp,
   decodeRenewals,
   decodeStoreWrite,
   decodeSync,
   decodeRaiseIndex,
   LEADER_FIELDS,
+  LEADERSHIP_SCRIPTS,
+  type LeadershipScript,
   type OpScript,
   type RenewResult,
   type StoreScript,
@@ -142,6 +145,9 @@ describe('the decoders', () => {
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,
     cleanup_cluster: (code) => decodeCleanupCluster([code, 1, 2]).code,
     ...(Object.fromEntries(
+      LEADERSHIP_SCRIPTS.map((n) => [n, (code: number) => decodeLeadership(n, [code, null, 0, 0, 0]).code]),
+    ) as Record<LeadershipScript, (code: number) => unknown>),
+    ...(Object.fromEntries(
       storeScripts.map((n) => [
         n,
         (code: number) => {
@@ -200,6 +206,10 @@ describe('the decoders', () => {
       ExecutionPlanNotFound: 'ExecutionPlanNotFound',
       StagedUploadGone: 'RedisUnavailable',
       CounterBelow: 'CheckpointIdNotIncreasing',
+      LeadershipHeld: null,
+      ComponentLeasesHeld: null,
+      Published: null,
+      NotOwner: 'NotLeadershipOwner',
     });
     assert.deepEqual(codeError(Code.CheckpointIdNotAbove, 'x', ['41'])?.details, { latestCheckpointId: 41 });
     assert.match(codeError(Code.FenceStale, 'jobmanager/x')!.message, /jobmanager\/x/);

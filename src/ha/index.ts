@@ -11,6 +11,7 @@ import { RedisUnavailableError } from './errors.js';
 import type { ClusterKeys } from './ids.js';
 import { ElectionService } from './election.js';
 import { LeaseStore } from './leaseStore.js';
+import { LeadershipService } from './leadership.js';
 import { RedisLink, type DataLossReport } from './redisLink.js';
 import { Scripts } from './scripts.js';
 import { ViewRegistry } from './views.js';
@@ -58,6 +59,7 @@ export class HaServices {
   readonly link: RedisLink;
   readonly views: ViewRegistry;
   readonly election: ElectionService;
+  readonly leadership: LeadershipService;
   readonly jobResults: RedisJobResultStore;
   readonly executionPlans: RedisExecutionPlanStore;
   readonly checkpoints: RedisCheckpointStore;
@@ -90,13 +92,15 @@ export class HaServices {
       logger: opts.logger,
     });
     this.election = new ElectionService(this.link, store, this.views, this.floors);
+    this.leadership = new LeadershipService(store.leadership, this.election, this.floors);
+    this.election.leadership = this.leadership;
     const redis = this.link.cmd;
     const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
     this.jobResults = new RedisJobResultStore(redis, writer);
     this.executionPlans = new RedisExecutionPlanStore(redis, writer);
     this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);
     this.blobs = new RedisBlobStore(this.link.bulk, writer);
-    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize);
+    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize, this.leadership);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */
@@ -127,6 +131,7 @@ export class HaServices {
 
 export { GracePeriodError, HaError, LeaseNotHeldError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
+export type { Leadership, Owner } from './leadership.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';
 export { APPLICATION_STATUSES, type JobResult, type JobResultInput } from './jobResults.js';

@@ -19,3 +19,7 @@ local ALREADY_HELD = 3              -- campaign: this contender holds the lease 
 local RENEWED_NEW_LEADER = 4        -- renew: renewed; the leader is not the one the caller knows
 local ROLLED_BACK = 5               -- Redis's index is below one the caller has seen: it lost data
 local IN_GRACE = 6                  -- no grant until leases lost with Redis's data have run out
+local LEADERSHIP_HELD = 7           -- a leadership leads the cluster: no per-component lease
+local COMPONENT_LEASES_HELD = 8     -- per-component leases live in the cluster: no leadership
+local PUBLISHED = 9                 -- the lease is a component published under a leadership
+local NOT_OWNER = 10                -- the leadership was campaigned for with another access token

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { stateJson } from '../encode.js';
 import type { App, RouteContext } from '../types.js';
-import { ClusterParams } from '../schemas.js';
+import { BlockingQuery, ClusterParams } from '../schemas.js';
 import {
   LeadershipCampaignResponse,
   leadershipBodies,
@@ -33,10 +33,8 @@ function component(name: string): string {
 export function leadershipRoutes(app: App, { ha, config }: RouteContext): void {
   const bodies = leadershipBodies(config);
   const open = config.tokens.length === 0;
-  const ReadQuery = Type.Object(
-    { consistent: Type.Optional(Type.Unsafe<'' | 'true'>({ type: 'string', enum: ['', 'true'], description: 'Accepted as for leader reads; a leadership is always read from Redis.' })) },
-    { additionalProperties: false },
-  );
+  // `?consistent` as leader reads take it; a leadership is read from Redis in any case.
+  const ReadQuery = Type.Object({ consistent: BlockingQuery.properties.consistent }, { additionalProperties: false });
 
   app.get(BASE, { schema: { params: ClusterParams, querystring: ReadQuery, response: { 200: LeadershipResponse } } }, async (req) => ({
     leadership: await ha.leadership.get(req.params.clusterId),

@@ -7,7 +7,8 @@
 import { parseChange, parseLeader, type Change, type Leader } from './changes.js';
 import { HaError } from './errors.js';
 import type { Component } from './ids.js';
-import type { ScriptName, ScriptReply } from './scripts.js';
+import type { LeadershipScript, ScriptName, ScriptReply } from './scripts.js';
+export { LEADERSHIP_SCRIPTS, type LeadershipScript } from './scripts.js';
 
 /** The scripts' return codes: one name, one value, one meaning across every script. */
 export const Code = {
@@ -183,17 +184,6 @@ export interface LeadershipReply {
   extra: string[];
 }
 
-export const LEADERSHIP_SCRIPTS = [
-  'leadership_campaign',
-  'leadership_renew',
-  'leadership_resign',
-  'leadership_revoke',
-  'leadership_expire',
-  'leadership_publish',
-  'leadership_unpublish',
-  'leadership_get',
-] as const satisfies readonly ScriptName[];
-export type LeadershipScript = (typeof LEADERSHIP_SCRIPTS)[number];
 
 const LEADERSHIP_CODES: Record<LeadershipScript, readonly Code[]> = {
   leadership_campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.ComponentLeasesHeld, Code.RolledBack, Code.InGrace, Code.Changed],

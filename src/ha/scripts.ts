@@ -20,6 +20,18 @@ import { Command, type Redis } from 'ioredis';
 import { RedisUnavailableError } from './errors.js';
 
 export const SCRIPTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scripts');
+/** The scripts of a cluster's leadership (scripts/lib/cluster_leadership.lua). */
+export const LEADERSHIP_SCRIPTS = [
+  'leadership_campaign',
+  'leadership_renew',
+  'leadership_resign',
+  'leadership_revoke',
+  'leadership_expire',
+  'leadership_publish',
+  'leadership_unpublish',
+  'leadership_get',
+] as const;
+export type LeadershipScript = (typeof LEADERSHIP_SCRIPTS)[number];
 export const SCRIPT_NAMES = [
   // leadership
   'campaign',
@@ -31,14 +43,7 @@ export const SCRIPT_NAMES = [
   'raise_index',
   'changes',
   // the cluster's leadership (one lease for many components)
-  'leadership_campaign',
-  'leadership_renew',
-  'leadership_resign',
-  'leadership_revoke',
-  'leadership_expire',
-  'leadership_publish',
-  'leadership_unpublish',
-  'leadership_get',
+  ...LEADERSHIP_SCRIPTS,
   // stores
   'fence_check',
   'jobresult_create',

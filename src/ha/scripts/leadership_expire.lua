@@ -25,5 +25,6 @@ local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
 if holder then return not_held_reply(holder, ls, {}) end
 if ls[LIVE] ~= LIVE_YES then return reply(FREE, false, 0, 0, {}) end
-if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
-return reply(DONE, false, 0, 0, end_leadership(list, ls, 'expired'))
+local changes = settle_ended(holder, ls, list)
+if not changes then return {CHANGED} end
+return reply(DONE, false, 0, 0, changes)

@@ -44,9 +44,6 @@ if holds(holder, ls, session_id) and ls[CONTENDER] == contender_id then
   return reply(DONE, leader_json(ls), tonumber(ttl), ttl, {}, redis.call('HGETALL', published_key))
 end
 
-local changes = {}
-if not holder and ls[LIVE] == LIVE_YES then
-  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
-  changes = end_leadership(list, ls, 'expired')
-end
+local changes = settle_ended(holder, ls, list)
+if not changes then return {CHANGED} end
 return not_held_reply(holder, ls, changes)

@@ -31,9 +31,6 @@ if holds(holder, ls, session_id) and ls[CONTENDER] == contender_id then
   if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
   return reply(DONE, false, 0, 0, end_leadership(list, ls, 'revoked'))
 end
-local changes = {}
-if not holder and ls[LIVE] == LIVE_YES then
-  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
-  changes = end_leadership(list, ls, 'expired')
-end
+local changes = settle_ended(holder, ls, list)
+if not changes then return {CHANGED} end
 return not_held_reply(holder, ls, changes)

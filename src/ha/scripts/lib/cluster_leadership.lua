@@ -71,6 +71,15 @@ local function end_leadership(list, ls, event)
   return changes
 end
 
+-- A leadership that ran out unnoticed (its lease gone, its hash still live) is ended here,
+-- its components 'expired'. Answers the changes, or false when `list` is not what is
+-- published (the caller answers CHANGED).
+local function settle_ended(holder, ls, list)
+  if holder or ls[LIVE] ~= LIVE_YES then return {} end
+  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return false end
+  return end_leadership(list, ls, 'expired')
+end
+
 -- Every script's reply: {code, leader json or false, lease ms left, ttl, how many change
 -- payloads follow, the payloads, then what the script adds (`extra`, flat)}.
 local function reply(code, lj, left, ttl, changes, extra)

@@ -15,6 +15,7 @@ import {
   decodeCleanupCluster,
   decodeCleanupJob,
   decodeFenceCheck,
+  decodeLeadership,
   decodeOp,
   decodeRenewals,
   decodeStoreWrite,
@@ -23,6 +24,8 @@ import {
   decodeFloorsWriteback,
   decodeFailoverGrace,
   LEADER_FIELDS,
+  LEADERSHIP_SCRIPTS,
+  type LeadershipScript,
   type OpScript,
   type RenewResult,
   type StoreScript,
@@ -146,6 +149,9 @@ describe('the decoders', () => {
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,
     cleanup_cluster: (code) => decodeCleanupCluster([code, 1, 2]).code,
     ...(Object.fromEntries(
+      LEADERSHIP_SCRIPTS.map((n) => [n, (code: number) => decodeLeadership(n, [code, null, 0, 0, 0]).code]),
+    ) as Record<LeadershipScript, (code: number) => unknown>),
+    ...(Object.fromEntries(
       storeScripts.map((n) => [
         n,
         (code: number) => {
@@ -205,6 +211,10 @@ describe('the decoders', () => {
       ExecutionPlanNotFound: 'ExecutionPlanNotFound',
       StagedUploadGone: 'RedisUnavailable',
       CounterBelow: 'CheckpointIdNotIncreasing',
+      LeadershipHeld: null,
+      ComponentLeasesHeld: null,
+      Published: null,
+      NotOwner: 'NotLeadershipOwner',
     });
     assert.deepEqual(codeError(Code.CheckpointIdNotAbove, 'x', ['41'])?.details, { latestCheckpointId: 41 });
     assert.match(codeError(Code.FenceStale, 'jobmanager/x')!.message, /jobmanager\/x/);

@@ -230,6 +230,112 @@ export interface NotLeaderError extends Error {
   leader: LeaderOrNull;
 }
 
+/** A cluster’s leadership: one lease, one session, one token for many components. */
+export interface Leadership {
+  /** Names the contender that holds the leadership. */
+  contenderId: string;
+  /** The leader session id of the grant (a UUID): Flink’s leader session id. */
+  sessionId: string;
+  /**
+   * The fencing token of the leadership: every store write of the cluster needs it while the
+   * leadership lives. Greater than every token granted before for any component of this cluster.
+   */
+  token: number;
+  /** The lease’s time to live, as granted or last renewed. */
+  ttlMs: number;
+  /** Milliseconds left on the lease when the server answered; count it on your own monotonic clock. */
+  remainingMs: number;
+  /** The components published under the leadership, sorted by name. */
+  components: PublishedComponent[];
+}
+
+/** The cluster’s leadership, or null when none is held. */
+export type LeadershipOrNull = Leadership | null;
+
+export interface PublishedComponent {
+  component: ComponentName;
+  address: string;
+}
+
+export interface LeadershipResponse {
+  leadership: LeadershipOrNull;
+}
+
+export interface LeadershipCampaignRequest {
+  contenderId: ContenderId;
+  ttlMs?: TtlMs;
+}
+
+export interface LeadershipCampaignResponse {
+  /** True when this contender holds the leadership now (newly granted, or already its own). */
+  granted: boolean;
+  leadership: Leadership;
+}
+
+export interface LeadershipRenewRequest {
+  contenderId: ContenderId;
+  sessionId: SessionId;
+  ttlMs?: TtlMs;
+}
+
+export interface LeadershipRenewResponse {
+  leadership: Leadership;
+}
+
+export interface LeadershipResignRequest {
+  contenderId: ContenderId;
+  sessionId: SessionId;
+}
+
+export interface PublishRequest {
+  sessionId: SessionId;
+  /** A component: `resourcemanager`, `dispatcher`, `rest` or `jobmanager/{jobId}`. */
+  component: string;
+  address: Address;
+}
+
+export interface UnpublishRequest {
+  sessionId: SessionId;
+  /** A component: `resourcemanager`, `dispatcher`, `rest` or `jobmanager/{jobId}`. */
+  component: string;
+}
+
+export interface UnpublishResponse {
+  removed: boolean;
+}
+
+export interface RevokeRequest {
+  sessionId?: SessionId;
+}
+
+export interface RevokeResponse {
+  revoked: boolean;
+}
+
+/**
+ * `NotLeader`: this session does not hold the leadership; `leadership` is the current one, or
+ * null.
+ */
+export interface NotLeadershipError extends Error {
+  leadership: LeadershipOrNull;
+}
+
+/**
+ * `LeadershipHeld`: a leadership leads the cluster, so no per-component lease is granted;
+ * `leadership` is it.
+ */
+export interface LeadershipHeldError extends Error {
+  leadership: Leadership;
+}
+
+/**
+ * `ComponentLeasesHeld`: per-component leases live in the cluster, so no leadership is granted;
+ * `leaders` are they.
+ */
+export interface ComponentLeasesHeldError extends Error {
+  leaders: ComponentLeader[];
+}
+
 /** `CheckpointIdNotIncreasing`, `FencingTokenRequired` or `FencingTokenStale`. */
 export interface CheckpointConflictError extends Error {
   /** With `CheckpointIdNotIncreasing`, the latest stored checkpoint's id. */

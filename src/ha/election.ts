@@ -11,6 +11,7 @@ import type { Floors } from './floors.js';
 import type { AcknowledgedLeases } from './acknowledgedLeases.js';
 import type { Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
+import type { LeadershipService } from './leadership.js';
 import type { RedisLink } from './redisLink.js';
 import { Code, type OpResult } from './replies.js';
 import type { ViewRegistry } from './views.js';
@@ -28,6 +29,8 @@ export class ElectionService {
    * follow: a renewal then gets no leader back from Redis unless it changed (its address),
    * and the same object answers again, with its encoding cached (encode.ts). */
   private readonly renewed = new Map<string, Leader>();
+  /** The cluster's leadership, which refuses per-component campaigns while it lives. */
+  leadership?: LeadershipService;
 
   constructor(
     private readonly link: RedisLink,
@@ -66,8 +69,13 @@ export class ElectionService {
     );
     if (r.code === Code.RolledBack || r.code === Code.InGrace) {
       // The view's sync repairs the rollback and reports it: read the cluster anew.
-      if (r.code === Code.RolledBack) void (view ? view.resync(true) : this.views.get(clusterId).catch(() => {}));
+      if (r.code === Code.RolledBack) void (view ? view.resync(true) : this.reopen(clusterId));
       throw new GracePeriodError(component, r.ttlMs);
+    }
+    if (r.code === Code.LeadershipHeld) {
+      // Refused while the leadership lives; one that ran out unnoticed is ended first.
+      await this.leadership!.refuseOrEnd(clusterId);
+      return this.campaign(clusterId, component, req);
     }
     this.record(clusterId, view, r.changes);
     // After the expiry it may just have recorded.
@@ -124,14 +132,20 @@ export class ElectionService {
     return r.code === Code.Done;
   }
 
+  /** After a rollback, the view's sync repairs it and reports it: read the cluster anew. */
+  reopen(clusterId: string): void {
+    this.views.get(clusterId).catch(() => {});
+  }
+
   /** Changes this server made: into its view, which notes them in the floors as it applies
    * them; without a view, into the floors alone. */
-  private record(clusterId: string, view: ClusterView | undefined, changes: Change[]): void {
+  record(clusterId: string, view: ClusterView | undefined, changes: Change[]): void {
     if (view) view.ingest(changes);
     else this.floors.noteChanges(clusterId, changes);
   }
 
-  private target(clusterId: string) {
+  /** The cluster's keys and this server's view of it, if it has one; 503 while Redis is down. */
+  target(clusterId: string) {
     if (!this.link.isHealthy) throw new RedisUnavailableError();
     const view = this.views.peek(clusterId);
     if (view) view.lastUsed = Date.now();

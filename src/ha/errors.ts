@@ -2,6 +2,9 @@
 
 export type HaErrorCode =
   | 'NotLeader'
+  | 'LeadershipHeld'
+  | 'ComponentLeasesHeld'
+  | 'NotLeadershipOwner'
   | 'RedisUnavailable'
   | 'RedisOutOfMemory'
   | 'GracePeriod'

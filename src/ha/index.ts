@@ -13,6 +13,7 @@ import { ElectionService } from './election.js';
 import { LeaseStore } from './leaseStore.js';
 import { RedisLink, type ClockStepReport, type DataLossReport } from './redisLink.js';
 import { AcknowledgedLeases, type PrimaryLoss } from './acknowledgedLeases.js';
+import { LeadershipService } from './leadership.js';
 import { Scripts } from './scripts.js';
 import { ViewRegistry } from './views.js';
 import { StoreWriter } from './storeWriter.js';
@@ -62,6 +63,7 @@ export class HaServices {
   readonly link: RedisLink;
   readonly views: ViewRegistry;
   readonly election: ElectionService;
+  readonly leadership: LeadershipService;
   readonly jobResults: RedisJobResultStore;
   readonly executionPlans: RedisExecutionPlanStore;
   readonly checkpoints: RedisCheckpointStore;
@@ -110,13 +112,15 @@ export class HaServices {
       done: () => this.views.resyncAll(),
     });
     this.election = new ElectionService(this.link, store, this.views, this.floors, this.leases);
+    this.leadership = new LeadershipService(store.leadership, this.election, this.floors);
+    this.election.leadership = this.leadership;
     const redis = this.link.cmd;
     const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
     this.jobResults = new RedisJobResultStore(redis, writer);
     this.executionPlans = new RedisExecutionPlanStore(redis, writer);
     this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);
     this.blobs = new RedisBlobStore(this.link.bulk, writer);
-    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize);
+    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize, this.leadership);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */
@@ -164,6 +168,7 @@ export class HaServices {
 
 export { GracePeriodError, HaError, LeaseNotHeldError, LockDelayError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
+export type { Leadership, Owner } from './leadership.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';
 export { APPLICATION_STATUSES, type JobResult, type JobResultInput } from './jobResults.js';

@@ -22,6 +22,7 @@ import {
   type SyncResult,
 } from './replies.js';
 import type { ScriptName, ScriptReply, Scripts } from './scripts.js';
+import { LeadershipStore } from './leadershipStore.js';
 
 export type {
   CampaignResult,
@@ -54,6 +55,8 @@ function deliver(item: RenewBatch['items'][number], result: RenewResult): void {
 
 export class LeaseStore {
   private readonly renewals = new Map<string, RenewBatch>();
+  /** The scripts of a cluster's leadership, whose end settles its published components. */
+  readonly leadership: LeadershipStore;
 
   constructor(
     private readonly scripts: Scripts,
@@ -63,6 +66,7 @@ export class LeaseStore {
     readonly origin: string,
   ) {
     if (!/^\S+$/.test(origin)) throw new Error(`an origin is a word without spaces, not '${origin}'`);
+    this.leadership = new LeadershipStore(scripts, logSize, origin);
   }
 
   campaign(
@@ -71,7 +75,7 @@ export class LeaseStore {
     a: { contenderId: string; sessionId: string; ttlMs: number; address: string; lockDelayMs?: number },
     floors: { index: number; token: number; graceMs: number },
   ): Promise<CampaignResult> {
-    return this.op('campaign', keys, component, [keys.components, keys.grace], floors.index, [
+    return this.op('campaign', keys, component, [keys.components, keys.grace, keys.leadership], floors.index, [
       a.contenderId,
       a.sessionId,
       a.ttlMs,
@@ -138,8 +142,13 @@ export class LeaseStore {
     return this.op('resign', keys, component, [], floor, [contenderId, sessionId]);
   }
 
-  expire(keys: ClusterKeys, component: Component, floor: number): Promise<ExpireResult> {
-    return this.op('expire', keys, component, [], floor, []);
+  /** A component published under a leadership runs out with it: then the leadership ends,
+   * every published component in one script, whose changes are answered. */
+  async expire(keys: ClusterKeys, component: Component, floor: number): Promise<ExpireResult> {
+    const r = await this.op('expire', keys, component, [], floor, []);
+    if (r.code !== Code.Published) return r;
+    const ended = await this.leadership.expire(keys, floor);
+    return { code: ended.code === Code.Done ? Code.Done : Code.Free, leader: null, ttlMs: 0, changes: ended.changes };
   }
 
   /** The whole state of a cluster; `believed` maps components to the session ids the

@@ -55,12 +55,13 @@ export class Access {
   }
 }
 
-/** The role a route needs: reads need `read`, elections `contend`, store writes `write`,
- * deleting a cluster `admin`; routes outside a cluster (probes, metrics) need none. */
+/** The role a route needs: reads need `read`, elections (and a leadership) `contend`, store
+ * writes `write`, deleting a cluster and revoking a leadership `admin`; routes outside a cluster (probes, metrics) need none. */
 export function routeRole(method: string, url: string): Role | null {
   if (!url.startsWith('/v1/clusters/')) return null;
   if (method === 'GET' || method === 'HEAD') return 'read';
-  if (url.startsWith('/v1/clusters/:clusterId/leaders/')) return 'contend';
+  if (url === '/v1/clusters/:clusterId/leadership/revoke') return 'admin';
+  if (url.startsWith('/v1/clusters/:clusterId/leaders/') || url.startsWith('/v1/clusters/:clusterId/leadership/')) return 'contend';
   if (url === '/v1/clusters/:clusterId') return 'admin';
   return 'write';
 }

@@ -311,7 +311,7 @@ export const ErrorResponse = Type.Object(
 );
 
 /** An error with more properties than the three of every error. */
-function errorWith<P extends Record<string, TSchema>>(properties: P, description: string) {
+export function errorWith<P extends Record<string, TSchema>>(properties: P, description: string) {
   return Type.Object({ ...ErrorResponse.properties, ...properties }, { additionalProperties: true, description });
 }
 

@@ -5,6 +5,7 @@
   KEYS  1 index  2 log  (lib/leadership.lua)
         3 lease_key  4 leader_key: the leader hash  5 components_key: the cluster's components
         6 grace_key: set while no lease may be granted (lib/leadership.lua, start_grace)
+        7 ls_key: the cluster's leadership hash (lib/cluster_leadership.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 contender_id  6 session_id: the session of a new grant
         7 ttl (ms)  8 address, or ''  9 token_floor
@@ -16,6 +17,8 @@
     DONE (0)                     granted now
     ALREADY_HELD (3)             held by this contender already: extended (and confirmed)
     HELD (1)                     held by another contender or session
+    LEADERSHIP_HELD (8)          a leadership leads the cluster (or ran out and was not
+                                 ended yet: then the lease ms left is 0)
     ROLLED_BACK (5)              Redis lost changes the caller saw: nothing granted, and the
                                  grace period began (its length follows, as lease ms)
     IN_GRACE (6)                 free, but in the grace period after a rollback (its time
@@ -25,7 +28,7 @@
 ]]
 -- @include "lib/leadership.lua"
 
-local lease_key, leader_key, components_key, grace_key = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local lease_key, leader_key, components_key, grace_key, ls_key = KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local component, contender_id, session_id = ARGV[4], ARGV[5], ARGV[6]
 local ttl, address, token_floor, grace_ms = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
 local lock_delay = ARGV[11]
@@ -35,6 +38,9 @@ if rolled_back() then
   start_grace(grace_key, grace_ms)
   return {ROLLED_BACK, false, grace_ms}
 end
+
+-- A cluster is led by one leadership or by per-component leases, never both.
+if redis.call('HGET', ls_key, F_LIVE) == LIVE_YES then return {LEADERSHIP_HELD, false, 0} end
 
 local holder = redis.call('GET', lease_key)
 local h = read_leader(leader_key)

@@ -20,3 +20,7 @@ local RENEWED_NEW_LEADER = 4        -- renew: renewed; the leader is not the one
 local ROLLED_BACK = 5               -- Redis's index is below one the caller has seen: it lost data
 local IN_GRACE = 6                  -- no grant until leases lost with Redis's data have run out
 local LOCK_DELAY = 7                -- campaign: no grant until the lock delay after an expiry ends
+local LEADERSHIP_HELD = 8           -- a leadership leads the cluster: no per-component lease
+local COMPONENT_LEASES_HELD = 9     -- per-component leases live in the cluster: no leadership
+local PUBLISHED = 10                -- the lease is a component published under a leadership
+local NOT_OWNER = 11                -- the leadership was campaigned for with another access token

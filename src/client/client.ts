@@ -2,9 +2,10 @@
  * stores and cleanup. */
 import { componentPath, seg, Http, type ClientOptions } from './http.js';
 import { LeaderElection, type LeaderElectionOptions } from './election.js';
+import { ClusterLeadership, type ClusterLeadershipOptions } from './leadership.js';
 import { LeaderRetrieval, type LeaderRetrievalOptions } from './retrieval.js';
 import { BlobStore, CheckpointIdCounter, CheckpointStore, ExecutionPlanStore, JobCleaner, JobResultStore, type Fence } from './stores.js';
-import type { CampaignResult, ClusterCleanup, Component, JobCleanup, Leader, LeadersState } from './types.js';
+import type { CampaignResult, ClusterCleanup, Component, JobCleanup, Leader, LeadershipCampaignResult, LeadershipInfo, LeadersState } from './types.js';
 
 export class LeaseholdClient {
   readonly http: Http;
@@ -54,6 +55,39 @@ export class Cluster {
   /** Releases the lease of that contender and session. */
   async resign(component: Component, body: { contenderId: string; sessionId: string }): Promise<boolean> {
     return (await this.http.request<{ released: boolean }>(`${this.base}/leaders/${componentPath(component)}/resign`, { body })).released;
+  }
+
+  /** A contender for the cluster's leadership (one lease for many components); call
+   * `start()` to campaign. */
+  leadershipElection(options: Omit<ClusterLeadershipOptions, 'clusterId'> = {}): ClusterLeadership {
+    return new ClusterLeadership(this.http, { ...options, clusterId: this.clusterId });
+  }
+
+  /** The cluster's leadership, or null. */
+  async leadership(): Promise<LeadershipInfo | null> {
+    return (await this.http.request<{ leadership: LeadershipInfo | null }>(`${this.base}/leadership`)).leadership;
+  }
+
+  /** One leadership campaign, without renewals (for tools and tests; contenders use
+   * `leadershipElection`). */
+  campaignLeadership(body: { contenderId: string; ttlMs?: number }): Promise<LeadershipCampaignResult> {
+    return this.http.request(`${this.base}/leadership/campaign`, { body });
+  }
+
+  /** Publishes `component`'s leader information under the leadership of `sessionId`. */
+  async publishUnder(sessionId: string, component: Component, address: string): Promise<Leader> {
+    return (await this.http.request<{ leader: Leader }>(`${this.base}/leadership/publish`, { body: { sessionId, component, address } })).leader;
+  }
+
+  /** Releases the leadership of that contender and session. */
+  async resignLeadership(body: { contenderId: string; sessionId: string }): Promise<boolean> {
+    return (await this.http.request<{ released: boolean }>(`${this.base}/leadership/resign`, { body })).released;
+  }
+
+  /** Ends the leadership (admin): whoever holds it, or only `sessionId`'s (else `NotLeaderError`). */
+  async revokeLeadership(sessionId?: string): Promise<boolean> {
+    const body = sessionId === undefined ? {} : { sessionId };
+    return (await this.http.request<{ revoked: boolean }>(`${this.base}/leadership/revoke`, { body })).revoked;
   }
 
   /** Job results, fenced by the dispatcher's leadership (no fence: for reading). */

@@ -22,6 +22,10 @@ export class BadRequestError extends LeaseholdError {}
 /** 401, 403: no token, or a token not allowed here. */
 export class AuthError extends LeaseholdError {}
 
+/** 403 `NotLeadershipOwner`: the leadership was won with another access token; only that
+ * token may renew, resign, publish or unpublish it. */
+export class NotLeadershipOwnerError extends AuthError {}
+
 /** 404: the entry, plan, checkpoint or blob does not exist. */
 export class NotFoundError extends LeaseholdError {}
 
@@ -62,6 +66,8 @@ export function errorFor(status: number, body: unknown): LeaseholdError {
   const Class =
     code === 'NotLeader'
       ? NotLeaderError
+      : code === 'NotLeadershipOwner'
+        ? NotLeadershipOwnerError
       : code === 'FencingTokenRequired' || code === 'FencingTokenStale'
         ? FencingError
         : status === 401 || status === 403

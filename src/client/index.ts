@@ -2,6 +2,7 @@
 export { LeaseholdClient, Cluster } from './client.js';
 export type { ClientOptions } from './http.js';
 export { LeaderElection, type LeaderElectionOptions, type Leadership, type RevokeReason } from './election.js';
+export { ClusterLeadership, type ClusterLeadershipOptions, type HeldLeadership } from './leadership.js';
 export { LeaderRetrieval, type LeaderRetrievalOptions } from './retrieval.js';
 export { BlobStore, CheckpointIdCounter, CheckpointStore, ExecutionPlanStore, JobResultStore, type Fence } from './stores.js';
 export * from './errors.js';

@@ -16,6 +16,11 @@ export type ChangeEvent = wire.ChangeEvent;
 export type Change = Omit<wire.WatchChange, 'type'>;
 /** A campaign's answer: `leader` is the holder either way. */
 export type CampaignResult = wire.CampaignResponse & { leader: Leader };
+/** A cluster's leadership as the server answers it (`GET leadership`). */
+export type LeadershipInfo = wire.Leadership;
+export type PublishedComponent = wire.PublishedComponent;
+/** A leadership campaign's answer: `leadership` is the holder either way. */
+export type LeadershipCampaignResult = wire.LeadershipCampaignResponse;
 
 export type ApplicationStatus = wire.ApplicationStatus;
 export type JobStatus = wire.JobStatus;

@@ -139,7 +139,7 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
         cli(['serve', '--redis-url', 'localhost:6379']),
       ]);
     expectExit(help, 0);
-    for (const word of ['serve', 'leaders', 'watch', 'campaign', 'resign', 'job-results', 'cleanup-job', 'cleanup-cluster', 'LEASEHOLD_URL', 'LEASEHOLD_TOKEN', '--timeout']) {
+    for (const word of ['serve', 'leaders', 'leadership', 'watch', 'campaign', 'resign', 'job-results', 'cleanup-job', 'cleanup-cluster', 'LEASEHOLD_URL', 'LEASEHOLD_TOKEN', '--timeout']) {
       assert.match(help.stdout, new RegExp(word));
     }
     assert.match(help.stdout, /Exit codes:[\s\S]*6 {2}unavailable/);
@@ -306,6 +306,69 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
       ['change', 'granted', 'filtered-out'],
       ['change', 'granted', 'disp-1'],
     ]);
+  });
+
+  test('leadership campaign --publish, show, leaders grouped by session, not granted (exit 3), resign, revoke', async () => {
+    const id = uniqueCluster('cli');
+    const cluster = sdk.cluster(id);
+    const jobId = randomJobId();
+    const won = await cli(['leadership', 'campaign', id, '--contender', 'proc-1', '--ttl', '30000', '--publish', 'dispatcher=akka://d', '--publish', `jobmanager/${jobId}=akka://jm`]);
+    expectExit(won, 0);
+    assert.match(won.stdout, new RegExp(`^granted: proc-1 \\(token \\d+, session [0-9a-f-]{36}, lease \\d+\\.\\ds\\) leads ${id}, publishing dispatcher, jobmanager/${jobId}\n$`));
+    const l = (await cluster.leadership())!;
+    assert.equal(l.contenderId, 'proc-1');
+
+    const [show, showJson, leaders, refused, bad] = await Promise.all([
+      cli(['leadership', 'show', id]),
+      cli(['leadership', 'show', id, '--json']),
+      cli(['leaders', id]),
+      cli(['leadership', 'campaign', id, '--contender', 'proc-2']),
+      cli(['leadership', 'campaign', id, '--contender', 'x', '--publish', 'nothing']),
+    ]);
+    expectExit(show, 0);
+    assert.equal(show.stdout, `leadership: proc-1 (token ${l.token}, session ${l.sessionId}, lease ${show.stdout.match(/lease (\S+)\)/)![1]})\n  dispatcher akka://d\n  jobmanager/${jobId} akka://jm\n`);
+    expectExit(showJson, 0);
+    assert.equal(JSON.parse(showJson.stdout).leadership.sessionId, l.sessionId);
+    expectExit(leaders, 0);
+    const rows = leaders.stdout.trimEnd().split('\n');
+    assert.equal(rows.at(-2), `leadership ${l.sessionId} proc-1: dispatcher, jobmanager/${jobId}`);
+    assert.match(rows.at(-1)!, /^index \d+$/);
+    expectExit(refused, 3);
+    assert.match(refused.stdout, /^not granted: proc-1 \(token/);
+    expectExit(bad, 2);
+    assert.match(bad.stderr, /expected component=address/);
+
+    const wrong = await cli(['leadership', 'revoke', id, '--session', randomUUID()]);
+    expectExit(wrong, 3);
+    assert.match(wrong.stderr, /^leasehold: NotLeader: /);
+    const resigned = await cli(['leadership', 'resign', id, '--json']);
+    expectExit(resigned, 0);
+    assert.deepEqual(JSON.parse(resigned.stdout), { released: true, contenderId: 'proc-1', sessionId: l.sessionId });
+    assert.equal(await cluster.leader('dispatcher'), null);
+    const [none, again] = await Promise.all([cli(['leadership', 'show', id]), cli(['leadership', 'campaign', id, '--contender', 'proc-3', '--json'])]);
+    assert.equal(none.stdout, `${id} has no leadership\n`);
+    expectExit(again, 0);
+    const revoked = await cli(['leadership', 'revoke', id]);
+    expectExit(revoked, 0);
+    assert.equal(revoked.stdout, `revoked the leadership of ${id}\n`);
+    assert.equal(await cluster.leadership(), null);
+  });
+
+  test('leadership campaign --hold: publishes on the grant, renews, resigns on SIGINT', async () => {
+    const id = uniqueCluster('cli');
+    const cluster = sdk.cluster(id);
+    const holder = new Cli(['leadership', 'campaign', id, '--contender', 'holder', '--ttl', '3000', '--publish', 'rest=http://r', '--hold']);
+    const [line] = await holder.waitForLines(1, 'granted');
+    assert.match(line, new RegExp(`^\\S+Z granted the leadership of ${id} to holder \\(token \\d+, session [0-9a-f-]{36}, lease 3\\.0s\\)$`));
+    await waitFor(async () => (await cluster.leader('rest'))?.address === 'http://r', 10_000, 'rest published');
+    // Past the TTL: only renewals keep it.
+    await new Promise((r) => setTimeout(r, 3500));
+    assert.equal((await cluster.leader('rest'))?.contenderId, 'holder');
+    const r = await holder.kill('SIGINT');
+    expectExit(r, 0);
+    assert.match(r.stdout.trimEnd().split('\n').at(-1)!, new RegExp(`^\\S+Z revoked the leadership of ${id} from holder \\(resigned\\)$`));
+    assert.equal(await cluster.leadership(), null);
+    assert.equal(await cluster.leader('rest'), null);
   });
 
   test('job-results: all, --dirty, --json', async () => {

@@ -1,4 +1,4 @@
-/** Leadership commands: leaders, watch, campaign, resign. */
+/** Leadership commands: leaders, watch, campaign, resign (per component). */
 import type { Command } from 'commander';
 import {
   AuthError,
@@ -56,7 +56,8 @@ export function registerLeaders(program: Command): void {
 }
 
 async function leaders(clusterId: string, opts: { json?: boolean }, cmd: Command): Promise<number> {
-  const state = await clientOf(cmd).cluster(clusterId).leaders();
+  const cluster = clientOf(cmd).cluster(clusterId);
+  const state = await cluster.leaders();
   if (opts.json) {
     printJson(state);
     return EXIT.ok;
@@ -65,8 +66,28 @@ async function leaders(clusterId: string, opts: { json?: boolean }, cmd: Command
     l ? [component, l.contenderId, String(l.fencingToken), dash(l.address), lease(l.leaseRemainingMs), l.sessionId] : [component, '-', '-', '-', '-', '-'],
   );
   print(table(['COMPONENT', 'CONTENDER', 'TOKEN', 'ADDRESS', 'LEASE', 'SESSION'], rows));
+  for (const line of await sharedSessions(cluster, state.leaders)) print(line);
   print(`index ${state.index}`);
   return EXIT.ok;
+}
+
+/**
+ * Components led under one leadership share its session (per-component leases never do):
+ * a line per such session, `leadership <session> <contender>: <components>`. The
+ * leadership's own session counts even with one component published.
+ */
+async function sharedSessions(cluster: Cluster, leaders: ComponentLeader[]): Promise<string[]> {
+  const bySession = new Map<string, { contenderId: string; components: string[] }>();
+  for (const { component, leader } of leaders) {
+    if (!leader) continue;
+    const group = bySession.get(leader.sessionId) ?? { contenderId: leader.contenderId, components: [] };
+    group.components.push(component);
+    bySession.set(leader.sessionId, group);
+  }
+  const lead = bySession.size ? await cluster.leadership() : null;
+  return [...bySession]
+    .filter(([session, g]) => g.components.length > 1 || session === lead?.sessionId)
+    .map(([session, g]) => `leadership ${session} ${g.contenderId}: ${g.components.join(', ')}`);
 }
 
 interface WatchOptions {

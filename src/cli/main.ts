@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_URL, describeError, EXIT, EXIT_CODES_HELP, exitCodeFor, integer, lastOutcome, warn } from './common.js';
 import { registerLeaders } from './leaders.js';
+import { registerLeadership } from './leadership.js';
 import { registerServe } from './serve.js';
 import { registerStores } from './stores.js';
 
@@ -35,6 +36,7 @@ function buildProgram(): Command {
     .exitOverride();
   registerServe(program);
   registerLeaders(program);
+  registerLeadership(program);
   registerStores(program);
   return program.addHelpText('afterAll', EXIT_CODES_HELP);
 }

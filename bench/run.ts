@@ -15,6 +15,7 @@ import { fanoutBenches } from './fanout.js';
 import { blobBenches } from './blobs.js';
 import { replicaAckBenches } from './replicaAck.js';
 import { sentinelBenches } from './sentinelFailover.js';
+import { leadershipBenches } from './leadership.js';
 import { table, type Row } from './stats.js';
 
 const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
@@ -24,6 +25,7 @@ const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
   blobs: blobBenches,
   ack: replicaAckBenches,
   sentinel: sentinelBenches,
+  leadership: leadershipBenches,
 };
 
 const { values } = parseArgs({

@@ -58,6 +58,9 @@ export function exitCodeFor(err: unknown): number {
   return EXIT.error;
 }
 
+/** Errors a retry cannot cure: `--hold` stops on them instead of retrying forever. */
+export const isFatal = (err: Error): boolean => err instanceof BadRequestError || err instanceof AuthError || err instanceof NotFoundError;
+
 /** `leasehold: <Code>: <message>`; the code is the server's (`NotLeader`, …) when there is one. */
 export function describeError(err: unknown): string {
   const e = err instanceof Error ? err : new Error(String(err));

@@ -1,16 +1,13 @@
 /** Leadership commands: leaders, watch, campaign, resign (per component). */
 import type { Command } from 'commander';
 import {
-  AuthError,
-  BadRequestError,
-  NotFoundError,
   type Change,
   type Cluster,
   type Component,
   type ComponentLeader,
   type Leader,
 } from '../client/index.js';
-import { act, clientOf, describeError, EXIT, integer, print, printJson, printLine, untilSignal, UsageError, warn } from './common.js';
+import { act, clientOf, describeError, EXIT, integer, isFatal, print, printJson, printLine, untilSignal, UsageError, warn } from './common.js';
 import { dash, lease, now, table } from './format.js';
 
 export function registerLeaders(program: Command): void {
@@ -165,9 +162,6 @@ async function campaign(clusterId: string, component: string, opts: CampaignOpti
 function leaderDetails(l: Leader): string {
   return `(token ${l.fencingToken}, session ${l.sessionId}, lease ${lease(l.leaseRemainingMs)}, address ${dash(l.address)})`;
 }
-
-/** Errors a retry cannot cure: `--hold` stops on them instead of retrying forever. */
-const isFatal = (err: Error) => err instanceof BadRequestError || err instanceof AuthError || err instanceof NotFoundError;
 
 async function hold(cluster: Cluster, component: Component, opts: CampaignOptions): Promise<number> {
   const election = cluster.election({ component, contenderId: opts.contender, ttlMs: opts.ttl, address: opts.address });

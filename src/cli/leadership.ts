@@ -1,8 +1,8 @@
 /** `leasehold leadership show|campaign|resign|revoke`: the cluster's leadership, one lease
  * for many components (docs/api.md, "The leadership"). */
 import { InvalidArgumentError, type Command } from 'commander';
-import { AuthError, BadRequestError, NotFoundError, type Cluster, type Component, type LeadershipInfo } from '../client/index.js';
-import { act, clientOf, describeError, EXIT, integer, print, printJson, printLine, untilSignal, UsageError, warn } from './common.js';
+import { type Cluster, type Component, type LeadershipInfo } from '../client/index.js';
+import { act, clientOf, describeError, EXIT, integer, isFatal, print, printJson, printLine, untilSignal, UsageError, warn } from './common.js';
 import { lease, now } from './format.js';
 
 /** `component=address`, collected over repeated `--publish`. */
@@ -91,9 +91,6 @@ async function campaign(clusterId: string, opts: CampaignOptions, cmd: Command):
 function published(l: LeadershipInfo): string {
   return l.components.length ? `, publishing ${l.components.map((c) => c.component).join(', ')}` : '';
 }
-
-/** Errors a retry cannot cure: `--hold` stops on them instead of retrying forever. */
-const isFatal = (err: Error) => err instanceof BadRequestError || err instanceof AuthError || err instanceof NotFoundError;
 
 async function hold(cluster: Cluster, opts: CampaignOptions): Promise<number> {
   const l = cluster.leadershipElection({ contenderId: opts.contender, ttlMs: opts.ttl });

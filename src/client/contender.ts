@@ -74,7 +74,7 @@ export abstract class Contender<H extends Held> extends EventEmitter<ContenderEv
 
   /** One campaign: holds (`hold`) when granted, else waits a while. */
   protected abstract campaignOnce(): Promise<void>;
-  /** One renewal of `h`, sent at `sentAt`; `lost(h)` when the server says it is not ours. */
+  /** One renewal of `h` (due now): `extend` it, or `lost(h)` when the server says it is not ours. */
   protected abstract renew(h: Holding<H>): Promise<void>;
   /** Releases `session` on the server (resign). */
   protected abstract release(session: string): Promise<unknown>;

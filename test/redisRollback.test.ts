@@ -109,7 +109,8 @@ test('a restore seen by two servers: ids handed out through one are never handed
   await restoreSnapshot(redis, backup);
   // s2 finds what it answered missing (the counter below 7) and reports it; s1 lost nothing.
   await waitFor(async () => (await get(s2.url, '/readyz')).body?.dataLoss?.count >= 1, 15_000, 'the loss reported by s2');
-  assert.deepEqual((await get(s2.url, '/readyz')).body.dataLoss.clusters, [cluster]);
+  // (Other tests' clusters may be named too: every app of this file shares one DATA_DIR.)
+  assert.ok((await get(s2.url, '/readyz')).body.dataLoss.clusters.includes(cluster));
   let granted: Awaited<ReturnType<typeof post>> | undefined;
   await waitFor(async () => {
     granted = await post(s1.url, `${lp}/jobmanager/${job}/campaign`, { contenderId: 'B', ttlMs: TTL });

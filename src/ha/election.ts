@@ -50,7 +50,7 @@ export class ElectionService {
       { contenderId: req.contenderId, sessionId: randomUUID(), ttlMs: req.ttlMs, address: req.address ?? '' },
       {
         index: Math.max(view?.index ?? 0, f.index),
-        token: Math.max(view?.tokenFloor(component) ?? 0, f.tokens[component] ?? 0),
+        token: this.views.tokenFloor(clusterId, component),
         graceMs: f.maxTtlMs,
       },
     );

@@ -106,7 +106,7 @@ export class HaServices {
     });
     this.election = new ElectionService(this.link, store, this.views, this.floors);
     const redis = this.link.cmd;
-    const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
+    const writer = new StoreWriter(scripts, opts.idempotencyTtlMs, (id, component) => this.views.tokenFloor(id, component));
     this.jobResults = new RedisJobResultStore(redis, writer);
     this.executionPlans = new RedisExecutionPlanStore(redis, writer);
     this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);

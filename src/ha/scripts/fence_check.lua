@@ -4,6 +4,7 @@
 
   KEYS  1 lease_key: the lease  2 leader_key: the leader hash
   ARGV  1 token: the fencing token, or 'override'
+        2 token_floor: the highest token the calling server knows granted (lib/store.lua)
 
   Returns the code
   Codes:
@@ -14,7 +15,7 @@
 -- @include "lib/fence.lua"
 
 local lease_key, leader_key = KEYS[1], KEYS[2]
-local token = ARGV[1]
+local token, token_floor = ARGV[1], ARGV[2]
 
-if fence_holds(lease_key, leader_key, token) then return DONE end
+if fence_holds(lease_key, leader_key, token, token_floor) then return DONE end
 return FENCE_STALE

@@ -3,8 +3,8 @@
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
         4 entry_key: the entry (hash)  5 dirty_key: the set of dirty job ids
-  ARGV  1..3 as every store write (lib/store.lua)
-        4 job_id
+  ARGV  1..4 as every store write (lib/store.lua)
+        5 job_id
 
   Returns {replayed, code, field, value, ...}
   Codes:
@@ -16,7 +16,7 @@
 -- @include "lib/store.lua"
 
 local entry_key, dirty_key = KEYS[4], KEYS[5]
-local job_id = ARGV[4]
+local job_id = ARGV[5]
 
 return fenced_write(function()
   local state = redis.call('HGET', entry_key, 'state')

@@ -46,9 +46,10 @@ interface Header {
   codes: Map<string, number>;
 }
 
-/** The leading --[[ ]] comment of a script and the codes listed under `Codes:`. */
+/** The leading --[[ ]] comment of a script (after its shebang, test/redisOom.test.ts) and
+ * the codes listed under `Codes:`. */
 function header(name: ScriptName): Header {
-  const m = /^--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
+  const m = /^(?:#!lua.*\n)?--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
   assert.ok(m, `${name}.lua begins with a --[[ ]] header`);
   const text = m[1];
   const at = text.search(/^ {2}Codes:/m);

@@ -1,3 +1,4 @@
+#!lua
 --[[
   RedisBlobStore.put, last step: makes a staged upload the blob under its key, replacing any
   earlier one, whose chunks go.
@@ -10,6 +11,8 @@
         5 blob_key  6 upload_id  7 size  8 sha256 (hex)
         9 old_upload: the upload id of the blob it replaces, as the caller read it ('' for none)
         10 chunk_count: how many chunks the caller staged
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code}
   Codes:

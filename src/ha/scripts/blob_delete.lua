@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   RedisBlobStore.delete and deleteAll: removes blobs of a job and their chunks.
 
@@ -7,6 +8,8 @@
   ARGV  1..4 as every store write (lib/store.lua)
         5 all: '1' when these are all the job's blobs (deleteAll)
         4 + 2i, 5 + 2i the i-th blob key and its upload id as read ('' for none)
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {replayed, code, how many were deleted}
   Codes:

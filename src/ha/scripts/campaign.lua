@@ -1,3 +1,4 @@
+#!lua
 --[[
   Takes a component's lease if it is free (SET NX PX); a contender that holds it gets its
   own grant back, with the lease extended and the address confirmed when one is given.
@@ -9,6 +10,8 @@
         4 component  5 contender_id  6 session_id: the session of a new grant
         7 ttl (ms)  8 address, or ''  9 token_floor
         10 grace_ms: the longest TTL the caller knows was granted in this cluster
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {code, leader json or false, lease ms left, change payloads...}
   Codes:

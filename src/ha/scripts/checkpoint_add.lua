@@ -1,3 +1,4 @@
+#!lua
 --[[
   addCheckpointAndSubsumeOldestOne: adds a completed checkpoint and drops the oldest ones
   beyond the number to retain.
@@ -6,6 +7,8 @@
         4 checkpoints_key: the job's checkpoints (sorted set, scored by id, members JSON)
   ARGV  1..4 as every store write (lib/store.lua)
         5 checkpoint_id  6 checkpoint (JSON)  7 retain: how many to retain
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code, values...}
   Codes:

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   CompletedCheckpointStore.shutdown: discards every checkpoint of a job when its status is
   globally terminal, else keeps them.
@@ -6,6 +7,8 @@
         4 checkpoints_key: the job's checkpoints (sorted set)
   ARGV  1..4 as every store write (lib/store.lua)
         5 discard: '1' to discard
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {replayed, code, ids discarded...}
   Codes:

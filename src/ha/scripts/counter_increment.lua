@@ -1,3 +1,4 @@
+#!lua
 --[[
   CheckpointIDCounter.getAndIncrement: answers the counter and advances it; it starts at 1.
 
@@ -7,6 +8,8 @@
         5 floor: the lowest value the counter may answer: one above the highest value the
           calling server has answered, so that a Redis gone back in time (a failover to a
           replica that lagged, a restored backup) never hands an id out twice
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code, value before}
   Codes:

@@ -1,3 +1,4 @@
+#!lua
 --[[
   CheckpointIDCounter.setCount, never backwards, so that no id is handed out twice.
 
@@ -5,6 +6,8 @@
         4 counter_key: the counter
   ARGV  1..4 as every store write (lib/store.lua)
         5 value: the new value
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code, value}
   Codes:

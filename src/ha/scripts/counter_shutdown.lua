@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   CheckpointIDCounter.shutdown: removes the counter when the job's status is globally
   terminal, else keeps it.
@@ -6,6 +7,8 @@
         4 counter_key: the counter
   ARGV  1..4 as every store write (lib/store.lua)
         5 remove: '1' to remove
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {replayed, code, removed ('1' or '0')}
   Codes:

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
   Whether a fencing token holds now, checked before a long upload starts (its commit
   checks again).
@@ -5,6 +6,8 @@
   KEYS  1 lease_key: the lease  2 leader_key: the leader hash
   ARGV  1 token: the fencing token, or 'override'
         2 token_floor: the highest token the calling server knows granted (lib/store.lua)
+
+  Flags: no-writes (it only reads: Redis runs it on a full Redis, or a replica)
 
   Returns the code
   Codes:

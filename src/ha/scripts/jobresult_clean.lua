@@ -1,3 +1,4 @@
+#!lua
 --[[
   markResultAsClean: marks a job's result clean; a clean one stays as it is.
 
@@ -5,6 +6,8 @@
         4 entry_key: the entry (hash)  5 dirty_key: the set of dirty job ids
   ARGV  1..4 as every store write (lib/store.lua)
         5 job_id
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code, field, value, ...}
   Codes:

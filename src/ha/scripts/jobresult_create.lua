@@ -1,3 +1,4 @@
+#!lua
 --[[
   createDirtyResult: stores a job's result as dirty, unless the job has any entry.
 
@@ -6,6 +7,8 @@
         6 dirty_key: the set of dirty ones
   ARGV  1..4 as every store write (lib/store.lua)
         5 job_id  6.. field, value, ... of the entry
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code, field, value, ...}
   Codes:

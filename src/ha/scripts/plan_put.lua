@@ -1,3 +1,4 @@
+#!lua
 --[[
   putExecutionPlan: stores a job's execution plan, replacing any earlier one.
 
@@ -5,6 +6,8 @@
         4 plan_key: the plan  5 plans_key: the set of job ids with a plan
   ARGV  1..4 as every store write (lib/store.lua)
         5 job_id  6 plan: the plan's bytes
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code}
   Codes:

@@ -1,3 +1,4 @@
+#!lua
 --[[
   putJobResourceRequirements: stores the resource requirements of a job that has a plan.
 
@@ -5,6 +6,8 @@
         4 plan_key: the plan  5 requirements_key: its resource requirements
   ARGV  1..4 as every store write (lib/store.lua)
         5 requirements (JSON)
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code}
   Codes:

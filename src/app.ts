@@ -7,6 +7,7 @@ import Fastify, { type FastifySchema, type onRequestHookHandler } from 'fastify'
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { logRequests, serverFactory } from './http/requestLogging.js';
 import { protect } from './http/protection.js';
+import { connectionCap, fileLimit } from './http/connections.js';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { RedisOptions } from 'ioredis';
@@ -14,6 +15,7 @@ import type { Config } from './config.js';
 import { HaServices } from './ha/index.js';
 import { errorHandler, formatValidationError, sendError } from './http/errors.js';
 import { leaderRoutes } from './http/routes/leaders.js';
+import { leadershipRoutes } from './http/routes/leadership.js';
 import { opsRoutes } from './http/routes/ops.js';
 import { watchRoutes } from './http/routes/watch.js';
 import { WatcherSockets } from './http/watcherSockets.js';
@@ -43,9 +45,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   const log = loggerOf(opts.logger, config.logLevel);
   const onError = errorHandler(log);
+  const files = fileLimit();
+  const cap = connectionCap(config.connections.maxConnections, files);
+  log.info({ maxConnections: cap || null, fileLimit: files }, 'connection cap');
   const app = Fastify({
     logger: false,
-    serverFactory: serverFactory(config.tls),
+    serverFactory: serverFactory(config.tls, config.connections, cap),
     schemaErrorFormatter: formatValidationError,
     requestIdHeader: 'x-request-id',
     bodyLimit: 64 * 1024,
@@ -88,13 +93,15 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // so that reads, the hot path, run none.
   const access = new Access(config.tokens);
   if (!access.open) {
+    // The caller's token, by name, for the rate limits (protection.ts).
+    app.decorateRequest('grant', null);
     app.addHook('onRoute', (route) => {
       const role = routeRole([route.method].flat()[0], route.url);
       if (!role) return;
       const check: onRequestHookHandler = (req, _reply, done) => {
         try {
           const override = role === 'write' && req.headers['x-fencing-token'] === 'override';
-          access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          req.grant = access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
           done();
         } catch (err) {
           done(err as Error);
@@ -116,7 +123,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     });
     watchRoutes(scope, context);
   });
-  for (const routes of [opsRoutes, leaderRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes]) {
+  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes]) {
     routes(app, context);
   }
   return app;

@@ -6,9 +6,11 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { get, post, ServerProcess, sleep, startApp, uniqueCluster, waitFor, Watch } from './support/app.js';
+import { get, post, randomJobId, ServerProcess, sleep, startApp, uniqueCluster, waitFor, Watch } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -153,6 +155,57 @@ test('a paused Redis (SIGSTOP) makes a campaign answer 503 after the command tim
   assert.equal(again.status, 200);
   assert.equal(again.body.granted, true);
   assert.equal(again.body.leader.contenderId, 'rest-1');
+});
+
+test('a Redis that stops in the middle of a blob upload answers 503 RedisUnavailable, not 500', TEST, async (t) => {
+  const redis = await RedisProcess.start();
+  const app = await startApp(t, redis.url, { REDIS_COMMAND_TIMEOUT_MS: '300' });
+  const { port } = new URL(app.url);
+  const answer = new Promise<{ status: number; body: any }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'PUT', path: `/v1/clusters/${uniqueCluster('flush')}/blobs/_/b`, headers: { 'content-type': 'application/octet-stream', 'x-fencing-token': 'override', 'transfer-encoding': 'chunked' } }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.write('first bytes');
+    // The fence is checked before the body is read; the body's bytes go to Redis once it ends.
+    setTimeout(() => {
+      redis.pause();
+      req.end('last bytes');
+    }, 500);
+  });
+  try {
+    const r = await answer;
+    assert.deepEqual([r.status, r.body.error], [503, 'RedisUnavailable'], JSON.stringify(r.body));
+  } finally {
+    redis.resume();
+  }
+});
+
+test('a command timing out inside a pipeline (the job-results list) answers 503 RedisUnavailable, not 500', TEST, async (t) => {
+  const redis = await RedisProcess.start();
+  // The entry is written through an app of the usual timeout, and listed through one of 50 ms.
+  const writer = await startApp(t, redis.url);
+  const app = await startApp(t, redis.url, { REDIS_COMMAND_TIMEOUT_MS: '50' });
+  const cluster = uniqueCluster('pipe');
+  const jobId = randomJobId();
+  const put = await fetch(`${writer.url}/v1/clusters/${cluster}/job-results/${jobId}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', 'x-fencing-token': 'override' },
+    body: '{"applicationStatus":"SUCCEEDED"}',
+  });
+  assert.equal(put.status, 201);
+  // The list's SMEMBERS is quick; the HGETALL of one huge entry in its pipeline is not.
+  const direct = new Redis(redis.url);
+  t.after(() => direct.quit());
+  const key = `lh:{${cluster}}:jobresult:${jobId}`;
+  for (let i = 0; i < 20; i++) {
+    await direct.hset(key, Object.fromEntries(Array.from({ length: 25_000 }, (_, j) => [`padding-${i}-${j}`, 'x'.repeat(32)])));
+  }
+  await waitUntilReady(app.url, 'app after the padding'); // its pings may have timed out meanwhile
+  const r = await get(app.url, `/v1/clusters/${cluster}/job-results`);
+  assertRedisUnavailable(r, 'the list');
 });
 
 test('fencing tokens and cluster indexes never go backwards when Redis loses its data, and the loss is reported', TEST, async (t) => {

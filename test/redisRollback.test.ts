@@ -5,9 +5,8 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Redis } from 'ioredis';
 import { stopAllRedis, RedisProcess } from './support/redis.js';
-import { RedisTopology, restoreSnapshot, snapshot, stopAllSentinels } from './support/topology.js';
+import { cutReplicaLink, RedisTopology, restoreSnapshot, snapshot, stopAllSentinels } from './support/topology.js';
 import { get, post, randomJobId, sleep, startApp, uniqueCluster, waitFor, Watch } from './support/app.js';
 
 after(async () => {
@@ -133,15 +132,7 @@ test('Sentinel failover to a replica that lagged: a grant acknowledged before it
   const lp = leaders(cluster);
   const [primary, replica] = topology.nodes;
 
-  // The replica's link is cut: it cannot sync (a wrong masterauth) once its link is closed.
-  const onReplica = new Redis(replica.url).on('error', () => {});
-  const onPrimary = new Redis(primary.url, { retryStrategy: () => null }).on('error', () => {});
-  t.after(() => {
-    onReplica.disconnect();
-    onPrimary.disconnect();
-  });
-  await onReplica.config('SET', 'masterauth', 'not-the-password');
-  await onPrimary.call('CLIENT', 'KILL', 'TYPE', 'replica');
+  const heal = await cutReplicaLink(primary, replica);
 
   const sentAt = performance.now();
   const a = await post(app.url, `${lp}/rest/campaign`, { contenderId: 'A', ttlMs: 5000 });
@@ -149,7 +140,7 @@ test('Sentinel failover to a replica that lagged: a grant acknowledged before it
   // The old primary comes back empty, and the Sentinels make it the new primary's replica:
   // grants can be acknowledged again.
   await primary.restart();
-  await onReplica.config('SET', 'masterauth', '');
+  await heal();
 
   // B campaigns until it wins (or A's lease must be over).
   let b: Awaited<ReturnType<typeof post>> | undefined;

@@ -2,9 +2,13 @@
 
 export type HaErrorCode =
   | 'NotLeader'
+  | 'LeadershipHeld'
+  | 'ComponentLeasesHeld'
+  | 'NotLeadershipOwner'
   | 'RedisUnavailable'
   | 'RedisOutOfMemory'
   | 'GracePeriod'
+  | 'LockDelay'
   | 'FencingTokenRequired'
   | 'FencingTokenStale'
   | 'IdempotencyKeyReused'
@@ -60,6 +64,19 @@ export class GracePeriodError extends HaError {
       'GracePeriod',
       `Redis lost data of this cluster (a failover or a restored backup): ${component} is granted to nobody for ${remainingMs} ms more, until every lease that may have been lost has run out; campaign again then`,
       {},
+    );
+  }
+}
+
+/** No lease of the component is granted for the lock delay its last holder's grant asked
+ * for (`lockDelayMs`, Consul's lock-delay), counted from when its lease's expiry was
+ * recorded: time for a holder that stalled past its lease to notice before another leads. */
+export class LockDelayError extends HaError {
+  constructor(component: string, readonly remainingMs: number) {
+    super(
+      'LockDelay',
+      `the last lease of ${component} expired with a lock delay: it is granted to nobody for ${remainingMs} ms more; campaign again then`,
+      { retryAfterMs: remainingMs },
     );
   }
 }

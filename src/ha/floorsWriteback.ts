@@ -32,11 +32,11 @@ export class FloorsWriteback {
 
   constructor(private readonly opts: FloorsWritebackOptions) {
     const { link } = opts;
+    // After a loss, a grace in every cluster this server knows; after a restart or a
+    // failover that lost nothing the marker and the beat can see, the floors alone (the
+    // grace for leases no replica held is acknowledgedLeases.ts's).
     link.on('dataLoss', () => this.request(true));
-    // A failover loses what no replica held: a grace when this server acknowledged such a
-    // write within the longest TTL it granted (a lease of that age may still be believed).
-    // A restart is the beat's to judge (dataLoss); its floors are written back all the same.
-    link.on('primaryChanged', (promoted, unackedAgoMs) => this.request(promoted && unackedAgoMs <= this.longestTtlMs()));
+    link.on('primaryChanged', () => this.request(false));
   }
 
   /** Writes every cluster back; a request while one runs runs once more after it. */
@@ -57,12 +57,6 @@ export class FloorsWriteback {
   /** Settles once no write-back is under way (tests). */
   settled(): Promise<void> {
     return this.running ?? Promise.resolve();
-  }
-
-  private longestTtlMs(): number {
-    let ttl = 0;
-    for (const id of this.opts.floors.clusterIds()) ttl = Math.max(ttl, this.opts.floors.of(id).maxTtlMs);
-    return ttl;
   }
 
   private async run(lost: boolean): Promise<void> {

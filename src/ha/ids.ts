@@ -56,6 +56,20 @@ export class ClusterKeys {
     return this.prefix + 'leader:' + component;
   }
 
+  /** The cluster's leadership (scripts/lib/cluster_leadership.lua): its lease, its hash,
+   * and component -> address of what is published under it. */
+  get leadershipLease(): string {
+    return this.prefix + 'leadership:lease';
+  }
+
+  get leadership(): string {
+    return this.prefix + 'leadership';
+  }
+
+  get published(): string {
+    return this.prefix + 'leadership:published';
+  }
+
   // The stores (docs/design.md §5); a job id here is in lower case, or `_` for blobs of no job.
   jobResult(jobId: string): string {
     return this.prefix + 'jobresult:' + jobId;

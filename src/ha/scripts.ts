@@ -25,6 +25,18 @@ import { Command, type Redis } from 'ioredis';
 import { RedisUnavailableError } from './errors.js';
 
 export const SCRIPTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scripts');
+/** The scripts of a cluster's leadership (scripts/lib/cluster_leadership.lua). */
+export const LEADERSHIP_SCRIPTS = [
+  'leadership_campaign',
+  'leadership_renew',
+  'leadership_resign',
+  'leadership_revoke',
+  'leadership_expire',
+  'leadership_publish',
+  'leadership_unpublish',
+  'leadership_get',
+] as const;
+export type LeadershipScript = (typeof LEADERSHIP_SCRIPTS)[number];
 export const SCRIPT_NAMES = [
   // leadership
   'campaign',
@@ -36,6 +48,9 @@ export const SCRIPT_NAMES = [
   'raise_index',
   'floors_writeback',
   'changes',
+  'failover_grace',
+  // the cluster's leadership (one lease for many components)
+  ...LEADERSHIP_SCRIPTS,
   // stores
   'fence_check',
   'jobresult_create',
@@ -111,7 +126,8 @@ const LEGACY_SHAS = shasOf(LEGACY_SOURCES);
 const NO_SHEBANG = /^ERR Error compiling script.* near '#'/;
 
 /** The scripts whose writes replicas must hold before they are acknowledged: a grant, a
- * renewal (it extends a lease), a confirmation, and every store write, which is every
+ * renewal (it extends a lease), a confirmation (and a leadership's grant, renewal and
+ * publish), and every store write, which is every
  * script built on lib/store.lua's fenced_write, so that a new one is never left out. A
  * resignation, an expiry or a sync that Redis loses is only undone: the lease comes back
  * until its end. */
@@ -119,6 +135,9 @@ const ACKED = new Set<ScriptName>([
   'campaign',
   'renew',
   'confirm',
+  'leadership_campaign',
+  'leadership_renew',
+  'leadership_publish',
   ...SCRIPT_NAMES.filter((n) => readFileSync(join(SCRIPTS_DIR, `${n}.lua`), 'utf8').includes('-- @include "lib/store.lua"')),
 ]);
 
@@ -128,9 +147,6 @@ export interface ReplicaAck {
   required(): number;
   connection: Redis;
   timeoutMs: number;
-  /** Told of each such write acknowledged with no replica waited for: a failover may lose
-   * it, which the grace after a failover must cover (floorsWriteback.ts). */
-  unacked(): void;
 }
 
 export class Scripts {
@@ -143,12 +159,9 @@ export class Scripts {
   ) {}
 
   async run(name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
-    if (!this.ack || !ACKED.has(name)) return this.runOn(this.redisClient, name, keys, args);
-    const replicas = this.ack.required();
-    if (replicas > 0) return this.runAcked(name, keys, args, replicas, this.ack);
-    const reply = await this.runOn(this.redisClient, name, keys, args);
-    this.ack.unacked();
-    return reply;
+    const replicas = this.ack && ACKED.has(name) ? this.ack.required() : 0;
+    if (replicas > 0) return this.runAcked(name, keys, args, replicas, this.ack!);
+    return this.runOn(this.redisClient, name, keys, args);
   }
 
   private async runOn(conn: Redis, name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {

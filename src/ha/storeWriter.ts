@@ -68,7 +68,15 @@ export class StoreWriter {
     const fingerprint = w.idempotencyKey === undefined ? '' : digest(name, w.keys.clusterId, ...w.request);
     for (let attempt = 1; ; attempt++) {
       const own = await read();
-      const keys = [w.keys.lease(w.owner), w.keys.leader(w.owner), w.keys.idempotency(w.idempotencyKey ?? ''), ...own.keys];
+      const keys = [
+        w.keys.lease(w.owner),
+        w.keys.leader(w.owner),
+        w.keys.idempotency(w.idempotencyKey ?? ''),
+        ...own.keys,
+        // Last: the leadership whose token fences the cluster's writes while it lives.
+        w.keys.leadershipLease,
+        w.keys.leadership,
+      ];
       const r = await redisCall(() =>
         this.scripts.run(name, keys, [fence, fingerprint, this.idempotencyTtlMs, this.tokenFloor(w.keys.clusterId, w.owner), ...own.args]),
       );
@@ -91,7 +99,7 @@ export class StoreWriter {
   async check(keys: ClusterKeys, owner: Component, fence: Fence): Promise<void> {
     const token = requireFence(fence);
     const floor = this.tokenFloor(keys.clusterId, owner);
-    const r: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner)], [token, floor]));
+    const r: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner), keys.leadershipLease, keys.leadership], [token, floor]));
     if (!decodeFenceCheck(r)) throw staleFence(owner);
   }
 }

@@ -1,15 +1,20 @@
 /** The one place where error codes become HTTP statuses. Every error answers
  * `{error, message, statusCode}`; a 500 is a bug. */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { GracePeriodError, HaError, type HaErrorCode, type LeaderState } from '../ha/index.js';
+import { GracePeriodError, HaError, LockDelayError, type HaErrorCode, type LeaderState } from '../ha/index.js';
 import { stateJson } from './encode.js';
 import type { Log } from '../ha/log.js';
+import { loggedUrl } from './requestLogging.js';
 
 const HA_STATUS: Record<HaErrorCode, number> = {
   NotLeader: 409,
+  LeadershipHeld: 409,
+  ComponentLeasesHeld: 409,
+  NotLeadershipOwner: 403,
   RedisUnavailable: 503,
   RedisOutOfMemory: 503,
   GracePeriod: 503,
+  LockDelay: 409,
   FencingTokenRequired: 409,
   FencingTokenStale: 409,
   IdempotencyKeyReused: 422,
@@ -91,12 +96,21 @@ export function sendError(
   return reply.code(statusCode).type('application/json').send({ error, message, statusCode, ...extra });
 }
 
+/** What an error answers beside its message: leaders in their wire shape. */
+function extraOf(err: HaError): Record<string, unknown> {
+  if (err.code === 'NotLeader' && !('leadership' in err.details)) return { leader: stateJson(err.details.leader as LeaderState | null) };
+  if (err.code === 'ComponentLeasesHeld') {
+    const leaders = err.details.leaders as Array<{ component: string; leader: LeaderState }>;
+    return { leaders: leaders.map((l) => ({ component: l.component, leader: stateJson(l.leader) })) };
+  }
+  return err.details;
+}
+
 /** The handler of every error, logging what is a bug to `log`. */
 export const errorHandler = (log: Log) => (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
   if (err instanceof HaError) {
-    if (err instanceof GracePeriodError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.remainingMs / 1000))));
-    const extra = err.code === 'NotLeader' ? { leader: stateJson(err.details.leader as LeaderState | null) } : err.details;
-    return sendError(reply, HA_STATUS[err.code], err.code, err.message, extra);
+    if (err instanceof GracePeriodError || err instanceof LockDelayError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.remainingMs / 1000))));
+    return sendError(reply, HA_STATUS[err.code], err.code, err.message, extraOf(err));
   }
   const fe = err as FastifyError;
   // A client that hung up in the middle of its body: nobody hears the answer, and it is no bug.
@@ -109,6 +123,6 @@ export const errorHandler = (log: Log) => (err: FastifyError | Error, req: Fasti
   if ((status >= 400 && status < 500) || (status === 503 && code)) {
     return sendError(reply, status, code ?? STATUS_CODE[status] ?? 'ClientError', fe.message);
   }
-  log.error({ err, reqId: req.id, method: req.method, url: req.url }, 'internal error');
+  log.error({ err, reqId: req.id, method: req.method, url: loggedUrl(req.url) }, 'internal error');
   return sendError(reply, 500, 'Internal', 'internal server error');
 };

@@ -92,6 +92,17 @@ function makeElectionBodies(config: Config) {
         contenderId: ContenderId,
         ttlMs: Type.Optional(TtlMs),
         address: Type.Optional(Type.String({ ...Address, description: 'Confirms this address along with the grant.' })),
+        lockDelayMs: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: config.leaseTtl.maxMs,
+            description:
+              "Consul's lock-delay: when this grant's lease expires (not when it is resigned or revoked), " +
+              'the component is granted to nobody for this long (ms), counted from when the expiry is ' +
+              'recorded; campaigns meanwhile answer `409 LockDelay` with `Retry-After` and `retryAfterMs`. ' +
+              'Default 0; at most `LEASE_TTL_MAX_MS`.',
+          }),
+        ),
       },
       strict,
     ),
@@ -256,6 +267,24 @@ export const Readiness = Type.Object({
         'restored backup), which is repaired and named under `clusters`.',
     },
   ),
+  redisClockSteps: Type.Object(
+    {
+      count: Type.Integer({ minimum: 0 }),
+      last: nullable(
+        Type.Object({
+          detectedAt: Type.String({ format: 'date-time', description: 'When it was seen, as ISO 8601 UTC.' }),
+          stepMs: Type.Integer({ description: "How far Redis's clock moved (ms): positive forward, negative back." }),
+        }),
+        { description: 'The last step, or null if never.' },
+      ),
+    },
+    {
+      description:
+        "Times Redis's clock (`TIME`) stepped against this server's monotonic clock between two health checks " +
+        '(more than 1 s apart). Leases run out by Redis\'s clock: a step forward ends them early, one back late. ' +
+        'Redis hosts must slew their clocks, not step them.',
+    },
+  ),
   clustersWatched: Type.Integer({ minimum: 0, description: 'Clusters whose leaders this server keeps in memory.' }),
   problems: Type.Array(Type.String(), {
     description:
@@ -269,7 +298,7 @@ export const ErrorResponse = Type.Object(
     error: Type.String({
       description:
         'A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`, ' +
-        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `Overloaded`, ' +
+        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `LockDelay`, `Overloaded`, ' +
         '`FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, ' +
         '`JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, ' +
         '`CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`, ' +
@@ -282,7 +311,7 @@ export const ErrorResponse = Type.Object(
 );
 
 /** An error with more properties than the three of every error. */
-function errorWith<P extends Record<string, TSchema>>(properties: P, description: string) {
+export function errorWith<P extends Record<string, TSchema>>(properties: P, description: string) {
   return Type.Object({ ...ErrorResponse.properties, ...properties }, { additionalProperties: true, description });
 }
 

@@ -1,0 +1,100 @@
+-- Shared by the scripts of a cluster's leadership (pasted in by the loader): one lease
+-- for a contender, one session id and one fencing token, under which it publishes the
+-- leader information of any number of components (docs/design.md §3).
+--
+-- Beyond lib/leadership.lua's first keys and arguments, every such script takes:
+--   KEYS[3] ls_lease_key: the leadership's lease (its session id, with a TTL)
+--   KEYS[4] ls_key: the leadership hash (lib/leader_hash.lua's fields, and F_OWNER)
+--   KEYS[5] published_key: component -> address of each component published under it
+-- and, where a script says so, a list of components as the caller read them: their lease
+-- and leader hash as the last pairs of KEYS, their names as the last ARGV.
+--
+-- A published component has a lease and a leader hash like any other (so that readers,
+-- watchers and the sync see no difference), marked F_PUBLISHED, holding the leadership's
+-- contender, session and token, its lease set to run out with the leadership's.
+-- @include "lib/leadership.lua"
+
+local ls_lease_key, ls_key, published_key = KEYS[3], KEYS[4], KEYS[5]
+local LS_OWNER = 8
+
+-- The components the caller listed, {component, lease_key, leader_key} each, their keys
+-- from KEYS[first_key] on.
+local function listed_from(first_key)
+  local n = (#KEYS - first_key + 1) / 2
+  local out = {}
+  for i = 1, n do
+    out[i] = {ARGV[#ARGV - n + i], KEYS[first_key + 2 * i - 2], KEYS[first_key + 2 * i - 1]}
+  end
+  return out
+end
+
+-- Whether `list` names exactly the members of the set or hash at `key` (`card` and
+-- `member` are the commands that count and test them).
+local function names_exactly(list, key, card, member)
+  if redis.call(card, key) ~= #list then return false end
+  for _, c in ipairs(list) do
+    if redis.call(member, key, c[1]) == 0 then return false end
+  end
+  return true
+end
+
+-- The leadership hash, by the positions of read_leader, F_OWNER at LS_OWNER.
+local function read_leadership()
+  return redis.call('HMGET', ls_key, F_CONTENDER, F_SESSION, F_TOKEN, F_ADDRESS, F_ACQUIRED, F_LIVE, F_TTL, F_OWNER)
+end
+
+-- Whether `session` holds the leadership now.
+local function holds(holder, ls, session)
+  return holder and holder == session and ls[SESSION] == session and ls[LIVE] == LIVE_YES
+end
+
+-- Whether the access token that campaigned is the caller's ('' when none is configured).
+local function owned_by(ls, owner)
+  return (ls[LS_OWNER] or '') == owner
+end
+
+-- Ends the leadership: every live component published under it becomes leaderless, each
+-- with a change of its own (`event`), in the order of `list`, in this one script.
+local function end_leadership(list, ls, event)
+  local changes = {}
+  for _, c in ipairs(list) do
+    local h = redis.call('HMGET', c[3], F_SESSION, F_LIVE, F_PUBLISHED)
+    if h[1] == ls[SESSION] and h[2] == LIVE_YES and h[3] == '1' then
+      redis.call('DEL', c[2])
+      redis.call('HSET', c[3], F_LIVE, '0')
+      redis.call('HDEL', c[3], F_PUBLISHED)
+      changes[#changes + 1] = emit(event, c[1], nil, 0)
+    end
+  end
+  redis.call('DEL', ls_lease_key, published_key)
+  redis.call('HSET', ls_key, F_LIVE, '0')
+  return changes
+end
+
+-- A leadership that ran out unnoticed (its lease gone, its hash still live) is ended here,
+-- its components 'expired'. Answers the changes, or false when `list` is not what is
+-- published (the caller answers CHANGED).
+local function settle_ended(holder, ls, list)
+  if holder or ls[LIVE] ~= LIVE_YES then return {} end
+  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return false end
+  return end_leadership(list, ls, 'expired')
+end
+
+-- Every script's reply: {code, leader json or false, lease ms left, ttl, how many change
+-- payloads follow, the payloads, then what the script adds (`extra`, flat)}.
+local function reply(code, lj, left, ttl, changes, extra)
+  local out = {code, lj, left, tonumber(ttl) or 0, #changes}
+  for _, c in ipairs(changes) do out[#out + 1] = c end
+  for _, x in ipairs(extra or {}) do out[#out + 1] = x end
+  return out
+end
+
+-- The holder's reply to a caller that does not hold the leadership: HELD with the holder
+-- and what it published, or FREE.
+local function not_held_reply(holder, ls, changes)
+  if holder then
+    return reply(HELD, holder_json(holder, ls), redis.call('PTTL', ls_lease_key), ls[TTL], changes,
+      redis.call('HGETALL', published_key))
+  end
+  return reply(FREE, false, 0, 0, changes)
+end

@@ -1,0 +1,89 @@
+/** A cluster's leadership (docs/api.md, "The leadership"): campaign, renew, resign,
+ * publish and unpublish a component's leader information, an admin's revoke, and GET. */
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { stateJson } from '../encode.js';
+import type { App, RouteContext } from '../types.js';
+import { BlockingQuery, ClusterParams } from '../schemas.js';
+import {
+  LeadershipCampaignResponse,
+  leadershipBodies,
+  LeadershipRenewResponse,
+  LeadershipResponse,
+} from '../leadershipSchemas.js';
+import { LeaseResponse, ResignResponse } from '../schemas.js';
+import { RevokeResponse, UnpublishResponse } from '../leadershipSchemas.js';
+import { Type } from 'typebox';
+
+const BASE = '/v1/clusters/:clusterId/leadership';
+
+/** The caller's access token as the leadership keeps it: a digest, never the token ('' when
+ * the server runs open, where any caller may act on it). */
+function ownerOf(req: FastifyRequest, open: boolean): string {
+  if (open) return '';
+  const m = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '');
+  return createHash('sha256').update(m?.[1] ?? '').digest('hex');
+}
+
+/** A component as the HA core names it: job ids in lower case. */
+function component(name: string): string {
+  return name.toLowerCase();
+}
+
+export function leadershipRoutes(app: App, { ha, config }: RouteContext): void {
+  const bodies = leadershipBodies(config);
+  const open = config.tokens.length === 0;
+  // `?consistent` as leader reads take it; a leadership is read from Redis in any case.
+  const ReadQuery = Type.Object({ consistent: BlockingQuery.properties.consistent }, { additionalProperties: false });
+
+  app.get(BASE, { schema: { params: ClusterParams, querystring: ReadQuery, response: { 200: LeadershipResponse } } }, async (req) => ({
+    leadership: await ha.leadership.get(req.params.clusterId),
+  }));
+
+  app.post(`${BASE}/campaign`, { schema: { params: ClusterParams, body: bodies.campaign, response: { 200: LeadershipCampaignResponse } } }, async (req) => {
+    const { contenderId, ttlMs = config.leaseTtl.defaultMs } = req.body;
+    return ha.leadership.campaign(req.params.clusterId, { contenderId, ttlMs, owner: ownerOf(req, open) });
+  });
+
+  app.post(`${BASE}/renew`, { schema: { params: ClusterParams, body: bodies.renew, response: { 200: LeadershipRenewResponse } } }, async (req) => {
+    const { contenderId, sessionId, ttlMs } = req.body;
+    const leadership = await ha.leadership.renew(req.params.clusterId, {
+      contenderId,
+      sessionId,
+      ttlMs,
+      fallbackTtlMs: config.leaseTtl.defaultMs,
+      owner: ownerOf(req, open),
+    });
+    return { leadership };
+  });
+
+  app.post(`${BASE}/resign`, { schema: { params: ClusterParams, body: bodies.resign, response: { 200: ResignResponse } } }, async (req) => {
+    const { contenderId, sessionId } = req.body;
+    return { released: await ha.leadership.resign(req.params.clusterId, { contenderId, sessionId, owner: ownerOf(req, open) }) };
+  });
+
+  app.post(`${BASE}/publish`, { schema: { params: ClusterParams, body: bodies.publish, response: { 200: LeaseResponse } } }, async (req) => {
+    const { sessionId, address } = req.body;
+    const s = await ha.leadership.publish(req.params.clusterId, {
+      sessionId,
+      component: component(req.body.component),
+      address,
+      owner: ownerOf(req, open),
+    });
+    return { leader: stateJson(s) };
+  });
+
+  app.post(`${BASE}/unpublish`, { schema: { params: ClusterParams, body: bodies.unpublish, response: { 200: UnpublishResponse } } }, async (req) => {
+    const { sessionId } = req.body;
+    const removed = await ha.leadership.unpublish(req.params.clusterId, {
+      sessionId,
+      component: component(req.body.component),
+      owner: ownerOf(req, open),
+    });
+    return { removed };
+  });
+
+  app.post(`${BASE}/revoke`, { schema: { params: ClusterParams, body: bodies.revoke, response: { 200: RevokeResponse } } }, async (req) => ({
+    revoked: await ha.leadership.revoke(req.params.clusterId, req.body.sessionId),
+  }));
+}

@@ -50,7 +50,8 @@ interface Header {
   codes: Map<string, number>;
 }
 
-/** The leading --[[ ]] comment of a script and the codes listed under `Codes:`. */
+/** The leading --[[ ]] comment of a script (after its shebang, test/redisOom.test.ts) and
+ * the codes listed under `Codes:`. */
 function header(name: ScriptName): Header {
   const m = /^(?:#!lua.*\n)?--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
   assert.ok(m, `${name}.lua begins with a --[[ ]] header`);

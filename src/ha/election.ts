@@ -63,7 +63,7 @@ export class ElectionService {
       },
       {
         index: Math.max(view?.index ?? 0, f.index),
-        token: Math.max(view?.tokenFloor(component) ?? 0, f.tokens[component] ?? 0),
+        token: this.views.tokenFloor(clusterId, component),
         graceMs: f.maxTtlMs,
       },
     );

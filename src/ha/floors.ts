@@ -65,6 +65,11 @@ export class Floors {
     return f;
   }
 
+  /** The highest token answered for a component, 0 for none (adds no cluster). */
+  token(clusterId: string, component: string): number {
+    return this.clusters.get(clusterId)?.tokens[component] ?? 0;
+  }
+
   raiseIndex(clusterId: string, index: number): void {
     const f = this.of(clusterId);
     if (index > f.index) {

@@ -115,7 +115,7 @@ export class HaServices {
     this.leadership = new LeadershipService(store.leadership, this.election, this.floors);
     this.election.leadership = this.leadership;
     const redis = this.link.cmd;
-    const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
+    const writer = new StoreWriter(scripts, opts.idempotencyTtlMs, (id, component) => this.views.tokenFloor(id, component));
     this.jobResults = new RedisJobResultStore(redis, writer);
     this.executionPlans = new RedisExecutionPlanStore(redis, writer);
     this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);

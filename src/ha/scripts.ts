@@ -11,6 +11,11 @@
  * source, they cost Redis nothing: as locals, every function of the libs captured them
  * as upvalues, anew on every call, which made a renewal's script measurably dearer
  * (bench/RESULTS.md). Comments are left out of what Redis runs.
+ *
+ * Each script starts with a Redis 7 shebang, `#!lua` with its flags (`no-writes`,
+ * `allow-oom`, or none: then a Redis at maxmemory refuses it before it runs, so that
+ * nothing is half-written). Redis before 7 cannot compile a shebang: the first script it
+ * refuses so switches this Scripts to the same sources without it, for good.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -101,6 +106,8 @@ function assemble(name: ScriptName): string {
 }
 
 const SOURCES = new Map<ScriptName, string>(SCRIPT_NAMES.map((n) => [n, assemble(n)]));
+/** The same without the shebang, for Redis before 7. */
+const LEGACY_SOURCES = new Map<ScriptName, string>([...SOURCES].map(([n, lua]) => [n, lua.replace(/^#!lua.*\n/, '')]));
 
 /** A script's source as Redis runs it (the benchmarks run it with redis-benchmark). */
 export function scriptSource(name: ScriptName): string {
@@ -110,7 +117,13 @@ export function scriptSource(name: ScriptName): string {
 export type ScriptReply = Array<string | number | null>;
 type Arg = string | number | Buffer;
 
-const SHAS = new Map([...SOURCES].map(([n, lua]) => [n, createHash('sha1').update(lua).digest('hex')]));
+const shasOf = (sources: Map<ScriptName, string>) =>
+  new Map([...sources].map(([n, lua]) => [n, createHash('sha1').update(lua).digest('hex')]));
+const SHAS = shasOf(SOURCES);
+const LEGACY_SHAS = shasOf(LEGACY_SOURCES);
+
+/** What Redis before 7 answers to a script that starts with a shebang. */
+const NO_SHEBANG = /^ERR Error compiling script.* near '#'/;
 
 /** The scripts whose writes replicas must hold before they are acknowledged: a grant, a
  * renewal (it extends a lease), a confirmation (and a leadership's grant, renewal and
@@ -137,6 +150,9 @@ export interface ReplicaAck {
 }
 
 export class Scripts {
+  /** Redis refused a shebang (before 7): the sources without it from now on. */
+  private legacy = false;
+
   constructor(
     readonly redisClient: Redis,
     private readonly ack?: ReplicaAck,
@@ -149,12 +165,20 @@ export class Scripts {
   }
 
   private async runOn(conn: Redis, name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
+    const legacy = this.legacy;
     try {
-      return await this.send(conn, 'evalsha', SHAS.get(name)!, keys, args);
+      return await this.send(conn, 'evalsha', (legacy ? LEGACY_SHAS : SHAS).get(name)!, keys, args);
     } catch (err) {
       // The script did not run: Redis did not know it.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return this.send(conn, 'eval', SOURCES.get(name)!, keys, args);
+    }
+    try {
+      return await this.send(conn, 'eval', (legacy ? LEGACY_SOURCES : SOURCES).get(name)!, keys, args);
+    } catch (err) {
+      // Not compiled, so not run: a Redis before 7, which knows no shebang.
+      if (legacy || !(err instanceof Error) || !NO_SHEBANG.test(err.message)) throw err;
+      this.legacy = true;
+      return this.send(conn, 'eval', LEGACY_SOURCES.get(name)!, keys, args);
     }
   }
 

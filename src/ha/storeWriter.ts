@@ -50,6 +50,9 @@ export class StoreWriter {
   constructor(
     private readonly scripts: Scripts,
     private readonly idempotencyTtlMs: number,
+    /** The highest token the server knows granted to a component (ViewRegistry.tokenFloor):
+     * the scripts refuse a fence below it, even when a rolled-back Redis holds its lease. */
+    private readonly tokenFloor: (clusterId: string, component: Component) => number,
   ) {}
 
   /**
@@ -75,7 +78,7 @@ export class StoreWriter {
         w.keys.leadership,
       ];
       const r = await redisCall(() =>
-        this.scripts.run(name, keys, [fence, fingerprint, this.idempotencyTtlMs, ...own.args]),
+        this.scripts.run(name, keys, [fence, fingerprint, this.idempotencyTtlMs, this.tokenFloor(w.keys.clusterId, w.owner), ...own.args]),
       );
       const reply = decodeStoreWrite(name, r);
       if (reply.code === Code.Done) return { replayed: reply.replayed, value: reply.value };
@@ -95,7 +98,8 @@ export class StoreWriter {
   /** Whether a fencing token holds now; throws as a write would when it does not. */
   async check(keys: ClusterKeys, owner: Component, fence: Fence): Promise<void> {
     const token = requireFence(fence);
-    const r: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner), keys.leadershipLease, keys.leadership], [token]));
+    const floor = this.tokenFloor(keys.clusterId, owner);
+    const r: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner), keys.leadershipLease, keys.leadership], [token, floor]));
     if (!decodeFenceCheck(r)) throw staleFence(owner);
   }
 }

@@ -4,7 +4,7 @@ import type { Log } from './log.js';
 import { messageOrigin, parseMessage, type Change } from './changes.js';
 import { ClusterView } from './clusterView.js';
 import { RedisUnavailableError } from './errors.js';
-import { ClusterKeys } from './ids.js';
+import { ClusterKeys, type Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
 import { leaseSyncStore } from './syncStore.js';
@@ -63,6 +63,13 @@ export class ViewRegistry {
     else await view.settled();
     if (!view.live) throw new RedisUnavailableError();
     return view;
+  }
+
+  /** The highest fencing token this server knows granted to the component: what its view
+   * saw, and what it answered (its floors). A lower token was superseded, whatever a Redis
+   * that went back in time says. */
+  tokenFloor(clusterId: string, component: Component): number {
+    return Math.max(this.views.get(clusterId)?.tokenFloor(component) ?? 0, this.opts.floors.token(clusterId, component));
   }
 
   /** The view if this server has one open, without waiting for anything. */

@@ -237,3 +237,17 @@ export async function restoreSnapshot(node: RedisProcess, copy: string): Promise
   copyFileSync(copy, join(node.dir, 'dump.rdb'));
   await node.restart();
 }
+
+/** Puts the snapshot `copy` back in place while `node` keeps running (DEBUG RELOAD NOSAVE;
+ * the node needs `--enable-debug-command local`): every write after the snapshot is gone,
+ * yet no connection closes, so that a server learns of it only at its next health check,
+ * as behind a proxy that switched to a lagging replica. */
+export async function reloadSnapshot(node: RedisProcess, copy: string): Promise<void> {
+  copyFileSync(copy, join(node.dir, 'dump.rdb'));
+  const c = connection(node.port);
+  try {
+    await c.call('DEBUG', 'RELOAD', 'NOSAVE');
+  } finally {
+    c.disconnect();
+  }
+}

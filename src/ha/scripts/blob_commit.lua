@@ -1,3 +1,4 @@
+#!lua
 --[[
   RedisBlobStore.put, last step: makes a staged upload the blob under its key, replacing any
   earlier one, whose chunks go.
@@ -6,10 +7,12 @@
         4 meta_key: the job's blob metadata (hash: blob key -> JSON)
         5 staged_key: the staged chunks
         6 old_chunks_key: the chunks of the blob it replaces, as the caller read them
-  ARGV  1..3 as every store write (lib/store.lua)
-        4 blob_key  5 upload_id  6 size  7 sha256 (hex)
-        8 old_upload: the upload id of the blob it replaces, as the caller read it ('' for none)
-        9 chunk_count: how many chunks the caller staged
+  ARGV  1..4 as every store write (lib/store.lua)
+        5 blob_key  6 upload_id  7 size  8 sha256 (hex)
+        9 old_upload: the upload id of the blob it replaces, as the caller read it ('' for none)
+        10 chunk_count: how many chunks the caller staged
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code}
   Codes:
@@ -23,8 +26,8 @@
 -- @include "lib/store.lua"
 
 local meta_key, staged_key, old_chunks_key = KEYS[4], KEYS[5], KEYS[6]
-local blob_key, upload_id, size, sha256, old_upload = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local chunk_count = tonumber(ARGV[9])
+local blob_key, upload_id, size, sha256, old_upload = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local chunk_count = tonumber(ARGV[10])
 
 return fenced_write(function()
   local meta = redis.call('HGET', meta_key, blob_key)

@@ -1,12 +1,15 @@
+#!lua flags=allow-oom
 --[[
   RedisBlobStore.delete and deleteAll: removes blobs of a job and their chunks.
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
         4 meta_key: the job's blob metadata (hash)
         4 + i the chunks of the i-th blob, as read
-  ARGV  1..3 as every store write (lib/store.lua)
-        4 all: '1' when these are all the job's blobs (deleteAll)
-        3 + 2i, 4 + 2i the i-th blob key and its upload id as read ('' for none)
+  ARGV  1..4 as every store write (lib/store.lua)
+        5 all: '1' when these are all the job's blobs (deleteAll)
+        4 + 2i, 5 + 2i the i-th blob key and its upload id as read ('' for none)
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {replayed, code, how many were deleted}
   Codes:
@@ -18,18 +21,18 @@
 -- @include "lib/store.lua"
 
 local meta_key = KEYS[4]
-local all = ARGV[4]
+local all = ARGV[5]
 
 return fenced_write(function()
-  local n = (#ARGV - 4) / 2
+  local n = (#ARGV - 5) / 2
   if all == '1' and redis.call('HLEN', meta_key) ~= n then return {CHANGED} end
   for i = 1, n do
-    local meta = redis.call('HGET', meta_key, ARGV[3 + 2 * i])
-    if (meta and cjson.decode(meta).u or '') ~= ARGV[4 + 2 * i] then return {CHANGED} end
+    local meta = redis.call('HGET', meta_key, ARGV[4 + 2 * i])
+    if (meta and cjson.decode(meta).u or '') ~= ARGV[5 + 2 * i] then return {CHANGED} end
   end
   local deleted = 0
   for i = 1, n do
-    deleted = deleted + redis.call('HDEL', meta_key, ARGV[3 + 2 * i])
+    deleted = deleted + redis.call('HDEL', meta_key, ARGV[4 + 2 * i])
     redis.call('UNLINK', KEYS[4 + i])
   end
   return {DONE, tostring(deleted)}

@@ -1,3 +1,4 @@
+#!lua
 --[[
   Takes a component's lease if it is free (SET NX PX); a contender that holds it gets its
   own grant back, with the lease extended and the address confirmed when one is given.
@@ -11,6 +12,8 @@
         7 ttl (ms)  8 address, or ''  9 token_floor
         10 grace_ms: the longest TTL the caller knows was granted in this cluster
         11 lock_delay: ms the component stays free of grants after this grant expires
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {code, leader json or false, lease ms left, change payloads...}
   Codes:

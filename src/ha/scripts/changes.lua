@@ -1,9 +1,12 @@
+#!lua flags=no-writes
 --[[
   The changes after a given index, from the capped log, and whether they are all of them.
   Read-only: it takes no leadership arguments.
 
   KEYS  1 index_key: the cluster's change index  2 log_key: its change log
   ARGV  1 since: the index to read after  2 limit: the most entries to answer
+
+  Flags: no-writes (it only reads: Redis runs it on a full Redis, or a replica)
 
   Returns {index (0 when Redis has none), complete (1 or 0), change payloads...}
   complete is 0 when the log no longer holds every change after `since` (trimmed, or

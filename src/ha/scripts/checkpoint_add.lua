@@ -1,11 +1,14 @@
+#!lua
 --[[
   addCheckpointAndSubsumeOldestOne: adds a completed checkpoint and drops the oldest ones
   beyond the number to retain.
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the job manager
         4 checkpoints_key: the job's checkpoints (sorted set, scored by id, members JSON)
-  ARGV  1..3 as every store write (lib/store.lua)
-        4 checkpoint_id  5 checkpoint (JSON)  6 retain: how many to retain
+  ARGV  1..4 as every store write (lib/store.lua)
+        5 checkpoint_id  6 checkpoint (JSON)  7 retain: how many to retain
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code, values...}
   Codes:
@@ -18,7 +21,7 @@
 -- @include "lib/store.lua"
 
 local checkpoints_key = KEYS[4]
-local checkpoint_id, checkpoint, retain = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local checkpoint_id, checkpoint, retain = ARGV[5], ARGV[6], tonumber(ARGV[7])
 
 return fenced_write(function()
   local last = redis.call('ZRANGE', checkpoints_key, -1, -1, 'WITHSCORES')

@@ -1,11 +1,14 @@
+#!lua flags=allow-oom
 --[[
   CompletedCheckpointStore.shutdown: discards every checkpoint of a job when its status is
   globally terminal, else keeps them.
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the job manager
         4 checkpoints_key: the job's checkpoints (sorted set)
-  ARGV  1..3 as every store write (lib/store.lua)
-        4 discard: '1' to discard
+  ARGV  1..4 as every store write (lib/store.lua)
+        5 discard: '1' to discard
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {replayed, code, ids discarded...}
   Codes:
@@ -16,7 +19,7 @@
 -- @include "lib/store.lua"
 
 local checkpoints_key = KEYS[4]
-local discard = ARGV[4]
+local discard = ARGV[5]
 
 return fenced_write(function()
   local answer = {DONE}

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   cleanupAllData, first step: ends every lease of a cluster (pushed as revoked, or expired
   when it had already run out) and deletes the leadership state, change log and index, so
@@ -7,6 +8,8 @@
         2 + 2i, 3 + 2i the lease and the leader hash of the i-th component
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         3 + i the i-th component, as read from components_key
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {code, components deleted, keys deleted, change payloads...}
   Codes:

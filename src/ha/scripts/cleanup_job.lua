@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Global cleanup of a job: removes its job manager's leadership (or its leader information
   published under the cluster's leadership), execution plan, resource
@@ -15,6 +16,8 @@
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component: the job manager's  5 dispatcher_token: its fencing token, or 'override'
         6 job_id  7.. the upload id of each blob, as read (same order as KEYS 17..)
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {code, leader, plan, checkpoints, counter, blobs, change payloads...}: each part
   1 deleted or 0 absent

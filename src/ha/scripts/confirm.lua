@@ -1,3 +1,4 @@
+#!lua
 --[[
   Publishes the leader's address (Flink's confirmLeadership), only if this contender and
   session hold the lease. An unchanged address records no change.
@@ -5,6 +6,8 @@
   KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 contender_id  6 session_id  7 address
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {code, leader json or false, lease ms left, change payloads...}; the leader is the
   current one

@@ -1,10 +1,13 @@
+#!lua
 --[[
   CheckpointIDCounter.setCount, never backwards, so that no id is handed out twice.
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the job manager
         4 counter_key: the counter
-  ARGV  1..3 as every store write (lib/store.lua)
-        4 value: the new value
+  ARGV  1..4 as every store write (lib/store.lua)
+        5 value: the new value
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code, value}
   Codes:
@@ -16,7 +19,7 @@
 -- @include "lib/store.lua"
 
 local counter_key = KEYS[4]
-local value = ARGV[4]
+local value = ARGV[5]
 
 return fenced_write(function()
   local current = redis.call('GET', counter_key) or '1'

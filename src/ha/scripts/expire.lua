@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Called by a server when its timer says a lease should have run out: Redis alone decides.
   Records the expiry once, however many servers ask.
@@ -5,6 +6,8 @@
   KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {code, leader json or false, lease ms left, change payloads...}
   Codes:

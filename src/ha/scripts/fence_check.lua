@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 --[[
   Whether a fencing token holds now, checked before a long upload starts (its commit
   checks again).
@@ -5,6 +6,9 @@
   KEYS  1 lease_key: the lease  2 leader_key: the leader hash
         3 ls_lease_key  4 ls_key: the cluster's leadership lease and hash (lib/fence.lua)
   ARGV  1 token: the fencing token, or 'override'
+        2 token_floor: the highest token the calling server knows granted (lib/store.lua)
+
+  Flags: no-writes (it only reads: Redis runs it on a full Redis, or a replica)
 
   Returns the code
   Codes:
@@ -15,7 +19,7 @@
 -- @include "lib/fence.lua"
 
 local lease_key, leader_key, ls_lease_key, ls_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local token = ARGV[1]
+local token, token_floor = ARGV[1], ARGV[2]
 
-if fence_holds(lease_key, leader_key, token, ls_lease_key, ls_key) then return DONE end
+if fence_holds(lease_key, leader_key, token, ls_lease_key, ls_key, token_floor) then return DONE end
 return FENCE_STALE

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Writes what the calling server has answered of one cluster back into a Redis that may
   have lost it (docs/design.md §9). A server runs it for every cluster it knows when its
@@ -20,6 +21,8 @@
         4 grace_ms: the longest TTL the caller knows was granted in this cluster
         5 lost: '1' when Redis is known to have lost writes the caller acknowledged
         6 .. the counter floors, one per counter key: the next value each may answer
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {DONE, rolled back (1 or 0), a counter raised (1 or 0)}: either shows that Redis
   lost what the caller answered

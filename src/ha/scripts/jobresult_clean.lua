@@ -1,10 +1,13 @@
+#!lua
 --[[
   markResultAsClean: marks a job's result clean; a clean one stays as it is.
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
         4 entry_key: the entry (hash)  5 dirty_key: the set of dirty job ids
-  ARGV  1..3 as every store write (lib/store.lua)
-        4 job_id
+  ARGV  1..4 as every store write (lib/store.lua)
+        5 job_id
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code, field, value, ...}
   Codes:
@@ -16,7 +19,7 @@
 -- @include "lib/store.lua"
 
 local entry_key, dirty_key = KEYS[4], KEYS[5]
-local job_id = ARGV[4]
+local job_id = ARGV[5]
 
 return fenced_write(function()
   local state = redis.call('HGET', entry_key, 'state')

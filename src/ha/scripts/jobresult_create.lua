@@ -1,11 +1,14 @@
+#!lua
 --[[
   createDirtyResult: stores a job's result as dirty, unless the job has any entry.
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
         4 entry_key: the entry (hash)  5 all_key: the set of all job ids
         6 dirty_key: the set of dirty ones
-  ARGV  1..3 as every store write (lib/store.lua)
-        4 job_id  5.. field, value, ... of the entry
+  ARGV  1..4 as every store write (lib/store.lua)
+        5 job_id  6.. field, value, ... of the entry
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code, field, value, ...}
   Codes:
@@ -17,11 +20,11 @@
 -- @include "lib/store.lua"
 
 local entry_key, all_key, dirty_key = KEYS[4], KEYS[5], KEYS[6]
-local job_id = ARGV[4]
+local job_id = ARGV[5]
 
 return fenced_write(function()
   if redis.call('EXISTS', entry_key) == 1 then return {JOB_RESULT_EXISTS} end
-  redis.call('HSET', entry_key, 'state', 'dirty', 'createdAt', now_ms(), unpack(ARGV, 5))
+  redis.call('HSET', entry_key, 'state', 'dirty', 'createdAt', now_ms(), unpack(ARGV, 6))
   redis.call('SADD', all_key, job_id)
   redis.call('SADD', dirty_key, job_id)
   return {DONE, unpack(redis.call('HGETALL', entry_key))}

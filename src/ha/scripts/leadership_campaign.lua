@@ -1,3 +1,4 @@
+#!lua
 --[[
   Takes the cluster's leadership if it is free and no per-component lease lives there; the
   contender that holds it gets its own grant back, with the lease (and every published
@@ -12,6 +13,8 @@
         7 owner: digest of the caller's access token, or ''  8 token_floor
         9 grace_ms: the longest TTL the caller knows was granted in this cluster
         10.. the components, as read from components_key
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns as lib/cluster_leadership.lua's reply, the holder's published components
   (component, address, flat) following HELD and ALREADY_HELD, and each live

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Called by a server when a published component's lease should have run out (expire.lua
   answers PUBLISHED): Redis alone decides. Ends the leadership once, however many servers
@@ -9,6 +10,8 @@
         6.. lease and leader hash of each published component, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4.. the published components, as read
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns as lib/cluster_leadership.lua's reply
   Codes:

@@ -1,9 +1,12 @@
+#!lua flags=no-writes
 --[[
   Reads the cluster's leadership: its holder and the components published under it.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
         (lib/cluster_leadership.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
+
+  Flags: no-writes (it only reads: Redis runs it on a full Redis, or a replica)
 
   Returns as lib/cluster_leadership.lua's reply, the published components (component,
   address, flat) following HELD

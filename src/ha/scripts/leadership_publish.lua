@@ -1,3 +1,4 @@
+#!lua
 --[[
   Publishes a component's leader information (its address) under the leadership, only
   for the leadership's live session: the first publish is a `granted` change of that
@@ -8,6 +9,8 @@
         7 lease_key  8 leader_key: the component's lease and leader hash
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 session_id  6 address  7 owner: digest of the caller's access token
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns as lib/cluster_leadership.lua's reply; the leader is the component's after DONE,
   the leadership's holder after HELD, followed by its published components

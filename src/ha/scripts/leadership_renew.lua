@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Extends the leadership's lease and every published component's, only if this contender
   and session hold it (compare-and-set): one renewal however many components it leads.
@@ -11,6 +12,8 @@
         8 fallback ttl (for a leadership that has none recorded)
         9 owner: digest of the caller's access token, or ''
         10.. the published components, as the caller believes
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns as lib/cluster_leadership.lua's reply; after DONE and HELD, the published
   components (component, address, flat)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Gives the leadership up now, only if this contender and session hold it: every component
   published under it becomes leaderless (revoked), each with its own change, in this one
@@ -9,6 +10,8 @@
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 contender_id  5 session_id  6 owner: digest of the caller's access token, or ''
         7.. the published components, as read
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns as lib/cluster_leadership.lua's reply; after HELD, the holder's published
   components (component, address, flat)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   An admin's revocation of the leadership (a forced failover), or cleanupAllData's end of
   it: every component published under it becomes leaderless (revoked), each with its own
@@ -10,6 +11,8 @@
         4 session_id: revoke only this session's leadership; '' for whoever holds it
         5 forget: '1' to delete the leadership hash too (cleanupAllData)
         6.. the published components, as read
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns as lib/cluster_leadership.lua's reply; after HELD, the holder's published
   components (component, address, flat)

@@ -1,3 +1,4 @@
+#!lua
 --[[
   Deletes a component's leader information under the leadership (Flink's
   deleteLeaderInformation), only for the leadership's live session: a published
@@ -7,6 +8,8 @@
         (lib/cluster_leadership.lua)  6 lease_key  7 leader_key: the component's
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 session_id  6 owner: digest of the caller's access token, or ''
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns as lib/cluster_leadership.lua's reply; after DONE, 1 when the component was
   published, else 0; after HELD, the holder's published components

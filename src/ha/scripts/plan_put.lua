@@ -1,10 +1,13 @@
+#!lua
 --[[
   putExecutionPlan: stores a job's execution plan, replacing any earlier one.
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
         4 plan_key: the plan  5 plans_key: the set of job ids with a plan
-  ARGV  1..3 as every store write (lib/store.lua)
-        4 job_id  5 plan: the plan's bytes
+  ARGV  1..4 as every store write (lib/store.lua)
+        5 job_id  6 plan: the plan's bytes
+
+  Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {replayed, code}
   Codes:
@@ -15,7 +18,7 @@
 -- @include "lib/store.lua"
 
 local plan_key, plans_key = KEYS[4], KEYS[5]
-local job_id, plan = ARGV[4], ARGV[5]
+local job_id, plan = ARGV[5], ARGV[6]
 
 return fenced_write(function()
   redis.call('SET', plan_key, plan)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Raises a cluster's change index above the caller's floor, without a change: a server
   whose resync found a state that the changes it could replay do not explain sends that
@@ -6,6 +7,8 @@
 
   KEYS  1 index  2 log  (lib/leadership.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {DONE, the new index}
   Codes:

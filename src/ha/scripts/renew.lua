@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Extends leases of one cluster, each only if its contender and session still hold it
   (compare-and-set). Renewals that arrive together go in one call.
@@ -11,6 +12,8 @@
           ('' to keep the lease's own), fallback ttl (for a lease that has none recorded),
           and known: what the caller knows of the leader, '' nothing, else 'a' followed by
           its address
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns, for each renewal in turn, a code and what that code says follows:
   Codes:

@@ -1,9 +1,12 @@
+#!lua flags=allow-oom
 --[[
   Releases a lease now, only if this contender and session hold it.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 contender_id  6 session_id
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {code, leader json or false, lease ms left, change payloads...}
   Codes:

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   Reads a cluster's whole leader state with its index, settling on the way every lease
   that ran out unnoticed. A server calls it when it starts watching a cluster and when it
@@ -19,6 +20,8 @@
         5 + 3k the k-th component
         6 + 3k the session id the caller believes holds it live, or ''
         7 + 3k the highest fencing token the caller knows for it, or 0
+
+  Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
   Returns {CHANGED}, or {index, rolled back (1 or 0), number of changes, change
   payloads..., then per component: leader json or false, lease ms left}: an index is never

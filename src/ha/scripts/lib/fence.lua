@@ -8,14 +8,17 @@
 -- token of the owning component's live lease: the lease key holds the session of the
 -- leader hash, the hash says live, and its token is `token`; a component published under
 -- a leadership that ended fences nothing. 'override' (an admin's deliberate unfenced
--- write) passes.
-local function fence_holds(lease_key, leader_key, token, ls_lease_key, ls_key)
+-- write) passes. `floor` is the highest token the calling server knows granted to the
+-- owning component: a lower one was superseded, though a Redis that went back in time may
+-- hold its lease as live until a sync ends it.
+local function fence_holds(lease_key, leader_key, token, ls_lease_key, ls_key, floor)
   if token == 'override' then return true end
   local lsid = redis.call('GET', ls_lease_key)
   if lsid then
     local l = redis.call('HMGET', ls_key, F_SESSION, F_TOKEN, F_LIVE)
     return l[1] == lsid and l[3] == LIVE_YES and l[2] == token
   end
+  if floor and (tonumber(token) or -1) < tonumber(floor) then return false end
   local sid = redis.call('GET', lease_key)
   if not sid then return false end
   local h = redis.call('HMGET', leader_key, F_SESSION, F_TOKEN, F_LIVE, F_PUBLISHED)

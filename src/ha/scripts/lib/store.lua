@@ -9,6 +9,9 @@
 --   ARGV[1] fence_token: the fencing token, or 'override'
 --   ARGV[2] fingerprint: the request's fingerprint, '' when it has no Idempotency-Key
 --   ARGV[3] remember_ms: how long an answer is remembered (ms)
+--   ARGV[4] token_floor: the highest token the calling server knows granted to that
+--           component; a lower fence_token was superseded, even if Redis (rolled back)
+--           holds its lease as live
 -- and answers {replayed, code, values...}: replayed is 1 for a remembered answer; every
 -- store write may answer DONE, FENCE_STALE and IDEMPOTENCY_KEY_REUSED, and each adds its
 -- own codes. Values are strings, so that no number loses digits on its way through cjson.
@@ -17,7 +20,7 @@
 
 local lease_key, leader_key, idempotency_key = KEYS[1], KEYS[2], KEYS[3]
 local ls_lease_key, ls_key = KEYS[#KEYS - 1], KEYS[#KEYS]
-local fence_token, fingerprint, remember_ms = ARGV[1], ARGV[2], ARGV[3]
+local fence_token, fingerprint, remember_ms, token_floor = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 -- Runs `write` (which answers {code, values...}) if the fence holds, and remembers a
 -- successful answer under the idempotency key so that a retry gets it again.
@@ -30,7 +33,7 @@ local function fenced_write(write)
       return {1, unpack(s.a)}
     end
   end
-  if not fence_holds(lease_key, leader_key, fence_token, ls_lease_key, ls_key) then return {0, FENCE_STALE} end
+  if not fence_holds(lease_key, leader_key, fence_token, ls_lease_key, ls_key, token_floor) then return {0, FENCE_STALE} end
   local answer = write()
   if answer[1] == DONE and fingerprint ~= '' then
     redis.call('SET', idempotency_key, cjson.encode({f = fingerprint, a = answer}), 'PX', remember_ms)

@@ -110,6 +110,12 @@ public final class LeaseholdServer implements BeforeAllCallback, AfterAllCallbac
         waitForHttp(url() + "/readyz", 30_000);
     }
 
+    /** Sends a signal to the leasehold server: {@code STOP} freezes it (no request is answered), {@code CONT} resumes it. */
+    public synchronized void signalNode(String signal) throws Exception {
+        Process p = new ProcessBuilder("kill", "-" + signal, Long.toString(node.pid())).start();
+        if (p.waitFor() != 0) throw new IllegalStateException("kill -" + signal + " failed");
+    }
+
     /** kill -9 of the leasehold server (Redis keeps running). */
     public synchronized void stopNode() {
         kill(node);

@@ -1,0 +1,166 @@
+package io.leasehold.flink;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.leasehold.client.ClusterClient;
+import io.leasehold.client.Leader;
+import io.leasehold.client.LeaseholdClient;
+import io.leasehold.client.Leadership;
+import io.leasehold.client.testing.LeaseholdServer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.flink.api.common.JobID;
+import org.apache.flink.client.program.rest.RestClusterClient;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.runtime.jobgraph.JobGraph;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two JobManager processes and a TaskManager process, each its own JVM with the plugin, on a
+ * real leasehold: kill -9 of the leading JobManager, the standby takes over and the job continues
+ * from its latest checkpoint; GET leaders shows the new addresses.
+ */
+class ProcessFailoverTest {
+    @RegisterExtension
+    static LeaseholdServer server = new LeaseholdServer();
+
+    @TempDir
+    Path tmp;
+
+    private final List<FlinkProcess> processes = new ArrayList<>();
+
+    @AfterEach
+    void stopAll() throws Exception {
+        for (FlinkProcess p : processes) p.close();
+    }
+
+    private FlinkProcess start(String name, String main, Path conf, Map<String, String> env) throws Exception {
+        FlinkProcess p = FlinkProcess.start(name, main, conf, tmp, env);
+        processes.add(p);
+        return p;
+    }
+
+    private String logs() {
+        StringBuilder b = new StringBuilder();
+        for (FlinkProcess p : processes) b.append("\n--- ").append(p.name).append('\n').append(p.logTail(40));
+        return b.toString();
+    }
+
+    /** The counts the TaskManager wrote: run -> counts in order. */
+    private Map<String, List<Long>> counts(Path file) throws Exception {
+        Map<String, List<Long>> runs = new LinkedHashMap<>();
+        if (!Files.exists(file)) return runs;
+        for (String line : Files.readAllLines(file)) {
+            String[] f = line.split(" ");
+            if (f.length == 2) runs.computeIfAbsent(f[0], k -> new ArrayList<>()).add(Long.parseLong(f[1]));
+        }
+        return runs;
+    }
+
+    @Test
+    void killNineOfTheLeadingJobManager() throws Exception {
+        String clusterId = "flink-processes";
+        Map<String, String> m = FlinkHa.config(server.url(), clusterId, tmp.resolve("checkpoints"), Duration.ofSeconds(3));
+        m.put("jobmanager.rpc.address", "localhost");
+        m.put("rest.address", "localhost");
+        m.put("taskmanager.host", "localhost");
+        m.put("taskmanager.memory.task.heap.size", "96m");
+        m.put("taskmanager.memory.managed.size", "16m");
+        m.put("taskmanager.memory.network.min", "16m");
+        m.put("taskmanager.memory.network.max", "16m");
+        m.put("taskmanager.memory.framework.heap.size", "64m");
+        m.put("taskmanager.memory.framework.off-heap.size", "32m");
+        m.put("taskmanager.memory.jvm-metaspace.size", "128m");
+        m.put("jobmanager.memory.process.size", "512m");
+        m.put("heartbeat.interval", "1000");
+        m.put("heartbeat.timeout", "5000");
+        Path conf = FlinkProcess.configDir(tmp.resolve("conf"), m);
+        Path countFile = tmp.resolve("counts.txt");
+        Map<String, String> env = Map.of("LEASEHOLD_COUNT_FILE", countFile.toString());
+        ClusterClient cluster = new LeaseholdClient(server.url(), null).cluster(clusterId);
+
+        FlinkProcess jm1 = start("jobmanager-1", FlinkProcess.JOB_MANAGER, conf, env);
+        FlinkHa.await("jobmanager-1 leads", Duration.ofSeconds(90), () -> {
+            Leadership l = cluster.leadership();
+            assertTrue(jm1.alive(), () -> "jobmanager-1 died" + logs());
+            return l != null && l.contenderId().startsWith(jm1.pid() + "@");
+        });
+        FlinkProcess jm2 = start("jobmanager-2", FlinkProcess.JOB_MANAGER, conf, env);
+        start("taskmanager", FlinkProcess.TASK_MANAGER, conf, env);
+        FlinkHa.await("the rest endpoint published", Duration.ofSeconds(60), () -> {
+            Leader r = cluster.leader("rest");
+            return r != null && r.address() != null;
+        });
+
+        Configuration clientConf = FlinkHa.conf(m);
+        StreamExecutionEnvironment envBuilder = StreamExecutionEnvironment.getExecutionEnvironment(clientConf);
+        envBuilder.setParallelism(1);
+        JobGraph job = CountingJob.graph(envBuilder, Long.MAX_VALUE, 5).getJobGraph(getClass().getClassLoader(), null);
+        JobID jobId = job.getJobID();
+        String jid = jobId.toHexString();
+        try (RestClusterClient<String> client = new RestClusterClient<>(clientConf, clusterId)) {
+            client.submitJob(job).get();
+        }
+        FlinkHa.await("counting, with checkpoints in leasehold", Duration.ofSeconds(120), () -> {
+            try {
+                return !counts(countFile).isEmpty() && cluster.checkpoints(jid).counter() > 3;
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        });
+        Leadership first = cluster.leadership();
+        Map<String, Leader> before = cluster.leaders().leaders();
+        assertEquals(first.sessionId(), before.get("jobmanager/" + jid).sessionId());
+        String dispatcherBefore = before.get("dispatcher").address();
+
+        long killedAt = System.nanoTime();
+        jm1.kill();
+
+        FlinkHa.await("jobmanager-2 leads", Duration.ofSeconds(60), () -> {
+            Leadership l = cluster.leadership();
+            return l != null && l.contenderId().startsWith(jm2.pid() + "@");
+        });
+        long tookOverMs = (System.nanoTime() - killedAt) / 1_000_000;
+        int runsBefore = counts(countFile).size();
+        FlinkHa.await("the job counts on a new run", Duration.ofSeconds(120), () -> {
+            try {
+                assertTrue(jm2.alive(), () -> "jobmanager-2 died" + logs());
+                Map<String, List<Long>> c = counts(countFile);
+                return c.size() > runsBefore && last(c).size() > 3;
+            } catch (Exception e) {
+                throw new AssertionError(e);
+            }
+        });
+        Map<String, List<Long>> c = counts(countFile);
+        long firstAfter = last(c).get(0);
+        long countedBefore = new ArrayList<>(c.values()).get(runsBefore - 1).stream().mapToLong(Long::longValue).max().orElse(0);
+        assertTrue(firstAfter > 1, "continued from a checkpoint, not from zero: " + firstAfter);
+        assertTrue(firstAfter <= countedBefore + 10, "from a checkpoint of what was counted: " + firstAfter + " vs " + countedBefore);
+
+        Leadership second = cluster.leadership();
+        FlinkHa.await("GET leaders shows the new addresses", Duration.ofSeconds(30), () -> {
+            Map<String, Leader> after = cluster.leaders().leaders();
+            Leader d = after.get("dispatcher");
+            Leader j = after.get("jobmanager/" + jid);
+            return d != null && j != null && second.sessionId().equals(d.sessionId()) && second.sessionId().equals(j.sessionId())
+                    && !dispatcherBefore.equals(d.address());
+        });
+        System.out.println("takeover: jobmanager-2 led " + tookOverMs + " ms after kill -9 of jobmanager-1 (lease TTL 3 s)");
+    }
+
+    private static <V> V last(Map<String, V> m) {
+        V v = null;
+        for (V x : m.values()) v = x;
+        return v;
+    }
+}

@@ -53,12 +53,14 @@ class MiniClusterTest {
         String clusterId = "flink-revoke";
         Configuration conf = FlinkHa.conf(FlinkHa.config(server.url(), clusterId, tmp, Duration.ofSeconds(3)));
         ClusterClient cluster = new LeaseholdClient(server.url(), null).cluster(clusterId);
-        try (MiniCluster mc = start(conf)) {
+        MiniCluster mc = start(conf);
+        try {
             JobGraph job = jobGraph(conf, Long.MAX_VALUE, 5);
             JobID jobId = job.getJobID();
             String jid = jobId.toHexString();
+            int runsBefore = CountingJob.RUNS.get(); // the static counts are shared by the tests of this JVM
             mc.submitJob(job).get();
-            int firstRun = awaitNextRun(0);
+            int firstRun = awaitNextRun(runsBefore);
 
             // What Flink keeps in leasehold, read through its REST API.
             FlinkHa.await("two checkpoints in leasehold", Duration.ofSeconds(60),
@@ -87,7 +89,14 @@ class MiniClusterTest {
             Leadership after = cluster.leadership();
             assertTrue(after.token() > before.token(), "a new fencing token");
             FlinkHa.await("every component published again", Duration.ofSeconds(30), () -> published(cluster, jid, after.sessionId()));
+            // Cancelled, the job ends as a finished one does: a clean result and nothing else. (Closing
+            // the MiniCluster before that would end the leadership first, and the result write,
+            // fenced by it, would be refused.)
             mc.cancelJob(jobId).get();
+            assertEquals("CANCELED", mc.requestJobResult(jobId).get().getApplicationStatus().name());
+            awaitCleanResult(cluster, jid);
+        } finally {
+            close(mc);
         }
     }
 
@@ -96,21 +105,33 @@ class MiniClusterTest {
         String clusterId = "flink-finish";
         Configuration conf = FlinkHa.conf(FlinkHa.config(server.url(), clusterId, tmp, Duration.ofSeconds(3)));
         ClusterClient cluster = new LeaseholdClient(server.url(), null).cluster(clusterId);
-        try (MiniCluster mc = start(conf)) {
+        MiniCluster mc = start(conf);
+        try {
             JobGraph job = jobGraph(conf, 300, 10);
             String jid = job.getJobID().toHexString();
             mc.submitJob(job).get();
             assertEquals("SUCCEEDED", mc.requestJobResult(job.getJobID()).get().getApplicationStatus().name());
-            FlinkHa.await("a clean job result", Duration.ofSeconds(30), () -> {
-                var r = cluster.jobResults().get(jid);
-                return r != null && "clean".equals(r.path("state").asText());
-            });
+            awaitCleanResult(cluster, jid);
             assertEquals("SUCCEEDED", cluster.jobResults().get(jid).path("applicationStatus").asText());
             assertTrue(cluster.executionPlans().jobIds().isEmpty(), "no plan left");
             assertTrue(cluster.checkpoints(jid).all().isEmpty(), "no checkpoint left");
             assertTrue(cluster.blobs().list(jid).isEmpty(), "no blob left");
             assertNull(cluster.leaders().leaders().get("jobmanager/" + jid), "no job manager leader left");
+        } finally {
+            close(mc);
         }
+    }
+
+    private static void awaitCleanResult(ClusterClient cluster, String jid) throws InterruptedException {
+        FlinkHa.await("a clean job result", Duration.ofSeconds(60), () -> {
+            var r = cluster.jobResults().get(jid);
+            return r != null && "clean".equals(r.path("state").asText());
+        });
+    }
+
+    /** Closes the MiniCluster, failing (not hanging) when it does not close within a minute. */
+    private static void close(MiniCluster mc) throws Exception {
+        mc.closeAsync().get(60, java.util.concurrent.TimeUnit.SECONDS);
     }
 
     private static boolean published(ClusterClient cluster, String jid, String sessionId) {

@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { HaServices } from './ha/index.js';
 import { errorHandler, formatValidationError, sendError } from './http/errors.js';
 import { leaderRoutes } from './http/routes/leaders.js';
+import { leadershipRoutes } from './http/routes/leadership.js';
 import { opsRoutes } from './http/routes/ops.js';
 import { watchRoutes } from './http/routes/watch.js';
 import { WatcherSockets } from './http/watcherSockets.js';
@@ -116,7 +117,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     });
     watchRoutes(scope, context);
   });
-  for (const routes of [opsRoutes, leaderRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes]) {
+  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes]) {
     routes(app, context);
   }
   return app;

@@ -13,6 +13,9 @@ import {
   codeError,
   decodeChanges,
   decodeCleanupCluster,
+  decodeLeadership,
+  decodePublish,
+  decodeUnpublish,
   decodeCleanupJob,
   decodeFenceCheck,
   decodeOp,
@@ -142,6 +145,14 @@ describe('the decoders', () => {
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,
     cleanup_cluster: (code) => decodeCleanupCluster([code, 1, 2]).code,
     ...(Object.fromEntries(
+      (['leadership_campaign', 'leadership_renew', 'leadership_resign', 'leadership_revoke', 'leadership_get'] as const).map((n) => [
+        n,
+        (code: number) => decodeLeadership(n, code === Code.ComponentLeasesHeld ? [code, 'dispatcher', LEADER, 10] : [code, null]).code,
+      ]),
+    ) as Record<'leadership_campaign' | 'leadership_renew' | 'leadership_resign' | 'leadership_revoke' | 'leadership_get', (code: number) => unknown>),
+    leadership_publish: (code) => decodePublish([code, null, 0]).code,
+    leadership_unpublish: (code) => decodeUnpublish([code, 0]).code,
+    ...(Object.fromEntries(
       storeScripts.map((n) => [
         n,
         (code: number) => {
@@ -192,6 +203,9 @@ describe('the decoders', () => {
       RenewedNewLeader: null,
       RolledBack: null,
       InGrace: null,
+      LeadershipHeld: null,
+      ComponentLeasesHeld: null,
+      NotOwner: null,
       FenceStale: 'FencingTokenStale',
       IdempotencyKeyReused: 'IdempotencyKeyReused',
       JobResultExists: 'JobResultExists',

@@ -208,6 +208,112 @@ export interface NotLeaderError extends Error {
   leader: LeaderOrNull;
 }
 
+/**
+ * A cluster's leadership: one lease, one session id and one fencing token over every component
+ * published under it.
+ */
+export interface Leadership {
+  /** Names the contender that holds it. */
+  contenderId: string;
+  /** The leadership's session id (Flink's leader session id). */
+  sessionId: string;
+  /**
+   * The leadership's fencing token, in the same counter space as per-component tokens: every store
+   * write of the cluster must carry it while the leadership lives, and every published component
+   * has it as its `fencingToken`.
+   */
+  token: number;
+  /** The TTL it was granted or last renewed with. */
+  ttlMs: number;
+  /** Milliseconds left on its lease, counted as `leaseRemainingMs`. */
+  remainingMs: number;
+  /** The components published under it, singletons first, then job managers by job id. */
+  components: Array<{
+    component: ComponentName;
+    address: string;
+  }>;
+}
+
+/** The live leadership, or null when none lives. */
+export type LeadershipOrNull = Leadership | null;
+
+export interface LeadershipResponse {
+  leadership: LeadershipOrNull;
+}
+
+export interface LeadershipCampaignRequest {
+  contenderId: ContenderId;
+  ttlMs?: TtlMs;
+}
+
+export interface LeadershipRenewRequest {
+  contenderId: ContenderId;
+  sessionId: SessionId;
+  ttlMs?: TtlMs;
+}
+
+export interface LeadershipResignRequest {
+  contenderId: ContenderId;
+  sessionId: SessionId;
+}
+
+export interface PublishRequest {
+  sessionId: SessionId;
+  /** A component: a singleton, or `jobmanager/<job id>`. */
+  component: string;
+  address: Address;
+}
+
+export interface UnpublishRequest {
+  sessionId: SessionId;
+  /** A component: a singleton, or `jobmanager/<job id>`. */
+  component: string;
+}
+
+export interface RevokeRequest {
+  sessionId?: SessionId;
+}
+
+/** `leadership` is the holder, whether or not the campaign won. */
+export interface LeadershipCampaignResponse {
+  /** True when this contender holds the leadership now (newly, or already its own). */
+  granted: boolean;
+  leadership: Leadership;
+}
+
+export interface LeadershipRenewResponse {
+  leadership: Leadership;
+}
+
+export interface RevokeResponse {
+  revoked: boolean;
+}
+
+export interface UnpublishResponse {
+  removed: boolean;
+}
+
+/** `NotLeader` from a leadership route: `leadership` is the one that lives, or null. */
+export interface LeadershipNotHeldError extends Error {
+  leadership: LeadershipOrNull;
+}
+
+/**
+ * `LeadershipHeld`: a cluster leadership lives, so per-component campaigns are refused;
+ * `leadership` names it.
+ */
+export interface LeadershipHeldError extends Error {
+  leadership: LeadershipOrNull;
+}
+
+/**
+ * `ComponentLeasesHeld`: per-component leases live, so a cluster leadership is refused; `leaders`
+ * names them.
+ */
+export interface ComponentLeasesHeldError extends Error {
+  leaders: ComponentLeader[];
+}
+
 /** `CheckpointIdNotIncreasing`, `FencingTokenRequired` or `FencingTokenStale`. */
 export interface CheckpointConflictError extends Error {
   /** With `CheckpointIdNotIncreasing`, the latest stored checkpoint's id. */

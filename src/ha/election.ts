@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClusterView, LeaderState } from './clusterView.js';
 import type { Change, Leader } from './changes.js';
-import { GracePeriodError, LeaseNotHeldError, RedisUnavailableError } from './errors.js';
+import { GracePeriodError, LeadershipHeldError, LeaseNotHeldError, RedisUnavailableError } from './errors.js';
 import type { Floors } from './floors.js';
 import type { Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
@@ -59,6 +59,8 @@ export class ElectionService {
       if (r.code === Code.RolledBack) void (view ? view.resync(true) : this.views.get(clusterId).catch(() => {}));
       throw new GracePeriodError(component, r.ttlMs);
     }
+    // The leadership that lives is named by the caller (LeadershipService.leadershipHeld).
+    if (r.code === Code.LeadershipHeld) throw new LeadershipHeldError(null);
     this.record(clusterId, view, r.changes);
     if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);

@@ -2,6 +2,9 @@
 
 export type HaErrorCode =
   | 'NotLeader'
+  | 'LeadershipHeld'
+  | 'ComponentLeasesHeld'
+  | 'NotLeadershipOwner'
   | 'RedisUnavailable'
   | 'RedisOutOfMemory'
   | 'GracePeriod'
@@ -61,5 +64,34 @@ export class GracePeriodError extends HaError {
       `Redis lost data of this cluster (a failover or a restored backup): ${component} is granted to nobody for ${remainingMs} ms more, until every lease that may have been lost has run out; campaign again then`,
       {},
     );
+  }
+}
+
+/** The cluster's leadership is not held by this contender and session (`leadership`: the
+ * one that lives, or null); the HTTP layer answers it as `NotLeader`. */
+export class LeadershipNotHeldError extends HaError {
+  constructor(message: string, leadership: unknown) {
+    super('NotLeader', message, { leadership });
+  }
+}
+
+/** A cluster is led by one leadership or by per-component leases, never both. */
+export class LeadershipHeldError extends HaError {
+  constructor(leadership: unknown) {
+    super('LeadershipHeld', 'a cluster leadership lives in this cluster: its components are published under it, not campaigned for one by one', {
+      leadership,
+    });
+  }
+}
+
+export class ComponentLeasesHeldError extends HaError {
+  constructor(leaders: unknown) {
+    super('ComponentLeasesHeld', 'per-component leases live in this cluster: no cluster leadership until they end', { leaders });
+  }
+}
+
+export class NotLeadershipOwnerError extends HaError {
+  constructor() {
+    super('NotLeadershipOwner', 'the leadership was campaigned for with another access token; only that token may renew, resign or publish under it', {});
   }
 }

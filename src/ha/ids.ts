@@ -48,6 +48,13 @@ export class ClusterKeys {
     this.grace = this.prefix + 'grace';
   }
 
+  /** The cluster's leadership (one lease over several components, issue 22): its lease,
+   * its hash, and the set of components published under it. The Lua scripts find these
+   * from any key's prefix as well (scripts/lib/cluster_leadership.lua). */
+  get leadership(): { lease: string; hash: string; published: string } {
+    return { lease: this.prefix + 'leadership', hash: this.prefix + 'leadership:h', published: this.prefix + 'leadership:pub' };
+  }
+
   lease(component: Component): string {
     return this.prefix + 'lease:' + component;
   }

@@ -10,6 +10,7 @@ import type { Change } from './changes.js';
 import { RedisUnavailableError } from './errors.js';
 import type { ClusterKeys } from './ids.js';
 import { ElectionService } from './election.js';
+import { LeadershipService } from './leadership.js';
 import { LeaseStore } from './leaseStore.js';
 import { RedisLink, type DataLossReport } from './redisLink.js';
 import { Scripts } from './scripts.js';
@@ -58,6 +59,7 @@ export class HaServices {
   readonly link: RedisLink;
   readonly views: ViewRegistry;
   readonly election: ElectionService;
+  readonly leadership: LeadershipService;
   readonly jobResults: RedisJobResultStore;
   readonly executionPlans: RedisExecutionPlanStore;
   readonly checkpoints: RedisCheckpointStore;
@@ -90,6 +92,7 @@ export class HaServices {
       logger: opts.logger,
     });
     this.election = new ElectionService(this.link, store, this.views, this.floors);
+    this.leadership = new LeadershipService(this.link, scripts, this.views, this.floors, opts.changeLogSize);
     const redis = this.link.cmd;
     const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
     this.jobResults = new RedisJobResultStore(redis, writer);
@@ -125,7 +128,17 @@ export class HaServices {
   }
 }
 
-export { GracePeriodError, HaError, LeaseNotHeldError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
+export {
+  GracePeriodError,
+  HaError,
+  LeadershipHeldError,
+  LeadershipNotHeldError,
+  LeaseNotHeldError,
+  RedisOutOfMemoryError,
+  RedisUnavailableError,
+  type HaErrorCode,
+} from './errors.js';
+export type { LeadershipState, Owner } from './leadership.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';

@@ -42,6 +42,12 @@ export const Code = {
   /** campaign: no grant until the leases that may have been lost with Redis's data have
    * run out (the grace period's time left follows). */
   InGrace: 6,
+  /** A cluster leadership lives: no per-component lease in that cluster. */
+  LeadershipHeld: 7,
+  /** Per-component leases live in the cluster: no cluster leadership (they follow). */
+  ComponentLeasesHeld: 8,
+  /** The leadership was campaigned for with another access token. */
+  NotOwner: 9,
 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
@@ -108,7 +114,12 @@ export interface OpResult<C extends Code = Code> {
 
 /** RolledBack and InGrace grant nothing; their ttlMs is the grace period's time left. */
 export type CampaignResult = OpResult<
-  typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held | typeof Code.RolledBack | typeof Code.InGrace
+  | typeof Code.Done
+  | typeof Code.AlreadyHeld
+  | typeof Code.Held
+  | typeof Code.RolledBack
+  | typeof Code.InGrace
+  | typeof Code.LeadershipHeld
 >;
 export type ConfirmResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
 export type ResignResult = OpResult<typeof Code.Done | typeof Code.Free | typeof Code.Held>;
@@ -119,7 +130,7 @@ export type RenewResult = OpResult<typeof Code.Done | typeof Code.Held | typeof 
 
 /** The scripts whose reply is {code, leader json or false, lease ms left, changes...}. */
 const OP_CODES = {
-  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace],
+  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.LeadershipHeld],
   confirm: [Code.Done, Code.Held, Code.Free],
   resign: [Code.Done, Code.Free, Code.Held],
   expire: [Code.Done, Code.Held, Code.Free],
@@ -158,6 +169,92 @@ export function decodeRenewals<T>(r: ScriptReply, items: readonly T[], deliver: 
       throw unexpectedReply('renew', code);
     }
   }
+}
+
+// ---- the cluster's leadership ------------------------------------------------------------
+
+/** A cluster's leadership as leadership scripts answer it (lib/cluster_leadership.lua). */
+export interface LeadershipState {
+  contenderId: string;
+  sessionId: string;
+  fencingToken: number;
+  ttlMs: number;
+  remainingMs: number;
+  /** Published components, in the order of every listing, with their addresses. */
+  components: Array<{ component: Component; address: string }>;
+}
+
+interface RawLeadership {
+  cid: string;
+  sid: string;
+  tok: number;
+  ttl: number;
+  r: number;
+  comps: Array<{ c: string; a: string }>;
+}
+
+export function parseLeadership(json: string | null | false): LeadershipState | null {
+  if (!json) return null;
+  const raw = JSON.parse(json) as RawLeadership;
+  return {
+    contenderId: raw.cid,
+    sessionId: raw.sid,
+    fencingToken: raw.tok,
+    ttlMs: raw.ttl,
+    remainingMs: raw.r,
+    components: raw.comps.map((c) => ({ component: c.c, address: c.a })),
+  };
+}
+
+/** What leadership_campaign, _renew, _resign, _revoke and _get answer: {code, leadership
+ * json or false, changes...}; RolledBack and InGrace carry the grace's time left instead,
+ * ComponentLeasesHeld the live per-component leases. */
+export interface LeadershipResult {
+  code: Code;
+  leadership: LeadershipState | null;
+  graceMs: number;
+  leaders: Array<{ component: Component; leader: Leader; ttlMs: number }>;
+  changes: Change[];
+}
+
+const LEADERSHIP_CODES: Partial<Record<ScriptName, readonly Code[]>> = {
+  leadership_campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.ComponentLeasesHeld],
+  leadership_renew: [Code.Done, Code.Held, Code.Free, Code.NotOwner],
+  leadership_resign: [Code.Done, Code.Free, Code.Held, Code.NotOwner],
+  leadership_revoke: [Code.Done, Code.Free, Code.Held],
+  leadership_get: [Code.Done],
+};
+
+export function decodeLeadership(name: ScriptName, r: ScriptReply): LeadershipResult {
+  const code = r[0] as Code;
+  if (!LEADERSHIP_CODES[name]?.includes(code)) throw unexpectedReply(name, code);
+  const out: LeadershipResult = { code, leadership: null, graceMs: 0, leaders: [], changes: [] };
+  if (code === Code.ComponentLeasesHeld) {
+    for (let i = 1; i < r.length; i += 3) {
+      out.leaders.push({ component: r[i] as string, leader: parseLeader(r[i + 1] as string)!, ttlMs: r[i + 2] as number });
+    }
+  } else if (code === Code.RolledBack || code === Code.InGrace) {
+    out.graceMs = r[1] as number;
+    out.changes = changesOf(r, 2);
+  } else {
+    out.leadership = parseLeadership(r[1] as string | null);
+    out.changes = changesOf(r, 2);
+  }
+  return out;
+}
+
+/** leadership_publish: {code, leader json or false, lease ms left, changes...}. */
+export function decodePublish(r: ScriptReply): OpResult {
+  const code = r[0] as Code;
+  if (![Code.Done, Code.Held, Code.Free, Code.NotOwner].includes(code as never)) throw unexpectedReply('leadership_publish', code);
+  return { code, leader: parseLeader(r[1] as string | null), ttlMs: r[2] as number, changes: changesOf(r, 3) };
+}
+
+/** leadership_unpublish: {code, removed, changes...}. */
+export function decodeUnpublish(r: ScriptReply): { code: Code; removed: boolean; changes: Change[] } {
+  const code = r[0] as Code;
+  if (![Code.Done, Code.Held, Code.Free, Code.NotOwner].includes(code as never)) throw unexpectedReply('leadership_unpublish', code);
+  return { code, removed: r[1] === 1, changes: changesOf(r, 2) };
 }
 
 // ---- views: sync, changes ---------------------------------------------------------------

@@ -30,6 +30,14 @@ export const SCRIPT_NAMES = [
   'sync',
   'raise_index',
   'changes',
+  // the cluster's leadership (one lease over several components)
+  'leadership_campaign',
+  'leadership_renew',
+  'leadership_resign',
+  'leadership_revoke',
+  'leadership_publish',
+  'leadership_unpublish',
+  'leadership_get',
   // stores
   'fence_check',
   'jobresult_create',
@@ -97,7 +105,8 @@ type Arg = string | number | Buffer;
 const SHAS = new Map([...SOURCES].map(([n, lua]) => [n, createHash('sha1').update(lua).digest('hex')]));
 
 /** The scripts whose writes replicas must hold before they are acknowledged: a grant, a
- * renewal (it extends a lease), a confirmation, and every store write, which is every
+ * renewal (it extends a lease), a confirmation (a leadership's campaign, renewal and
+ * publish alike), and every store write, which is every
  * script built on lib/store.lua's fenced_write, so that a new one is never left out. A
  * resignation, an expiry or a sync that Redis loses is only undone: the lease comes back
  * until its end. */
@@ -105,6 +114,9 @@ const ACKED = new Set<ScriptName>([
   'campaign',
   'renew',
   'confirm',
+  'leadership_campaign',
+  'leadership_renew',
+  'leadership_publish',
   ...SCRIPT_NAMES.filter((n) => readFileSync(join(SCRIPTS_DIR, `${n}.lua`), 'utf8').includes('-- @include "lib/store.lua"')),
 ]);
 

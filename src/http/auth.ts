@@ -55,13 +55,25 @@ export class Access {
 }
 
 /** The role a route needs: reads need `read`, elections `contend`, store writes `write`,
- * deleting a cluster `admin`; routes outside a cluster (probes, metrics) need none. */
+ * deleting a cluster and revoking a leadership `admin`; routes outside a cluster (probes, metrics) need none. */
 export function routeRole(method: string, url: string): Role | null {
   if (!url.startsWith('/v1/clusters/')) return null;
   if (method === 'GET' || method === 'HEAD') return 'read';
   if (url.startsWith('/v1/clusters/:clusterId/leaders/')) return 'contend';
+  // Revoking a leadership forces a failover of someone else's process: an admin's act.
+  if (url === '/v1/clusters/:clusterId/leadership/revoke') return 'admin';
+  if (url.startsWith('/v1/clusters/:clusterId/leadership/')) return 'contend';
   if (url === '/v1/clusters/:clusterId') return 'admin';
   return 'write';
+}
+
+/** Who campaigned for a cluster leadership, which only the same token may then renew,
+ * resign or publish under: the SHA-256 of the bearer token (never the token itself), or ''
+ * when the server has no tokens. */
+export function ownerOf(access: { open: boolean }, authorization: string | undefined): string {
+  if (access.open) return '';
+  const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? '');
+  return m ? digest(m[1]).toString('hex') : '';
 }
 
 function digest(token: string): Buffer {

@@ -1,12 +1,15 @@
 /** The one place where error codes become HTTP statuses. Every error answers
  * `{error, message, statusCode}`; a 500 is a bug. */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { GracePeriodError, HaError, type HaErrorCode, type LeaderState } from '../ha/index.js';
-import { stateJson } from './encode.js';
+import { GracePeriodError, HaError, LeaseNotHeldError, type HaErrorCode, type LeaderState, type LeadershipState } from '../ha/index.js';
+import { leadershipJson, stateJson } from './encode.js';
 import type { Log } from '../ha/log.js';
 
 const HA_STATUS: Record<HaErrorCode, number> = {
   NotLeader: 409,
+  LeadershipHeld: 409,
+  ComponentLeasesHeld: 409,
+  NotLeadershipOwner: 403,
   RedisUnavailable: 503,
   RedisOutOfMemory: 503,
   GracePeriod: 503,
@@ -91,12 +94,24 @@ export function sendError(
   return reply.code(statusCode).type('application/json').send({ error, message, statusCode, ...extra });
 }
 
+/** What an error answers besides its message: the leaders and leaderships it names, on
+ * the wire. */
+function errorDetails(err: HaError): Record<string, unknown> {
+  const d = err.details;
+  if (err instanceof LeaseNotHeldError) return { leader: stateJson(d.leader as LeaderState | null) };
+  if ('leadership' in d) return { leadership: leadershipJson(d.leadership as LeadershipState | null) };
+  if (err.code === 'ComponentLeasesHeld') {
+    const leaders = d.leaders as Array<{ component: string; leader: LeaderState }>;
+    return { leaders: leaders.map((l) => ({ component: l.component, leader: stateJson(l.leader) })) };
+  }
+  return d;
+}
+
 /** The handler of every error, logging what is a bug to `log`. */
 export const errorHandler = (log: Log) => (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
   if (err instanceof HaError) {
     if (err instanceof GracePeriodError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.remainingMs / 1000))));
-    const extra = err.code === 'NotLeader' ? { leader: stateJson(err.details.leader as LeaderState | null) } : err.details;
-    return sendError(reply, HA_STATUS[err.code], err.code, err.message, extra);
+    return sendError(reply, HA_STATUS[err.code], err.code, err.message, errorDetails(err));
   }
   const fe = err as FastifyError;
   // A client that hung up in the middle of its body: nobody hears the answer, and it is no bug.

@@ -286,7 +286,87 @@ function errorWith<P extends Record<string, TSchema>>(properties: P, description
   return Type.Object({ ...ErrorResponse.properties, ...properties }, { additionalProperties: true, description });
 }
 
+// ---- the cluster's leadership (issue 22) ------------------------------------------------
+
+export const LeadershipObject = Type.Object(
+  {
+    contenderId: Type.String({ description: 'Names the contender that holds it.' }),
+    sessionId: Type.String({ format: 'uuid', description: "The leadership's session id (Flink's leader session id)." }),
+    token: Type.Integer({
+      minimum: 1,
+      description:
+        "The leadership's fencing token, in the same counter space as per-component tokens: every store write " +
+        'of the cluster must carry it while the leadership lives, and every published component has it as its ' +
+        '`fencingToken`.',
+    }),
+    ttlMs: Type.Integer({ minimum: 0, description: 'The TTL it was granted or last renewed with.' }),
+    remainingMs: Type.Integer({ minimum: 0, description: 'Milliseconds left on its lease, counted as `leaseRemainingMs`.' }),
+    components: Type.Array(
+      Type.Object({ component: ComponentName, address: Type.String() }, { additionalProperties: false }),
+      { description: 'The components published under it, singletons first, then job managers by job id.' },
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "A cluster's leadership: one lease, one session id and one fencing token over every component published under it.",
+  },
+);
+export const LeadershipOrNull = nullable(LeadershipObject, { description: 'The live leadership, or null when none lives.' });
+
+export const LeadershipResponse = Type.Object({ leadership: LeadershipOrNull }, { additionalProperties: false });
+export const LeadershipCampaignResponse = Type.Object(
+  {
+    granted: Type.Boolean({ description: 'True when this contender holds the leadership now (newly, or already its own).' }),
+    leadership: LeadershipObject,
+  },
+  { additionalProperties: false, description: '`leadership` is the holder, whether or not the campaign won.' },
+);
+export const LeadershipRenewResponse = Type.Object({ leadership: LeadershipObject }, { additionalProperties: false });
+export const RevokeResponse = Type.Object({ revoked: Type.Boolean() }, { additionalProperties: false });
+export const UnpublishResponse = Type.Object({ removed: Type.Boolean() }, { additionalProperties: false });
+
+const PublishableComponent = Type.String({
+  pattern: '^(resourcemanager|dispatcher|rest|jobmanager/[0-9a-fA-F]{32})$',
+  description: 'A component: a singleton, or `jobmanager/<job id>`.',
+});
+
+const leadershipBodiesOf = new WeakMap<Config['leaseTtl'], ReturnType<typeof makeLeadershipBodies>>();
+
+/** The leadership requests' bodies: one set per configuration, as electionBodies. */
+export function leadershipBodies(config: Config) {
+  let bodies = leadershipBodiesOf.get(config.leaseTtl);
+  if (!bodies) leadershipBodiesOf.set(config.leaseTtl, (bodies = makeLeadershipBodies(config)));
+  return bodies;
+}
+
+function makeLeadershipBodies(config: Config) {
+  const { TtlMs } = electionBodies(config);
+  const strict = { additionalProperties: false };
+  return {
+    campaign: Type.Object({ contenderId: ContenderId, ttlMs: Type.Optional(TtlMs) }, strict),
+    renew: Type.Object({ contenderId: ContenderId, sessionId: SessionId, ttlMs: Type.Optional(TtlMs) }, strict),
+    resign: Type.Object({ contenderId: ContenderId, sessionId: SessionId }, strict),
+    publish: Type.Object({ sessionId: SessionId, component: PublishableComponent, address: Address }, strict),
+    unpublish: Type.Object({ sessionId: SessionId, component: PublishableComponent }, strict),
+    revoke: Type.Object({ sessionId: Type.Optional(SessionId) }, strict),
+  };
+}
+
 export const NotLeaderError = errorWith(
   { leader: Leader },
   '`NotLeader`: `leader` is the current holder of the lease, or null when it is free.',
+);
+
+export const LeadershipNotHeldError = errorWith(
+  { leadership: LeadershipOrNull },
+  '`NotLeader` from a leadership route: `leadership` is the one that lives, or null.',
+);
+export const LeadershipHeldError = errorWith(
+  { leadership: LeadershipOrNull },
+  '`LeadershipHeld`: a cluster leadership lives, so per-component campaigns are refused; `leadership` names it.',
+);
+export const ComponentLeasesHeldError = errorWith(
+  { leaders: Type.Array(ComponentLeader) },
+  '`ComponentLeasesHeld`: per-component leases live, so a cluster leadership is refused; `leaders` names them.',
 );

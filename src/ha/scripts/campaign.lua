@@ -19,6 +19,8 @@
                                  grace period began (its length follows, as lease ms)
     IN_GRACE (6)                 free, but in the grace period after a rollback (its time
                                  left follows, as lease ms)
+    LEADERSHIP_HELD (7)          a cluster leadership lives (lib/cluster_leadership.lua):
+                                 no per-component lease (its time left follows, as lease ms)
 ]]
 -- @include "lib/leadership.lua"
 
@@ -30,6 +32,12 @@ local ttl, address, token_floor, grace_ms = ARGV[7], ARGV[8], tonumber(ARGV[9]),
 if rolled_back() then
   start_grace(grace_key, grace_ms)
   return {ROLLED_BACK, false, grace_ms}
+end
+
+-- A cluster is led by one leadership or by per-component leases, never both.
+local leadership_key = leadership_keys(lease_key)
+if redis.call('EXISTS', leadership_key) == 1 then
+  return {LEADERSHIP_HELD, false, redis.call('PTTL', leadership_key)}
 end
 
 local holder = redis.call('GET', lease_key)

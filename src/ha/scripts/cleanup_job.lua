@@ -1,7 +1,8 @@
 --[[
   Global cleanup of a job: removes its job manager's leadership, execution plan, resource
   requirements, checkpoints, checkpoint id counter and blobs, all at once; keeps its job
-  result. A live job-manager lease is pushed as revoked.
+  result. A live job-manager lease is pushed as revoked; one published under the cluster's
+  leadership is unpublished (its keys: lib/cluster_leadership.lua).
 
   KEYS  1 index  2 log  (lib/leadership.lua)
         3 lease_key  4 leader_key: the job manager's lease and leader hash
@@ -48,7 +49,9 @@ if h[LIVE] == LIVE_YES then
   changes[1] = emit(event, component, nil, 0)
 end
 local function gone(n) if n > 0 then return 1 end return 0 end
-local leader = gone(redis.call('DEL', lease_key, leader_key) + redis.call('SREM', components_key, component))
+local _, _, pub_key = leadership_keys(lease_key)
+local leader = gone(redis.call('DEL', lease_key, leader_key) + redis.call('SREM', components_key, component)
+  + redis.call('SREM', pub_key, component))
 local plan = gone(redis.call('DEL', plan_key, requirements_key) + redis.call('SREM', plans_key, job_id))
 local checkpoints = redis.call('DEL', checkpoints_key)
 local counter = redis.call('DEL', counter_key)

@@ -19,3 +19,6 @@ local ALREADY_HELD = 3              -- campaign: this contender holds the lease 
 local RENEWED_NEW_LEADER = 4        -- renew: renewed; the leader is not the one the caller knows
 local ROLLED_BACK = 5               -- Redis's index is below one the caller has seen: it lost data
 local IN_GRACE = 6                  -- no grant until leases lost with Redis's data have run out
+local LEADERSHIP_HELD = 7           -- a cluster leadership lives: no per-component lease
+local COMPONENT_LEASES_HELD = 8     -- per-component leases live: no cluster leadership
+local NOT_OWNER = 9                 -- the leadership was campaigned for with another access token

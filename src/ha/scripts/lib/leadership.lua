@@ -82,9 +82,13 @@ local function start_grace(grace_key, grace_ms)
   end
 end
 
--- A lease whose key is gone while its hash still says live has run out: record that.
+-- @include "lib/cluster_leadership.lua"
+
+-- A lease whose key is gone while its hash still says live has run out: record that. A
+-- component published under a cluster leadership ends with all of that leadership.
 local function settle_expired(hkey, h, component, changes)
   if h[LIVE] == LIVE_YES then
+    if leadership_ran_out(component, changes) then return end
     redis.call('HSET', hkey, F_LIVE, '0')
     changes[#changes + 1] = emit('expired', component, nil, 0)
   end

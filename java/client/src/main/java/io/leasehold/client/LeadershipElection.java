@@ -26,7 +26,10 @@ import java.util.logging.Logger;
 public final class LeadershipElection implements Fence, AutoCloseable {
     private static final Logger LOG = Logger.getLogger(LeadershipElection.class.getName());
 
-    /** Callbacks, called on the election's own thread, one at a time, granted and revoked alternating. */
+    /**
+     * Callbacks, called on the election's own events thread, one at a time, granted and revoked
+     * alternating. A revocation is told as soon as it is known, even while a request hangs.
+     */
     public interface Listener {
         void granted(Leadership leadership);
 
@@ -45,6 +48,8 @@ public final class LeadershipElection implements Fence, AutoCloseable {
     private final Options o;
     private final ScheduledExecutorService loop;
     private final ScheduledExecutorService timer;
+    /** Runs the listener's callbacks, in the order the state changed, whatever thread changed it. */
+    private final java.util.concurrent.ExecutorService events;
     private final Object lock = new Object();
     private final Map<String, String> published = new ConcurrentHashMap<>();
     private Listener listener;
@@ -62,6 +67,7 @@ public final class LeadershipElection implements Fence, AutoCloseable {
                 : options;
         this.loop = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "leasehold-election"));
         this.timer = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "leasehold-election-deadline"));
+        this.events = Executors.newSingleThreadExecutor(r -> daemon(r, "leasehold-election-events"));
     }
 
     private static Thread daemon(Runnable r, String name) {
@@ -114,7 +120,7 @@ public final class LeadershipElection implements Fence, AutoCloseable {
             published.put(component, address);
             return true;
         } catch (LeaseholdException.NotLeader e) {
-            loop.execute(() -> revoke(l, "lost"));
+            revoke(l, "lost");
             return false;
         }
     }
@@ -126,7 +132,7 @@ public final class LeadershipElection implements Fence, AutoCloseable {
         try {
             cluster.unpublish(l.sessionId(), component);
         } catch (LeaseholdException.NotLeader e) {
-            loop.execute(() -> revoke(l, "lost"));
+            revoke(l, "lost");
         }
     }
 
@@ -139,17 +145,21 @@ public final class LeadershipElection implements Fence, AutoCloseable {
             ClusterClient.Campaign c = cluster.campaignLeadership(o.contenderId(), o.ttlMs(), timeout());
             if (c.granted()) {
                 Leadership l = c.leadership();
+                boolean resign;
                 synchronized (lock) {
-                    if (closed) {
-                        safeResign(l);
-                        return;
+                    resign = closed;
+                    if (!closed) {
+                        current = l;
+                        // A regrant (same contender) may have less left than its TTL.
+                        extend(sent, Math.min(l.ttlMs(), Math.max(l.remainingMs(), 0)));
+                        events.execute(() -> listener.granted(l));
                     }
-                    current = l;
-                    // A regrant (same contender) may have less left than its TTL.
-                    extend(sent, Math.min(l.ttlMs(), Math.max(l.remainingMs(), 0)));
+                }
+                if (resign) {
+                    safeResign(l);
+                    return;
                 }
                 LOG.fine(() -> "granted " + l);
-                listener.granted(l);
                 loop.schedule(this::renew, o.renewIntervalMs(), TimeUnit.MILLISECONDS);
                 return;
             }
@@ -178,7 +188,8 @@ public final class LeadershipElection implements Fence, AutoCloseable {
         if (deadline != null) deadline.cancel(false);
         Leadership l = current;
         long delay = validUntilNanos - System.nanoTime();
-        deadline = timer.schedule(() -> loop.execute(() -> expireIfDue(l)), Math.max(0, delay), TimeUnit.NANOSECONDS);
+        // On the timer's own thread: the loop's may be stuck in a renewal that will never be answered.
+        deadline = timer.schedule(() -> expireIfDue(l), Math.max(0, delay), TimeUnit.NANOSECONDS);
     }
 
     private void expireIfDue(Leadership l) {
@@ -211,22 +222,22 @@ public final class LeadershipElection implements Fence, AutoCloseable {
         }
     }
 
+    /** Ends leadership {@code l} locally at once (any thread), tells the listener, then resigns and campaigns again on the loop. */
     private void revoke(Leadership l, String reason) {
         synchronized (lock) {
             if (current != l || l == null) return;
             current = null;
             if (deadline != null) deadline.cancel(false);
+            events.execute(() -> listener.revoked(l, reason));
         }
         published.clear();
         LOG.info(() -> "leadership " + l.sessionId() + " revoked: " + reason);
-        try {
-            listener.revoked(l, reason);
-        } finally {
-            if (!"resigned".equals(reason)) {
-                // What this process may still hold must go, so that a new grant brings a new token.
+        if (!"resigned".equals(reason)) {
+            // What this process may still hold must go, so that a new grant brings a new token.
+            loop.execute(() -> {
                 safeResign(l);
                 retryCampaign(o.retryMs());
-            }
+            });
         }
     }
 
@@ -247,17 +258,18 @@ public final class LeadershipElection implements Fence, AutoCloseable {
             closed = true;
             l = current;
         }
-        try {
-            loop.submit(() -> {
-                if (l != null) {
-                    revoke(l, "resigned");
-                    safeResign(l);
-                }
-            }).get(10, TimeUnit.SECONDS);
-        } catch (Exception e) {
-            LOG.log(Level.FINE, "close", e);
+        if (l != null) {
+            revoke(l, "resigned");
+            safeResign(l);
         }
         loop.shutdownNow();
         timer.shutdownNow();
+        events.shutdown();
+        try {
+            // The revocation is told before close returns.
+            events.awaitTermination(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 }

@@ -45,7 +45,10 @@ class ProcessFailoverTest {
     }
 
     private FlinkProcess start(String name, String main, Path conf, Map<String, String> env) throws Exception {
-        FlinkProcess p = FlinkProcess.start(name, main, conf, tmp, env);
+        // Logs under target/, where they outlive the test (CI prints them when a test fails).
+        Path logs = Path.of("target", "process-logs");
+        Files.createDirectories(logs);
+        FlinkProcess p = FlinkProcess.start(name, main, conf, logs, env);
         processes.add(p);
         return p;
     }
@@ -72,15 +75,23 @@ class ProcessFailoverTest {
         String clusterId = "flink-processes";
         Map<String, String> m = FlinkHa.config(server.url(), clusterId, tmp.resolve("checkpoints"), Duration.ofSeconds(3));
         m.put("jobmanager.rpc.address", "localhost");
+        // Two JobManagers on one host: any free RPC port each (they find each other through leasehold).
+        m.put("jobmanager.rpc.port", "0");
+        m.put("high-availability.jobmanager.port", "0");
         m.put("rest.address", "localhost");
         m.put("taskmanager.host", "localhost");
+        // What Flink's scripts would compute and pass to a TaskManager (TaskExecutorResourceUtils needs them set).
+        m.put("taskmanager.cpu.cores", "2");
         m.put("taskmanager.memory.task.heap.size", "96m");
+        m.put("taskmanager.memory.task.off-heap.size", "0m");
         m.put("taskmanager.memory.managed.size", "16m");
         m.put("taskmanager.memory.network.min", "16m");
         m.put("taskmanager.memory.network.max", "16m");
         m.put("taskmanager.memory.framework.heap.size", "64m");
         m.put("taskmanager.memory.framework.off-heap.size", "32m");
         m.put("taskmanager.memory.jvm-metaspace.size", "128m");
+        m.put("taskmanager.memory.jvm-overhead.min", "64m");
+        m.put("taskmanager.memory.jvm-overhead.max", "64m");
         m.put("jobmanager.memory.process.size", "512m");
         m.put("heartbeat.interval", "1000");
         m.put("heartbeat.timeout", "5000");

@@ -27,8 +27,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Two JobManager processes and a TaskManager process, each its own JVM with the plugin, on a
- * real leasehold: kill -9 of the leading JobManager, the standby takes over and the job continues
- * from its latest checkpoint; GET leaders shows the new addresses.
+ * real leasehold: the leading JobManager paused (SIGSTOP) past its lease, then kill -9 of the
+ * leading JobManager; each time the standby takes over, the job continues from its latest
+ * checkpoint, and GET leaders shows the new addresses. The paused one, resumed, steps down.
  */
 class ProcessFailoverTest {
     @RegisterExtension
@@ -71,7 +72,7 @@ class ProcessFailoverTest {
     }
 
     @Test
-    void killNineOfTheLeadingJobManager() throws Exception {
+    void pausedThenKilledLeadersAreReplaced() throws Exception {
         String clusterId = "flink-processes";
         Map<String, String> m = FlinkHa.config(server.url(), clusterId, tmp.resolve("checkpoints"), Duration.ofSeconds(3));
         m.put("jobmanager.rpc.address", "localhost");
@@ -129,23 +130,52 @@ class ProcessFailoverTest {
                 throw new AssertionError(e);
             }
         });
-        Leadership first = cluster.leadership();
-        Map<String, Leader> before = cluster.leaders().leaders();
-        assertEquals(first.sessionId(), before.get("jobmanager/" + jid).sessionId());
-        String dispatcherBefore = before.get("dispatcher").address();
+        // 1. jobmanager-1 is paused (SIGSTOP) past its lease: jobmanager-2 takes over; when it
+        //    resumes, its own clock tells it its lease may have ended: it steps down, and whatever it
+        //    still tries to write is refused (by that clock, or by leasehold's fencing).
+        long pausedMs = takeOver(cluster, jid, countFile, jm1, jm2, () -> jm1.signal("STOP"));
+        Leadership second = cluster.leadership();
+        jm1.signal("CONT");
+        FlinkHa.await("jobmanager-1 steps down", Duration.ofSeconds(30),
+                () -> jm1.logTail(400).contains("revoked: unconfirmed"));
+        Thread.sleep(3000);
+        assertEquals(second.sessionId(), cluster.leadership().sessionId(), "jobmanager-2 still leads");
+        assertTrue(jm1.alive(), () -> "jobmanager-1 died after resuming" + logs());
 
-        long killedAt = System.nanoTime();
-        jm1.kill();
+        // 2. kill -9 of the leader, jobmanager-2: jobmanager-1, a standby now, takes over.
+        long killedMs = takeOver(cluster, jid, countFile, jm2, jm1, jm2::kill);
+        System.out.println("takeover: jobmanager-2 led " + pausedMs + " ms after SIGSTOP of jobmanager-1, jobmanager-1 led "
+                + killedMs + " ms after kill -9 of jobmanager-2 (lease TTL 3 s)");
+    }
 
-        FlinkHa.await("jobmanager-2 leads", Duration.ofSeconds(60), () -> {
-            Leadership l = cluster.leadership();
-            return l != null && l.contenderId().startsWith(jm2.pid() + "@");
-        });
-        long tookOverMs = (System.nanoTime() - killedAt) / 1_000_000;
+    interface Action {
+        void run() throws Exception;
+    }
+
+    /**
+     * Does {@code action} to the leader {@code from}; waits until {@code to} leads, the job counts
+     * on in a new run that continued from a checkpoint (not from zero), and GET leaders shows
+     * {@code to}'s addresses under its session. Returns how long {@code to} took to lead.
+     */
+    private long takeOver(ClusterClient cluster, String jid, Path countFile, FlinkProcess from, FlinkProcess to, Action action)
+            throws Exception {
+        Leadership before = cluster.leadership();
+        assertTrue(before.contenderId().startsWith(from.pid() + "@"), from.name + " leads");
+        Map<String, Leader> leadersBefore = cluster.leaders().leaders();
+        assertEquals(before.sessionId(), leadersBefore.get("jobmanager/" + jid).sessionId());
+        String dispatcherBefore = leadersBefore.get("dispatcher").address();
         int runsBefore = counts(countFile).size();
-        FlinkHa.await("the job counts on a new run", Duration.ofSeconds(120), () -> {
+
+        long at = System.nanoTime();
+        action.run();
+        FlinkHa.await(to.name + " leads", Duration.ofSeconds(60), () -> {
+            Leadership l = cluster.leadership();
+            return l != null && l.contenderId().startsWith(to.pid() + "@");
+        });
+        long tookMs = (System.nanoTime() - at) / 1_000_000;
+        FlinkHa.await("the job counts on in a new run", Duration.ofSeconds(120), () -> {
             try {
-                assertTrue(jm2.alive(), () -> "jobmanager-2 died" + logs());
+                assertTrue(to.alive(), () -> to.name + " died" + logs());
                 Map<String, List<Long>> c = counts(countFile);
                 return c.size() > runsBefore && last(c).size() > 3;
             } catch (Exception e) {
@@ -158,15 +188,16 @@ class ProcessFailoverTest {
         assertTrue(firstAfter > 1, "continued from a checkpoint, not from zero: " + firstAfter);
         assertTrue(firstAfter <= countedBefore + 10, "from a checkpoint of what was counted: " + firstAfter + " vs " + countedBefore);
 
-        Leadership second = cluster.leadership();
-        FlinkHa.await("GET leaders shows the new addresses", Duration.ofSeconds(30), () -> {
+        Leadership now = cluster.leadership();
+        assertTrue(now.token() > before.token(), "a larger fencing token");
+        FlinkHa.await("GET leaders shows " + to.name + "'s addresses", Duration.ofSeconds(30), () -> {
             Map<String, Leader> after = cluster.leaders().leaders();
             Leader d = after.get("dispatcher");
             Leader j = after.get("jobmanager/" + jid);
-            return d != null && j != null && second.sessionId().equals(d.sessionId()) && second.sessionId().equals(j.sessionId())
+            return d != null && j != null && now.sessionId().equals(d.sessionId()) && now.sessionId().equals(j.sessionId())
                     && !dispatcherBefore.equals(d.address());
         });
-        System.out.println("takeover: jobmanager-2 led " + tookOverMs + " ms after kill -9 of jobmanager-1 (lease TTL 3 s)");
+        return tookMs;
     }
 
     private static <V> V last(Map<String, V> m) {

@@ -1,9 +1,7 @@
 package io.leasehold.client;
 
 import java.time.Duration;
-import java.util.Map;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -51,7 +49,6 @@ public final class LeadershipElection implements Fence, AutoCloseable {
     /** Runs the listener's callbacks, in the order the state changed, whatever thread changed it. */
     private final java.util.concurrent.ExecutorService events;
     private final Object lock = new Object();
-    private final Map<String, String> published = new ConcurrentHashMap<>();
     private Listener listener;
     // guarded by lock
     private Leadership current;
@@ -117,7 +114,6 @@ public final class LeadershipElection implements Fence, AutoCloseable {
         if (l == null || !l.sessionId().equals(sessionId)) return false;
         try {
             cluster.publish(sessionId, component, address);
-            published.put(component, address);
             return true;
         } catch (LeaseholdException.NotLeader e) {
             revoke(l, "lost");
@@ -126,7 +122,6 @@ public final class LeadershipElection implements Fence, AutoCloseable {
     }
 
     public void unpublish(String component) {
-        published.remove(component);
         Leadership l = leadership();
         if (l == null) return;
         try {
@@ -230,7 +225,6 @@ public final class LeadershipElection implements Fence, AutoCloseable {
             if (deadline != null) deadline.cancel(false);
             events.execute(() -> listener.revoked(l, reason));
         }
-        published.clear();
         LOG.info(() -> "leadership " + l.sessionId() + " revoked: " + reason);
         if (!"resigned".equals(reason)) {
             // What this process may still hold must go, so that a new grant brings a new token.

@@ -42,7 +42,7 @@ final class FlinkProcess implements AutoCloseable {
         cmd.add("-Xmx384m");
         cmd.addAll(Arrays.asList(System.getProperty("flink.jvm.opens", "").trim().split("\\s+")));
         cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(classPath());
         cmd.add(mainClass);
         cmd.add("--configDir");
         cmd.add(configDir.toString());
@@ -51,6 +51,27 @@ final class FlinkProcess implements AutoCloseable {
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
         pb.environment().putAll(env);
         return new FlinkProcess(name, log, pb.start());
+    }
+
+    /**
+     * The test's class path (Flink, the test job) with the plugin as Flink users get it: its
+     * shaded jar ({@code -Dleasehold.pluginJar}, set by Failsafe) in place of the plugin's and the
+     * client's own classes, so that the processes run what a user drops into Flink's lib/.
+     */
+    static String classPath() {
+        String jar = System.getProperty("leasehold.pluginJar");
+        List<String> cp = new ArrayList<>();
+        for (String e : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            String n = e.replace('\\', '/');
+            boolean plugin = n.endsWith("/flink/target/classes") || n.endsWith("/client/target/classes")
+                    || n.matches(".*/leasehold-(client|flink)-[^/]*\\.jar") && !n.endsWith("-tests.jar");
+            if (jar == null || !plugin) cp.add(e);
+        }
+        if (jar != null) {
+            if (!Files.exists(Path.of(jar))) throw new IllegalStateException("no plugin jar at " + jar + ": run mvn verify");
+            cp.add(jar);
+        }
+        return String.join(java.io.File.pathSeparator, cp);
     }
 
     long pid() {

@@ -26,12 +26,13 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Two JobManager processes and a TaskManager process, each its own JVM with the plugin, on a
+ * Two JobManager processes and a TaskManager process, each its own JVM with the plugin's shaded
+ * jar (an integration test: Failsafe runs it after {@code package} built the jar), on a
  * real leasehold: the leading JobManager paused (SIGSTOP) past its lease, then kill -9 of the
  * leading JobManager; each time the standby takes over, the job continues from its latest
  * checkpoint, and GET leaders shows the new addresses. The paused one, resumed, steps down.
  */
-class ProcessFailoverTest {
+class ProcessFailoverIT {
     @RegisterExtension
     static LeaseholdServer server = new LeaseholdServer();
 

@@ -7,6 +7,7 @@ import Fastify, { type FastifySchema, type onRequestHookHandler } from 'fastify'
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { logRequests, serverFactory } from './http/requestLogging.js';
 import { protect } from './http/protection.js';
+import { connectionCap, fileLimit } from './http/connections.js';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { RedisOptions } from 'ioredis';
@@ -44,9 +45,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   const log = loggerOf(opts.logger, config.logLevel);
   const onError = errorHandler(log);
+  const files = fileLimit();
+  const cap = connectionCap(config.connections.maxConnections, files);
+  log.info({ maxConnections: cap || null, fileLimit: files }, 'connection cap');
   const app = Fastify({
     logger: false,
-    serverFactory: serverFactory(config.tls),
+    serverFactory: serverFactory(config.tls, config.connections, cap),
     schemaErrorFormatter: formatValidationError,
     requestIdHeader: 'x-request-id',
     bodyLimit: 64 * 1024,
@@ -89,13 +93,15 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // so that reads, the hot path, run none.
   const access = new Access(config.tokens);
   if (!access.open) {
+    // The caller's token, by name, for the rate limits (protection.ts).
+    app.decorateRequest('grant', null);
     app.addHook('onRoute', (route) => {
       const role = routeRole([route.method].flat()[0], route.url);
       if (!role) return;
       const check: onRequestHookHandler = (req, _reply, done) => {
         try {
           const override = role === 'write' && req.headers['x-fencing-token'] === 'override';
-          access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          req.grant = access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
           done();
         } catch (err) {
           done(err as Error);

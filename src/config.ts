@@ -20,9 +20,24 @@ export interface ProtectionOptions {
   shedEventLoopDelayMs: number;
   /** Shed when the event loop is busier than this share of the time (0–1); 0: never. */
   shedEventLoopUtilization: number;
-  /** Requests per client (bearer token, else address) per window; 0: no limit. */
+  /** Requests per client (its token's name, else its address) per window; 0: no limit. */
   rateLimitMax: number;
   rateLimitWindowMs: number;
+}
+
+/** What one client connection may hold of the server (docs/operations.md, Connections). */
+export interface ConnectionOptions {
+  /** The most open connections; 0: derived from the process's file limit at start. Never
+   * more than that limit allows. */
+  maxConnections: number;
+  /** Until a request's headers are complete, from the moment the connection opens. */
+  headersTimeoutMs: number;
+  /** Until a request (headers and body) is complete. */
+  requestTimeoutMs: number;
+  /** An idle kept-alive connection between requests. */
+  keepAliveTimeoutMs: number;
+  /** The longest pause within a request's body. */
+  bodyIdleTimeoutMs: number;
 }
 
 const MIB = 1024 * 1024;
@@ -68,6 +83,11 @@ const schema = {
     SHED_EVENT_LOOP_UTILIZATION: { type: 'number', minimum: 0, maximum: 1, default: 0 },
     RATE_LIMIT_MAX: { type: 'integer', minimum: 0, default: 0 },
     RATE_LIMIT_WINDOW_MS: { type: 'integer', minimum: 1, maximum: 3_600_000, default: 1000 },
+    MAX_CONNECTIONS: { type: 'integer', minimum: 0, default: 0 },
+    HTTP_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000 },
+    HTTP_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 86_400_000, default: 300_000 },
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000 },
+    HTTP_BODY_IDLE_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 5_000 },
   },
 } as const;
 
@@ -108,6 +128,11 @@ interface Env {
   SHED_EVENT_LOOP_UTILIZATION: number;
   RATE_LIMIT_MAX: number;
   RATE_LIMIT_WINDOW_MS: number;
+  MAX_CONNECTIONS: number;
+  HTTP_HEADERS_TIMEOUT_MS: number;
+  HTTP_REQUEST_TIMEOUT_MS: number;
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: number;
+  HTTP_BODY_IDLE_TIMEOUT_MS: number;
 }
 
 export interface Config {
@@ -139,9 +164,11 @@ export interface Config {
   idempotencyTtlMs: number;
   /** Bearer tokens with their roles and clusters; none: the API is open to all, as admin. */
   tokens: TokenGrant[];
-  /** Origins a browser's websocket may come from; empty: any. */
+  /** Origins a browser's websocket may come from (`*`: any); empty: any when tokens are
+   * configured, else the server's own only. */
   wsAllowedOrigins: string[];
   protection: ProtectionOptions;
+  connections: ConnectionOptions;
 }
 
 export class ConfigError extends Error {}
@@ -160,6 +187,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(
       'invalid configuration: LEASE_TTL_MIN_MS <= LEASE_TTL_DEFAULT_MS <= LEASE_TTL_MAX_MS must hold',
     );
+  }
+  if (e.HTTP_HEADERS_TIMEOUT_MS > e.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('invalid configuration: HTTP_HEADERS_TIMEOUT_MS <= HTTP_REQUEST_TIMEOUT_MS must hold');
   }
   return {
     port: e.PORT,
@@ -200,6 +230,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       shedEventLoopUtilization: e.SHED_EVENT_LOOP_UTILIZATION,
       rateLimitMax: e.RATE_LIMIT_MAX,
       rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
+    },
+    connections: {
+      maxConnections: e.MAX_CONNECTIONS,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      bodyIdleTimeoutMs: e.HTTP_BODY_IDLE_TIMEOUT_MS,
     },
   };
 }

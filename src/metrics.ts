@@ -29,21 +29,28 @@ export class Metrics {
         this.set(ha.link.isHealthy ? 1 : 0);
       },
     });
-    const dataLoss = new Counter({
+    // The same count as /readyz's dataLoss.count, read when scraped, so the two never differ.
+    new Counter({
       name: 'leasehold_redis_data_loss_total',
       help: 'Times this server found that Redis had lost data: all of it, or a cluster\'s (a rollback)',
       registers,
+      collect() {
+        this.reset();
+        this.inc(ha.link.dataLossReport.count);
+      },
     });
     const rollbacks = new Counter({
       name: 'leasehold_redis_rollbacks_total',
       help: 'Times this server found a cluster\'s state in Redis below what it had answered (a failover to a replica that lagged, a restored backup)',
       registers,
     });
-    ha.link.on('dataLoss', () => dataLoss.inc());
-    ha.link.on('rollback', () => {
-      dataLoss.inc();
-      rollbacks.inc();
+    const clockSteps = new Counter({
+      name: 'leasehold_redis_clock_steps_total',
+      help: "Times Redis's clock stepped (more than 1 s against this server's monotonic clock between two health checks)",
+      registers,
     });
+    ha.link.on('clockStep', () => clockSteps.inc());
+    ha.link.on('rollback', () => rollbacks.inc());
     new Gauge({
       name: 'leasehold_clusters_watched',
       help: 'Clusters whose leaders this server keeps in memory',

@@ -59,6 +59,17 @@ export async function runServer(config: Config): Promise<void> {
     await server.stop();
     process.exit(0);
   };
+  // Running out of files is a passing state (connections close; the cap keeps it rare), not
+  // a reason to drop every client: whatever threw it (a timer, a stat of a file) is logged and
+  // the process goes on. Anything else thrown out of a callback ends it, as by default.
+  process.on('uncaughtException', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EMFILE' || err.code === 'ENFILE') {
+      log.error({ err }, 'out of file descriptors; going on');
+      return;
+    }
+    log.fatal({ err }, 'uncaught exception: exiting');
+    process.exit(1);
+  });
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }

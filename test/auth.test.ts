@@ -197,6 +197,24 @@ test('WS_ALLOWED_ORIGINS: a browser from another origin is refused before the up
   assert.equal(await upgrade(app.wsUrl, path, {}), 101);
 });
 
+test('open (no tokens): the watch takes browsers of its own origin only, unless WS_ALLOWED_ORIGINS says otherwise', async (t) => {
+  const open = await startApp(t, await sharedRedisUrl());
+  const path = `/v1/clusters/${A}/watch`;
+  const own = open.url; // http://127.0.0.1:port, as the Host header says
+  assert.equal(await upgrade(open.wsUrl, path, { origin: 'https://evil.example.com' }), 403, 'a page of another site');
+  assert.equal(await upgrade(open.wsUrl, path, { origin: 'null' }), 403, 'a sandboxed page');
+  assert.equal(await upgrade(open.wsUrl, path, { origin: own }), 101, 'a page of the server itself');
+  assert.equal(await upgrade(open.wsUrl, path, {}), 101, 'a client that is no browser');
+  const any = await startApp(t, await sharedRedisUrl(), { WS_ALLOWED_ORIGINS: '*' });
+  assert.equal(await upgrade(any.wsUrl, path, { origin: 'https://evil.example.com' }), 101, '* allows any');
+  const listed = await startApp(t, await sharedRedisUrl(), { WS_ALLOWED_ORIGINS: 'https://console.example.com' });
+  assert.equal(await upgrade(listed.wsUrl, path, { origin: 'https://console.example.com' }), 101);
+  assert.equal(await upgrade(listed.wsUrl, path, { origin: listed.url }), 403, 'the list replaces the same-origin rule');
+  // With tokens, a browser cannot send one on a websocket: the token decides, not the origin.
+  const closed = await startApp(t, await sharedRedisUrl(), { AUTH_TOKENS: TOKENS });
+  assert.equal(await upgrade(closed.wsUrl, path, { origin: 'https://evil.example.com', authorization: `Bearer ${T.read}` }), 101);
+});
+
 test('with no tokens the API is open and everyone is admin, but an unfenced write must still say override', async (t) => {
   const app = await startApp(t, await sharedRedisUrl());
   const c = uniqueCluster('open');

@@ -99,13 +99,29 @@ async function campaign(url: string, contenderId: string): Promise<Lease> {
   return { contenderId, sessionId: leader.sessionId, token: String(leader.fencingToken) };
 }
 
-/** Leases that do not run out during a test, and one of everything a write could change. */
-async function seeded(): Promise<Fixture> {
+/** The leadership of a cluster (a leadership operation's fixture), with the dispatcher and the
+ * job manager published under it: both "leases" are the leadership. */
+async function leadership(v1: string, job: string): Promise<Lease> {
+  const json = { 'content-type': 'application/json' };
+  const res = await inject('POST', `${v1}/leadership/campaign`, json, JSON.stringify({ contenderId: 'process-1', ttlMs: TTL }));
+  assert.equal(res.statusCode, 200, res.body);
+  const { sessionId, token } = res.json().leadership;
+  for (const component of ['dispatcher', `jobmanager/${job}`]) {
+    const r = await inject('POST', `${v1}/leadership/publish`, json, JSON.stringify({ sessionId, component, address: 'http://a:1' }));
+    assert.equal(r.statusCode, 200, r.body);
+  }
+  return { contenderId: 'process-1', sessionId, token: String(token) };
+}
+
+/** Leases that do not run out during a test, and one of everything a write could change; for
+ * a leadership operation, a leadership instead of the leases. */
+async function seeded(op?: Operation): Promise<Fixture> {
   const cluster = uniqueCluster('bad');
   const job = randomJobId();
   const v1 = `/v1/clusters/${cluster}`;
-  const dispatcher = await campaign(`${v1}/leaders/dispatcher`, 'dispatcher-1');
-  const jobManager = await campaign(`${v1}/leaders/jobmanager/${job}`, 'jm-1');
+  const ls = op?.tags.includes('leadership') ? await leadership(v1, job) : undefined;
+  const dispatcher = ls ?? (await campaign(`${v1}/leaders/dispatcher`, 'dispatcher-1'));
+  const jobManager = ls ?? (await campaign(`${v1}/leaders/jobmanager/${job}`, 'jm-1'));
   const d = { 'x-fencing-token': dispatcher.token };
   const jm = { 'x-fencing-token': jobManager.token };
   const json = { 'content-type': 'application/json' };
@@ -149,6 +165,12 @@ function baselineJson(schemaName: string, op: Operation, fx: Fixture): Record<st
     CheckpointRequest: { checkpointId: 1000, timestamp: 2, externalPointer: 's3://c/1000' },
     ShutdownRequest: { jobStatus: 'FINISHED' },
     CounterValueRequest: { value: 1000 },
+    LeadershipCampaignRequest: { contenderId, ttlMs: 1000 },
+    LeadershipRenewRequest: { contenderId, sessionId, ttlMs: 1000 },
+    LeadershipResignRequest: { contenderId, sessionId },
+    PublishRequest: { sessionId, component: 'rest', address: 'http://new:3' },
+    UnpublishRequest: { sessionId, component: 'dispatcher' },
+    RevokeRequest: { sessionId },
   };
   const body = bodies[schemaName];
   assert.ok(body, `no valid body for ${schemaName} (${op.id}): add one`);
@@ -610,7 +632,7 @@ const hasInput = (op: Operation) => op.pathParams.length + op.queryParams.length
 
 test('the valid request of every operation is taken, and every write changes the snapshot', async () => {
   for (const op of OPERATIONS.filter(hasInput)) {
-    const fx = await seeded();
+    const fx = await seeded(op);
     const before = await snapshot(fx.cluster);
     const res = await send(build(op, fx, {}));
     // The watch is a websocket: a plain GET of it answers 426.
@@ -622,7 +644,7 @@ test('the valid request of every operation is taken, and every write changes the
 
 for (const op of OPERATIONS.filter(hasInput)) {
   test(`${op.method} ${op.path} (${op.id}): malformed requests answer a JSON 4xx and write nothing`, async () => {
-    const fx = await seeded();
+    const fx = await seeded(op);
     let before = await snapshot(fx.cluster);
     const kinds = caseKinds(op, fx);
     await fc.assert(

@@ -51,10 +51,6 @@ test(
   'restore lane: Redis restarted from an older snapshot, the loss reported and nothing reused',
   {
     timeout: 300_000,
-    todo:
-      'finds two server bugs (see docs/chaos.md, "What the lanes found"): checkpoint id counter values handed out ' +
-      'again through a server that had not answered them (counter floors are per server and not written back on a ' +
-      'rollback), and restores that lost acknowledged writes without a dataLoss count',
   },
   async () => {
     assertClean(await chaos(['--topology', 'restore', '--seed', '1', '--duration', '12s']), [/\] restore-snapshot redis-restored/]);
@@ -65,9 +61,6 @@ test(
   'logcut lane: a server cut off past its change log tells its watchers with a snapshot',
   {
     timeout: 300_000,
-    todo:
-      'finds a server bug (see docs/chaos.md, "What the lanes found"): after a resync past the log, watchers get the ' +
-      'tail of the log as changes with a gap before it, and no snapshot (the todo tests of clusterSync.test.ts)',
   },
   async () => {
     assertClean(await chaos(['--topology', 'logcut', '--seed', '1', '--duration', '8s']), [/\] cut-past-log c3<->redis-cutoff/]);

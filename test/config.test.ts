@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { connectionCap, fileLimit } from '../src/http/connections.js';
 
 test('defaults: port 8080 on 127.0.0.1, a local Redis under ./data, leases of 10 s within 1 s – 5 min', () => {
   const c = loadConfig({});
@@ -53,3 +54,24 @@ for (const [name, env, pattern] of [
     assert.throws(() => loadConfig(env), (err: Error) => err instanceof ConfigError && pattern.test(err.message));
   });
 }
+
+test('connections: a cap below the file limit, lowered by MAX_CONNECTIONS; timeouts with headers within the request', () => {
+  const c = loadConfig({});
+  assert.deepEqual(c.connections, { maxConnections: 0, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 10_000, bodyIdleTimeoutMs: 5_000 });
+  assert.equal(loadConfig({ MAX_CONNECTIONS: '100' }).connections.maxConnections, 100);
+  assert.throws(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }), (err) => err instanceof ConfigError && /HTTP_HEADERS_TIMEOUT_MS <= HTTP_REQUEST_TIMEOUT_MS/.test(err.message));
+  // The reserve: a tenth of the limit, at least 64.
+  assert.equal(connectionCap(0, 256), 192);
+  assert.equal(connectionCap(0, 65_536), 58_982);
+  assert.equal(connectionCap(100, 256), 100, 'MAX_CONNECTIONS lowers it');
+  assert.equal(connectionCap(1000, 256), 192, 'but never raises it');
+  assert.equal(connectionCap(0, null), 0, 'no limit known, none set: no cap');
+  const files = fileLimit();
+  assert.ok(files === null || files > 0);
+});
+
+test('WS_ALLOWED_ORIGINS: a comma list, * allowed', () => {
+  assert.deepEqual(loadConfig({ WS_ALLOWED_ORIGINS: 'https://a.example, https://b.example' }).wsAllowedOrigins, ['https://a.example', 'https://b.example']);
+  assert.deepEqual(loadConfig({ WS_ALLOWED_ORIGINS: '*' }).wsAllowedOrigins, ['*']);
+  assert.deepEqual(loadConfig({}).wsAllowedOrigins, []);
+});

@@ -1,9 +1,10 @@
 /**
- * A cluster's leadership (issue 22, docs/design.md §3a): one lease, one session id and one
- * fencing token over several components, against a real Redis, through two server replicas.
+ * A cluster's leadership (issue 22, docs/design.md §3, docs/api.md "The leadership"): one
+ * lease, session and token for a Flink process, under which it publishes the leader
+ * information of its components. Against real Redis, with two server replicas on it.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { stopAllRedis } from './support/redis.js';
 import { get, post, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
@@ -11,276 +12,339 @@ import { get, post, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster,
 let a: Running;
 let b: Running;
 let redis: Redis;
+let redisUrl: string;
 before(async () => {
-  const url = await sharedRedisUrl();
-  // Two replicas of the server on one Redis: changes made through one reach the other's watchers.
-  [a, b] = await Promise.all([startApp(null, url), startApp(null, url)]);
-  redis = new Redis(url);
+  redisUrl = await sharedRedisUrl();
+  a = await startApp(null, redisUrl);
+  b = await startApp(null, redisUrl);
+  redis = new Redis(redisUrl);
 });
 after(async () => {
   redis.disconnect();
-  await Promise.all([a.close(), b.close()]);
+  await a.close();
+  await b.close();
   await stopAllRedis();
 });
 
 const L = (c: string) => `/v1/clusters/${c}/leadership`;
 
-async function campaign(c: string, contenderId: string, ttlMs = 10_000, srv = a) {
-  const r = await post(srv.url, `${L(c)}/campaign`, { contenderId, ttlMs });
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body as { granted: boolean; leadership: { sessionId: string; token: number; contenderId: string; components: unknown[] } };
-}
-
-async function publish(c: string, sessionId: string, component: string, address: string, srv = a) {
-  return post(srv.url, `${L(c)}/publish`, { sessionId, component, address });
-}
-
-async function send(srv: Running, method: string, path: string, headers: Record<string, string>, body?: unknown) {
-  const res = await fetch(srv.url + path, {
+async function send(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(base + path, {
     method,
-    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-test('one winner among concurrent campaigns; the holder gets its own grant back', async () => {
-  const c = uniqueCluster('ls');
-  const results = await Promise.all(
-    Array.from({ length: 8 }, (_, i) => post((i % 2 ? b : a).url, `${L(c)}/campaign`, { contenderId: `p${i}`, ttlMs: 10_000 })),
-  );
-  for (const r of results) assert.equal(r.status, 200);
-  const winners = results.filter((r) => r.body.granted);
-  assert.equal(winners.length, 1);
-  const won = winners[0].body.leadership;
-  for (const r of results) assert.equal(r.body.leadership.sessionId, won.sessionId, 'every answer names the holder');
-  assert.match(won.sessionId, /^[0-9a-f-]{36}$/);
-  const again = await campaign(c, won.contenderId);
-  assert.equal(again.granted, true);
-  assert.equal(again.leadership.sessionId, won.sessionId);
-  const read = await get(b.url, L(c));
-  assert.equal(read.body.leadership.sessionId, won.sessionId);
-  assert.equal(read.body.leadership.token, won.token);
-});
-
-test('published components read as ordinary leaders; a stale session may not publish', async () => {
-  const c = uniqueCluster('ls');
-  const job = randomJobId();
-  const first = await campaign(c, 'p1');
-  const sid = first.leadership.sessionId;
-  const p = await publish(c, sid, 'dispatcher', 'akka://d');
-  assert.equal(p.status, 200, JSON.stringify(p.body));
-  assert.equal(p.body.leader.sessionId, sid);
-  assert.equal(p.body.leader.fencingToken, first.leadership.token);
-  assert.equal(p.body.leader.address, 'akka://d');
-  assert.equal((await publish(c, sid, `jobmanager/${job.toUpperCase()}`, 'akka://jm')).status, 200);
-  const one = await get(b.url, `/v1/clusters/${c}/leaders/jobmanager/${job}?consistent`);
-  assert.equal(one.body.leader.sessionId, sid);
-  assert.equal(one.body.leader.address, 'akka://jm');
-  const all = await get(a.url, `/v1/clusters/${c}/leaders?consistent`);
-  assert.deepEqual(
-    all.body.leaders.filter((l: any) => l.leader).map((l: any) => [l.component, l.leader.sessionId]),
-    [['dispatcher', sid], [`jobmanager/${job}`, sid]],
-  );
-  const l = (await get(a.url, L(c))).body.leadership;
-  assert.deepEqual(l.components, [
-    { component: 'dispatcher', address: 'akka://d' },
-    { component: `jobmanager/${job}`, address: 'akka://jm' },
-  ]);
-
-  // Revoked, then taken by another: the first session is stale.
-  assert.deepEqual((await post(a.url, `${L(c)}/revoke`, {})).body, { revoked: true });
-  const second = await campaign(c, 'p2');
-  assert.equal(second.granted, true);
-  assert.ok(second.leadership.token > first.leadership.token);
-  const stale = await publish(c, sid, 'rest', 'http://old');
-  assert.equal(stale.status, 409);
-  assert.equal(stale.body.error, 'NotLeader');
-  assert.equal(stale.body.leadership.sessionId, second.leadership.sessionId);
-  const staleRenew = await post(a.url, `${L(c)}/renew`, { contenderId: 'p1', sessionId: sid });
-  assert.equal(staleRenew.status, 409);
-  assert.equal((await post(a.url, `${L(c)}/unpublish`, { sessionId: sid, component: 'rest' })).status, 409);
-  assert.equal((await get(a.url, `/v1/clusters/${c}/leaders/rest?consistent`)).body.leader, null);
-});
-
-for (const [how, end, event] of [
-  ['resign', (c: string, sid: string) => post(a.url, `${L(c)}/resign`, { contenderId: 'p1', sessionId: sid }), 'revoked'],
-  ['revocation', (c: string, sid: string) => post(a.url, `${L(c)}/revoke`, { sessionId: sid }), 'revoked'],
-  ['expiry', async () => ({ status: 200, body: {} }), 'expired'],
-] as const) {
-  test(`${how} clears every published component at once, pushed to another replica's watchers with own indexes`, { timeout: 30_000 }, async (t) => {
-    const c = uniqueCluster('ls');
-    const jobs = [randomJobId(), randomJobId()].sort();
-    const ttlMs = how === 'expiry' ? 1000 : 10_000;
-    const { leadership } = await campaign(c, 'p1', ttlMs);
-    const watch = await Watch.open(t, `${b.wsUrl}/v1/clusters/${c}/watch`);
-    await watch.count(1);
-    const components = ['resourcemanager', 'dispatcher', 'rest', ...jobs.map((j) => `jobmanager/${j}`)];
-    for (const comp of components) assert.equal((await publish(c, leadership.sessionId, comp, `addr-${comp}`)).status, 200);
-    const granted = await watch.count(1 + components.length);
-    assert.deepEqual(
-      granted.slice(1).map((m) => [m.event, m.component]),
-      components.map((comp) => ['granted', comp]),
-    );
-    const indexBefore: number = granted[granted.length - 1].index;
-    const ended = await end(c, leadership.sessionId);
-    assert.equal(ended.status, 200, JSON.stringify(ended.body));
-    const all = await watch.count(1 + 2 * components.length, 15_000);
-    const ends = all.slice(1 + components.length);
-    assert.deepEqual(
-      ends.map((m) => [m.event, m.component, m.leader]),
-      components.map((comp) => [event, comp, null]),
-      'each published component, in order, leaderless',
-    );
-    const indexes = ends.map((m) => m.index as number);
-    for (let i = 0; i < indexes.length; i++) assert.ok(indexes[i] > (i ? indexes[i - 1] : indexBefore), 'an index of its own, in order');
-    // One script: the cluster's log holds them back to back, with nothing in between.
-    const log = await redis.xrange(`lh:{${c}}:log`, '-', '+');
-    const tail = log.slice(-components.length).map(([, f]) => JSON.parse(f[3]));
-    assert.deepEqual(tail.map((x) => x.i), indexes);
-    for (let i = 1; i < tail.length; i++) assert.equal(tail[i].p, tail[i - 1].i, 'no change between them');
-    assert.equal((await get(a.url, L(c))).body.leadership, null);
-    await waitFor(async () => (await get(b.url, `/v1/clusters/${c}/leaders/dispatcher`)).body.leader === null, 5000);
-    // The cluster is free for a new leadership or per-component leases.
-    const lease = await post(a.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'solo' });
-    assert.equal(lease.body.granted, true);
-  });
+async function lead(c: string, contenderId = 'jm-1', ttlMs = 10_000) {
+  const r = await post(a.url, `${L(c)}/campaign`, { contenderId, ttlMs });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.granted, true);
+  return r.body.leadership as { sessionId: string; token: number; contenderId: string };
 }
 
-test('renewal extends every published component with the leadership', { timeout: 20_000 }, async () => {
-  const c = uniqueCluster('ls');
-  const { leadership } = await campaign(c, 'p1', 1500);
-  assert.equal((await publish(c, leadership.sessionId, 'dispatcher', 'd')).status, 200);
-  for (let i = 0; i < 4; i++) {
-    await sleep(600);
-    const r = await post(b.url, `${L(c)}/renew`, { contenderId: 'p1', sessionId: leadership.sessionId });
+/** Publishes the Flink components of a process: resource manager, dispatcher, REST, one job. */
+async function publishAll(c: string, sessionId: string, job: string) {
+  const components = ['resourcemanager', 'dispatcher', 'rest', `jobmanager/${job}`];
+  for (const component of components) {
+    const r = await post(a.url, `${L(c)}/publish`, { sessionId, component, address: `akka://${component}` });
     assert.equal(r.status, 200, JSON.stringify(r.body));
-    assert.equal(r.body.leadership.ttlMs, 1500);
   }
-  const d = await get(a.url, `/v1/clusters/${c}/leaders/dispatcher?consistent`);
-  assert.equal(d.body.leader?.sessionId, leadership.sessionId, 'still led after 2.4 s of a 1.5 s TTL');
-  assert.ok(d.body.leader.leaseRemainingMs > 500);
+  return components;
+}
+
+describe('campaign', () => {
+  test('one winner among concurrent campaigns; the others are told who leads', async () => {
+    const c = uniqueCluster('ls');
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => post(i % 2 ? a.url : b.url, `${L(c)}/campaign`, { contenderId: `jm-${i}` })),
+    );
+    assert.ok(answers.every((r) => r.status === 200));
+    const winners = answers.filter((r) => r.body.granted);
+    assert.equal(winners.length, 1);
+    const won = winners[0].body.leadership;
+    assert.match(won.sessionId, /^[0-9a-f-]{36}$/);
+    for (const r of answers) assert.equal(r.body.leadership.sessionId, won.sessionId);
+    const again = await post(a.url, `${L(c)}/campaign`, { contenderId: won.contenderId, ttlMs: 20_000 });
+    assert.equal(again.body.granted, true);
+    assert.equal(again.body.leadership.sessionId, won.sessionId);
+    assert.equal(again.body.leadership.ttlMs, 20_000);
+    const read = await get(b.url, L(c));
+    assert.equal(read.body.leadership.sessionId, won.sessionId);
+    assert.equal(read.body.leadership.token, won.token);
+  });
+
+  test('renew extends the leadership; a stale session gets 409 NotLeader with the holder', async () => {
+    const c = uniqueCluster('ls');
+    const l = await lead(c, 'jm-1', 2000);
+    await publishAll(c, l.sessionId, randomJobId());
+    const r = await post(b.url, `${L(c)}/renew`, { contenderId: 'jm-1', sessionId: l.sessionId, ttlMs: 30_000 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.leadership.ttlMs, 30_000);
+    assert.equal(r.body.leadership.components.length, 4);
+    // Every published component's lease was extended with it.
+    for (const comp of r.body.leadership.components) assert.ok((await redis.pttl(`lh:{${c}}:lease:${comp.component}`)) > 20_000);
+    await waitFor(async () => (await get(a.url, `/v1/clusters/${c}/leaders/dispatcher`)).body.leader.leaseRemainingMs > 20_000);
+    const stale = await post(a.url, `${L(c)}/renew`, { contenderId: 'jm-1', sessionId: '00000000-0000-4000-8000-000000000000' });
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.error, 'NotLeader');
+    assert.equal(stale.body.leadership.sessionId, l.sessionId);
+  });
 });
 
-test('store writes are fenced by the live leadership’s token, published or not, and refused after it moved', async () => {
-  const c = uniqueCluster('ls');
-  const job = randomJobId();
-  const first = await campaign(c, 'p1');
-  const write = (token: string | number, n: number) =>
-    send(a, 'POST', `/v1/clusters/${c}/jobs/${job}/checkpoints`, { 'x-fencing-token': String(token) }, {
-      checkpointId: n,
-      timestamp: Date.now(),
-      externalPointer: 's3://cp',
+describe('publish', () => {
+  test('readers see a published component as any leader; a stale session may not publish', async () => {
+    const c = uniqueCluster('ls');
+    const job = randomJobId();
+    const l = await lead(c);
+    const watch = await Watch.open(null, `${b.wsUrl}/v1/clusters/${c}/watch`);
+    await watch.count(1);
+    const r = await post(a.url, `${L(c)}/publish`, { sessionId: l.sessionId, component: `jobmanager/${job.toUpperCase()}`, address: 'akka://jm' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.leader.sessionId, l.sessionId);
+    assert.equal(r.body.leader.fencingToken, l.token);
+    assert.equal(r.body.leader.address, 'akka://jm');
+    const granted = await watch.find((m) => m.type === 'change');
+    assert.equal(granted.event, 'granted');
+    assert.equal(granted.component, `jobmanager/${job}`);
+    await post(a.url, `${L(c)}/publish`, { sessionId: l.sessionId, component: `jobmanager/${job}`, address: 'akka://jm2' });
+    const confirmed = await watch.find((m) => m.type === 'change' && m.event === 'confirmed');
+    assert.equal(confirmed.leader.address, 'akka://jm2');
+    const one = await get(b.url, `/v1/clusters/${c}/leaders/jobmanager/${job}?consistent`);
+    assert.equal(one.body.leader.contenderId, 'jm-1');
+    assert.equal(one.body.leader.sessionId, l.sessionId);
+    assert.equal(one.body.leader.fencingToken, l.token);
+    const all = await get(b.url, `/v1/clusters/${c}/leaders?consistent`);
+    assert.equal(all.body.leaders.find((x: any) => x.component === `jobmanager/${job}`).leader.sessionId, l.sessionId);
+    watch.close();
+
+    // Resigned and won again: the old session is stale.
+    assert.equal((await post(a.url, `${L(c)}/resign`, { contenderId: 'jm-1', sessionId: l.sessionId })).body.released, true);
+    const l2 = await lead(c, 'jm-2');
+    const stale = await post(a.url, `${L(c)}/publish`, { sessionId: l.sessionId, component: 'dispatcher', address: 'x' });
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.error, 'NotLeader');
+    assert.equal(stale.body.leadership.sessionId, l2.sessionId);
+    assert.ok(l2.token > l.token);
+    const gone = await post(a.url, `${L(c)}/unpublish`, { sessionId: l.sessionId, component: 'dispatcher' });
+    assert.equal(gone.status, 409);
+    assert.equal((await get(a.url, `/v1/clusters/${c}/leaders/dispatcher?consistent`)).body.leader, null);
+  });
+
+  test('unpublish makes one component leaderless (revoked)', async () => {
+    const c = uniqueCluster('ls');
+    const l = await lead(c);
+    await publishAll(c, l.sessionId, randomJobId());
+    const r = await post(a.url, `${L(c)}/unpublish`, { sessionId: l.sessionId, component: 'rest' });
+    assert.deepEqual(r.body, { removed: true });
+    assert.deepEqual((await post(a.url, `${L(c)}/unpublish`, { sessionId: l.sessionId, component: 'rest' })).body, { removed: false });
+    assert.equal((await get(b.url, `/v1/clusters/${c}/leaders/rest?consistent`)).body.leader, null);
+    const read = await get(a.url, L(c));
+    assert.deepEqual(
+      read.body.leadership.components.map((x: any) => x.component),
+      ['dispatcher', read.body.leadership.components[1].component, 'resourcemanager'],
+    );
+  });
+});
+
+describe('the end of a leadership clears every published component in one step', () => {
+  for (const how of ['resign', 'revoke', 'expiry'] as const) {
+    test(`by ${how}: pushed to a watcher on another replica, each change with its own index, in order`, async () => {
+      const c = uniqueCluster('ls');
+      const l = await lead(c, 'jm-1', how === 'expiry' ? 1500 : 10_000);
+      const components = await publishAll(c, l.sessionId, randomJobId());
+      const watch = await Watch.open(null, `${b.wsUrl}/v1/clusters/${c}/watch`);
+      const [snapshot] = await watch.count(1);
+      assert.equal(snapshot.leaders.filter((x: any) => x.leader?.sessionId === l.sessionId).length, 4);
+      if (how === 'resign') {
+        assert.deepEqual((await post(a.url, `${L(c)}/resign`, { contenderId: 'jm-1', sessionId: l.sessionId })).body, { released: true });
+      } else if (how === 'revoke') {
+        assert.deepEqual((await post(a.url, `${L(c)}/revoke`, { sessionId: l.sessionId })).body, { revoked: true });
+      }
+      const ended = await watch.count(1 + components.length, 10_000);
+      const changes = ended.slice(1);
+      const event = how === 'expiry' ? 'expired' : 'revoked';
+      assert.deepEqual(
+        changes.map((m) => [m.event, m.component, m.leader]),
+        [...components].sort().map((comp) => [event, comp, null]),
+      );
+      for (let i = 1; i < changes.length; i++) assert.ok(changes[i].index > changes[i - 1].index, 'indexes increase');
+      // One script: the log holds the changes one after another, nothing between them.
+      const log = await redis.xrange(`lh:{${c}}:log`, '-', '+');
+      const last = log.slice(-components.length).map(([, f]) => JSON.parse(f[3]));
+      assert.deepEqual(last.map((x) => x.i), changes.map((m) => m.index));
+      for (let i = 1; i < last.length; i++) assert.equal(last[i].p, last[i - 1].i);
+      assert.equal((await get(a.url, L(c))).body.leadership, null);
+      watch.close();
     });
-  // Not published yet (Flink recovers checkpoints before its JobMaster publishes).
-  assert.equal((await write(first.leadership.token, 1)).status, 200);
-  assert.equal((await write(first.leadership.token + 1, 2)).status, 409);
-  assert.equal((await publish(c, first.leadership.sessionId, `jobmanager/${job}`, 'jm')).status, 200);
-  assert.equal((await write(first.leadership.token, 2)).status, 200);
-  assert.equal((await post(a.url, `${L(c)}/revoke`, {})).status, 200);
-  const second = await campaign(c, 'p2');
-  const refused = await write(first.leadership.token, 3);
-  assert.equal(refused.status, 409);
-  assert.equal(refused.body.error, 'FencingTokenStale');
-  assert.equal((await write(second.leadership.token, 3)).status, 200);
-  // After the leadership ended, nothing of it fences: a write with its token is refused.
-  assert.equal((await post(a.url, `${L(c)}/resign`, { contenderId: 'p2', sessionId: second.leadership.sessionId })).status, 200);
-  assert.equal((await write(second.leadership.token, 4)).status, 409);
-});
-
-test('mixed use with per-component leases is refused both ways, naming who leads', async () => {
-  const c = uniqueCluster('ls');
-  const lease = await post(a.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'solo' });
-  assert.equal(lease.body.granted, true);
-  const refused = await post(a.url, `${L(c)}/campaign`, { contenderId: 'p1' });
-  assert.equal(refused.status, 409);
-  assert.equal(refused.body.error, 'ComponentLeasesHeld');
-  assert.deepEqual(refused.body.leaders.map((l: any) => [l.component, l.leader.contenderId]), [['dispatcher', 'solo']]);
-  assert.equal(
-    (await post(a.url, `/v1/clusters/${c}/leaders/dispatcher/resign`, { contenderId: 'solo', sessionId: lease.body.leader.sessionId })).status,
-    200,
-  );
-  const { leadership } = await campaign(c, 'p1');
-  const other = await post(b.url, `/v1/clusters/${c}/leaders/rest/campaign`, { contenderId: 'solo' });
-  assert.equal(other.status, 409);
-  assert.equal(other.body.error, 'LeadershipHeld');
-  assert.equal(other.body.leadership.sessionId, leadership.sessionId);
-});
-
-test('cleanup: a job’s global cleanup unpublishes its job manager; cleanupAllData ends the leadership', async (t) => {
-  const c = uniqueCluster('ls');
-  const job = randomJobId();
-  const { leadership } = await campaign(c, 'p1');
-  const sid = leadership.sessionId;
-  for (const comp of ['dispatcher', `jobmanager/${job}`]) assert.equal((await publish(c, sid, comp, 'x')).status, 200);
-  const watch = await Watch.open(t, `${b.wsUrl}/v1/clusters/${c}/watch`);
-  await watch.count(1);
-  const cleaned = await send(a, 'DELETE', `/v1/clusters/${c}/jobs/${job}`, { 'x-fencing-token': String(leadership.token) });
-  assert.equal(cleaned.status, 200, JSON.stringify(cleaned.body));
-  const revoked = await watch.find((m) => m.type === 'change' && m.component === `jobmanager/${job}`);
-  assert.equal(revoked.event, 'revoked');
-  assert.deepEqual((await get(a.url, L(c))).body.leadership.components, [{ component: 'dispatcher', address: 'x' }]);
-
-  const all = await send(a, 'DELETE', `/v1/clusters/${c}`, {});
-  assert.equal(all.status, 200, JSON.stringify(all.body));
-  assert.equal((await get(a.url, L(c))).body.leadership, null);
-  assert.deepEqual(await redis.keys(`lh:{${c}}:*`), []);
-  assert.equal((await post(a.url, `${L(c)}/renew`, { contenderId: 'p1', sessionId: sid })).status, 409);
-});
-
-test('bad input gets 4xx', async () => {
-  const c = uniqueCluster('ls');
-  const { leadership } = await campaign(c, 'p1');
-  for (const [path, body] of [
-    ['campaign', {}],
-    ['campaign', { contenderId: 'p', ttlMs: 1 }],
-    ['campaign', { contenderId: 'p', extra: 1 }],
-    ['renew', { contenderId: 'p1', sessionId: 'not-a-uuid' }],
-    ['publish', { sessionId: leadership.sessionId, component: 'nope', address: 'x' }],
-    ['publish', { sessionId: leadership.sessionId, component: 'jobmanager/123', address: 'x' }],
-    ['publish', { sessionId: leadership.sessionId, component: 'rest', address: '' }],
-    ['unpublish', { sessionId: leadership.sessionId }],
-    ['revoke', { sessionId: 'x' }],
-  ] as const) {
-    const r = await post(a.url, `${L(c)}/${path}`, body);
-    assert.equal(r.status, 400, `${path} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
-    assert.equal(r.body.error, 'BadRequest');
   }
-  const wrong = await post(a.url, `${L(c)}/revoke`, { sessionId: '00000000-0000-4000-8000-000000000000' });
-  assert.equal(wrong.status, 409);
-  assert.equal(wrong.body.error, 'NotLeader');
-  assert.equal((await get(a.url, `${L('bad id!')}`)).status, 400);
+
+  test('revoke without a session ends whoever leads; a session that does not lead gets 409', async () => {
+    const c = uniqueCluster('ls');
+    const l = await lead(c);
+    const wrong = await post(a.url, `${L(c)}/revoke`, { sessionId: '00000000-0000-4000-8000-000000000000' });
+    assert.equal(wrong.status, 409);
+    assert.equal(wrong.body.leadership.sessionId, l.sessionId);
+    assert.deepEqual((await post(a.url, `${L(c)}/revoke`, {})).body, { revoked: true });
+    assert.deepEqual((await post(a.url, `${L(c)}/revoke`, {})).body, { revoked: false });
+    const renew = await post(a.url, `${L(c)}/renew`, { contenderId: 'jm-1', sessionId: l.sessionId });
+    assert.equal(renew.status, 409);
+    assert.equal(renew.body.leadership, null);
+  });
 });
 
-test('with access tokens, only the campaigning token renews, resigns and publishes; revoke needs admin', async (t) => {
-  const c = uniqueCluster('ls');
-  const tokens = JSON.stringify([
-    { name: 'one', token: 'contender-token-0000001', role: 'contend', clusters: [c] },
-    { name: 'two', token: 'contender-token-0000002', role: 'contend', clusters: [c] },
-    { name: 'root', token: 'admin-token-00000000001', role: 'admin' },
-  ]);
-  const srv = await startApp(t, await sharedRedisUrl(), { AUTH_TOKENS: tokens });
-  const as = (token: string) => ({ authorization: `Bearer ${token}` });
-  const won = await send(srv, 'POST', `${L(c)}/campaign`, as('contender-token-0000001'), { contenderId: 'p1' });
-  assert.equal(won.body.granted, true);
-  const sid = won.body.leadership.sessionId;
-  for (const [path, body] of [
-    ['renew', { contenderId: 'p1', sessionId: sid }],
-    ['publish', { sessionId: sid, component: 'dispatcher', address: 'x' }],
-    ['unpublish', { sessionId: sid, component: 'dispatcher' }],
-    ['resign', { contenderId: 'p1', sessionId: sid }],
-  ] as const) {
-    const r = await send(srv, 'POST', `${L(c)}/${path}`, as('contender-token-0000002'), body);
-    assert.equal(r.status, 403, `${path}: ${JSON.stringify(r.body)}`);
-    assert.equal(r.body.error, 'NotLeadershipOwner');
-  }
-  // The same contender id campaigning with another token does not get the grant.
-  assert.equal((await send(srv, 'POST', `${L(c)}/campaign`, as('contender-token-0000002'), { contenderId: 'p1' })).body.granted, false);
-  assert.equal((await send(srv, 'POST', `${L(c)}/publish`, as('contender-token-0000001'), { sessionId: sid, component: 'dispatcher', address: 'x' })).status, 200);
-  assert.equal((await send(srv, 'POST', `${L(c)}/revoke`, as('contender-token-0000001'), {})).status, 403);
-  assert.deepEqual((await send(srv, 'POST', `${L(c)}/revoke`, as('admin-token-00000000001'), {})).body, { revoked: true });
-  // The token itself is not stored, only its digest.
-  const stored = await redis.hgetall(`lh:{${c}}:leadership:h`);
-  assert.ok(!JSON.stringify(stored).includes('contender-token-0000001'));
+describe('fencing', () => {
+  test("the leadership's token fences every store write, published or not, and not after it moved", async () => {
+    const c = uniqueCluster('ls');
+    const job = randomJobId();
+    const l = await lead(c);
+    const inc = (tok: string | number) =>
+      send(a.url, 'POST', `/v1/clusters/${c}/jobs/${job}/checkpoint-id-counter/increment`, undefined, { 'x-fencing-token': String(tok) });
+    const plan = (tok: string | number) =>
+      fetch(`${a.url}/v1/clusters/${c}/execution-plans/${job}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', 'x-fencing-token': String(tok) },
+        body: 'plan',
+      });
+    // Not published yet: Flink recovers a job's counter before its JobMaster publishes.
+    assert.equal((await inc(l.token)).status, 200);
+    assert.equal((await plan(l.token)).status, 200);
+    assert.equal((await inc(l.token + 1)).status, 409);
+    await publishAll(c, l.sessionId, job);
+    assert.equal((await inc(l.token)).status, 200);
+    await post(a.url, `${L(c)}/resign`, { contenderId: 'jm-1', sessionId: l.sessionId });
+    const stale = await inc(l.token);
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.error, 'FencingTokenStale');
+    const l2 = await lead(c, 'jm-2');
+    assert.equal((await inc(l.token)).status, 409);
+    assert.equal((await plan(l.token)).status, 409);
+    assert.equal((await inc(l2.token)).status, 200);
+  });
+});
+
+describe('mixed use', () => {
+  test('no leadership beside per-component leases, and no per-component lease beside a leadership', async () => {
+    const c = uniqueCluster('ls');
+    const job = randomJobId();
+    const lease = await post(a.url, `/v1/clusters/${c}/leaders/jobmanager/${job}/campaign`, { contenderId: 'old' });
+    assert.equal(lease.body.granted, true);
+    const refused = await post(b.url, `${L(c)}/campaign`, { contenderId: 'jm-1' });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error, 'ComponentLeasesHeld');
+    assert.deepEqual(refused.body.leaders.map((x: any) => [x.component, x.leader.contenderId]), [[`jobmanager/${job}`, 'old']]);
+    await post(a.url, `/v1/clusters/${c}/leaders/jobmanager/${job}/resign`, { contenderId: 'old', sessionId: lease.body.leader.sessionId });
+    const l = await lead(c);
+    assert.ok(l.token > lease.body.leader.fencingToken);
+    const per = await post(b.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'x' });
+    assert.equal(per.status, 409);
+    assert.equal(per.body.error, 'LeadershipHeld');
+    assert.equal(per.body.leadership.sessionId, l.sessionId);
+    // Once the leadership ends, per-component leases are granted again.
+    await post(a.url, `${L(c)}/resign`, { contenderId: 'jm-1', sessionId: l.sessionId });
+    assert.equal((await post(b.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'x' })).body.granted, true);
+  });
+
+  test('a leadership that ran out unnoticed is ended before a per-component grant', async () => {
+    const c = uniqueCluster('ls');
+    const l = await lead(c, 'jm-1', 1000);
+    await publishAll(c, l.sessionId, randomJobId());
+    await a.close(); // no server of its own times the leases; b has no view of the cluster
+    try {
+      await sleep(1300);
+      const per = await post(b.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'x' });
+      assert.equal(per.status, 200, JSON.stringify(per.body));
+      assert.equal(per.body.granted, true);
+      const log = (await redis.xrange(`lh:{${c}}:log`, '-', '+')).map(([, f]) => JSON.parse(f[3]));
+      assert.deepEqual(
+        log.slice(-5).map((x) => [x.e, x.c]),
+        [['expired', 'dispatcher'], ['expired', log.at(-4).c], ['expired', 'resourcemanager'], ['expired', 'rest'], ['granted', 'dispatcher']],
+      );
+    } finally {
+      a = await startApp(null, redisUrl);
+    }
+  });
+});
+
+describe('cleanup', () => {
+  test("a job's global cleanup deletes its published job manager; cleanupAllData ends the leadership", async () => {
+    const c = uniqueCluster('ls');
+    const job = randomJobId();
+    const l = await lead(c);
+    await publishAll(c, l.sessionId, job);
+    const watch = await Watch.open(null, `${b.wsUrl}/v1/clusters/${c}/watch?components=jobmanager/${job}`);
+    await watch.count(1);
+    const del = await send(a.url, 'DELETE', `/v1/clusters/${c}/jobs/${job}`, undefined, { 'x-fencing-token': String(l.token) });
+    assert.equal(del.status, 200, JSON.stringify(del.body));
+    assert.equal(del.body.parts.leader, 'deleted');
+    const revoked = await watch.find((m) => m.type === 'change');
+    assert.equal(revoked.event, 'revoked');
+    const read = await get(a.url, L(c));
+    assert.deepEqual(read.body.leadership.components.map((x: any) => x.component), ['dispatcher', 'resourcemanager', 'rest']);
+    watch.close();
+
+    const all = await send(a.url, 'DELETE', `/v1/clusters/${c}`);
+    assert.equal(all.status, 200, JSON.stringify(all.body));
+    assert.equal((await get(a.url, L(c))).body.leadership, null);
+    assert.deepEqual(await redis.keys(`lh:{${c}}:*`), []);
+    const renew = await post(a.url, `${L(c)}/renew`, { contenderId: 'jm-1', sessionId: l.sessionId });
+    assert.equal(renew.status, 409);
+  });
+});
+
+describe('input and access', () => {
+  test('bad input is a 400', async () => {
+    const c = uniqueCluster('ls');
+    const l = await lead(c);
+    const bad: Array<[string, unknown]> = [
+      ['campaign', {}],
+      ['campaign', { contenderId: 'x', ttl: 5 }],
+      ['campaign', { contenderId: 'x', ttlMs: 5 }],
+      ['renew', { contenderId: 'jm-1', sessionId: 'nope' }],
+      ['publish', { sessionId: l.sessionId, component: 'taskmanager', address: 'x' }],
+      ['publish', { sessionId: l.sessionId, component: 'jobmanager/123', address: 'x' }],
+      ['publish', { sessionId: l.sessionId, component: 'rest', address: '' }],
+      ['unpublish', { sessionId: l.sessionId }],
+      ['revoke', { sessionId: 12 }],
+      ['resign', { contenderId: 'jm-1' }],
+    ];
+    for (const [op, body] of bad) {
+      const r = await post(a.url, `${L(c)}/${op}`, body);
+      assert.equal(r.status, 400, `${op} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.statusCode, 400);
+    }
+    assert.equal((await get(a.url, '/v1/clusters/no!/leadership')).status, 400);
+  });
+
+  test('with access tokens, only the token that campaigned acts on it, and only an admin revokes', async (t) => {
+    const c = uniqueCluster('ls');
+    const tokens = JSON.stringify([
+      { name: 'one', token: 'tok-one-0123456789', role: 'contend', clusters: [c] },
+      { name: 'two', token: 'tok-two-0123456789', role: 'contend', clusters: [c] },
+      { name: 'root', token: 'tok-root-0123456789', role: 'admin' },
+    ]);
+    const s = await startApp(t, redisUrl, { AUTH_TOKENS: tokens });
+    const as = (tok: string) => ({ authorization: `Bearer ${tok}` });
+    const won = await send(s.url, 'POST', `${L(c)}/campaign`, { contenderId: 'jm-1' }, as('tok-one-0123456789'));
+    assert.equal(won.status, 200);
+    const sessionId = won.body.leadership.sessionId;
+    for (const [op, body] of [
+      ['renew', { contenderId: 'jm-1', sessionId }],
+      ['publish', { sessionId, component: 'rest', address: 'x' }],
+      ['unpublish', { sessionId, component: 'rest' }],
+      ['resign', { contenderId: 'jm-1', sessionId }],
+    ] as const) {
+      const r = await send(s.url, 'POST', `${L(c)}/${op}`, body, as('tok-two-0123456789'));
+      assert.equal(r.status, 403, `${op}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error, 'NotLeadershipOwner');
+    }
+    assert.equal((await send(s.url, 'POST', `${L(c)}/publish`, { sessionId, component: 'rest', address: 'x' }, as('tok-one-0123456789'))).status, 200);
+    assert.equal((await send(s.url, 'POST', `${L(c)}/revoke`, {}, as('tok-one-0123456789'))).status, 403);
+    const revoked = await send(s.url, 'POST', `${L(c)}/revoke`, {}, as('tok-root-0123456789'));
+    assert.deepEqual(revoked.body, { revoked: true });
+    const digest = await redis.hget(`lh:{${c}}:leadership`, 'own');
+    assert.ok(digest && !digest.includes('tok-one'), 'a digest of the token is kept, never the token');
+  });
 });

@@ -39,4 +39,13 @@ test('each request logs one JSON line with method, url, status, duration and req
   assert.equal(line.statusCode, 200);
   assert.equal(typeof line.ms, 'number');
   assert.ok(!JSON.stringify(lines).includes('s3cret-token'));
+
+  // Query strings are not logged: a browser's websocket may carry its token in one.
+  lines.length = 0;
+  const c = uniqueCluster();
+  await (await fetch(`${base}/v1/clusters/${c}/watch?token=s3cret-query&since=1`)).arrayBuffer();
+  await (await fetch(`${base}/v1/clusters/${c}/leaders?s3cret-flag`)).arrayBuffer();
+  const urls = lines.filter((l) => l.msg === 'request').map((l) => l.url);
+  assert.deepEqual(urls, [`/v1/clusters/${c}/watch?token=[REDACTED]&since=[REDACTED]`, `/v1/clusters/${c}/leaders?[REDACTED]`]);
+  assert.ok(!JSON.stringify(lines).includes('s3cret'));
 });

@@ -354,6 +354,12 @@ function bodyOf(op: Op, fx: Fixture): { payload?: string | Buffer; headers: Reco
     CheckpointRequest: { checkpointId: 1, timestamp: 1, externalPointer: 's3://c/1' },
     ShutdownRequest: { jobStatus: 'RUNNING' },
     CounterValueRequest: { value: 1 },
+    LeadershipCampaignRequest: { contenderId: lease.contenderId },
+    LeadershipRenewRequest: { contenderId: lease.contenderId, sessionId: lease.sessionId },
+    LeadershipResignRequest: { contenderId: lease.contenderId, sessionId: lease.sessionId },
+    PublishRequest: { sessionId: lease.sessionId, component: 'rest', address: 'http://a:1' },
+    UnpublishRequest: { sessionId: lease.sessionId, component: 'rest' },
+    RevokeRequest: { sessionId: lease.sessionId },
   };
   const body = bodies[op.bodySchema!];
   assert.ok(body, `a valid body of ${op.bodySchema} (${op.id})`);
@@ -411,6 +417,20 @@ test('every route answers only what openapi.yaml documents, errors included, in 
   for (const op of OPS.filter((o) => /^(renew|confirm|resign)/.test(o.id))) {
     await replay(a, { ...requestOf(op, fx), payload: JSON.stringify({ contenderId: 'x', sessionId: fx.dispatcher.sessionId, address: 'http://x' }) });
   }
+
+  // The leadership, in a cluster of its own: none is granted beside per-component leases.
+  const lc = `/v1/clusters/${uniqueCluster('replay')}/leadership`;
+  const json = { 'content-type': 'application/json' };
+  const won = await a.inject({ method: 'POST', url: `${lc}/campaign`, payload: { contenderId: 'p' } });
+  const sessionId = won.json().leadership.sessionId as string;
+  const steps: Array<[string, object]> = [
+    ['campaign', { contenderId: 'p' }],
+    ['renew', { contenderId: 'p', sessionId }],
+    ['publish', { sessionId, component: 'rest', address: 'http://p' }],
+    ['unpublish', { sessionId, component: 'rest' }],
+    ['revoke', {}],
+  ];
+  for (const [step, body] of steps) await replay(a, { method: 'POST', url: `${lc}/${step}`, payload: JSON.stringify(body), headers: json });
 
   // Fastify's own answers, and the schemas': for every operation that can get them.
   for (const op of OPS) {
@@ -488,7 +508,8 @@ test('401, 403, 429 and 503 answers of every route are documented', async (t) =>
     const client = { authorization: `Bearer client-${i}` };
     await replay(limited, requestOf(op, fx, client));
     const second = await replay(limited, requestOf(op, fx, client));
-    if (!op.path.includes('/leaders/') || op.method === 'GET') assert.equal(second.status, 429, op.id);
+    const election = op.path.includes('/leaders/') || (op.path.includes('/leadership/') && !op.path.endsWith('/revoke'));
+    if (!election || op.method === 'GET') assert.equal(second.status, 429, op.id);
     assert.equal((await replay(down, requestOf(op, fx))).status, 503, op.id);
   }
 });

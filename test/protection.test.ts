@@ -5,8 +5,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import autocannon from 'autocannon';
+import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
-import { post, randomJobId, ServerProcess, sharedRedisUrl, sleep, startApp, uniqueCluster } from './support/app.js';
+import { post, randomJobId, ServerProcess, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor } from './support/app.js';
 import { stopAllRedis } from './support/redis.js';
 
 after(() => stopAllRedis());
@@ -80,6 +81,22 @@ test('rate limits: 429 with Retry-After past the limit, per client; elections an
   }
 });
 
+test('rate limits are per token, whatever the spelling of its header, and per address when open', async (t) => {
+  const tokens = JSON.stringify([{ name: 'a', token: 'token-a-0123456789abcdef', role: 'admin' }]);
+  const closed = await startApp(t, await sharedRedisUrl(), { RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000', AUTH_TOKENS: tokens });
+  const open = await startApp(t, await sharedRedisUrl(), { RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' });
+  const path = `/v1/clusters/${uniqueCluster('rl')}/leaders`;
+  // The 64 spellings of "Bearer": one token, one budget.
+  const spellings = Array.from({ length: 64 }, (_, i) => [...'bearer'].map((ch, j) => ((i >> j) & 1 ? ch.toUpperCase() : ch)).join(''));
+  const closedCodes: number[] = [];
+  for (const b of spellings) closedCodes.push((await fetch(closed.url + path, { headers: { authorization: `${b} token-a-0123456789abcdef` } })).status);
+  assert.deepEqual([closedCodes.filter((s) => s === 200).length, closedCodes.filter((s) => s === 429).length], [5, 59]);
+  // Open: any header is no identity; the address is.
+  const openCodes: number[] = [];
+  for (let i = 0; i < 20; i++) openCodes.push((await fetch(open.url + path, { headers: { authorization: `Bearer random-${i}` } })).status);
+  assert.deepEqual([openCodes.filter((s) => s === 200).length, openCodes.filter((s) => s === 429).length], [5, 15]);
+});
+
 test('shedding: while the event loop is saturated, reads get 503 Overloaded and renewals still succeed', async (t) => {
   // The loop is blocked for 1.5 s below: a Redis ping timing out meanwhile would mark Redis
   // down, and the renewal would be refused for that rather than pass.
@@ -150,3 +167,78 @@ function upgradeStatus(url: string): Promise<number> {
     ws.on('error', reject);
   });
 }
+
+/** Raw TCP connections to a server: opened, written to, and told when the server cut them. */
+class RawConnection {
+  readonly socket: Socket;
+  closed = false;
+  answer = '';
+  constructor(port: number) {
+    this.socket = connect(port, '127.0.0.1');
+    this.socket.on('data', (d) => (this.answer += d));
+    this.socket.on('error', () => {});
+    this.socket.on('close', () => (this.closed = true));
+  }
+  /** Writes `bytes` unless the server cut the connection. */
+  write(bytes: string): void {
+    if (!this.closed) this.socket.write(bytes);
+  }
+}
+
+test('connections: more idle connections than the file limit allows are refused or cut; the server survives and serves again', async (t) => {
+  // 256 files: a cap of 192 connections. Without one, the 400 connections below exhaust the
+  // files and the next file the process opens (the load sampler's, each second) fails.
+  const server = await ServerProcess.start(t, { REDIS_URL: await sharedRedisUrl(), HTTP_HEADERS_TIMEOUT_MS: '60000' }, undefined, 256);
+  const port = Number(new URL(server.url).port);
+  const conns = Array.from({ length: 400 }, () => new RawConnection(port));
+  await waitFor(() => conns.filter((c) => c.closed).length >= 400 - 192, 10_000, 'the excess connections cut');
+  await sleep(2500); // the load sampler runs meanwhile, twice
+  assert.ok(server.running, `the server is alive:\n${server.output}`);
+  assert.ok(conns.filter((c) => !c.closed).length <= 192, 'no more connections than the cap are kept');
+  for (const c of conns) c.socket.destroy();
+  await waitFor(async () => (await fetch(`${server.url}/readyz`).then((r) => r.status, () => 0)) === 200, 10_000, 'served again');
+});
+
+test('connections: idle connections, slow headers and a body trickled byte by byte are cut by their timeouts', async (t) => {
+  const server = await ServerProcess.start(t, {
+    REDIS_URL: await sharedRedisUrl(),
+    HTTP_HEADERS_TIMEOUT_MS: '1500',
+    HTTP_BODY_IDLE_TIMEOUT_MS: '1000',
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: '1000',
+  });
+  const port = Number(new URL(server.url).port);
+  const started = Date.now();
+  const idle = new RawConnection(port);
+  const slowHeaders = new RawConnection(port);
+  slowHeaders.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+  const slowBody = new RawConnection(port);
+  const path = `/v1/clusters/${uniqueCluster('slow')}/job-results/${randomJobId()}`;
+  slowBody.write(`PUT ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Fencing-Token: override\r\nContent-Length: 100\r\n\r\n{`);
+  const keptAlive = new RawConnection(port);
+  keptAlive.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  const trickle = setInterval(() => {
+    slowHeaders.write('X-Slow: 1\r\n');
+    slowBody.write(' ');
+  }, 1500);
+  t.after(() => clearInterval(trickle));
+  await waitFor(() => [idle, slowHeaders, slowBody, keptAlive].every((c) => c.closed), 8000, 'every connection cut');
+  assert.ok(Date.now() - started < 8000);
+  assert.match(keptAlive.answer, /^HTTP\/1.1 200/, 'the kept-alive connection was answered first');
+  assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
+});
+
+test('connections: an early 401 to a request with a large body closes the connection', async (t) => {
+  const tokens = JSON.stringify([{ name: 'a', token: 'token-a-0123456789abcdef', role: 'admin' }]);
+  const server = await ServerProcess.start(t, { REDIS_URL: await sharedRedisUrl(), AUTH_TOKENS: tokens, HTTP_BODY_IDLE_TIMEOUT_MS: '60000' });
+  const port = Number(new URL(server.url).port);
+  const path = `/v1/clusters/${uniqueCluster('early')}/blobs/${randomJobId()}/b`;
+  for (const headers of ['', 'Authorization: Bearer token-a-0123456789abcdef\r\nContent-Type: text/plain\r\n']) {
+    const c = new RawConnection(port);
+    c.write(`PUT ${path} HTTP/1.1\r\nHost: x\r\n${headers}Content-Length: 100000000\r\n\r\nxx`);
+    // Faster than any timeout: only the early answer can end it.
+    const trickle = setInterval(() => c.write('x'), 100);
+    await waitFor(() => c.closed, 5000, 'the connection closed after the answer').finally(() => clearInterval(trickle));
+    assert.match(c.answer, headers ? /^HTTP\/1.1 415/ : /^HTTP\/1.1 401/);
+    assert.match(c.answer, /connection: close/i);
+  }
+});

@@ -13,17 +13,19 @@ import {
   codeError,
   decodeChanges,
   decodeCleanupCluster,
-  decodeLeadership,
-  decodePublish,
-  decodeUnpublish,
   decodeCleanupJob,
   decodeFenceCheck,
+  decodeLeadership,
   decodeOp,
   decodeRenewals,
   decodeStoreWrite,
   decodeSync,
   decodeRaiseIndex,
+  decodeFloorsWriteback,
+  decodeFailoverGrace,
   LEADER_FIELDS,
+  LEADERSHIP_SCRIPTS,
+  type LeadershipScript,
   type OpScript,
   type RenewResult,
   type StoreScript,
@@ -50,7 +52,7 @@ interface Header {
 
 /** The leading --[[ ]] comment of a script and the codes listed under `Codes:`. */
 function header(name: ScriptName): Header {
-  const m = /^--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
+  const m = /^(?:#!lua.*\n)?--\[\[\n([\s\S]*?)\n\]\]/.exec(lua(`${name}.lua`));
   assert.ok(m, `${name}.lua begins with a --[[ ]] header`);
   const text = m[1];
   const at = text.search(/^ {2}Codes:/m);
@@ -88,7 +90,7 @@ describe('the scripts’ headers and codes', () => {
     const used = (source: string) => new Set(names.filter((n) => new RegExp(`\\b${n}\\b`).test(source)));
     const storeCodes = used(lua('lib/store.lua').replace(/^--.*$/gm, ''));
     for (const name of SCRIPT_NAMES) {
-      const body = lua(`${name}.lua`).replace(/^--\[\[[\s\S]*?\]\]/, '');
+      const body = lua(`${name}.lua`).replace(/^(?:#!lua.*\n)?--\[\[[\s\S]*?\]\]/, '');
       const returned = used(body);
       if (body.includes('-- @include "lib/store.lua"')) for (const c of storeCodes) returned.add(c);
       if (/\bnot_held\(/.test(body)) returned.add('HELD').add('FREE');
@@ -99,7 +101,7 @@ describe('the scripts’ headers and codes', () => {
 
   test('the scripts read KEYS and ARGV into named locals, not in their logic', () => {
     for (const name of SCRIPT_NAMES) {
-      const body = lua(`${name}.lua`).replace(/^--\[\[[\s\S]*?\]\]/, '');
+      const body = lua(`${name}.lua`).replace(/^(?:#!lua.*\n)?--\[\[[\s\S]*?\]\]/, '');
       for (const line of body.split('\n')) {
         if (!/\b(KEYS|ARGV)\[/.test(line)) continue;
         // Bindings at the top, and the per-item lists of the batch scripts, whose indexes
@@ -140,18 +142,15 @@ describe('the decoders', () => {
     },
     sync: (code) => decodeSync([code], []),
     raise_index: (code) => decodeRaiseIndex([code, 5]),
+    floors_writeback: (code) => decodeFloorsWriteback([code, 1, 0]),
+    failover_grace: (code) => decodeFailoverGrace([code, 5]),
     changes: () => decodeChanges([3, 1]).index,
     fence_check: (code) => decodeFenceCheck(code),
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,
     cleanup_cluster: (code) => decodeCleanupCluster([code, 1, 2]).code,
     ...(Object.fromEntries(
-      (['leadership_campaign', 'leadership_renew', 'leadership_resign', 'leadership_revoke', 'leadership_get'] as const).map((n) => [
-        n,
-        (code: number) => decodeLeadership(n, code === Code.ComponentLeasesHeld ? [code, 'dispatcher', LEADER, 10] : [code, null]).code,
-      ]),
-    ) as Record<'leadership_campaign' | 'leadership_renew' | 'leadership_resign' | 'leadership_revoke' | 'leadership_get', (code: number) => unknown>),
-    leadership_publish: (code) => decodePublish([code, null, 0]).code,
-    leadership_unpublish: (code) => decodeUnpublish([code, 0]).code,
+      LEADERSHIP_SCRIPTS.map((n) => [n, (code: number) => decodeLeadership(n, [code, null, 0, 0, 0]).code]),
+    ) as Record<LeadershipScript, (code: number) => unknown>),
     ...(Object.fromEntries(
       storeScripts.map((n) => [
         n,
@@ -203,9 +202,7 @@ describe('the decoders', () => {
       RenewedNewLeader: null,
       RolledBack: null,
       InGrace: null,
-      LeadershipHeld: null,
-      ComponentLeasesHeld: null,
-      NotOwner: null,
+      LockDelay: null,
       FenceStale: 'FencingTokenStale',
       IdempotencyKeyReused: 'IdempotencyKeyReused',
       JobResultExists: 'JobResultExists',
@@ -214,6 +211,10 @@ describe('the decoders', () => {
       ExecutionPlanNotFound: 'ExecutionPlanNotFound',
       StagedUploadGone: 'RedisUnavailable',
       CounterBelow: 'CheckpointIdNotIncreasing',
+      LeadershipHeld: null,
+      ComponentLeasesHeld: null,
+      Published: null,
+      NotOwner: 'NotLeadershipOwner',
     });
     assert.deepEqual(codeError(Code.CheckpointIdNotAbove, 'x', ['41'])?.details, { latestCheckpointId: 41 });
     assert.match(codeError(Code.FenceStale, 'jobmanager/x')!.message, /jobmanager\/x/);

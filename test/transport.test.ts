@@ -102,11 +102,11 @@ test('Redis through Sentinel (REDIS_SENTINELS): the server finds the master by n
 /** The least-privilege user of docs/operations.md: its own keys and channels, and only the commands
  * leasehold runs (in Lua scripts too, which Redis checks against the same ACL). */
 const ACL = [
-  'leasehold', 'on', '>acl-password-0123456789', 'resetkeys', '~lh:*', '~leasehold:marker', 'resetchannels', '&lh:*', '-@all',
+  'leasehold', 'on', '>acl-password-0123456789', 'resetkeys', '~lh:*', '~leasehold:*', 'resetchannels', '&lh:*', '-@all',
   '+ping', '+hello', '+auth', '+select', '+client|setname', '+info',
   '+evalsha', '+eval', '+wait', '+subscribe', '+unsubscribe', '+scan',
   '+get', '+set', '+exists', '+del', '+unlink', '+time', '+pexpire', '+pttl', '+persist', '+incr', '+publish',
-  '+hget', '+hgetall', '+hmget', '+hset', '+hdel', '+hlen', '+hvals',
+  '+hget', '+hgetall', '+hmget', '+hset', '+hdel', '+hlen', '+hvals', '+hkeys', '+hexists',
   '+sadd', '+srem', '+smembers', '+scard', '+sismember',
   '+zadd', '+zrange', '+zcard', '+zremrangebyrank', '+xadd', '+xrange',
   '+rpush', '+llen', '+lindex',

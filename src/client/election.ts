@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { LeadershipLostError, NotLeaderError } from './errors.js';
+import { LeaseholdError, LeadershipLostError, NotLeaderError } from './errors.js';
 import { componentPath, seg, type Http } from './http.js';
 import { backoffMs, monotonicNow, nextEvent, sleep } from './timing.js';
 import type { CampaignResult, Component, Leader } from './types.js';
@@ -25,6 +25,9 @@ export interface LeaderElectionOptions {
   ttlMs?: number;
   /** Published with the grant (Flink's `confirmLeadership`); see also `confirm()`. */
   address?: string;
+  /** Consul's lock-delay: when a lease granted to this contender expires (not when it
+   * resigns), nobody is granted the component for this long (ms; default 0). */
+  lockDelayMs?: number;
   /** Time between renewals (default TTL/3). */
   renewIntervalMs?: number;
   /** Leadership ends this long before the lease may end (default max(100 ms, TTL/10)). */
@@ -63,6 +66,7 @@ export class LeaderElection extends EventEmitter<Events> {
   readonly ttlMs: number;
   readonly renewIntervalMs: number;
   readonly marginMs: number;
+  readonly lockDelayMs: number;
   private address: string | undefined;
   private readonly path: string;
   private held: (Leadership & { renewAt: number }) | null = null;
@@ -85,6 +89,7 @@ export class LeaderElection extends EventEmitter<Events> {
     this.renewIntervalMs = options.renewIntervalMs ?? Math.floor(this.ttlMs / 3);
     this.marginMs = options.marginMs ?? Math.max(100, Math.floor(this.ttlMs / 10));
     this.address = options.address;
+    this.lockDelayMs = options.lockDelayMs ?? 0;
     this.path = `/v1/clusters/${seg(this.clusterId)}/leaders/${componentPath(this.component)}`;
   }
 
@@ -193,7 +198,9 @@ export class LeaderElection extends EventEmitter<Events> {
       } catch (err) {
         if (!this.running) break;
         this.report(err);
-        await sleep(backoffMs(failures++, 100, Math.max(1000, this.renewIntervalMs)), this.wakeSignal());
+        // A lock delay says how long it lasts: campaign again when it ends, not before.
+        const delayMs = lockDelayLeft(err);
+        await sleep(delayMs ?? backoffMs(failures++, 100, Math.max(1000, this.renewIntervalMs)), this.wakeSignal());
       }
     }
   }
@@ -202,6 +209,7 @@ export class LeaderElection extends EventEmitter<Events> {
     const sentAt = monotonicNow();
     const res = await this.post<CampaignResult>('campaign', {
       ttlMs: this.ttlMs,
+      ...(this.lockDelayMs ? { lockDelayMs: this.lockDelayMs } : {}),
       ...(this.address === undefined ? {} : { address: this.address }),
     });
     if (res.granted) {
@@ -296,4 +304,11 @@ export class LeaderElection extends EventEmitter<Events> {
   private report(err: unknown): void {
     if (this.listenerCount('error') > 0) this.emit('error', err as Error);
   }
+}
+
+/** The time left (ms) of a `409 LockDelay` answer, else undefined. */
+function lockDelayLeft(err: unknown): number | undefined {
+  if (!(err instanceof LeaseholdError) || err.code !== 'LockDelay') return undefined;
+  const ms = err.details.retryAfterMs;
+  return typeof ms === 'number' && ms > 0 ? ms : undefined;
 }

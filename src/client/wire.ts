@@ -90,6 +90,13 @@ export interface CampaignRequest {
   ttlMs?: TtlMs;
   /** Confirms this address along with the grant. */
   address?: string;
+  /**
+   * Consul's lock-delay: when this grant's lease expires (not when it is resigned or revoked), the
+   * component is granted to nobody for this long (ms), counted from when the expiry is recorded;
+   * campaigns meanwhile answer `409 LockDelay` with `Retry-After` and `retryAfterMs`. Default 0;
+   * at most `LEASE_TTL_MAX_MS`.
+   */
+  lockDelayMs?: number;
 }
 
 export interface RenewRequest {
@@ -176,6 +183,21 @@ export interface Readiness {
     /** The clusters last found rolled back (at most 20), most recent last. */
     clusters: string[];
   };
+  /**
+   * Times Redis's clock (`TIME`) stepped against this server's monotonic clock between two health
+   * checks (more than 1 s apart). Leases run out by Redis's clock: a step forward ends them early,
+   * one back late. Redis hosts must slew their clocks, not step them.
+   */
+  redisClockSteps: {
+    count: number;
+    /** The last step, or null if never. */
+    last: {
+      /** When it was seen, as ISO 8601 UTC. */
+      detectedAt: string;
+      /** How far Redis's clock moved (ms): positive forward, negative back. */
+      stepMs: number;
+    } | null;
+  };
   /** Clusters whose leaders this server keeps in memory. */
   clustersWatched: number;
   /**
@@ -190,11 +212,11 @@ export interface Readiness {
 export interface Error {
   /**
    * A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`,
-   * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `Overloaded`,
-   * `FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`,
-   * `JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`,
-   * `CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`,
-   * `ContentSha256Mismatch`, `CleanupIncomplete`, ...
+   * `UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `LockDelay`,
+   * `Overloaded`, `FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`,
+   * `JobResultExists`, `JobResultNotFound`, `ExecutionPlanNotFound`,
+   * `ResourceRequirementsNotFound`, `CheckpointIdNotIncreasing`, `CheckpointNotFound`,
+   * `BlobNotFound`, `BlobDataLost`, `ContentSha256Mismatch`, `CleanupIncomplete`, ...
    */
   error: string;
   /** What went wrong, for people. */
@@ -208,34 +230,32 @@ export interface NotLeaderError extends Error {
   leader: LeaderOrNull;
 }
 
-/**
- * A cluster's leadership: one lease, one session id and one fencing token over every component
- * published under it.
- */
+/** A cluster’s leadership: one lease, one session, one token for many components. */
 export interface Leadership {
-  /** Names the contender that holds it. */
+  /** Names the contender that holds the leadership. */
   contenderId: string;
-  /** The leadership's session id (Flink's leader session id). */
+  /** The leader session id of the grant (a UUID): Flink’s leader session id. */
   sessionId: string;
   /**
-   * The leadership's fencing token, in the same counter space as per-component tokens: every store
-   * write of the cluster must carry it while the leadership lives, and every published component
-   * has it as its `fencingToken`.
+   * The fencing token of the leadership: every store write of the cluster needs it while the
+   * leadership lives. Greater than every token granted before for any component of this cluster.
    */
   token: number;
-  /** The TTL it was granted or last renewed with. */
+  /** The lease’s time to live, as granted or last renewed. */
   ttlMs: number;
-  /** Milliseconds left on its lease, counted as `leaseRemainingMs`. */
+  /** Milliseconds left on the lease when the server answered; count it on your own monotonic clock. */
   remainingMs: number;
-  /** The components published under it, singletons first, then job managers by job id. */
-  components: Array<{
-    component: ComponentName;
-    address: string;
-  }>;
+  /** The components published under the leadership, sorted by name. */
+  components: PublishedComponent[];
 }
 
-/** The live leadership, or null when none lives. */
+/** The cluster’s leadership, or null when none is held. */
 export type LeadershipOrNull = Leadership | null;
+
+export interface PublishedComponent {
+  component: ComponentName;
+  address: string;
+}
 
 export interface LeadershipResponse {
   leadership: LeadershipOrNull;
@@ -246,10 +266,20 @@ export interface LeadershipCampaignRequest {
   ttlMs?: TtlMs;
 }
 
+export interface LeadershipCampaignResponse {
+  /** True when this contender holds the leadership now (newly granted, or already its own). */
+  granted: boolean;
+  leadership: Leadership;
+}
+
 export interface LeadershipRenewRequest {
   contenderId: ContenderId;
   sessionId: SessionId;
   ttlMs?: TtlMs;
+}
+
+export interface LeadershipRenewResponse {
+  leadership: Leadership;
 }
 
 export interface LeadershipResignRequest {
@@ -259,56 +289,48 @@ export interface LeadershipResignRequest {
 
 export interface PublishRequest {
   sessionId: SessionId;
-  /** A component: a singleton, or `jobmanager/<job id>`. */
+  /** A component: `resourcemanager`, `dispatcher`, `rest` or `jobmanager/{jobId}`. */
   component: string;
   address: Address;
 }
 
 export interface UnpublishRequest {
   sessionId: SessionId;
-  /** A component: a singleton, or `jobmanager/<job id>`. */
+  /** A component: `resourcemanager`, `dispatcher`, `rest` or `jobmanager/{jobId}`. */
   component: string;
-}
-
-export interface RevokeRequest {
-  sessionId?: SessionId;
-}
-
-/** `leadership` is the holder, whether or not the campaign won. */
-export interface LeadershipCampaignResponse {
-  /** True when this contender holds the leadership now (newly, or already its own). */
-  granted: boolean;
-  leadership: Leadership;
-}
-
-export interface LeadershipRenewResponse {
-  leadership: Leadership;
-}
-
-export interface RevokeResponse {
-  revoked: boolean;
 }
 
 export interface UnpublishResponse {
   removed: boolean;
 }
 
-/** `NotLeader` from a leadership route: `leadership` is the one that lives, or null. */
-export interface LeadershipNotHeldError extends Error {
+export interface RevokeRequest {
+  sessionId?: SessionId;
+}
+
+export interface RevokeResponse {
+  revoked: boolean;
+}
+
+/**
+ * `NotLeader`: this session does not hold the leadership; `leadership` is the current one, or
+ * null.
+ */
+export interface NotLeadershipError extends Error {
   leadership: LeadershipOrNull;
 }
 
 /**
- * `LeadershipHeld`: a cluster leadership lives, so per-component campaigns are refused;
- * `leadership` names it.
+ * `LeadershipHeld`: a leadership leads the cluster, so no per-component lease is granted;
+ * `leadership` is it.
  */
 export interface LeadershipHeldError extends Error {
-  leadership: LeadershipOrNull;
+  leadership: Leadership;
 }
 
 /**
- * `ComponentLeasesHeld`: per-component leases live, so a cluster leadership is refused; `leaders`
- * names them.
+ * `ComponentLeasesHeld`: per-component leases live in the cluster, so no leadership is granted;
+ * `leaders` are they.
  */
 export interface ComponentLeasesHeldError extends Error {
   leaders: ComponentLeader[];

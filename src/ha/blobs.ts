@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { HaError } from './errors.js';
 import type { ClusterKeys } from './ids.js';
-import { redisCall } from './redisCall.js';
+import { redisCall, redisFailure } from './redisCall.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
 
 const CHUNK_BYTES = 1 << 20;
@@ -67,7 +67,7 @@ export class RedisBlobStore {
         this.redis.pipeline().rpush(staged, chunk.subarray(0, fill)).pexpire(staged, STAGED_TTL_MS).exec(),
       );
       const failed = replies?.find(([err]) => err);
-      if (failed) throw failed[0];
+      if (failed) throw redisFailure(failed[0]);
       fill = 0;
       chunks++;
     };

@@ -11,6 +11,7 @@ import { Code, decodeCleanupCluster, decodeCleanupJob, JOB_PARTS, staleFence, ty
 import { requireFence, type Fence } from './storeWriter.js';
 import type { RedisBlobStore } from './blobs.js';
 import type { ViewRegistry } from './views.js';
+import type { LeadershipService } from './leadership.js';
 
 export { JOB_PARTS, type JobPart };
 
@@ -42,7 +43,7 @@ const COUNTED: Record<string, keyof ClusterCleanupReport['deleted']> = {
   cpid: 'checkpointIdCounters',
 };
 /** Leadership keys: ended first, by one script that tells watchers; the store passes skip them. */
-const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader', 'grace']);
+const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader', 'grace', 'leadership']);
 const ATTEMPTS = 10;
 
 export class Cleanup {
@@ -52,6 +53,7 @@ export class Cleanup {
     private readonly views: ViewRegistry,
     private readonly blobs: RedisBlobStore,
     private readonly logSize: number,
+    private readonly leadership: LeadershipService,
   ) {}
 
   /** Deletes all of a job's data but its job result, at once; fenced by the dispatcher.
@@ -81,6 +83,9 @@ export class Cleanup {
               keys.checkpoints(jobId),
               keys.checkpointIdCounter(jobId),
               keys.blobs(jobId),
+              keys.leadershipLease,
+              keys.leadership,
+              keys.published,
               ...uploads.map((u) => keys.blobData(u)),
             ],
             [keys.channel, view?.index ?? 0, this.logSize, component, token, jobId, ...uploads],
@@ -110,6 +115,8 @@ export class Cleanup {
   async cluster(clusterId: string): Promise<ClusterCleanupReport> {
     const keys = this.views.keys(clusterId);
     const deleted = { leaders: 0, jobResults: 0, executionPlans: 0, checkpoints: 0, checkpointIdCounters: 0, blobs: 0, keys: 0 };
+    // The cluster's leadership first, in its own script (its components pushed as revoked).
+    await this.leadership.forget(clusterId, this.views.peek(clusterId)?.index ?? 0);
     await this.endLeadership(clusterId, keys, deleted);
     for (let pass = 0; pass < ATTEMPTS; pass++) {
       if ((await this.deleteStores(keys, deleted)) === 0) return { clusterId, deleted };

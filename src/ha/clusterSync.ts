@@ -58,10 +58,13 @@ export const systemClock: Clock = {
 
 /** What the sync tells whoever serves the subscribers. */
 export interface SyncListener {
-  /** A change was applied; changes come in index order, each once. */
-  changed(change: Change): void;
+  /** A change was applied; changes come in index order, each once. `told` is false for a
+   * change that came after a gap the log no longer covers: watchers told it would have a
+   * gap before it they never heard of, so the `resynced` that follows tells them instead. */
+  changed(change: Change, told: boolean): void;
   /** A resync read the whole state (after any changes it replayed were `changed`);
-   * `differs` when some leader was not what the changes applied had made it. */
+   * `differs` when the state is not what the changes told made it, a leader or the index:
+   * then the state goes out as a snapshot, under an index above every one told before. */
   resynced(differs: boolean): void;
 }
 
@@ -237,20 +240,28 @@ export class ClusterSync {
     const believed = new Map<Component, string>();
     for (const s of this.slots.values()) if (s.leader) believed.set(s.component, s.leader.sessionId);
     const r = await this.store.sync(believed, this.index);
-    // Whatever part of the missed history the log still holds goes out as changes: the
-    // expiries this sync recorded, and those another server recorded first (after a data
-    // loss, say). Only what the log no longer holds is left to a snapshot.
+    // The missed history the log still holds goes out as changes (the expiries this sync
+    // recorded, and those another server recorded first, after a data loss say), but only
+    // while it follows on from the index held: past the first gap (what the log lost) a
+    // change would leave watchers a gap they were never told of, so from there on changes
+    // are applied untold, and the snapshot below tells them all at once.
     const kept = this.index > 0 ? await this.store.changes(this.index) : { changes: [] };
     const missed = new Map<number, Change>();
     for (const c of [...kept.changes, ...r.changes]) if (c.index > this.index && c.index <= r.index) missed.set(c.index, c);
-    for (const c of [...missed.values()].sort((a, b) => a.index - b.index)) this.apply(c);
-    // Whatever else changed unseen reaches watchers as a fresh snapshot, under an index none
-    // of them has: the state's own, when it is above every change sent; else a new one
-    // (the changes the log still held brought watchers to the state's index already).
-    // Raised before any slot changes, so that a failure leaves this view to resync again.
-    const differs = [...r.state].some(([component, s]) => !sameLeader(this.slots.get(component)?.leader ?? null, s.leader));
+    let toldIndex = this.index;
+    for (const c of [...missed.values()].sort((a, b) => a.index - b.index)) {
+      const told = c.prev === toldIndex && this.index === toldIndex;
+      this.apply(c, told);
+      if (told) toldIndex = c.index;
+    }
+    // Whatever changed untold reaches watchers as a fresh snapshot, under an index none of
+    // them has: the state's own, when it is above every change told (it always is past a
+    // gap); else a new one. Raised before any slot changes, so that a failure leaves this
+    // view to resync again (nothing untold was applied: their indexes would be above).
+    const leaderDiffers = [...r.state].some(([component, s]) => !sameLeader(this.slots.get(component)?.leader ?? null, s.leader));
     let index = Math.max(this.index, r.index);
-    if (differs && r.index <= this.index) index = await this.store.raiseIndex(this.index);
+    if (leaderDiffers && index <= toldIndex) index = await this.store.raiseIndex(toldIndex);
+    const differs = leaderDiffers || index > toldIndex;
     const now = this.clock.now();
     for (const [component, s] of r.state) {
       const slot = this.slotOf(component);
@@ -268,7 +279,7 @@ export class ClusterSync {
     this.listener.resynced(differs);
   }
 
-  private apply(c: Change): void {
+  private apply(c: Change, told = true): void {
     const slot = this.slotOf(c.component);
     slot.leader = c.leader;
     slot.modIndex = c.index;
@@ -279,7 +290,7 @@ export class ClusterSync {
     }
     this.index = c.index;
     this.rearm(slot);
-    this.listener.changed(c);
+    this.listener.changed(c, told);
   }
 
   private slotOf(component: Component): Slot {

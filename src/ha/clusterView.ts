@@ -42,9 +42,9 @@ export class ClusterView {
     this.sync = new ClusterSync({
       store: ctx.store,
       listener: {
-        changed: (change) => {
+        changed: (change, told) => {
           onChange(change);
-          this.subscribers.changed(change);
+          if (told) this.subscribers.changed(change);
         },
         resynced: (differs) => this.subscribers.resynced(differs),
       },
@@ -116,9 +116,12 @@ export class ClusterView {
 
   // ---- subscribers
 
-  /** Resolves once the cluster (or the one component) changed past `after`, or on timeout. */
-  waitForChange(after: number, component: Component | null, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    return this.subscribers.waitForChange(after, component, timeoutMs, signal);
+  /** Resolves once the cluster (or the one component) changed past `after`, or on timeout;
+   * when woken by a replay or resync, once that is done: the view is live again by then (or
+   * known not to be), rather than still marked not live after an outage (a 503). */
+  async waitForChange(after: number, component: Component | null, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    await this.subscribers.waitForChange(after, component, timeoutMs, signal);
+    await this.sync.settled();
   }
 
   /**

@@ -6,10 +6,12 @@
 import { randomUUID } from 'node:crypto';
 import type { ClusterView, LeaderState } from './clusterView.js';
 import type { Change, Leader } from './changes.js';
-import { GracePeriodError, LeadershipHeldError, LeaseNotHeldError, RedisUnavailableError } from './errors.js';
+import { GracePeriodError, LeaseNotHeldError, LockDelayError, RedisUnavailableError } from './errors.js';
 import type { Floors } from './floors.js';
+import type { AcknowledgedLeases } from './acknowledgedLeases.js';
 import type { Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
+import type { LeadershipService } from './leadership.js';
 import type { RedisLink } from './redisLink.js';
 import { Code, type OpResult } from './replies.js';
 import type { ViewRegistry } from './views.js';
@@ -27,27 +29,38 @@ export class ElectionService {
    * follow: a renewal then gets no leader back from Redis unless it changed (its address),
    * and the same object answers again, with its encoding cached (encode.ts). */
   private readonly renewed = new Map<string, Leader>();
+  /** The cluster's leadership, which refuses per-component campaigns while it lives. */
+  leadership?: LeadershipService;
 
   constructor(
     private readonly link: RedisLink,
     private readonly store: LeaseStore,
     private readonly views: ViewRegistry,
     private readonly floors: Floors,
+    /** The leases this server acknowledged: what a failover may take (the grace after it). */
+    private readonly leases: AcknowledgedLeases,
   ) {}
 
   async campaign(
     clusterId: string,
     component: Component,
-    req: { contenderId: string; ttlMs: number; address?: string },
+    req: { contenderId: string; ttlMs: number; address?: string; lockDelayMs?: number },
   ): Promise<CampaignResult> {
     const { keys, view } = this.target(clusterId);
     // What this server has answered bounds what Redis may hold: the index and the token
     // are floors, and the longest TTL granted is the grace after a rollback.
     const f = this.floors.of(clusterId);
+    const replicated = this.leases.replicated();
     const r = await this.store.campaign(
       keys,
       component,
-      { contenderId: req.contenderId, sessionId: randomUUID(), ttlMs: req.ttlMs, address: req.address ?? '' },
+      {
+        contenderId: req.contenderId,
+        sessionId: randomUUID(),
+        ttlMs: req.ttlMs,
+        address: req.address ?? '',
+        lockDelayMs: req.lockDelayMs ?? 0,
+      },
       {
         index: Math.max(view?.index ?? 0, f.index),
         token: Math.max(view?.tokenFloor(component) ?? 0, f.tokens[component] ?? 0),
@@ -56,14 +69,20 @@ export class ElectionService {
     );
     if (r.code === Code.RolledBack || r.code === Code.InGrace) {
       // The view's sync repairs the rollback and reports it: read the cluster anew.
-      if (r.code === Code.RolledBack) void (view ? view.resync(true) : this.views.get(clusterId).catch(() => {}));
+      if (r.code === Code.RolledBack) void (view ? view.resync(true) : this.reopen(clusterId));
       throw new GracePeriodError(component, r.ttlMs);
     }
-    // The leadership that lives is named by the caller (LeadershipService.leadershipHeld).
-    if (r.code === Code.LeadershipHeld) throw new LeadershipHeldError(null);
+    if (r.code === Code.LeadershipHeld) {
+      // Refused while the leadership lives; one that ran out unnoticed is ended first.
+      await this.leadership!.refuseOrEnd(clusterId);
+      return this.campaign(clusterId, component, req);
+    }
     this.record(clusterId, view, r.changes);
+    // After the expiry it may just have recorded.
+    if (r.code === Code.LockDelay) throw new LockDelayError(component, r.ttlMs);
     if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
+    if (r.code !== Code.Held) this.leases.note(clusterId, r.ttlMs, replicated);
     return { granted: r.code !== Code.Held, leader: stateOf(r) };
   }
 
@@ -81,11 +100,13 @@ export class ElectionService {
     const { keys, view } = this.target(clusterId);
     const held = view?.holder(component);
     const known = held?.sessionId === sessionId ? held : (this.renewed.get(sessionId) ?? null);
+    const replicated = this.leases.replicated();
     const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known }, view?.index ?? 0);
     this.record(clusterId, view, r.changes);
     if (r.code !== Code.Done) throw notLeader(component, r);
     view?.extend(component, sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
+    this.leases.note(clusterId, r.ttlMs, replicated);
     const leader = r.leader ?? known!;
     if (!view && r.leader) {
       if (this.renewed.size >= MAX_RENEWED) this.renewed.clear();
@@ -111,14 +132,20 @@ export class ElectionService {
     return r.code === Code.Done;
   }
 
+  /** After a rollback, the view's sync repairs it and reports it: read the cluster anew. */
+  reopen(clusterId: string): void {
+    this.views.get(clusterId).catch(() => {});
+  }
+
   /** Changes this server made: into its view, which notes them in the floors as it applies
    * them; without a view, into the floors alone. */
-  private record(clusterId: string, view: ClusterView | undefined, changes: Change[]): void {
+  record(clusterId: string, view: ClusterView | undefined, changes: Change[]): void {
     if (view) view.ingest(changes);
     else this.floors.noteChanges(clusterId, changes);
   }
 
-  private target(clusterId: string) {
+  /** The cluster's keys and this server's view of it, if it has one; 503 while Redis is down. */
+  target(clusterId: string) {
     if (!this.link.isHealthy) throw new RedisUnavailableError();
     const view = this.views.peek(clusterId);
     if (view) view.lastUsed = Date.now();

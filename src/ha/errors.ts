@@ -8,6 +8,7 @@ export type HaErrorCode =
   | 'RedisUnavailable'
   | 'RedisOutOfMemory'
   | 'GracePeriod'
+  | 'LockDelay'
   | 'FencingTokenRequired'
   | 'FencingTokenStale'
   | 'IdempotencyKeyReused'
@@ -67,31 +68,15 @@ export class GracePeriodError extends HaError {
   }
 }
 
-/** The cluster's leadership is not held by this contender and session (`leadership`: the
- * one that lives, or null); the HTTP layer answers it as `NotLeader`. */
-export class LeadershipNotHeldError extends HaError {
-  constructor(message: string, leadership: unknown) {
-    super('NotLeader', message, { leadership });
-  }
-}
-
-/** A cluster is led by one leadership or by per-component leases, never both. */
-export class LeadershipHeldError extends HaError {
-  constructor(leadership: unknown) {
-    super('LeadershipHeld', 'a cluster leadership lives in this cluster: its components are published under it, not campaigned for one by one', {
-      leadership,
-    });
-  }
-}
-
-export class ComponentLeasesHeldError extends HaError {
-  constructor(leaders: unknown) {
-    super('ComponentLeasesHeld', 'per-component leases live in this cluster: no cluster leadership until they end', { leaders });
-  }
-}
-
-export class NotLeadershipOwnerError extends HaError {
-  constructor() {
-    super('NotLeadershipOwner', 'the leadership was campaigned for with another access token; only that token may renew, resign or publish under it', {});
+/** No lease of the component is granted for the lock delay its last holder's grant asked
+ * for (`lockDelayMs`, Consul's lock-delay), counted from when its lease's expiry was
+ * recorded: time for a holder that stalled past its lease to notice before another leads. */
+export class LockDelayError extends HaError {
+  constructor(component: string, readonly remainingMs: number) {
+    super(
+      'LockDelay',
+      `the last lease of ${component} expired with a lock delay: it is granted to nobody for ${remainingMs} ms more; campaign again then`,
+      { retryAfterMs: remainingMs },
+    );
   }
 }

@@ -51,6 +51,11 @@ export class Floors {
     }
   }
 
+  /** The clusters this server has answered for. */
+  clusterIds(): string[] {
+    return [...this.clusters.keys()];
+  }
+
   of(clusterId: string): ClusterFloors {
     let f = this.clusters.get(clusterId);
     if (!f) {

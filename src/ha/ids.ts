@@ -48,19 +48,26 @@ export class ClusterKeys {
     this.grace = this.prefix + 'grace';
   }
 
-  /** The cluster's leadership (one lease over several components, issue 22): its lease,
-   * its hash, and the set of components published under it. The Lua scripts find these
-   * from any key's prefix as well (scripts/lib/cluster_leadership.lua). */
-  get leadership(): { lease: string; hash: string; published: string } {
-    return { lease: this.prefix + 'leadership', hash: this.prefix + 'leadership:h', published: this.prefix + 'leadership:pub' };
-  }
-
   lease(component: Component): string {
     return this.prefix + 'lease:' + component;
   }
 
   leader(component: Component): string {
     return this.prefix + 'leader:' + component;
+  }
+
+  /** The cluster's leadership (scripts/lib/cluster_leadership.lua): its lease, its hash,
+   * and component -> address of what is published under it. */
+  get leadershipLease(): string {
+    return this.prefix + 'leadership:lease';
+  }
+
+  get leadership(): string {
+    return this.prefix + 'leadership';
+  }
+
+  get published(): string {
+    return this.prefix + 'leadership:published';
   }
 
   // The stores (docs/design.md §5); a job id here is in lower case, or `_` for blobs of no job.

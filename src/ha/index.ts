@@ -10,9 +10,10 @@ import type { Change } from './changes.js';
 import { RedisUnavailableError } from './errors.js';
 import type { ClusterKeys } from './ids.js';
 import { ElectionService } from './election.js';
-import { LeadershipService } from './leadership.js';
 import { LeaseStore } from './leaseStore.js';
-import { RedisLink, type DataLossReport } from './redisLink.js';
+import { RedisLink, type ClockStepReport, type DataLossReport } from './redisLink.js';
+import { AcknowledgedLeases, type PrimaryLoss } from './acknowledgedLeases.js';
+import { LeadershipService } from './leadership.js';
 import { Scripts } from './scripts.js';
 import { ViewRegistry } from './views.js';
 import { StoreWriter } from './storeWriter.js';
@@ -22,6 +23,7 @@ import { RedisCheckpointStore } from './checkpoints.js';
 import { RedisBlobStore } from './blobs.js';
 import { Cleanup } from './cleanup.js';
 import { Floors } from './floors.js';
+import { FloorsWriteback } from './floorsWriteback.js';
 
 export interface HaOptions {
   redis: string | RedisOptions;
@@ -49,6 +51,8 @@ export interface HaHealth {
   /** Times the primary changed (a failover, or a restart). */
   primaryChanges: number;
   dataLoss: DataLossReport;
+  /** Times Redis's clock stepped against this server's monotonic clock. */
+  redisClockSteps: ClockStepReport;
   clustersWatched: number;
   /** Why this server must not be counted as ready although Redis answers (a Redis that
    * may evict keys); empty when there is none. */
@@ -66,7 +70,11 @@ export class HaServices {
   readonly blobs: RedisBlobStore;
   readonly cleanup: Cleanup;
   readonly floors: Floors;
+  readonly writeback: FloorsWriteback;
   private readonly requiredAcks: () => number;
+  private readonly leases: AcknowledgedLeases;
+  private readonly store: LeaseStore;
+  private readonly log: Log;
 
   constructor(opts: HaOptions) {
     this.floors = new Floors(opts.floorsFile, opts.logger);
@@ -82,6 +90,10 @@ export class HaServices {
     this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
     const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
     const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'));
+    this.store = store;
+    this.log = opts.logger;
+    this.leases = new AcknowledgedLeases(this.requiredAcks);
+    link.primaryLost = (loss) => this.startGrace(loss);
     this.views = new ViewRegistry({
       link: this.link,
       store,
@@ -91,15 +103,24 @@ export class HaServices {
       onRollback: (clusterId) => this.link.reportRollback(clusterId),
       logger: opts.logger,
     });
-    this.election = new ElectionService(this.link, store, this.views, this.floors);
-    this.leadership = new LeadershipService(this.link, scripts, this.views, this.floors, opts.changeLogSize);
+    this.writeback = new FloorsWriteback({
+      link,
+      scripts,
+      floors: this.floors,
+      logSize: opts.changeLogSize,
+      log: opts.logger,
+      done: () => this.views.resyncAll(),
+    });
+    this.election = new ElectionService(this.link, store, this.views, this.floors, this.leases);
+    this.leadership = new LeadershipService(store.leadership, this.election, this.floors);
+    this.election.leadership = this.leadership;
     const redis = this.link.cmd;
     const writer = new StoreWriter(scripts, opts.idempotencyTtlMs);
     this.jobResults = new RedisJobResultStore(redis, writer);
     this.executionPlans = new RedisExecutionPlanStore(redis, writer);
     this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);
     this.blobs = new RedisBlobStore(this.link.bulk, writer);
-    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize);
+    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize, this.leadership);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */
@@ -115,9 +136,26 @@ export class HaServices {
       replicas: { connected: this.link.replicas, requiredForAck: this.requiredAcks() },
       primaryChanges: this.link.primaryChanges,
       dataLoss: this.link.dataLossReport,
+      redisClockSteps: this.link.clockStepReport,
       clustersWatched: this.views.size,
       problems: policy ? [`redis maxmemory-policy is ${policy}, which may evict leases and stored data; set it to noeviction`] : [],
     };
+  }
+
+  /** The Redis now serving may have lost leases this server acknowledged: every cluster
+   * where one may still be running grants nothing until it has run out (docs/design.md §9).
+   * A failure leaves the link unhealthy, and the next health check tries again. */
+  private async startGrace(loss: PrimaryLoss): Promise<void> {
+    const atRisk = this.leases.atRisk(loss);
+    if (atRisk.length === 0) return;
+    for (const [clusterId, ms] of atRisk) await this.store.startGrace(this.views.keys(clusterId), ms);
+    const longest = Math.max(...atRisk.map(([, ms]) => ms));
+    this.log.error(
+      { loss, clusters: atRisk.slice(0, 20).map(([c]) => c), clusterCount: atRisk.length, graceMs: longest },
+      loss === 'failover'
+        ? 'the redis primary changed after this server acknowledged leases that no replica held: the new primary may lack them, so these clusters grant no lease until they have run out'
+        : 'redis lost its data while leases this server acknowledged were running: these clusters grant no lease until they have run out',
+    );
   }
 
   /** Releases connections and timers; deletes nothing. */
@@ -128,18 +166,9 @@ export class HaServices {
   }
 }
 
-export {
-  GracePeriodError,
-  HaError,
-  LeadershipHeldError,
-  LeadershipNotHeldError,
-  LeaseNotHeldError,
-  RedisOutOfMemoryError,
-  RedisUnavailableError,
-  type HaErrorCode,
-} from './errors.js';
-export type { LeadershipState, Owner } from './leadership.js';
+export { GracePeriodError, HaError, LeaseNotHeldError, LockDelayError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
+export type { Leadership, Owner } from './leadership.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';
 export { APPLICATION_STATUSES, type JobResult, type JobResultInput } from './jobResults.js';

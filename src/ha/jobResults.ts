@@ -1,6 +1,6 @@
 /** Flink's JobResultStore: one Redis hash per job, and sets of all and of dirty job ids. */
 import type { ClusterKeys } from './ids.js';
-import { redisCall } from './redisCall.js';
+import { redisCall, redisFailure } from './redisCall.js';
 import type { Redis } from 'ioredis';
 import { HaError } from './errors.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
@@ -72,7 +72,7 @@ export class RedisJobResultStore {
     const replies = (await redisCall(() => pipeline.exec())) ?? [];
     const entries: JobResult[] = [];
     replies.forEach(([err, h], i) => {
-      if (err) throw err;
+      if (err) throw redisFailure(err);
       const fields = h as Record<string, string>;
       // An id whose entry went meanwhile (cleanup of the whole cluster) is skipped.
       if (fields.state && (!state || fields.state === state)) entries.push(entryOf(ids[i], Object.entries(fields).flat()));

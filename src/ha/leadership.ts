@@ -1,183 +1,176 @@
 /**
- * A cluster's leadership (issue 22): Flink's model since 1.15, one leader election per
- * JobManager process. A contender campaigns once and gets one lease, one session id and
- * one fencing token, and publishes under it the leader information of any component.
- * Each call is one Lua script (scripts/leadership_*.lua, lib/cluster_leadership.lua); the
- * changes it made are fed straight into this server's view, as ElectionService does.
+ * A cluster's leadership, Flink's model since FLINK-24038 (docs/design.md §3): one lease,
+ * one session id and one fencing token for a contender, under which it publishes and
+ * deletes the leader information of any number of components. Renewal, resignation,
+ * expiry and revocation act on all of it at once. Readers see each published component
+ * as a leader like any other; each call's changes go into this server's view straight
+ * away, as the election's do.
  */
 import { randomUUID } from 'node:crypto';
-import type { ClusterView, LeaderState } from './clusterView.js';
-import type { Change } from './changes.js';
-import {
-  ComponentLeasesHeldError,
-  GracePeriodError,
-  LeadershipHeldError,
-  LeadershipNotHeldError,
-  NotLeadershipOwnerError,
-  RedisUnavailableError,
-} from './errors.js';
+import type { LeaderState } from './clusterView.js';
+import { parseLeader, type Leader } from './changes.js';
+import { GracePeriodError, HaError } from './errors.js';
+import type { ElectionService } from './election.js';
 import type { Floors } from './floors.js';
-import type { ClusterKeys, Component } from './ids.js';
-import { redisCall } from './redisCall.js';
-import type { RedisLink } from './redisLink.js';
-import { Code, decodeLeadership, decodePublish, decodeUnpublish, type LeadershipResult, type LeadershipState } from './replies.js';
-import type { ScriptName, Scripts } from './scripts.js';
-import type { ViewRegistry } from './views.js';
+import type { Component } from './ids.js';
+import type { LeadershipStore } from './leadershipStore.js';
+import { Code, codeError, type LeadershipReply } from './replies.js';
 
-export type { LeadershipState } from './replies.js';
+/** A leadership as the API answers it. `token` fences every store write of the cluster
+ * while it lives. */
+export interface Leadership {
+  contenderId: string;
+  sessionId: string;
+  token: number;
+  ttlMs: number;
+  remainingMs: number;
+  /** What is published under it, sorted by component. */
+  components: Array<{ component: Component; address: string }>;
+}
 
-/** The campaigning access token's digest, '' when the server has none configured. */
+/** Who calls: the digest of the access token it sent ('' with none configured), so that
+ * only the token that campaigned may act on the leadership. */
 export type Owner = string;
 
 export class LeadershipService {
   constructor(
-    private readonly link: RedisLink,
-    private readonly scripts: Scripts,
-    private readonly views: ViewRegistry,
+    private readonly store: LeadershipStore,
+    private readonly election: ElectionService,
     private readonly floors: Floors,
-    private readonly logSize: number,
   ) {}
-
-  async get(clusterId: string): Promise<LeadershipState | null> {
-    return (await this.call('leadership_get', clusterId, [], [])).leadership;
-  }
 
   async campaign(
     clusterId: string,
     req: { contenderId: string; ttlMs: number; owner: Owner },
-  ): Promise<{ granted: boolean; leadership: LeadershipState }> {
+  ): Promise<{ granted: boolean; leadership: Leadership }> {
+    const { keys, view } = this.election.target(clusterId);
     const f = this.floors.of(clusterId);
-    // Its token is above every token this server answered in the cluster.
-    const tokenFloor = Math.max(0, ...Object.values(f.tokens));
-    const keys = this.views.keys(clusterId);
-    const r = await this.call('leadership_campaign', clusterId, [keys.components, keys.grace], [
-      req.contenderId,
-      randomUUID(),
-      req.ttlMs,
-      tokenFloor,
-      f.maxTtlMs,
-      req.owner,
-    ]);
+    const r = await this.store.campaign(
+      keys,
+      { contenderId: req.contenderId, sessionId: randomUUID(), ttlMs: req.ttlMs, owner: req.owner },
+      { index: Math.max(view?.index ?? 0, f.index), token: Math.max(0, ...Object.values(f.tokens)), graceMs: f.maxTtlMs },
+    );
+    this.election.record(clusterId, view, r.changes);
     if (r.code === Code.RolledBack || r.code === Code.InGrace) {
-      if (r.code === Code.RolledBack) {
-        const view = this.views.peek(clusterId);
-        void (view ? view.resync(true) : this.views.get(clusterId).catch(() => {}));
-      }
-      throw new GracePeriodError('the leadership', r.graceMs);
+      if (r.code === Code.RolledBack) void (view ? view.resync(true) : this.election.reopen(clusterId));
+      throw new GracePeriodError('the leadership', r.remainingMs);
     }
     if (r.code === Code.ComponentLeasesHeld) {
-      throw new ComponentLeasesHeldError(r.leaders.map((l) => ({ component: l.component, leader: { leader: l.leader, remainingMs: l.ttlMs } })));
+      const leaders: Array<{ component: Component; leader: LeaderState }> = [];
+      for (let i = 0; i + 2 < r.extra.length; i += 3) {
+        leaders.push({ component: r.extra[i], leader: { leader: parseLeader(r.extra[i + 1])!, remainingMs: Number(r.extra[i + 2]) } });
+      }
+      throw new HaError('ComponentLeasesHeld', 'per-component leases live in this cluster: no leadership until they end', { leaders });
     }
-    this.floors.raiseTtl(clusterId, req.ttlMs);
-    return { granted: r.code !== Code.Held, leadership: r.leadership! };
+    this.floors.raiseTtl(clusterId, r.ttlMs);
+    if (r.code === Code.AlreadyHeld) for (const c of pairs(r.extra)) view?.extend(c.component, r.leader!.sessionId, r.ttlMs);
+    // Granted or not, a campaign that gets this far answers a holder.
+    return { granted: r.code !== Code.Held, leadership: leadershipOf(r)! };
   }
 
-  /** Extends the leadership and every component published under it, by `ttlMs` or else
-   * by its own TTL. */
-  async renew(clusterId: string, contenderId: string, sessionId: string, ttlMs: number | undefined, owner: Owner): Promise<LeadershipState> {
-    const r = await this.call('leadership_renew', clusterId, [], [contenderId, sessionId, ttlMs ?? '', owner]);
-    this.refuse(r.code, r.leadership);
-    this.floors.raiseTtl(clusterId, r.leadership!.ttlMs);
-    return r.leadership!;
+  async renew(
+    clusterId: string,
+    req: { contenderId: string; sessionId: string; ttlMs: number | undefined; fallbackTtlMs: number; owner: Owner },
+  ): Promise<Leadership> {
+    const { keys, view } = this.election.target(clusterId);
+    const r = await this.store.renew(keys, req, view?.index ?? 0);
+    this.election.record(clusterId, view, r.changes);
+    this.check(r);
+    const leadership = leadershipOf(r)!;
+    for (const c of leadership.components) view?.extend(c.component, req.sessionId, r.ttlMs);
+    this.floors.raiseTtl(clusterId, r.ttlMs);
+    return leadership;
   }
 
-  /** Ends the leadership: true when it ended now, false when it was already free. */
-  async resign(clusterId: string, contenderId: string, sessionId: string, owner: Owner): Promise<boolean> {
-    const r = await this.call('leadership_resign', clusterId, [], [contenderId, sessionId, owner]);
+  /** true when it was released now, false when no leadership was held. */
+  async resign(clusterId: string, req: { contenderId: string; sessionId: string; owner: Owner }): Promise<boolean> {
+    const { keys, view } = this.election.target(clusterId);
+    const r = await this.store.resign(keys, req.contenderId, req.sessionId, req.owner, view?.index ?? 0);
+    this.election.record(clusterId, view, r.changes);
     if (r.code === Code.Free) return false;
-    this.refuse(r.code, r.leadership);
+    this.check(r);
     return true;
   }
 
-  /** An admin ends the leadership (only `sessionId`'s, when given). */
+  /** An admin's revocation: of whoever leads, or only of `sessionId` (NotLeader when that
+   * session does not lead). true when a leadership was revoked. */
   async revoke(clusterId: string, sessionId: string | undefined): Promise<boolean> {
-    const r = await this.call('leadership_revoke', clusterId, [], [sessionId ?? '']);
-    if (r.code === Code.Held || (r.code === Code.Free && sessionId !== undefined)) {
-      throw new LeadershipNotHeldError(`session ${sessionId} does not hold the leadership`, r.leadership);
-    }
+    const { keys, view } = this.election.target(clusterId);
+    const r = await this.store.revoke(keys, sessionId ?? '', false, view?.index ?? 0);
+    this.election.record(clusterId, view, r.changes);
+    if (r.code === Code.Free && sessionId !== undefined) throw notLeader(r);
+    if (r.code === Code.Held) throw notLeader(r);
     return r.code === Code.Done;
   }
 
-  async publish(clusterId: string, sessionId: string, component: Component, address: string, owner: Owner): Promise<LeaderState> {
-    const { keys, view } = this.target(clusterId);
-    const l = keys.leadership;
-    const reply = await this.run(
-      'leadership_publish',
-      [keys.index, keys.log, l.lease, l.hash, l.published, keys.components, keys.lease(component), keys.leader(component)],
-      [keys.channel, this.indexFloor(clusterId, view), this.logSize, sessionId, component, address, owner],
-    );
-    const r = decodePublish(reply);
-    this.record(clusterId, view, r.changes);
-    if (r.code !== Code.Done) await this.refuseNow(clusterId, r.code);
-    return { leader: r.leader!, remainingMs: r.ttlMs };
+  /** The component's leader as `GET leaders/{component}` answers it. */
+  async publish(clusterId: string, req: { sessionId: string; component: Component; address: string; owner: Owner }): Promise<LeaderState> {
+    const { keys, view } = this.election.target(clusterId);
+    const r = await this.store.publish(keys, req.component, req.sessionId, req.address, req.owner, view?.index ?? 0);
+    this.election.record(clusterId, view, r.changes);
+    this.check(r);
+    return { leader: r.leader!, remainingMs: r.remainingMs };
   }
 
-  /** Deletes a component's published leader information; false when it was not published. */
-  async unpublish(clusterId: string, sessionId: string, component: Component, owner: Owner): Promise<boolean> {
-    const { keys, view } = this.target(clusterId);
-    const l = keys.leadership;
-    const reply = await this.run(
-      'leadership_unpublish',
-      [keys.index, keys.log, l.lease, l.hash, l.published, keys.lease(component), keys.leader(component)],
-      [keys.channel, this.indexFloor(clusterId, view), this.logSize, sessionId, component, owner],
-    );
-    const r = decodeUnpublish(reply);
-    this.record(clusterId, view, r.changes);
-    if (r.code !== Code.Done) await this.refuseNow(clusterId, r.code);
-    return r.removed;
+  /** true when the component was published, false when it was not. */
+  async unpublish(clusterId: string, req: { sessionId: string; component: Component; owner: Owner }): Promise<boolean> {
+    const { keys, view } = this.election.target(clusterId);
+    const r = await this.store.unpublish(keys, req.component, req.sessionId, req.owner, view?.index ?? 0);
+    this.election.record(clusterId, view, r.changes);
+    this.check(r);
+    return r.extra[0] === '1';
   }
 
-  /** A per-component campaign refused because a leadership lives: the error names it. */
-  async leadershipHeld(clusterId: string): Promise<LeadershipHeldError> {
-    return new LeadershipHeldError(await this.get(clusterId).catch(() => null));
+  async get(clusterId: string): Promise<Leadership | null> {
+    const { keys } = this.election.target(clusterId);
+    return leadershipOf(await this.store.get(keys));
   }
 
-  private refuse(code: Code, leadership: LeadershipState | null): void {
-    if (code === Code.NotOwner) throw new NotLeadershipOwnerError();
-    if (code !== Code.Done) {
-      throw new LeadershipNotHeldError('this contender and session do not hold the cluster leadership', leadership);
+  /** A per-component campaign met a leadership (campaign.lua's LeadershipHeld): refused
+   * while it lives; one that ran out unnoticed is ended, and the campaign may go on. */
+  async refuseOrEnd(clusterId: string): Promise<void> {
+    const leadership = await this.get(clusterId);
+    if (leadership) {
+      throw new HaError('LeadershipHeld', 'a leadership leads this cluster: no per-component lease while it lives', { leadership });
     }
+    const { keys, view } = this.election.target(clusterId);
+    const r = await this.store.expire(keys, view?.index ?? 0);
+    this.election.record(clusterId, view, r.changes);
   }
 
-  /** The refusal of a publish or unpublish, with the leadership as it is now. */
-  private async refuseNow(clusterId: string, code: Code): Promise<never> {
-    this.refuse(code, code === Code.NotOwner ? null : await this.get(clusterId));
-    throw new Error('unreachable');
+  /** cleanupAllData: ends the leadership (its components pushed as revoked) and forgets it. */
+  async forget(clusterId: string, floor: number): Promise<number> {
+    const { keys, view } = this.election.target(clusterId);
+    const r = await this.store.revoke(keys, '', true, floor);
+    this.election.record(clusterId, view, r.changes);
+    return r.changes.length;
   }
 
-  /** The scripts whose keys are the leadership's and whose answer is {code, leadership, ...}. */
-  private async call(name: ScriptName, clusterId: string, extraKeys: string[], args: Array<string | number>): Promise<LeadershipResult> {
-    const { keys, view } = this.target(clusterId);
-    const l = keys.leadership;
-    const reply = await this.run(name, [keys.index, keys.log, l.lease, l.hash, l.published, ...extraKeys], [
-      keys.channel,
-      this.indexFloor(clusterId, view),
-      this.logSize,
-      ...args,
-    ]);
-    const r = decodeLeadership(name, reply);
-    this.record(clusterId, view, r.changes);
-    return r;
+  private check(r: LeadershipReply): void {
+    if (r.code === Code.NotOwner) throw codeError(r.code, 'the leadership')!;
+    if (r.code !== Code.Done) throw notLeader(r);
   }
+}
 
-  /** What this server has answered bounds what Redis may hold (docs/design.md §9). */
-  private indexFloor(clusterId: string, view: ClusterView | undefined): number {
-    return Math.max(view?.index ?? 0, this.floors.of(clusterId).index);
-  }
+function pairs(flat: string[]): Leadership['components'] {
+  const out: Leadership['components'] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push({ component: flat[i], address: flat[i + 1] });
+  return out.sort((a, b) => (a.component < b.component ? -1 : a.component > b.component ? 1 : 0));
+}
 
-  private record(clusterId: string, view: ClusterView | undefined, changes: Change[]): void {
-    if (view) view.ingest(changes);
-    else this.floors.noteChanges(clusterId, changes);
-  }
+function leadershipOf(r: LeadershipReply): Leadership | null {
+  const l: Leader | null = r.leader;
+  if (!l || (r.code !== Code.Done && r.code !== Code.AlreadyHeld && r.code !== Code.Held)) return null;
+  return {
+    contenderId: l.contenderId,
+    sessionId: l.sessionId,
+    token: l.fencingToken,
+    ttlMs: r.ttlMs,
+    remainingMs: Math.max(0, r.remainingMs),
+    components: pairs(r.extra),
+  };
+}
 
-  private target(clusterId: string): { keys: ClusterKeys; view: ClusterView | undefined } {
-    if (!this.link.isHealthy) throw new RedisUnavailableError();
-    const view = this.views.peek(clusterId);
-    if (view) view.lastUsed = Date.now();
-    return { keys: this.views.keys(clusterId), view };
-  }
-
-  private run(name: ScriptName, keys: string[], args: Array<string | number>) {
-    return redisCall(() => this.scripts.run(name, keys, args));
-  }
+function notLeader(r: LeadershipReply): HaError {
+  return new HaError('NotLeader', 'this session does not hold the leadership', { leadership: leadershipOf(r) });
 }

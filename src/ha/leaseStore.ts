@@ -7,6 +7,7 @@ import type { ClusterKeys, Component } from './ids.js';
 import {
   Code,
   decodeChanges,
+  decodeFailoverGrace,
   decodeOp,
   decodeRaiseIndex,
   decodeRenewals,
@@ -21,6 +22,7 @@ import {
   type SyncResult,
 } from './replies.js';
 import type { ScriptName, ScriptReply, Scripts } from './scripts.js';
+import { LeadershipStore } from './leadershipStore.js';
 
 export type {
   CampaignResult,
@@ -53,6 +55,8 @@ function deliver(item: RenewBatch['items'][number], result: RenewResult): void {
 
 export class LeaseStore {
   private readonly renewals = new Map<string, RenewBatch>();
+  /** The scripts of a cluster's leadership, whose end settles its published components. */
+  readonly leadership: LeadershipStore;
 
   constructor(
     private readonly scripts: Scripts,
@@ -62,21 +66,23 @@ export class LeaseStore {
     readonly origin: string,
   ) {
     if (!/^\S+$/.test(origin)) throw new Error(`an origin is a word without spaces, not '${origin}'`);
+    this.leadership = new LeadershipStore(scripts, logSize, origin);
   }
 
   campaign(
     keys: ClusterKeys,
     component: Component,
-    a: { contenderId: string; sessionId: string; ttlMs: number; address: string },
+    a: { contenderId: string; sessionId: string; ttlMs: number; address: string; lockDelayMs?: number },
     floors: { index: number; token: number; graceMs: number },
   ): Promise<CampaignResult> {
-    return this.op('campaign', keys, component, [keys.components, keys.grace], floors.index, [
+    return this.op('campaign', keys, component, [keys.components, keys.grace, keys.leadership], floors.index, [
       a.contenderId,
       a.sessionId,
       a.ttlMs,
       a.address,
       floors.token,
       floors.graceMs,
+      a.lockDelayMs ?? 0,
     ]);
   }
 
@@ -136,8 +142,13 @@ export class LeaseStore {
     return this.op('resign', keys, component, [], floor, [contenderId, sessionId]);
   }
 
-  expire(keys: ClusterKeys, component: Component, floor: number): Promise<ExpireResult> {
-    return this.op('expire', keys, component, [], floor, []);
+  /** A component published under a leadership runs out with it: then the leadership ends,
+   * every published component in one script, whose changes are answered. */
+  async expire(keys: ClusterKeys, component: Component, floor: number): Promise<ExpireResult> {
+    const r = await this.op('expire', keys, component, [], floor, []);
+    if (r.code !== Code.Published) return r;
+    const ended = await this.leadership.expire(keys, floor);
+    return { code: ended.code === Code.Done ? Code.Done : Code.Free, leader: null, ttlMs: 0, changes: ended.changes };
   }
 
   /** The whole state of a cluster; `believed` maps components to the session ids the
@@ -168,6 +179,14 @@ export class LeaseStore {
   /** Raises the cluster's index above `floor`, without a change; answers the new index. */
   async raiseIndex(keys: ClusterKeys, floor: number): Promise<number> {
     return decodeRaiseIndex(await this.run('raise_index', [keys.index, keys.log], [keys.channel, floor, this.logSize]));
+  }
+
+  /** Starts the cluster's grace period (or keeps a longer one): no grant for `graceMs`;
+   * answers the grace's time left. */
+  async startGrace(keys: ClusterKeys, graceMs: number): Promise<number> {
+    return decodeFailoverGrace(
+      await this.run('failover_grace', [keys.index, keys.log, keys.grace], [keys.channel, 0, this.logSize, graceMs]),
+    );
   }
 
   async changesSince(keys: ClusterKeys, since: number): Promise<ChangesResult> {

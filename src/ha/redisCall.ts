@@ -11,8 +11,14 @@ export async function redisCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ReplyError && (err as Error).message.startsWith('OOM')) throw new RedisOutOfMemoryError(err);
-    if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) throw err;
-    throw new RedisUnavailableError(err);
+    throw redisFailure(err);
   }
+}
+
+/** What a Redis error is to the callers, as redisCall says; for the errors of a pipeline's
+ * replies (a command timing out in one), which exec() answers rather than throws. */
+export function redisFailure(err: unknown): unknown {
+  if (err instanceof ReplyError && (err as Error).message.startsWith('OOM')) return new RedisOutOfMemoryError(err);
+  if (err instanceof ReplyError && !TRANSIENT_REPLY.test((err as Error).message)) return err;
+  return new RedisUnavailableError(err);
 }

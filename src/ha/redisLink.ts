@@ -6,16 +6,26 @@
  * No connection has an offline queue, and commands have a short timeout, so that an
  * outage is an immediate error rather than a hidden wait. Every second it reads a marker
  * key that the servers write once: a marker that vanished or changed means Redis lost its
- * data (a restart without persistence, a failover to a replica that lagged, a flush).
- * It also reads Redis's `maxmemory-policy` at every (re)connection and every few seconds:
+ * data (a restart without persistence, a failover to a replica that lagged, a flush). It
+ * also counts its own checks in a key of its own (the beat): a beat found below the last
+ * one written means Redis went back in time (a restored backup, a replica that lagged),
+ * though the marker is still there. It also reads Redis's `maxmemory-policy` at every (re)connection and every few seconds:
  * any policy but `noeviction` lets Redis drop leases and stores to make room, which is a
  * configuration problem that readiness reports (docs/design.md §9).
+ *
+ * Every check also reads the primary's replication id, to tell a failover or a restart,
+ * and Redis's clock (`TIME`), to tell a clock that stepped (redisClock.ts). When the Redis
+ * now serving may have lost leases this server acknowledged (a failover, or lost data),
+ * `primaryLost` starts the grace before the link counts as healthy again.
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
+import { performance } from 'node:perf_hooks';
 import type { Log } from './log.js';
 import { MARKER_KEY } from './ids.js';
+import type { PrimaryLoss } from './acknowledgedLeases.js';
+import { clockStep, timeMs, type ClockReading } from './redisClock.js';
 
 export interface RedisLinkOptions {
   /** A redis:// or rediss:// URL, or ioredis options (a unix socket path, say). */
@@ -34,6 +44,13 @@ export interface DataLossReport {
   clusters: string[];
 }
 
+export interface ClockStepReport {
+  count: number;
+  /** The last step: when it was seen, and by how much Redis's clock moved (ms; negative:
+   * back), or null if never. */
+  last: { detectedAt: string; stepMs: number } | null;
+}
+
 /** How many rolled-back clusters a data loss report names. */
 const ROLLBACK_CLUSTERS_KEPT = 20;
 
@@ -41,15 +58,24 @@ interface LinkEvents {
   up: [];
   down: [];
   dataLoss: [];
+  /** A new primary, or a restart: what this server answered is written back into it
+   * (floorsWriteback.ts), whatever the marker and the beat say. */
+  primaryChanged: [];
   rollback: [clusterId: string];
+  clockStep: [stepMs: number];
   message: [channel: string, message: string];
 }
 
 const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
 
 /** The memory policy is read again every this many health checks (and at every recovery),
- * since a failover or a CONFIG SET can change it under a running server. */
+ * since a CONFIG SET can change it under a running server (and a failover, which the
+ * replication id read at every check tells, reads it at once). */
 const POLICY_CHECK_EVERY = 20;
+
+/** How long a server's beat outlives it: a Redis restored from a backup older than this
+ * has no beat of a live server, which reads as a loss too. */
+const BEAT_TTL_MS = 3_600_000;
 
 export class RedisLink extends EventEmitter<LinkEvents> {
   readonly cmd: Redis;
@@ -71,7 +97,20 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   private replicaCount = 0;
   /** The primary's replication id: another one means another primary, or a restart. */
   private replid: string | null = null;
+  /** The address the commands' connection reached it at: another is another Redis. */
+  private address: string | null = null;
   private primaryChangeCount = 0;
+  /** Losses found whose grace `primaryLost` has not yet started. */
+  private readonly pendingLosses = new Set<PrimaryLoss>();
+  /** The beat: this server's own key, and the last value it wrote there (0: none yet). */
+  private readonly beatKey = `leasehold:beat:${randomUUID()}`;
+  private beat = 0;
+  /** Starts the grace after a loss of this kind (HaServices sets it). Until it succeeds the
+   * link is not healthy again, so that this server grants nothing meanwhile. */
+  primaryLost: (loss: PrimaryLoss) => Promise<void> = async () => {};
+  /** The last reading of Redis's clock, null after an outage or a change of primary. */
+  private clock: ClockReading | null = null;
+  private readonly clockSteps: ClockStepReport = { count: 0, last: null };
   private readonly timer: NodeJS.Timeout;
   private checking = false;
   private closed = false;
@@ -127,6 +166,10 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     return this.primaryChangeCount;
   }
 
+  get clockStepReport(): ClockStepReport {
+    return { count: this.clockSteps.count, last: this.clockSteps.last && { ...this.clockSteps.last } };
+  }
+
   /** Redis's `maxmemory-policy` when it evicts keys (anything but `noeviction`), else null. */
   get evictionPolicy(): string | null {
     return this.evicting;
@@ -141,16 +184,44 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       // Answered after any (re)subscription sent before it on that connection.
       await withTimeout(this.sub.ping(), this.pingTimeoutMs);
       const seen = await withTimeout(this.cmd.get(MARKER_KEY), this.pingTimeoutMs);
+      let lost: string | null = null;
       if (seen === null || (this.marker !== null && seen !== this.marker)) {
-        if (this.marker !== null) this.reportDataLoss(seen === null ? 'vanished' : 'changed');
+        if (this.marker !== null) lost = seen === null ? 'marker vanished' : 'marker changed';
         await this.cmd.set(MARKER_KEY, randomUUID(), 'NX');
         this.marker = await this.cmd.get(MARKER_KEY);
       } else {
         this.marker = seen;
       }
-      if (!this.healthy || this.checks++ % POLICY_CHECK_EVERY === 0) {
-        await this.checkEvictionPolicy();
-        await this.checkReplication();
+      const beat = await withTimeout(this.cmd.get(this.beatKey), this.pingTimeoutMs);
+      if (this.beat > 0 && !lost && (beat === null || Number(beat) < this.beat)) lost = 'went back in time';
+      // Counted only once written: a write that failed unseen leaves the key above, not below.
+      // A full Redis (noeviction) refuses it: the beat waits, Redis is not down for that.
+      try {
+        await withTimeout(this.cmd.set(this.beatKey, this.beat + 1, 'PX', BEAT_TTL_MS), this.pingTimeoutMs);
+        this.beat++;
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.startsWith('OOM')) throw err;
+      }
+      if (lost) {
+        this.reportDataLoss(lost);
+        this.pendingLosses.add('dataLoss');
+      }
+      // One round trip for both, so that a busy Redis gets no more chances to miss the
+      // check's timeout than before they were read at every check.
+      const sent = performance.now();
+      const [info, time] = await withTimeout(Promise.all([this.cmd.info('replication'), this.cmd.time()]), this.pingTimeoutMs);
+      const received = performance.now();
+      const primaryChanged = this.checkReplication(info);
+      if (!this.healthy || primaryChanged || this.checks++ % POLICY_CHECK_EVERY === 0) await this.checkEvictionPolicy();
+      if (primaryChanged && !this.pendingLosses.has('dataLoss')) this.emit('primaryChanged');
+      const rttMs = received - sent;
+      this.checkClock({ redisMs: timeMs(time as unknown as [string, string]), monoMs: sent + rttMs / 2, rttMs });
+      for (const loss of this.pendingLosses) {
+        await this.primaryLost(loss);
+        this.pendingLosses.delete(loss);
+        // The views resync once the grace is in place, right before the link is healthy
+        // again: what they push to watchers is then also what reads answer.
+        if (loss === 'dataLoss') this.emit('dataLoss');
       }
       if (!this.healthy) {
         this.healthy = true;
@@ -182,21 +253,51 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   }
 
   /** Reads the primary's replicas and replication id from INFO. A new replication id is a
-   * new primary (a failover) or a restart: logged, and counted for /readyz. */
-  private async checkReplication(): Promise<void> {
-    const info = await withTimeout(this.cmd.info('replication'), this.pingTimeoutMs);
+   * new primary (a failover) or a restart: logged, and counted for /readyz. A failover is
+   * another Redis at another address, or one whose previous replication id (replid2, kept
+   * by a replica promoted) is the old primary's; it may lack leases acknowledged without a
+   * replica, so their grace is due. A restart of the same Redis lost nothing if its data
+   * survived (AOF); if it did not, the marker tells. Answers whether the primary changed. */
+  private checkReplication(info: string): boolean {
     this.replicaCount = Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
     const replid = /^master_replid:(\S+)/m.exec(info)?.[1] ?? null;
+    const replid2 = /^master_replid2:(\S+)/m.exec(info)?.[1] ?? null;
+    const address = `${this.cmd.stream?.remoteAddress}:${this.cmd.stream?.remotePort}`;
+    let changed = false;
     if (replid && this.replid && replid !== this.replid) {
+      changed = true;
       this.primaryChangeCount++;
-      this.log.warn({ replicas: this.replicaCount, primaryChanges: this.primaryChangeCount }, 'the redis primary changed (a failover or a restart)');
+      this.clock = null;
+      const failover = replid2 === this.replid || address !== this.address;
+      if (failover) this.pendingLosses.add('failover');
+      this.log.warn(
+        { replicas: this.replicaCount, primaryChanges: this.primaryChangeCount },
+        failover ? 'the redis primary changed (a failover)' : 'redis restarted',
+      );
     }
     if (replid) this.replid = replid;
+    this.address = address;
+    return changed;
+  }
+
+  /** Compares a reading of Redis's clock with the last one (redisClock.ts). */
+  private checkClock(reading: ClockReading): void {
+    const step = this.clock && clockStep(this.clock, reading);
+    this.clock = reading;
+    if (step === null || step === undefined) return;
+    this.clockSteps.count++;
+    this.clockSteps.last = { detectedAt: new Date().toISOString(), stepMs: step };
+    this.log.error(
+      { stepMs: step, clockSteps: this.clockSteps.count },
+      `redis's clock stepped ${step > 0 ? 'forward' : 'back'} by ${Math.abs(step)} ms: leases run out by it, so they ended ${step > 0 ? 'early (a leader may have been replaced while it still believed it led)' : 'late'}; make the Redis host slew its clock (chrony, ntpd), not step it`,
+    );
+    this.emit('clockStep', step);
   }
 
   private markDown(reason: string): void {
     if (!this.healthy || this.closed) return;
     this.healthy = false;
+    this.clock = null;
     this.log.warn({ reason }, 'redis unavailable');
     this.emit('down');
   }
@@ -205,17 +306,16 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.dataLoss.count++;
     this.dataLoss.lastDetectedAt = new Date().toISOString();
     this.log.error(
-      { marker: how, dataLossCount: this.dataLoss.count },
-      'redis lost its data: leases and changes it held are gone; fencing tokens and indexes keep growing from Redis clock',
+      { how, dataLossCount: this.dataLoss.count },
+      'redis lost data (a restart without persistence, a restored backup, a failover to a replica that lagged, a flush): what this server answered is written back, and no lease is granted until every lease that may have been lost has run out',
     );
-    this.emit('dataLoss');
   }
 
   /** A cluster's state in Redis was found below what this server had answered: Redis went
    * back in time (a failover to a replica that lagged, a restored backup). The sync that
    * found it has repaired it; this reports it. */
-  reportRollback(clusterId: string): void {
-    this.dataLoss.count++;
+  reportRollback(clusterId: string, counted = false): void {
+    if (!counted) this.dataLoss.count++;
     this.dataLoss.lastDetectedAt = new Date().toISOString();
     const named = this.dataLoss.clusters.filter((c) => c !== clusterId);
     named.push(clusterId);

@@ -7,7 +7,8 @@
 import { parseChange, parseLeader, type Change, type Leader } from './changes.js';
 import { HaError } from './errors.js';
 import type { Component } from './ids.js';
-import type { ScriptName, ScriptReply } from './scripts.js';
+import type { LeadershipScript, ScriptName, ScriptReply } from './scripts.js';
+export { LEADERSHIP_SCRIPTS, type LeadershipScript } from './scripts.js';
 
 /** The scripts' return codes: one name, one value, one meaning across every script. */
 export const Code = {
@@ -42,12 +43,17 @@ export const Code = {
   /** campaign: no grant until the leases that may have been lost with Redis's data have
    * run out (the grace period's time left follows). */
   InGrace: 6,
-  /** A cluster leadership lives: no per-component lease in that cluster. */
-  LeadershipHeld: 7,
-  /** Per-component leases live in the cluster: no cluster leadership (they follow). */
-  ComponentLeasesHeld: 8,
+  /** campaign: no grant until the lock delay after the last lease's expiry ends (its time
+   * left follows). */
+  LockDelay: 7,
+  /** campaign: a leadership leads the cluster, so no per-component lease is granted. */
+  LeadershipHeld: 8,
+  /** leadership_campaign: per-component leases live in the cluster (they follow). */
+  ComponentLeasesHeld: 9,
+  /** expire: the lease ran out with the leadership it was published under: end that. */
+  Published: 10,
   /** The leadership was campaigned for with another access token. */
-  NotOwner: 9,
+  NotOwner: 11,
 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
@@ -60,6 +66,8 @@ export const LEADER_FIELDS = {
   acquiredAt: 'at',
   live: 'live',
   ttlMs: 'ttl',
+  lockDelayMs: 'ld',
+  delayedUntil: 'ldu',
 } as const;
 
 /** A script answered what its header does not say: a bug, or a script and server that
@@ -87,6 +95,7 @@ const CODE_ERRORS: Partial<Record<Code, (owner: Component, values: string[]) => 
   [Code.StagedUploadGone]: () => new HaError('RedisUnavailable', 'the staged upload is gone from Redis; upload again'),
   [Code.CounterBelow]: (_, v) =>
     new HaError('CheckpointIdNotIncreasing', `the counter never goes below its value, ${v[0]}`, { value: Number(v[0]) }),
+  [Code.NotOwner]: () => new HaError('NotLeadershipOwner', 'this leadership was campaigned for with another access token'),
 };
 
 /** The error a code stands for, with what followed it; undefined for codes that are not
@@ -112,28 +121,24 @@ export interface OpResult<C extends Code = Code> {
   changes: Change[];
 }
 
-/** RolledBack and InGrace grant nothing; their ttlMs is the grace period's time left. */
+/** RolledBack, InGrace and LockDelay grant nothing; their ttlMs is the grace period's, or
+ * the lock delay's, time left. */
 export type CampaignResult = OpResult<
-  | typeof Code.Done
-  | typeof Code.AlreadyHeld
-  | typeof Code.Held
-  | typeof Code.RolledBack
-  | typeof Code.InGrace
-  | typeof Code.LeadershipHeld
+  typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held | typeof Code.RolledBack | typeof Code.InGrace | typeof Code.LockDelay | typeof Code.LeadershipHeld
 >;
 export type ConfirmResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
 export type ResignResult = OpResult<typeof Code.Done | typeof Code.Free | typeof Code.Held>;
 /** Done: expired now; Held: still held (renewed meanwhile); Free: nothing to record. */
-export type ExpireResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
+export type ExpireResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free | typeof Code.Published>;
 /** Done: renewed (the leader is null when it is the one the caller knows). */
 export type RenewResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
 
 /** The scripts whose reply is {code, leader json or false, lease ms left, changes...}. */
 const OP_CODES = {
-  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.LeadershipHeld],
+  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.LockDelay, Code.LeadershipHeld],
   confirm: [Code.Done, Code.Held, Code.Free],
   resign: [Code.Done, Code.Free, Code.Held],
-  expire: [Code.Done, Code.Held, Code.Free],
+  expire: [Code.Done, Code.Held, Code.Free, Code.Published],
 } as const;
 export type OpScript = keyof typeof OP_CODES;
 type OpCode<N extends OpScript> = (typeof OP_CODES)[N][number];
@@ -171,90 +176,45 @@ export function decodeRenewals<T>(r: ScriptReply, items: readonly T[], deliver: 
   }
 }
 
-// ---- the cluster's leadership ------------------------------------------------------------
+// ---- the cluster's leadership ----------------------------------------------------------
 
-/** A cluster's leadership as leadership scripts answer it (lib/cluster_leadership.lua). */
-export interface LeadershipState {
-  contenderId: string;
-  sessionId: string;
-  fencingToken: number;
-  ttlMs: number;
-  remainingMs: number;
-  /** Published components, in the order of every listing, with their addresses. */
-  components: Array<{ component: Component; address: string }>;
-}
-
-interface RawLeadership {
-  cid: string;
-  sid: string;
-  tok: number;
-  ttl: number;
-  r: number;
-  comps: Array<{ c: string; a: string }>;
-}
-
-export function parseLeadership(json: string | null | false): LeadershipState | null {
-  if (!json) return null;
-  const raw = JSON.parse(json) as RawLeadership;
-  return {
-    contenderId: raw.cid,
-    sessionId: raw.sid,
-    fencingToken: raw.tok,
-    ttlMs: raw.ttl,
-    remainingMs: raw.r,
-    components: raw.comps.map((c) => ({ component: c.c, address: c.a })),
-  };
-}
-
-/** What leadership_campaign, _renew, _resign, _revoke and _get answer: {code, leadership
- * json or false, changes...}; RolledBack and InGrace carry the grace's time left instead,
- * ComponentLeasesHeld the live per-component leases. */
-export interface LeadershipResult {
+/** What every leadership script answers (scripts/lib/cluster_leadership.lua's reply): the
+ * holder (or the component's leader, for publish) and its time left, its TTL, the changes
+ * recorded, and what the script adds, flat (published components and their addresses, say). */
+export interface LeadershipReply {
   code: Code;
-  leadership: LeadershipState | null;
-  graceMs: number;
-  leaders: Array<{ component: Component; leader: Leader; ttlMs: number }>;
+  leader: Leader | null;
+  remainingMs: number;
+  ttlMs: number;
   changes: Change[];
+  extra: string[];
 }
 
-const LEADERSHIP_CODES: Partial<Record<ScriptName, readonly Code[]>> = {
-  leadership_campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.ComponentLeasesHeld],
-  leadership_renew: [Code.Done, Code.Held, Code.Free, Code.NotOwner],
-  leadership_resign: [Code.Done, Code.Free, Code.Held, Code.NotOwner],
-  leadership_revoke: [Code.Done, Code.Free, Code.Held],
-  leadership_get: [Code.Done],
+
+const LEADERSHIP_CODES: Record<LeadershipScript, readonly Code[]> = {
+  leadership_campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.ComponentLeasesHeld, Code.RolledBack, Code.InGrace, Code.Changed],
+  leadership_renew: [Code.Done, Code.Held, Code.Free, Code.NotOwner, Code.Changed],
+  leadership_resign: [Code.Done, Code.Free, Code.Held, Code.NotOwner, Code.Changed],
+  leadership_revoke: [Code.Done, Code.Free, Code.Held, Code.Changed],
+  leadership_expire: [Code.Done, Code.Held, Code.Free, Code.Changed],
+  leadership_publish: [Code.Done, Code.Held, Code.Free, Code.NotOwner],
+  leadership_unpublish: [Code.Done, Code.Held, Code.Free, Code.NotOwner],
+  leadership_get: [Code.Held, Code.Free],
 };
 
-export function decodeLeadership(name: ScriptName, r: ScriptReply): LeadershipResult {
+export function decodeLeadership(name: LeadershipScript, r: ScriptReply): LeadershipReply {
   const code = r[0] as Code;
-  if (!LEADERSHIP_CODES[name]?.includes(code)) throw unexpectedReply(name, code);
-  const out: LeadershipResult = { code, leadership: null, graceMs: 0, leaders: [], changes: [] };
-  if (code === Code.ComponentLeasesHeld) {
-    for (let i = 1; i < r.length; i += 3) {
-      out.leaders.push({ component: r[i] as string, leader: parseLeader(r[i + 1] as string)!, ttlMs: r[i + 2] as number });
-    }
-  } else if (code === Code.RolledBack || code === Code.InGrace) {
-    out.graceMs = r[1] as number;
-    out.changes = changesOf(r, 2);
-  } else {
-    out.leadership = parseLeadership(r[1] as string | null);
-    out.changes = changesOf(r, 2);
-  }
-  return out;
-}
-
-/** leadership_publish: {code, leader json or false, lease ms left, changes...}. */
-export function decodePublish(r: ScriptReply): OpResult {
-  const code = r[0] as Code;
-  if (![Code.Done, Code.Held, Code.Free, Code.NotOwner].includes(code as never)) throw unexpectedReply('leadership_publish', code);
-  return { code, leader: parseLeader(r[1] as string | null), ttlMs: r[2] as number, changes: changesOf(r, 3) };
-}
-
-/** leadership_unpublish: {code, removed, changes...}. */
-export function decodeUnpublish(r: ScriptReply): { code: Code; removed: boolean; changes: Change[] } {
-  const code = r[0] as Code;
-  if (![Code.Done, Code.Held, Code.Free, Code.NotOwner].includes(code as never)) throw unexpectedReply('leadership_unpublish', code);
-  return { code, removed: r[1] === 1, changes: changesOf(r, 2) };
+  if (!LEADERSHIP_CODES[name].includes(code)) throw unexpectedReply(name, code);
+  if (code === Code.Changed) return { code, leader: null, remainingMs: 0, ttlMs: 0, changes: [], extra: [] };
+  const n = r[4] as number;
+  return {
+    code,
+    leader: parseLeader(r[1] as string | null),
+    remainingMs: r[2] as number,
+    ttlMs: r[3] as number,
+    changes: changesOf(r, 5, 5 + n),
+    extra: r.slice(5 + n).map(String),
+  };
 }
 
 // ---- views: sync, changes ---------------------------------------------------------------
@@ -291,6 +251,19 @@ export function decodeSync(r: ScriptReply, components: readonly Component[]): Sy
 /** raise_index.lua: the new index. */
 export function decodeRaiseIndex(r: ScriptReply): number {
   if (r[0] !== Code.Done || typeof r[1] !== 'number') throw unexpectedReply('raise_index', r[0]);
+  return r[1];
+}
+
+/** Whether Redis was found below what the caller answered of the cluster: its index
+ * rolled back (and raised), or a checkpoint id counter below a value handed out (raised). */
+export function decodeFloorsWriteback(r: ScriptReply): boolean {
+  if (r[0] !== Code.Done) throw unexpectedReply('floors_writeback', r[0]);
+  return r[1] === 1 || r[2] === 1;
+}
+
+/** failover_grace.lua: the grace period's time left (ms). */
+export function decodeFailoverGrace(r: ScriptReply): number {
+  if (r[0] !== Code.Done || typeof r[1] !== 'number') throw unexpectedReply('failover_grace', r[0]);
   return r[1];
 }
 

@@ -20,6 +20,18 @@ import { Command, type Redis } from 'ioredis';
 import { RedisUnavailableError } from './errors.js';
 
 export const SCRIPTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scripts');
+/** The scripts of a cluster's leadership (scripts/lib/cluster_leadership.lua). */
+export const LEADERSHIP_SCRIPTS = [
+  'leadership_campaign',
+  'leadership_renew',
+  'leadership_resign',
+  'leadership_revoke',
+  'leadership_expire',
+  'leadership_publish',
+  'leadership_unpublish',
+  'leadership_get',
+] as const;
+export type LeadershipScript = (typeof LEADERSHIP_SCRIPTS)[number];
 export const SCRIPT_NAMES = [
   // leadership
   'campaign',
@@ -29,15 +41,11 @@ export const SCRIPT_NAMES = [
   'expire',
   'sync',
   'raise_index',
+  'floors_writeback',
   'changes',
-  // the cluster's leadership (one lease over several components)
-  'leadership_campaign',
-  'leadership_renew',
-  'leadership_resign',
-  'leadership_revoke',
-  'leadership_publish',
-  'leadership_unpublish',
-  'leadership_get',
+  'failover_grace',
+  // the cluster's leadership (one lease for many components)
+  ...LEADERSHIP_SCRIPTS,
   // stores
   'fence_check',
   'jobresult_create',
@@ -105,8 +113,8 @@ type Arg = string | number | Buffer;
 const SHAS = new Map([...SOURCES].map(([n, lua]) => [n, createHash('sha1').update(lua).digest('hex')]));
 
 /** The scripts whose writes replicas must hold before they are acknowledged: a grant, a
- * renewal (it extends a lease), a confirmation (a leadership's campaign, renewal and
- * publish alike), and every store write, which is every
+ * renewal (it extends a lease), a confirmation (and a leadership's grant, renewal and
+ * publish), and every store write, which is every
  * script built on lib/store.lua's fenced_write, so that a new one is never left out. A
  * resignation, an expiry or a sync that Redis loses is only undone: the lease comes back
  * until its end. */

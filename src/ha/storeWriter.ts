@@ -65,7 +65,15 @@ export class StoreWriter {
     const fingerprint = w.idempotencyKey === undefined ? '' : digest(name, w.keys.clusterId, ...w.request);
     for (let attempt = 1; ; attempt++) {
       const own = await read();
-      const keys = [w.keys.lease(w.owner), w.keys.leader(w.owner), w.keys.idempotency(w.idempotencyKey ?? ''), ...own.keys];
+      const keys = [
+        w.keys.lease(w.owner),
+        w.keys.leader(w.owner),
+        w.keys.idempotency(w.idempotencyKey ?? ''),
+        ...own.keys,
+        // Last: the leadership whose token fences the cluster's writes while it lives.
+        w.keys.leadershipLease,
+        w.keys.leadership,
+      ];
       const r = await redisCall(() =>
         this.scripts.run(name, keys, [fence, fingerprint, this.idempotencyTtlMs, ...own.args]),
       );
@@ -87,7 +95,7 @@ export class StoreWriter {
   /** Whether a fencing token holds now; throws as a write would when it does not. */
   async check(keys: ClusterKeys, owner: Component, fence: Fence): Promise<void> {
     const token = requireFence(fence);
-    const r: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner)], [token]));
+    const r: unknown = await redisCall(() => this.scripts.run('fence_check', [keys.lease(owner), keys.leader(owner), keys.leadershipLease, keys.leadership], [token]));
     if (!decodeFenceCheck(r)) throw staleFence(owner);
   }
 }

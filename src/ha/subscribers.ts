@@ -59,7 +59,8 @@ export class Subscribers {
     this.wake();
   }
 
-  /** A resync read the whole state; when a leader differed, watchers get a snapshot. */
+  /** A resync read the whole state; when it differs from what the changes told made it (a
+   * leader, or the index after a gap), watchers get a snapshot, at an index above all they had. */
   resynced(differs: boolean): void {
     if (differs) this.broadcast(this.state.snapshot(null));
     this.wake();

@@ -31,9 +31,14 @@ export class ViewRegistry {
     link.on('message', (channel, message) => this.onMessage(channel, message));
     link.on('down', () => this.views.forEach((v) => v.suspend()));
     link.on('up', () => this.views.forEach((v) => void v.resync()));
-    link.on('dataLoss', () => this.views.forEach((v) => void v.resync(true)));
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, opts.idleMs / 4));
     this.sweeper.unref();
+  }
+
+  /** Reads every cluster again, whole: after Redis lost data, once what this server
+   * answered was written back into it (floorsWriteback.ts). */
+  resyncAll(): void {
+    this.views.forEach((v) => void v.resync(true));
   }
 
   get size(): number {

@@ -33,9 +33,9 @@ export class Access {
   }
 
   /** Throws 401 without a known bearer token, 403 when its role or clusters do not allow
-   * `role` on `clusterId`. */
-  check(authorization: string | undefined, role: Role, clusterId: string | undefined): void {
-    if (this.open) return;
+   * `role` on `clusterId`; answers the token's name (null when open). */
+  check(authorization: string | undefined, role: Role, clusterId: string | undefined): string | null {
+    if (this.open) return null;
     const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? '');
     const grant = m && this.find(m[1]);
     if (!grant) throw httpError(401, 'this needs a valid token: Authorization: Bearer <token>');
@@ -43,6 +43,7 @@ export class Access {
     if (grant.clusters && !(clusterId !== undefined && grant.clusters.has(clusterId))) {
       throw httpError(403, `token '${grant.name}' may not touch cluster '${clusterId}'`);
     }
+    return grant.name;
   }
 
   /** Compares the digest against every grant's, all of them, in constant time each. */
@@ -54,26 +55,15 @@ export class Access {
   }
 }
 
-/** The role a route needs: reads need `read`, elections `contend`, store writes `write`,
- * deleting a cluster and revoking a leadership `admin`; routes outside a cluster (probes, metrics) need none. */
+/** The role a route needs: reads need `read`, elections (and a leadership) `contend`, store
+ * writes `write`, deleting a cluster and revoking a leadership `admin`; routes outside a cluster (probes, metrics) need none. */
 export function routeRole(method: string, url: string): Role | null {
   if (!url.startsWith('/v1/clusters/')) return null;
   if (method === 'GET' || method === 'HEAD') return 'read';
-  if (url.startsWith('/v1/clusters/:clusterId/leaders/')) return 'contend';
-  // Revoking a leadership forces a failover of someone else's process: an admin's act.
   if (url === '/v1/clusters/:clusterId/leadership/revoke') return 'admin';
-  if (url.startsWith('/v1/clusters/:clusterId/leadership/')) return 'contend';
+  if (url.startsWith('/v1/clusters/:clusterId/leaders/') || url.startsWith('/v1/clusters/:clusterId/leadership/')) return 'contend';
   if (url === '/v1/clusters/:clusterId') return 'admin';
   return 'write';
-}
-
-/** Who campaigned for a cluster leadership, which only the same token may then renew,
- * resign or publish under: the SHA-256 of the bearer token (never the token itself), or ''
- * when the server has no tokens. */
-export function ownerOf(access: { open: boolean }, authorization: string | undefined): string {
-  if (access.open) return '';
-  const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? '');
-  return m ? digest(m[1]).toString('hex') : '';
 }
 
 function digest(token: string): Buffer {

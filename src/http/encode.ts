@@ -1,7 +1,7 @@
 /** How leaders, snapshots and changes look on the wire (their schemas: schemas.ts). */
 import type { Static } from 'typebox';
-import type { Change, Component, ComponentState, Leader, LeaderState, LeadershipState, Snapshot, WatchMessage } from '../ha/index.js';
-import type { LeaderObject, LeadershipObject } from './schemas.js';
+import type { Change, Component, ComponentState, Leader, LeaderState, Snapshot, WatchMessage } from '../ha/index.js';
+import type { LeaderObject } from './schemas.js';
 
 /** A leader as answers carry it (schemas.ts); the texts below are put together in its shape. */
 export type LeaderJson = Static<typeof LeaderObject>;
@@ -26,19 +26,6 @@ export function leaderJson(l: Leader | null, remainingMs: number): LeaderJson | 
     address: l.address,
     acquiredAt: iso(l),
     leaseRemainingMs: remainingMs,
-  };
-}
-
-/** A cluster's leadership on the wire (schemas.ts LeadershipObject). */
-export function leadershipJson(l: LeadershipState | null): Static<typeof LeadershipObject> | null {
-  if (!l) return null;
-  return {
-    contenderId: l.contenderId,
-    sessionId: l.sessionId,
-    token: l.fencingToken,
-    ttlMs: l.ttlMs,
-    remainingMs: Math.max(0, l.remainingMs),
-    components: l.components.map((c) => ({ component: c.component, address: c.address })),
   };
 }
 

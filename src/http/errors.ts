@@ -1,9 +1,10 @@
 /** The one place where error codes become HTTP statuses. Every error answers
  * `{error, message, statusCode}`; a 500 is a bug. */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { GracePeriodError, HaError, LeaseNotHeldError, type HaErrorCode, type LeaderState, type LeadershipState } from '../ha/index.js';
-import { leadershipJson, stateJson } from './encode.js';
+import { GracePeriodError, HaError, LockDelayError, type HaErrorCode, type LeaderState } from '../ha/index.js';
+import { stateJson } from './encode.js';
 import type { Log } from '../ha/log.js';
+import { loggedUrl } from './requestLogging.js';
 
 const HA_STATUS: Record<HaErrorCode, number> = {
   NotLeader: 409,
@@ -13,6 +14,7 @@ const HA_STATUS: Record<HaErrorCode, number> = {
   RedisUnavailable: 503,
   RedisOutOfMemory: 503,
   GracePeriod: 503,
+  LockDelay: 409,
   FencingTokenRequired: 409,
   FencingTokenStale: 409,
   IdempotencyKeyReused: 422,
@@ -94,24 +96,21 @@ export function sendError(
   return reply.code(statusCode).type('application/json').send({ error, message, statusCode, ...extra });
 }
 
-/** What an error answers besides its message: the leaders and leaderships it names, on
- * the wire. */
-function errorDetails(err: HaError): Record<string, unknown> {
-  const d = err.details;
-  if (err instanceof LeaseNotHeldError) return { leader: stateJson(d.leader as LeaderState | null) };
-  if ('leadership' in d) return { leadership: leadershipJson(d.leadership as LeadershipState | null) };
+/** What an error answers beside its message: leaders in their wire shape. */
+function extraOf(err: HaError): Record<string, unknown> {
+  if (err.code === 'NotLeader' && !('leadership' in err.details)) return { leader: stateJson(err.details.leader as LeaderState | null) };
   if (err.code === 'ComponentLeasesHeld') {
-    const leaders = d.leaders as Array<{ component: string; leader: LeaderState }>;
+    const leaders = err.details.leaders as Array<{ component: string; leader: LeaderState }>;
     return { leaders: leaders.map((l) => ({ component: l.component, leader: stateJson(l.leader) })) };
   }
-  return d;
+  return err.details;
 }
 
 /** The handler of every error, logging what is a bug to `log`. */
 export const errorHandler = (log: Log) => (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
   if (err instanceof HaError) {
-    if (err instanceof GracePeriodError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.remainingMs / 1000))));
-    return sendError(reply, HA_STATUS[err.code], err.code, err.message, errorDetails(err));
+    if (err instanceof GracePeriodError || err instanceof LockDelayError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.remainingMs / 1000))));
+    return sendError(reply, HA_STATUS[err.code], err.code, err.message, extraOf(err));
   }
   const fe = err as FastifyError;
   // A client that hung up in the middle of its body: nobody hears the answer, and it is no bug.
@@ -124,6 +123,6 @@ export const errorHandler = (log: Log) => (err: FastifyError | Error, req: Fasti
   if ((status >= 400 && status < 500) || (status === 503 && code)) {
     return sendError(reply, status, code ?? STATUS_CODE[status] ?? 'ClientError', fe.message);
   }
-  log.error({ err, reqId: req.id, method: req.method, url: req.url }, 'internal error');
+  log.error({ err, reqId: req.id, method: req.method, url: loggedUrl(req.url) }, 'internal error');
   return sendError(reply, 500, 'Internal', 'internal server error');
 };

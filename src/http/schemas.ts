@@ -92,6 +92,17 @@ function makeElectionBodies(config: Config) {
         contenderId: ContenderId,
         ttlMs: Type.Optional(TtlMs),
         address: Type.Optional(Type.String({ ...Address, description: 'Confirms this address along with the grant.' })),
+        lockDelayMs: Type.Optional(
+          Type.Integer({
+            minimum: 0,
+            maximum: config.leaseTtl.maxMs,
+            description:
+              "Consul's lock-delay: when this grant's lease expires (not when it is resigned or revoked), " +
+              'the component is granted to nobody for this long (ms), counted from when the expiry is ' +
+              'recorded; campaigns meanwhile answer `409 LockDelay` with `Retry-After` and `retryAfterMs`. ' +
+              'Default 0; at most `LEASE_TTL_MAX_MS`.',
+          }),
+        ),
       },
       strict,
     ),
@@ -256,6 +267,24 @@ export const Readiness = Type.Object({
         'restored backup), which is repaired and named under `clusters`.',
     },
   ),
+  redisClockSteps: Type.Object(
+    {
+      count: Type.Integer({ minimum: 0 }),
+      last: nullable(
+        Type.Object({
+          detectedAt: Type.String({ format: 'date-time', description: 'When it was seen, as ISO 8601 UTC.' }),
+          stepMs: Type.Integer({ description: "How far Redis's clock moved (ms): positive forward, negative back." }),
+        }),
+        { description: 'The last step, or null if never.' },
+      ),
+    },
+    {
+      description:
+        "Times Redis's clock (`TIME`) stepped against this server's monotonic clock between two health checks " +
+        '(more than 1 s apart). Leases run out by Redis\'s clock: a step forward ends them early, one back late. ' +
+        'Redis hosts must slew their clocks, not step them.',
+    },
+  ),
   clustersWatched: Type.Integer({ minimum: 0, description: 'Clusters whose leaders this server keeps in memory.' }),
   problems: Type.Array(Type.String(), {
     description:
@@ -269,7 +298,7 @@ export const ErrorResponse = Type.Object(
     error: Type.String({
       description:
         'A stable code: `BadRequest`, `NotFound`, `NotLeader`, `PayloadTooLarge`, `UriTooLong`, ' +
-        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `Overloaded`, ' +
+        '`UnsupportedMediaType`, `RedisUnavailable`, `RedisOutOfMemory`, `GracePeriod`, `LockDelay`, `Overloaded`, ' +
         '`FencingTokenRequired`, `FencingTokenStale`, `IdempotencyKeyReused`, `JobResultExists`, ' +
         '`JobResultNotFound`, `ExecutionPlanNotFound`, `ResourceRequirementsNotFound`, ' +
         '`CheckpointIdNotIncreasing`, `CheckpointNotFound`, `BlobNotFound`, `BlobDataLost`, ' +
@@ -282,91 +311,11 @@ export const ErrorResponse = Type.Object(
 );
 
 /** An error with more properties than the three of every error. */
-function errorWith<P extends Record<string, TSchema>>(properties: P, description: string) {
+export function errorWith<P extends Record<string, TSchema>>(properties: P, description: string) {
   return Type.Object({ ...ErrorResponse.properties, ...properties }, { additionalProperties: true, description });
-}
-
-// ---- the cluster's leadership (issue 22) ------------------------------------------------
-
-export const LeadershipObject = Type.Object(
-  {
-    contenderId: Type.String({ description: 'Names the contender that holds it.' }),
-    sessionId: Type.String({ format: 'uuid', description: "The leadership's session id (Flink's leader session id)." }),
-    token: Type.Integer({
-      minimum: 1,
-      description:
-        "The leadership's fencing token, in the same counter space as per-component tokens: every store write " +
-        'of the cluster must carry it while the leadership lives, and every published component has it as its ' +
-        '`fencingToken`.',
-    }),
-    ttlMs: Type.Integer({ minimum: 0, description: 'The TTL it was granted or last renewed with.' }),
-    remainingMs: Type.Integer({ minimum: 0, description: 'Milliseconds left on its lease, counted as `leaseRemainingMs`.' }),
-    components: Type.Array(
-      Type.Object({ component: ComponentName, address: Type.String() }, { additionalProperties: false }),
-      { description: 'The components published under it, singletons first, then job managers by job id.' },
-    ),
-  },
-  {
-    additionalProperties: false,
-    description:
-      "A cluster's leadership: one lease, one session id and one fencing token over every component published under it.",
-  },
-);
-export const LeadershipOrNull = nullable(LeadershipObject, { description: 'The live leadership, or null when none lives.' });
-
-export const LeadershipResponse = Type.Object({ leadership: LeadershipOrNull }, { additionalProperties: false });
-export const LeadershipCampaignResponse = Type.Object(
-  {
-    granted: Type.Boolean({ description: 'True when this contender holds the leadership now (newly, or already its own).' }),
-    leadership: LeadershipObject,
-  },
-  { additionalProperties: false, description: '`leadership` is the holder, whether or not the campaign won.' },
-);
-export const LeadershipRenewResponse = Type.Object({ leadership: LeadershipObject }, { additionalProperties: false });
-export const RevokeResponse = Type.Object({ revoked: Type.Boolean() }, { additionalProperties: false });
-export const UnpublishResponse = Type.Object({ removed: Type.Boolean() }, { additionalProperties: false });
-
-const PublishableComponent = Type.String({
-  pattern: '^(resourcemanager|dispatcher|rest|jobmanager/[0-9a-fA-F]{32})$',
-  description: 'A component: a singleton, or `jobmanager/<job id>`.',
-});
-
-const leadershipBodiesOf = new WeakMap<Config['leaseTtl'], ReturnType<typeof makeLeadershipBodies>>();
-
-/** The leadership requests' bodies: one set per configuration, as electionBodies. */
-export function leadershipBodies(config: Config) {
-  let bodies = leadershipBodiesOf.get(config.leaseTtl);
-  if (!bodies) leadershipBodiesOf.set(config.leaseTtl, (bodies = makeLeadershipBodies(config)));
-  return bodies;
-}
-
-function makeLeadershipBodies(config: Config) {
-  const { TtlMs } = electionBodies(config);
-  const strict = { additionalProperties: false };
-  return {
-    campaign: Type.Object({ contenderId: ContenderId, ttlMs: Type.Optional(TtlMs) }, strict),
-    renew: Type.Object({ contenderId: ContenderId, sessionId: SessionId, ttlMs: Type.Optional(TtlMs) }, strict),
-    resign: Type.Object({ contenderId: ContenderId, sessionId: SessionId }, strict),
-    publish: Type.Object({ sessionId: SessionId, component: PublishableComponent, address: Address }, strict),
-    unpublish: Type.Object({ sessionId: SessionId, component: PublishableComponent }, strict),
-    revoke: Type.Object({ sessionId: Type.Optional(SessionId) }, strict),
-  };
 }
 
 export const NotLeaderError = errorWith(
   { leader: Leader },
   '`NotLeader`: `leader` is the current holder of the lease, or null when it is free.',
-);
-
-export const LeadershipNotHeldError = errorWith(
-  { leadership: LeadershipOrNull },
-  '`NotLeader` from a leadership route: `leadership` is the one that lives, or null.',
-);
-export const LeadershipHeldError = errorWith(
-  { leadership: LeadershipOrNull },
-  '`LeadershipHeld`: a cluster leadership lives, so per-component campaigns are refused; `leadership` names it.',
-);
-export const ComponentLeasesHeldError = errorWith(
-  { leaders: Type.Array(ComponentLeader) },
-  '`ComponentLeasesHeld`: per-component leases live, so a cluster leadership is refused; `leaders` names them.',
 );

@@ -23,3 +23,10 @@ export interface RouteContext {
   sockets: WatcherSockets;
   log: Log;
 }
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The name of the caller's token, once checked (auth.ts); null when open or unchecked. */
+    grant: string | null;
+  }
+}

@@ -4,9 +4,11 @@ import type { TSchema } from 'typebox';
 import type { Config } from '../config.js';
 import * as s from './schemas.js';
 import * as st from './storeSchemas.js';
+import * as ls from './leadershipSchemas.js';
 
 export function wireSchemas(config: Config): Record<string, TSchema> {
   const election = s.electionBodies(config);
+  const leadership = ls.leadershipBodies(config);
   return {
     ClusterId: s.ClusterId,
     JobId: s.JobId,
@@ -38,22 +40,23 @@ export function wireSchemas(config: Config): Record<string, TSchema> {
     Readiness: s.Readiness,
     Error: s.ErrorResponse,
     NotLeaderError: s.NotLeaderError,
-    Leadership: s.LeadershipObject,
-    LeadershipOrNull: s.LeadershipOrNull,
-    LeadershipResponse: s.LeadershipResponse,
-    LeadershipCampaignRequest: s.leadershipBodies(config).campaign,
-    LeadershipRenewRequest: s.leadershipBodies(config).renew,
-    LeadershipResignRequest: s.leadershipBodies(config).resign,
-    PublishRequest: s.leadershipBodies(config).publish,
-    UnpublishRequest: s.leadershipBodies(config).unpublish,
-    RevokeRequest: s.leadershipBodies(config).revoke,
-    LeadershipCampaignResponse: s.LeadershipCampaignResponse,
-    LeadershipRenewResponse: s.LeadershipRenewResponse,
-    RevokeResponse: s.RevokeResponse,
-    UnpublishResponse: s.UnpublishResponse,
-    LeadershipNotHeldError: s.LeadershipNotHeldError,
-    LeadershipHeldError: s.LeadershipHeldError,
-    ComponentLeasesHeldError: s.ComponentLeasesHeldError,
+    Leadership: ls.LeadershipObject,
+    LeadershipOrNull: ls.Leadership,
+    PublishedComponent: ls.PublishedComponent,
+    LeadershipResponse: ls.LeadershipResponse,
+    LeadershipCampaignRequest: leadership.campaign,
+    LeadershipCampaignResponse: ls.LeadershipCampaignResponse,
+    LeadershipRenewRequest: leadership.renew,
+    LeadershipRenewResponse: ls.LeadershipRenewResponse,
+    LeadershipResignRequest: leadership.resign,
+    PublishRequest: leadership.publish,
+    UnpublishRequest: leadership.unpublish,
+    UnpublishResponse: ls.UnpublishResponse,
+    RevokeRequest: leadership.revoke,
+    RevokeResponse: ls.RevokeResponse,
+    NotLeadershipError: ls.NotLeadershipError,
+    LeadershipHeldError: ls.LeadershipHeldError,
+    ComponentLeasesHeldError: ls.ComponentLeasesHeldError,
     CheckpointConflictError: st.CheckpointConflictError,
     CounterConflictError: st.CounterConflictError,
     CleanupIncompleteError: st.CleanupIncompleteError,

@@ -219,8 +219,12 @@ export class ServerProcess {
     return this.child?.pid;
   }
 
-  static async start(t: TestContext | null, env: Record<string, string>, cwd = ROOT): Promise<ServerProcess> {
+  /** Its open-file limit (`ulimit -n`), if not the test's. */
+  fileLimit?: number;
+
+  static async start(t: TestContext | null, env: Record<string, string>, cwd = ROOT, fileLimit?: number): Promise<ServerProcess> {
     const s = await ServerProcess.create(env, cwd);
+    s.fileLimit = fileLimit;
     t?.after(() => s.kill());
     await s.launch();
     return s;
@@ -234,7 +238,10 @@ export class ServerProcess {
   /** Starts it (again, after a kill) on its port; resolves once /readyz answers 200. A
    * start that fails is killed: nobody could stop it otherwise. */
   async launch(readyTimeoutMs = 20_000): Promise<void> {
-    const child = spawn(process.execPath, serverArgs(this.cwd), {
+    const [cmd, args] = this.fileLimit
+      ? ['sh', ['-c', `ulimit -n ${this.fileLimit} && exec "$0" "$@"`, process.execPath, ...serverArgs(this.cwd)]]
+      : [process.execPath, serverArgs(this.cwd)];
+    const child = spawn(cmd, args, {
       cwd: this.cwd,
       env: { ...process.env, LOG_LEVEL: 'warn', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],

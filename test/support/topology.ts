@@ -193,6 +193,29 @@ export class RedisTopology {
   }
 }
 
+/** Cuts `replica`'s link to `primary` for good (a wrong masterauth keeps it from syncing
+ * again once its link is closed): writes from now on exist on the primary alone, as with a
+ * replica that lags. Answers a function that lets it sync again. */
+export async function cutReplicaLink(primary: RedisProcess, replica: RedisProcess): Promise<() => Promise<void>> {
+  const onReplica = connection(replica.port);
+  const onPrimary = connection(primary.port);
+  try {
+    await onReplica.config('SET', 'masterauth', 'not-the-password');
+    await onPrimary.call('CLIENT', 'KILL', 'TYPE', 'replica');
+  } finally {
+    onReplica.disconnect();
+    onPrimary.disconnect();
+  }
+  return async () => {
+    const c = connection(replica.port);
+    try {
+      await c.config('SET', 'masterauth', '');
+    } finally {
+      c.disconnect();
+    }
+  };
+}
+
 /** A copy of `node`'s data as of now (an RDB snapshot), to restore later. */
 export async function snapshot(node: RedisProcess): Promise<string> {
   const c = connection(node.port);

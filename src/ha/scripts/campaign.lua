@@ -5,28 +5,33 @@
   KEYS  1 index  2 log  (lib/leadership.lua)
         3 lease_key  4 leader_key: the leader hash  5 components_key: the cluster's components
         6 grace_key: set while no lease may be granted (lib/leadership.lua, start_grace)
+        7 ls_key: the cluster's leadership hash (lib/cluster_leadership.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 contender_id  6 session_id: the session of a new grant
         7 ttl (ms)  8 address, or ''  9 token_floor
         10 grace_ms: the longest TTL the caller knows was granted in this cluster
+        11 lock_delay: ms the component stays free of grants after this grant expires
 
   Returns {code, leader json or false, lease ms left, change payloads...}
   Codes:
     DONE (0)                     granted now
     ALREADY_HELD (3)             held by this contender already: extended (and confirmed)
     HELD (1)                     held by another contender or session
+    LEADERSHIP_HELD (8)          a leadership leads the cluster (or ran out and was not
+                                 ended yet: then the lease ms left is 0)
     ROLLED_BACK (5)              Redis lost changes the caller saw: nothing granted, and the
                                  grace period began (its length follows, as lease ms)
     IN_GRACE (6)                 free, but in the grace period after a rollback (its time
                                  left follows, as lease ms)
-    LEADERSHIP_HELD (7)          a cluster leadership lives (lib/cluster_leadership.lua):
-                                 no per-component lease (its time left follows, as lease ms)
+    LOCK_DELAY (7)               free, but in the lock delay after the last lease expired
+                                 (its time left follows, as lease ms; the expiry too)
 ]]
 -- @include "lib/leadership.lua"
 
-local lease_key, leader_key, components_key, grace_key = KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local lease_key, leader_key, components_key, grace_key, ls_key = KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local component, contender_id, session_id = ARGV[4], ARGV[5], ARGV[6]
 local ttl, address, token_floor, grace_ms = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
+local lock_delay = ARGV[11]
 
 -- Before anything else: a lease restored from older data must not be handed back.
 if rolled_back() then
@@ -35,10 +40,7 @@ if rolled_back() then
 end
 
 -- A cluster is led by one leadership or by per-component leases, never both.
-local leadership_key = leadership_keys(lease_key)
-if redis.call('EXISTS', leadership_key) == 1 then
-  return {LEADERSHIP_HELD, false, redis.call('PTTL', leadership_key)}
-end
+if redis.call('HGET', ls_key, F_LIVE) == LIVE_YES then return {LEADERSHIP_HELD, false, 0} end
 
 local holder = redis.call('GET', lease_key)
 local h = read_leader(leader_key)
@@ -64,12 +66,16 @@ local grace_left = redis.call('PTTL', grace_key)
 if grace_left > 0 then return {IN_GRACE, false, grace_left} end
 
 settle_expired(leader_key, h, component, changes)
+-- Consul's lock-delay, set by the settling of an expiry (here or earlier): never by a
+-- resignation or a revocation.
+local delay_left = (tonumber(redis.call('HGET', leader_key, F_DELAYED_UNTIL)) or 0) - math.floor(now_us() / 1000)
+if delay_left > 0 then return {LOCK_DELAY, false, delay_left, unpack(changes)} end
 
 local tok = int(next_value(h[TOKEN], token_floor))
 local at = int(math.floor(now_us() / 1000))
 redis.call('SET', lease_key, session_id, 'PX', ttl, 'NX')
 redis.call('HSET', leader_key, F_CONTENDER, contender_id, F_SESSION, session_id, F_TOKEN, tok,
-  F_ADDRESS, address, F_ACQUIRED, at, F_LIVE, LIVE_YES, F_TTL, ttl)
+  F_ADDRESS, address, F_ACQUIRED, at, F_LIVE, LIVE_YES, F_TTL, ttl, F_LOCK_DELAY, lock_delay, F_DELAYED_UNTIL, '0')
 redis.call('SADD', components_key, component)
 local leader = leader_json({contender_id, session_id, tok, address, at})
 changes[#changes + 1] = emit('granted', component, leader, tonumber(ttl))

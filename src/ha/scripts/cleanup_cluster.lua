@@ -1,7 +1,6 @@
 --[[
   cleanupAllData, first step: ends every lease of a cluster (pushed as revoked, or expired
-  when it had already run out), the cluster's leadership (lib/cluster_leadership.lua) with
-  them, and deletes the leadership state, change log and index, so
+  when it had already run out) and deletes the leadership state, change log and index, so
   that no fenced write lands while the caller then deletes the stores' keys.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 components_key
@@ -37,6 +36,5 @@ for i = 1, n do
   if k > 0 then deleted = deleted + 1 end
   keys = keys + k
 end
--- The cluster's leadership ends with it (its published components were among the above).
-keys = keys + redis.call('DEL', index_key, log_key, components_key, leadership_keys(index_key))
+keys = keys + redis.call('DEL', index_key, log_key, components_key)
 return {DONE, deleted, keys, unpack(changes)}

@@ -1,18 +1,20 @@
 --[[
-  Global cleanup of a job: removes its job manager's leadership, execution plan, resource
+  Global cleanup of a job: removes its job manager's leadership (or its leader information
+  published under the cluster's leadership), execution plan, resource
   requirements, checkpoints, checkpoint id counter and blobs, all at once; keeps its job
-  result. A live job-manager lease is pushed as revoked; one published under the cluster's
-  leadership is unpublished (its keys: lib/cluster_leadership.lua).
+  result. A live job-manager lease is pushed as revoked.
 
   KEYS  1 index  2 log  (lib/leadership.lua)
         3 lease_key  4 leader_key: the job manager's lease and leader hash
         5 components_key  6 dispatcher_lease_key  7 dispatcher_leader_key
         8 plan_key  9 requirements_key  10 plans_key: the set of job ids with a plan
         11 checkpoints_key  12 counter_key  13 blobs_key: the blob metadata
-        14.. the chunks of each blob, as read
+        14 ls_lease_key  15 ls_key: the cluster's leadership lease and hash (lib/fence.lua)
+        16 published_key: the components published under it (lib/cluster_leadership.lua)
+        17.. the chunks of each blob, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component: the job manager's  5 dispatcher_token: its fencing token, or 'override'
-        6 job_id  7.. the upload id of each blob, as read (same order as KEYS 14..)
+        6 job_id  7.. the upload id of each blob, as read (same order as KEYS 17..)
 
   Returns {code, leader, plan, checkpoints, counter, blobs, change payloads...}: each part
   1 deleted or 0 absent
@@ -28,11 +30,12 @@ local lease_key, leader_key, components_key = KEYS[3], KEYS[4], KEYS[5]
 local dispatcher_lease_key, dispatcher_leader_key = KEYS[6], KEYS[7]
 local plan_key, requirements_key, plans_key = KEYS[8], KEYS[9], KEYS[10]
 local checkpoints_key, counter_key, blobs_key = KEYS[11], KEYS[12], KEYS[13]
-local FIRST_CHUNKS_KEY = 14
+local ls_lease_key, ls_key, published_key = KEYS[14], KEYS[15], KEYS[16]
+local FIRST_CHUNKS_KEY = 17
 local component, dispatcher_token, job_id = ARGV[4], ARGV[5], ARGV[6]
 local FIRST_UPLOAD = 7
 
-if not fence_holds(dispatcher_lease_key, dispatcher_leader_key, dispatcher_token) then return {FENCE_STALE} end
+if not fence_holds(dispatcher_lease_key, dispatcher_leader_key, dispatcher_token, ls_lease_key, ls_key) then return {FENCE_STALE} end
 local uploads = {}
 for i = FIRST_UPLOAD, #ARGV do uploads[ARGV[i]] = true end
 local metas = redis.call('HVALS', blobs_key)
@@ -49,9 +52,9 @@ if h[LIVE] == LIVE_YES then
   changes[1] = emit(event, component, nil, 0)
 end
 local function gone(n) if n > 0 then return 1 end return 0 end
-local _, _, pub_key = leadership_keys(lease_key)
+-- A job manager published under a leadership is unpublished with it.
 local leader = gone(redis.call('DEL', lease_key, leader_key) + redis.call('SREM', components_key, component)
-  + redis.call('SREM', pub_key, component))
+  + redis.call('HDEL', published_key, component))
 local plan = gone(redis.call('DEL', plan_key, requirements_key) + redis.call('SREM', plans_key, job_id))
 local checkpoints = redis.call('DEL', checkpoints_key)
 local counter = redis.call('DEL', counter_key)

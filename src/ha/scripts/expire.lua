@@ -11,6 +11,8 @@
     DONE (0)                     expired now: the expiry follows
     HELD (1)                     still held (renewed meanwhile): the holder follows
     FREE (2)                     nothing held, and nothing to record
+    PUBLISHED (10)               the lease ran out with the leadership it was published
+                                 under: end that (leadership_expire.lua)
 ]]
 -- @include "lib/leadership.lua"
 
@@ -22,6 +24,7 @@ local h = read_leader(leader_key)
 if holder then
   return {HELD, holder_json(holder, h), redis.call('PTTL', lease_key)}
 end
+if h[LIVE] == LIVE_YES and h[PUBLISHED_AT] == '1' then return {PUBLISHED, false, 0} end
 local changes = {}
 settle_expired(leader_key, h, component, changes)
 if #changes == 0 then return {FREE, false, 0} end

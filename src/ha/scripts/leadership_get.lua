@@ -1,16 +1,17 @@
 --[[
-  Reads the cluster's leadership.
+  Reads the cluster's leadership: its holder and the components published under it.
 
-  KEYS  1 index  2 log  (lib/leadership.lua)
-        3 lease_key  4 hash_key  5 pub_key: the leadership's (lib/cluster_leadership.lua)
+  KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
+        (lib/cluster_leadership.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
 
-  Returns {code, leadership json or false}
+  Returns as lib/cluster_leadership.lua's reply, the published components (component,
+  address, flat) following HELD
   Codes:
-    DONE (0)
+    HELD (1)                     a leadership is held: the holder follows
+    FREE (2)                     none is
 ]]
--- @include "lib/leadership.lua"
+-- @include "lib/cluster_leadership.lua"
 
-local lease_key, hash_key, pub_key = KEYS[3], KEYS[4], KEYS[5]
-
-return {DONE, leadership_json(lease_key, hash_key, pub_key)}
+local holder = redis.call('GET', ls_lease_key)
+return not_held_reply(holder, read_leadership(), {})

@@ -1,35 +1,49 @@
 --[[
-  Extends the cluster's leadership and every component published under it, only if this
-  contender and session hold it: one renewal for all of them.
+  Extends the leadership's lease and every published component's, only if this contender
+  and session hold it (compare-and-set): one renewal however many components it leads.
 
-  KEYS  1 index  2 log  (lib/leadership.lua)
-        3 lease_key  4 hash_key  5 pub_key: the leadership's (lib/cluster_leadership.lua)
+  KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
+        (lib/cluster_leadership.lua)
+        6.. lease and leader hash of each published component, as the caller believes
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
-        4 contender_id  5 session_id  6 ttl in ms, '' to keep the leadership's own
-        7 owner: digest of the caller's access token, '' for none
+        4 origin: the caller's name in the message of new TTLs, so that it skips its own
+        5 contender_id  6 session_id  7 ttl (ms), '' to keep the leadership's own
+        8 fallback ttl (for a leadership that has none recorded)
+        9 owner: digest of the caller's access token, or ''
+        10.. the published components, as the caller believes
 
-  Returns {code, leadership json or false, change payloads...}
+  Returns as lib/cluster_leadership.lua's reply; after DONE and HELD, the published
+  components (component, address, flat)
   Codes:
     DONE (0)                     renewed
     HELD (1)                     held by another contender or session
-    FREE (2)                     not held by anyone (one that ran out ends now)
-    NOT_OWNER (9)                held by this session, campaigned for with another token
+    FREE (2)                     not held by anyone (a leadership that ran out is ended)
+    NOT_OWNER (11)               held by this session, campaigned for with another token
+    CHANGED (-9)                 the published components are not the ones listed: retry
 ]]
--- @include "lib/leadership.lua"
+-- @include "lib/cluster_leadership.lua"
 
-local lease_key, hash_key, pub_key = KEYS[3], KEYS[4], KEYS[5]
-local contender_id, session_id, ttl, owner = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local origin, contender_id, session_id = ARGV[4], ARGV[5], ARGV[6]
+local ttl, fallback_ttl, owner = ARGV[7], ARGV[8], ARGV[9]
+local list = listed_from(6)
 
-local h = holding(lease_key, hash_key, session_id)
-if h and h[1] == contender_id then
-  if not owned_by(h, owner) then return {NOT_OWNER, false} end
-  if ttl == '' then ttl = h[4] end
+local holder = redis.call('GET', ls_lease_key)
+local ls = read_leadership()
+if holds(holder, ls, session_id) and ls[CONTENDER] == contender_id then
+  if not owned_by(ls, owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
+  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
+  if ttl == '' then
+    ttl = ls[TTL] or fallback_ttl
+  elseif ttl ~= ls[TTL] then
+    redis.call('HSET', ls_key, F_TTL, ttl)
+  end
   local notices = {}
-  extend_leadership(lease_key, hash_key, pub_key, session_id, ttl, notices)
-  publish_ttls(notices)
-  return {DONE, leadership_json(lease_key, hash_key, pub_key)}
+  redis.call('PEXPIRE', ls_lease_key, ttl)
+  for _, c in ipairs(list) do set_ttl(c[2], c[1], session_id, ttl, notices) end
+  publish_ttls(notices, origin)
+  return reply(DONE, leader_json(ls), tonumber(ttl), ttl, {}, redis.call('HGETALL', published_key))
 end
-local changes = {}
-local holder = redis.call('GET', lease_key)
-if not holder and redis.call('HGET', hash_key, F_LIVE) == LIVE_YES then end_leadership('expired', changes) end
-return {not_held(holder), leadership_json(lease_key, hash_key, pub_key), unpack(changes)}
+
+local changes = settle_ended(holder, ls, list)
+if not changes then return {CHANGED} end
+return not_held_reply(holder, ls, changes)

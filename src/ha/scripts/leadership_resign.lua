@@ -1,35 +1,36 @@
 --[[
-  Releases the cluster's leadership now, only if this contender and session hold it: every
-  component published under it becomes leaderless in this one script, each with a change
-  of its own, in order.
+  Gives the leadership up now, only if this contender and session hold it: every component
+  published under it becomes leaderless (revoked), each with its own change, in this one
+  script.
 
-  KEYS  1 index  2 log  (lib/leadership.lua)
-        3 lease_key  4 hash_key  5 pub_key: the leadership's (lib/cluster_leadership.lua)
+  KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
+        (lib/cluster_leadership.lua)
+        6.. lease and leader hash of each published component, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 contender_id  5 session_id  6 owner: digest of the caller's access token, or ''
+        7.. the published components, as read
 
-  Returns {code, leadership json or false, change payloads...}
+  Returns as lib/cluster_leadership.lua's reply; after HELD, the holder's published
+  components (component, address, flat)
   Codes:
     DONE (0)                     released
-    FREE (2)                     already free (one that ran out ends now)
+    FREE (2)                     already free (a leadership that ran out is ended)
     HELD (1)                     held by another contender or session
-    NOT_OWNER (9)                held by this session, campaigned for with another token
+    NOT_OWNER (11)               held by this session, campaigned for with another token
+    CHANGED (-9)                 the published components are not the ones listed: retry
 ]]
--- @include "lib/leadership.lua"
+-- @include "lib/cluster_leadership.lua"
 
-local lease_key, hash_key, pub_key = KEYS[3], KEYS[4], KEYS[5]
 local contender_id, session_id, owner = ARGV[4], ARGV[5], ARGV[6]
+local list = listed_from(6)
 
-local changes = {}
-local h = holding(lease_key, hash_key, session_id)
-if h and h[1] == contender_id then
-  if not owned_by(h, owner) then return {NOT_OWNER, false} end
-  end_leadership('revoked', changes)
-  return {DONE, false, unpack(changes)}
+local holder = redis.call('GET', ls_lease_key)
+local ls = read_leadership()
+if holds(holder, ls, session_id) and ls[CONTENDER] == contender_id then
+  if not owned_by(ls, owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
+  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
+  return reply(DONE, false, 0, 0, end_leadership(list, ls, 'revoked'))
 end
-local holder = redis.call('GET', lease_key)
-if not holder then
-  if redis.call('HGET', hash_key, F_LIVE) == LIVE_YES then end_leadership('expired', changes) end
-  return {FREE, false, unpack(changes)}
-end
-return {HELD, leadership_json(lease_key, hash_key, pub_key)}
+local changes = settle_ended(holder, ls, list)
+if not changes then return {CHANGED} end
+return not_held_reply(holder, ls, changes)

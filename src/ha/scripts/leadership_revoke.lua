@@ -1,30 +1,42 @@
 --[[
-  An admin revokes the cluster's leadership (Flink then revokes it in the process that
-  held it): every component published under it becomes leaderless in this one script,
-  each with a change of its own, in order.
+  An admin's revocation of the leadership (a forced failover), or cleanupAllData's end of
+  it: every component published under it becomes leaderless (revoked), each with its own
+  change, in this one script.
 
-  KEYS  1 index  2 log  (lib/leadership.lua)
-        3 lease_key  4 hash_key  5 pub_key: the leadership's (lib/cluster_leadership.lua)
+  KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
+        (lib/cluster_leadership.lua)
+        6.. lease and leader hash of each published component, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
-        4 session_id: revoke only this session's leadership; '' for whichever lives
+        4 session_id: revoke only this session's leadership; '' for whoever holds it
+        5 forget: '1' to delete the leadership hash too (cleanupAllData)
+        6.. the published components, as read
 
-  Returns {code, leadership json or false, change payloads...}
+  Returns as lib/cluster_leadership.lua's reply; after HELD, the holder's published
+  components (component, address, flat)
   Codes:
     DONE (0)                     revoked
-    FREE (2)                     no leadership lives (one that ran out ends now)
+    FREE (2)                     nothing held (a leadership that ran out is ended)
     HELD (1)                     held by another session than the one named
+    CHANGED (-9)                 the published components are not the ones listed: retry
 ]]
--- @include "lib/leadership.lua"
+-- @include "lib/cluster_leadership.lua"
 
-local lease_key, hash_key, pub_key = KEYS[3], KEYS[4], KEYS[5]
-local session_id = ARGV[4]
+local session_id, forget = ARGV[4], ARGV[5]
+local list = listed_from(6)
 
-local changes = {}
-local holder = redis.call('GET', lease_key)
-if holder and holding(lease_key, hash_key, holder) then
-  if session_id ~= '' and session_id ~= holder then return {HELD, leadership_json(lease_key, hash_key, pub_key)} end
-  end_leadership('revoked', changes)
-  return {DONE, false, unpack(changes)}
+local holder = redis.call('GET', ls_lease_key)
+local ls = read_leadership()
+if holder and session_id ~= '' and not holds(holder, ls, session_id) then return not_held_reply(holder, ls, {}) end
+local code, changes = FREE, {}
+if ls[LIVE] == LIVE_YES then
+  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
+  if holder then
+    code = DONE
+    changes = end_leadership(list, ls, 'revoked')
+  else
+    changes = end_leadership(list, ls, 'expired')
+  end
 end
-if redis.call('HGET', hash_key, F_LIVE) == LIVE_YES then end_leadership('expired', changes) end
-return {FREE, false, unpack(changes)}
+redis.call('DEL', ls_lease_key)
+if forget == '1' then redis.call('DEL', ls_key, published_key) end
+return reply(code, false, 0, 0, changes)

@@ -1,37 +1,38 @@
 --[[
-  Deletes a component's leader information published under the cluster's leadership
-  (Flink's deleteLeaderInformation), only if this session holds it: the component becomes
-  leaderless ('revoked').
+  Deletes a component's leader information under the leadership (Flink's
+  deleteLeaderInformation), only for the leadership's live session: a published
+  component becomes leaderless (revoked).
 
-  KEYS  1 index  2 log  (lib/leadership.lua)
-        3 lease_key  4 hash_key  5 pub_key: the leadership's (lib/cluster_leadership.lua)
-        6 component_lease_key  7 component_leader_key: the component's lease and hash
+  KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
+        (lib/cluster_leadership.lua)  6 lease_key  7 leader_key: the component's
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
-        4 session_id  5 component  6 owner: digest of the caller's access token, or ''
+        4 component  5 session_id  6 owner: digest of the caller's access token, or ''
 
-  Returns {code, removed (1 or 0), change payloads...}
+  Returns as lib/cluster_leadership.lua's reply; after DONE, 1 when the component was
+  published, else 0; after HELD, the holder's published components
   Codes:
-    DONE (0)                     done; removed says whether it was published
+    DONE (0)                     no longer published
     HELD (1)                     the leadership is held by another session
-    FREE (2)                     no leadership lives (one that ran out ends now)
-    NOT_OWNER (9)                held by this session, campaigned for with another token
+    FREE (2)                     no leadership is held
+    NOT_OWNER (11)               held by this session, campaigned for with another token
 ]]
--- @include "lib/leadership.lua"
+-- @include "lib/cluster_leadership.lua"
 
-local lease_key, hash_key, pub_key = KEYS[3], KEYS[4], KEYS[5]
-local c_lease_key, c_leader_key = KEYS[6], KEYS[7]
-local session_id, component, owner = ARGV[4], ARGV[5], ARGV[6]
+local lease_key, leader_key = KEYS[6], KEYS[7]
+local component, session_id, owner = ARGV[4], ARGV[5], ARGV[6]
 
+local holder = redis.call('GET', ls_lease_key)
+local ls = read_leadership()
+if not holds(holder, ls, session_id) then return not_held_reply(holder, ls, {}) end
+if not owned_by(ls, owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
+
+local removed = redis.call('HDEL', published_key, component)
+local h = redis.call('HMGET', leader_key, F_SESSION, F_LIVE, F_PUBLISHED)
 local changes = {}
-local h = holding(lease_key, hash_key, session_id)
-if not h then
-  local holder = redis.call('GET', lease_key)
-  if not holder and redis.call('HGET', hash_key, F_LIVE) == LIVE_YES then end_leadership('expired', changes) end
-  return {not_held(holder), 0, unpack(changes)}
+if h[1] == session_id and h[2] == LIVE_YES and h[3] == '1' then
+  redis.call('DEL', lease_key)
+  redis.call('HSET', leader_key, F_LIVE, '0')
+  redis.call('HDEL', leader_key, F_PUBLISHED)
+  changes[1] = emit('revoked', component, nil, 0)
 end
-if not owned_by(h, owner) then return {NOT_OWNER, 0} end
-if redis.call('SREM', pub_key, component) == 0 then return {DONE, 0} end
-redis.call('DEL', c_lease_key)
-redis.call('HSET', c_leader_key, F_LIVE, '0')
-changes[1] = emit('revoked', component, nil, 0)
-return {DONE, 1, unpack(changes)}
+return reply(DONE, false, 0, 0, changes, {removed})

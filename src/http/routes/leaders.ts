@@ -16,7 +16,6 @@ import {
 } from '../schemas.js';
 import { parseDuration } from '../duration.js';
 import { badRequest } from '../errors.js';
-import { withLeadershipNamed } from './leadership.js';
 
 const MAX_WAIT_MS = 5 * 60_000;
 /** Reads and renewals answer JSON text put together by encode.ts, in the shapes of
@@ -116,10 +115,8 @@ export function leaderRoutes(app: App, { ha, config }: RouteContext): void {
     app.get(base, { schema: { params, querystring: BlockingQuery } }, (req, reply) => read(req, reply, componentOf(req.params)));
 
     app.post(`${base}/campaign`, { schema: { params, body: bodies.campaign, response: { 200: CampaignResponse } } }, async (req) => {
-      const { contenderId, ttlMs = config.leaseTtl.defaultMs, address } = req.body;
-      const r = await withLeadershipNamed(ha, req.params.clusterId, () =>
-        ha.election.campaign(req.params.clusterId, componentOf(req.params), { contenderId, ttlMs, address }),
-      );
+      const { contenderId, ttlMs = config.leaseTtl.defaultMs, address, lockDelayMs } = req.body;
+      const r = await ha.election.campaign(req.params.clusterId, componentOf(req.params), { contenderId, ttlMs, address, lockDelayMs });
       return { granted: r.granted, leader: stateJson(r.leader) };
     });
 

@@ -1,82 +1,89 @@
-/** A cluster's leadership (issue 22): one lease over several components, Flink's model.
- * Campaign, renew, resign, publish and unpublish leader information, revoke (admin). */
-import { Type } from 'typebox';
-import { jobManager, LeadershipHeldError, type Component } from '../../ha/index.js';
-import { Access, ownerOf } from '../auth.js';
-import { leadershipJson, stateJson } from '../encode.js';
+/** A cluster's leadership (docs/api.md, "The leadership"): campaign, renew, resign,
+ * publish and unpublish a component's leader information, an admin's revoke, and GET. */
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { stateJson } from '../encode.js';
 import type { App, RouteContext } from '../types.js';
+import { BlockingQuery, ClusterParams } from '../schemas.js';
 import {
-  BlockingQuery,
-  ClusterParams,
   LeadershipCampaignResponse,
+  leadershipBodies,
   LeadershipRenewResponse,
   LeadershipResponse,
-  leadershipBodies,
-  LeaseResponse,
-  ResignResponse,
-  RevokeResponse,
-  UnpublishResponse,
-} from '../schemas.js';
+} from '../leadershipSchemas.js';
+import { LeaseResponse, ResignResponse } from '../schemas.js';
+import { RevokeResponse, UnpublishResponse } from '../leadershipSchemas.js';
+import { Type } from 'typebox';
 
 const BASE = '/v1/clusters/:clusterId/leadership';
 
-/** Leadership reads are answered from Redis itself, which is as consistent as a read gets:
- * `?consistent` is accepted, as for leader reads, and changes nothing. */
-const ReadQuery = Type.Object({ consistent: BlockingQuery.properties.consistent }, { additionalProperties: false });
+/** The caller's access token as the leadership keeps it: a digest, never the token ('' when
+ * the server runs open, where any caller may act on it). */
+function ownerOf(req: FastifyRequest, open: boolean): string {
+  if (open) return '';
+  const m = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '');
+  return createHash('sha256').update(m?.[1] ?? '').digest('hex');
+}
 
-/** Job ids name their job manager in lower case, as every answer does. */
-function componentOf(name: string): Component {
-  return name.startsWith('jobmanager/') ? jobManager(name.slice('jobmanager/'.length)) : name;
+/** A component as the HA core names it: job ids in lower case. */
+function component(name: string): string {
+  return name.toLowerCase();
 }
 
 export function leadershipRoutes(app: App, { ha, config }: RouteContext): void {
   const bodies = leadershipBodies(config);
-  const access = new Access(config.tokens);
-  const owner = (authorization: string | undefined) => ownerOf(access, authorization);
+  const open = config.tokens.length === 0;
+  // `?consistent` as leader reads take it; a leadership is read from Redis in any case.
+  const ReadQuery = Type.Object({ consistent: BlockingQuery.properties.consistent }, { additionalProperties: false });
 
   app.get(BASE, { schema: { params: ClusterParams, querystring: ReadQuery, response: { 200: LeadershipResponse } } }, async (req) => ({
-    leadership: leadershipJson(await ha.leadership.get(req.params.clusterId)),
+    leadership: await ha.leadership.get(req.params.clusterId),
   }));
 
   app.post(`${BASE}/campaign`, { schema: { params: ClusterParams, body: bodies.campaign, response: { 200: LeadershipCampaignResponse } } }, async (req) => {
     const { contenderId, ttlMs = config.leaseTtl.defaultMs } = req.body;
-    const r = await ha.leadership.campaign(req.params.clusterId, { contenderId, ttlMs, owner: owner(req.headers.authorization) });
-    return { granted: r.granted, leadership: leadershipJson(r.leadership)! };
+    return ha.leadership.campaign(req.params.clusterId, { contenderId, ttlMs, owner: ownerOf(req, open) });
   });
 
   app.post(`${BASE}/renew`, { schema: { params: ClusterParams, body: bodies.renew, response: { 200: LeadershipRenewResponse } } }, async (req) => {
     const { contenderId, sessionId, ttlMs } = req.body;
-    const l = await ha.leadership.renew(req.params.clusterId, contenderId, sessionId, ttlMs, owner(req.headers.authorization));
-    return { leadership: leadershipJson(l)! };
+    const leadership = await ha.leadership.renew(req.params.clusterId, {
+      contenderId,
+      sessionId,
+      ttlMs,
+      fallbackTtlMs: config.leaseTtl.defaultMs,
+      owner: ownerOf(req, open),
+    });
+    return { leadership };
   });
 
   app.post(`${BASE}/resign`, { schema: { params: ClusterParams, body: bodies.resign, response: { 200: ResignResponse } } }, async (req) => {
     const { contenderId, sessionId } = req.body;
-    return { released: await ha.leadership.resign(req.params.clusterId, contenderId, sessionId, owner(req.headers.authorization)) };
+    return { released: await ha.leadership.resign(req.params.clusterId, { contenderId, sessionId, owner: ownerOf(req, open) }) };
   });
 
   app.post(`${BASE}/publish`, { schema: { params: ClusterParams, body: bodies.publish, response: { 200: LeaseResponse } } }, async (req) => {
-    const { sessionId, component, address } = req.body;
-    const s = await ha.leadership.publish(req.params.clusterId, sessionId, componentOf(component), address, owner(req.headers.authorization));
+    const { sessionId, address } = req.body;
+    const s = await ha.leadership.publish(req.params.clusterId, {
+      sessionId,
+      component: component(req.body.component),
+      address,
+      owner: ownerOf(req, open),
+    });
     return { leader: stateJson(s) };
   });
 
   app.post(`${BASE}/unpublish`, { schema: { params: ClusterParams, body: bodies.unpublish, response: { 200: UnpublishResponse } } }, async (req) => {
-    const { sessionId, component } = req.body;
-    return { removed: await ha.leadership.unpublish(req.params.clusterId, sessionId, componentOf(component), owner(req.headers.authorization)) };
+    const { sessionId } = req.body;
+    const removed = await ha.leadership.unpublish(req.params.clusterId, {
+      sessionId,
+      component: component(req.body.component),
+      owner: ownerOf(req, open),
+    });
+    return { removed };
   });
 
   app.post(`${BASE}/revoke`, { schema: { params: ClusterParams, body: bodies.revoke, response: { 200: RevokeResponse } } }, async (req) => ({
     revoked: await ha.leadership.revoke(req.params.clusterId, req.body.sessionId),
   }));
-}
-
-/** A per-component campaign refused while a leadership lives names that leadership. */
-export async function withLeadershipNamed<T>(ha: RouteContext['ha'], clusterId: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (err instanceof LeadershipHeldError && err.details.leadership === null) throw await ha.leadership.leadershipHeld(clusterId);
-    throw err;
-  }
 }

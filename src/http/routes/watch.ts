@@ -16,7 +16,7 @@ const TEXT = { binary: false };
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
 export function watchRoutes(app: App, { ha, sockets, log, config }: RouteContext): void {
-  const origins = new Set(config.wsAllowedOrigins);
+  const allowed = originRule(config.wsAllowedOrigins, config.tokens.length === 0);
   app.route({
     method: 'GET',
     url: '/v1/clusters/:clusterId/watch',
@@ -25,7 +25,7 @@ export function watchRoutes(app: App, { ha, sockets, log, config }: RouteContext
     // Origin, and are judged by their token alone.
     onRequest: (req, _reply, done) => {
       const origin = req.headers.origin;
-      const refused = origins.size > 0 && origin !== undefined && !origins.has(origin);
+      const refused = origin !== undefined && !allowed(origin, req.headers.host);
       done(refused ? httpError(403, `origin '${origin}' is not allowed (WS_ALLOWED_ORIGINS)`) : undefined);
     },
     preHandler: async (req) => {
@@ -55,6 +55,28 @@ export function watchRoutes(app: App, { ha, sockets, log, config }: RouteContext
       }
     },
   });
+}
+
+/**
+ * Which browser pages may open a watch: those WS_ALLOWED_ORIGINS lists (`*`: any); unlisted,
+ * any when tokens guard the API (a browser cannot send one on a websocket, so the token
+ * decides), but when it is open, only pages of the server's own origin: else any site a
+ * user visits could watch, from the user's network, a server that trusts its network.
+ */
+function originRule(list: string[], open: boolean): (origin: string, host: string | undefined) => boolean {
+  if (list.includes('*')) return () => true;
+  if (list.length > 0) {
+    const origins = new Set(list);
+    return (origin) => origins.has(origin);
+  }
+  if (!open) return () => true;
+  return (origin, host) => {
+    try {
+      return host !== undefined && new URL(origin).host === new URL(`http://${host}`).host;
+    } catch {
+      return false; // 'null' (a sandboxed page, a file) or not a URL
+    }
+  };
 }
 
 /** Job ids are answered in lower case. */

@@ -1,107 +1,100 @@
--- A cluster's leadership (issue 22, docs/design.md §3a): one lease over several
--- components, Flink's model. Pasted into lib/leadership.lua after emit, so that every
--- script that settles leases also settles a leadership that ran out.
+-- Shared by the scripts of a cluster's leadership (pasted in by the loader): one lease
+-- for a contender, one session id and one fencing token, under which it publishes the
+-- leader information of any number of components (docs/design.md §3).
 --
--- Its keys share the cluster's hash tag (ids.ts ClusterKeys):
---   <prefix>leadership      the lease: the session id, with a TTL
---   <prefix>leadership:h    its hash: F_CONTENDER, F_SESSION, F_TOKEN, F_ACQUIRED, F_LIVE,
---                           F_TTL as a component's leader hash, and F_OWNER
---   <prefix>leadership:pub  the components published under it
--- A published component is an ordinary lease (lease key with the same session id and the
--- same expiry, leader hash, member of the components set), so readers see no difference.
--- Scripts that settle a component may meet a published one without knowing the cluster
--- has a leadership; they find its keys from the component's own keys' prefix, which is
--- in the same hash slot (decisions.md).
--- @include "lib/leader_hash.lua"
+-- Beyond lib/leadership.lua's first keys and arguments, every such script takes:
+--   KEYS[3] ls_lease_key: the leadership's lease (its session id, with a TTL)
+--   KEYS[4] ls_key: the leadership hash (lib/leader_hash.lua's fields, and F_OWNER)
+--   KEYS[5] published_key: component -> address of each component published under it
+-- and, where a script says so, a list of components as the caller read them: their lease
+-- and leader hash as the last pairs of KEYS, their names as the last ARGV.
+--
+-- A published component has a lease and a leader hash like any other (so that readers,
+-- watchers and the sync see no difference), marked F_PUBLISHED, holding the leadership's
+-- contender, session and token, its lease set to run out with the leadership's.
+-- @include "lib/leadership.lua"
 
-local F_OWNER = 'own' -- digest of the access token that campaigned, '' for none
+local ls_lease_key, ls_key, published_key = KEYS[3], KEYS[4], KEYS[5]
+local LS_OWNER = 8
 
-local function cluster_prefix(key)
-  return string.match(key, '^(lh:%b{}:)')
-end
-
-local function leadership_keys(key)
-  local p = cluster_prefix(key)
-  return p .. 'leadership', p .. 'leadership:h', p .. 'leadership:pub'
-end
-
--- Singletons first, then job managers by job id: ids.ts compareComponents.
-local RANK = {resourcemanager = 1, dispatcher = 2, rest = 3}
-local function by_component(a, b)
-  local ra, rb = RANK[a] or 99, RANK[b] or 99
-  if ra ~= rb then return ra < rb end
-  return a < b
-end
-
-local function published(pub_key)
-  local m = redis.call('SMEMBERS', pub_key)
-  table.sort(m, by_component)
-  return m
-end
-
--- Ends the leadership: every component published under it becomes leaderless in this
--- one script, each with a change (and an index) of its own, in order.
-local function end_leadership(event, changes)
-  local lease_key, hash_key, pub_key = leadership_keys(index_key)
-  local p = cluster_prefix(index_key)
-  for _, c in ipairs(published(pub_key)) do
-    redis.call('DEL', p .. 'lease:' .. c)
-    if redis.call('HGET', p .. 'leader:' .. c, F_LIVE) == LIVE_YES then
-      redis.call('HSET', p .. 'leader:' .. c, F_LIVE, '0')
-      changes[#changes + 1] = emit(event, c, nil, 0)
-    end
+-- The components the caller listed, {component, lease_key, leader_key} each, their keys
+-- from KEYS[first_key] on.
+local function listed_from(first_key)
+  local n = (#KEYS - first_key + 1) / 2
+  local out = {}
+  for i = 1, n do
+    out[i] = {ARGV[#ARGV - n + i], KEYS[first_key + 2 * i - 2], KEYS[first_key + 2 * i - 1]}
   end
-  redis.call('DEL', lease_key, pub_key)
-  if redis.call('EXISTS', hash_key) == 1 then redis.call('HSET', hash_key, F_LIVE, '0') end
+  return out
 end
 
--- A published component whose lease ran out: its leadership ran out with it (both keys
--- were given the same expiry in one script). Ends the whole leadership; false when the
--- component is not published under one that ran out.
-local function leadership_ran_out(component, changes)
-  local lease_key, _, pub_key = leadership_keys(index_key)
-  if redis.call('SISMEMBER', pub_key, component) == 0 or redis.call('EXISTS', lease_key) == 1 then return false end
-  end_leadership('expired', changes)
+-- Whether `list` names exactly the members of the set or hash at `key` (`card` and
+-- `member` are the commands that count and test them).
+local function names_exactly(list, key, card, member)
+  if redis.call(card, key) ~= #list then return false end
+  for _, c in ipairs(list) do
+    if redis.call(member, key, c[1]) == 0 then return false end
+  end
   return true
 end
 
--- The leadership's hash, when `session_id` holds it live; else false.
-local function holding(lease_key, hash_key, session_id)
-  local h = redis.call('HMGET', hash_key, F_CONTENDER, F_SESSION, F_TOKEN, F_TTL, F_LIVE, F_OWNER, F_ACQUIRED)
-  if redis.call('GET', lease_key) == session_id and h[2] == session_id and h[5] == LIVE_YES then return h end
-  return false
+-- The leadership hash, by the positions of read_leader, F_OWNER at LS_OWNER.
+local function read_leadership()
+  return redis.call('HMGET', ls_key, F_CONTENDER, F_SESSION, F_TOKEN, F_ADDRESS, F_ACQUIRED, F_LIVE, F_TTL, F_OWNER)
 end
 
--- Whether the caller's access token (a digest, '' for none) is the one that campaigned.
-local function owned_by(h, owner)
-  return not h[6] or h[6] == '' or h[6] == owner
+-- Whether `session` holds the leadership now.
+local function holds(holder, ls, session)
+  return holder and holder == session and ls[SESSION] == session and ls[LIVE] == LIVE_YES
 end
 
--- The live leadership as JSON (leadership.ts decodes it), or false when none lives.
--- Session ids and components need no escaping; the token is digits.
-local function leadership_json(lease_key, hash_key, pub_key)
-  local sid = redis.call('GET', lease_key)
-  local h = redis.call('HMGET', hash_key, F_CONTENDER, F_SESSION, F_TOKEN, F_TTL, F_LIVE)
-  if not sid or sid ~= h[2] or h[5] ~= LIVE_YES then return false end
-  local p = cluster_prefix(lease_key)
-  local comps = {}
-  for _, c in ipairs(published(pub_key)) do
-    local a = redis.call('HGET', p .. 'leader:' .. c, F_ADDRESS) or ''
-    comps[#comps + 1] = '{"c":"' .. c .. '","a":' .. cjson.encode(a) .. '}'
+-- Whether the access token that campaigned is the caller's ('' when none is configured).
+local function owned_by(ls, owner)
+  return (ls[LS_OWNER] or '') == owner
+end
+
+-- Ends the leadership: every live component published under it becomes leaderless, each
+-- with a change of its own (`event`), in the order of `list`, in this one script.
+local function end_leadership(list, ls, event)
+  local changes = {}
+  for _, c in ipairs(list) do
+    local h = redis.call('HMGET', c[3], F_SESSION, F_LIVE, F_PUBLISHED)
+    if h[1] == ls[SESSION] and h[2] == LIVE_YES and h[3] == '1' then
+      redis.call('DEL', c[2])
+      redis.call('HSET', c[3], F_LIVE, '0')
+      redis.call('HDEL', c[3], F_PUBLISHED)
+      changes[#changes + 1] = emit(event, c[1], nil, 0)
+    end
   end
-  return '{"cid":' .. cjson.encode(h[1]) .. ',"sid":"' .. sid .. '","tok":' .. h[3] .. ',"ttl":' .. h[4]
-    .. ',"r":' .. redis.call('PTTL', lease_key) .. ',"comps":[' .. table.concat(comps, ',') .. ']}'
+  redis.call('DEL', ls_lease_key, published_key)
+  redis.call('HSET', ls_key, F_LIVE, '0')
+  return changes
 end
 
--- Extends the leadership and every component published under it to `ttl`, all with the
--- same expiry; the components' new TTLs are noted for every server, as set_ttl does
--- (lib/leadership.lua, which pastes this file in before it defines set_ttl).
-local function extend_leadership(lease_key, hash_key, pub_key, session_id, ttl, notices)
-  local p = cluster_prefix(lease_key)
-  redis.call('PEXPIRE', lease_key, ttl)
-  redis.call('HSET', hash_key, F_TTL, ttl)
-  for _, c in ipairs(redis.call('SMEMBERS', pub_key)) do
-    redis.call('PEXPIRE', p .. 'lease:' .. c, ttl)
-    notices[#notices + 1] = '["' .. c .. '","' .. session_id .. '",' .. ttl .. ']'
+-- A leadership that ran out unnoticed (its lease gone, its hash still live) is ended here,
+-- its components 'expired'. Answers the changes, or false when `list` is not what is
+-- published (the caller answers CHANGED).
+local function settle_ended(holder, ls, list)
+  if holder or ls[LIVE] ~= LIVE_YES then return {} end
+  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return false end
+  return end_leadership(list, ls, 'expired')
+end
+
+-- Every script's reply: {code, leader json or false, lease ms left, ttl, how many change
+-- payloads follow, the payloads, then what the script adds (`extra`, flat)}.
+local function reply(code, lj, left, ttl, changes, extra)
+  local out = {code, lj, left, tonumber(ttl) or 0, #changes}
+  for _, c in ipairs(changes) do out[#out + 1] = c end
+  for _, x in ipairs(extra or {}) do out[#out + 1] = x end
+  return out
+end
+
+-- The holder's reply to a caller that does not hold the leadership: HELD with the holder
+-- and what it published, or FREE.
+local function not_held_reply(holder, ls, changes)
+  if holder then
+    return reply(HELD, holder_json(holder, ls), redis.call('PTTL', ls_lease_key), ls[TTL], changes,
+      redis.call('HGETALL', published_key))
   end
+  return reply(FREE, false, 0, 0, changes)
 end

@@ -8,6 +8,7 @@
 --   ARGV[3] log_size: how many changes the log keeps
 -- @include "lib/codes.lua"
 -- @include "lib/leader_hash.lua"
+-- @include "lib/published.lua"
 
 local index_key, log_key = KEYS[1], KEYS[2]
 local channel, index_floor, log_size = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -35,10 +36,10 @@ local function next_value(stored, floor)
   return v
 end
 
--- The leader hash's fields, in the order of the positions CONTENDER .. TTL
+-- The leader hash's fields, in the order of the positions CONTENDER .. PUBLISHED_AT
 -- (lib/leader_hash.lua).
 local function read_leader(key)
-  return redis.call('HMGET', key, F_CONTENDER, F_SESSION, F_TOKEN, F_ADDRESS, F_ACQUIRED, F_LIVE, F_TTL)
+  return redis.call('HMGET', key, F_CONTENDER, F_SESSION, F_TOKEN, F_ADDRESS, F_ACQUIRED, F_LIVE, F_TTL, F_PUBLISHED)
 end
 
 -- A leader as JSON (changes.ts decodes it), from fields by position as read_leader gives
@@ -82,14 +83,16 @@ local function start_grace(grace_key, grace_ms)
   end
 end
 
--- @include "lib/cluster_leadership.lua"
-
 -- A lease whose key is gone while its hash still says live has run out: record that. A
--- component published under a cluster leadership ends with all of that leadership.
+-- component published under a leadership is left to the end of the leadership, which
+-- settles all its components in one script (lib/cluster_leadership.lua). A grant with a lock
+-- delay (Consul's) keeps the component from anyone for that long after its expiry,
+-- counted from now, when the expiry is recorded (campaign.lua enforces it).
 local function settle_expired(hkey, h, component, changes)
-  if h[LIVE] == LIVE_YES then
-    if leadership_ran_out(component, changes) then return end
+  if h[LIVE] == LIVE_YES and h[PUBLISHED_AT] ~= '1' then
     redis.call('HSET', hkey, F_LIVE, '0')
+    local delay = tonumber(redis.call('HGET', hkey, F_LOCK_DELAY)) or 0
+    if delay > 0 then redis.call('HSET', hkey, F_DELAYED_UNTIL, int(math.floor(now_us() / 1000) + delay)) end
     changes[#changes + 1] = emit('expired', component, nil, 0)
   end
 end

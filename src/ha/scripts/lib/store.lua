@@ -4,6 +4,8 @@
 --   KEYS[1] lease_key: the lease of the component whose leader owns the data
 --   KEYS[2] leader_key: that component's leader hash
 --   KEYS[3] idempotency_key: the idempotency record (unused when fingerprint is '')
+--   and, last of all KEYS, the cluster's leadership lease and hash (lib/fence.lua), whose
+--   token fences every write of the cluster while a leadership lives
 --   ARGV[1] fence_token: the fencing token, or 'override'
 --   ARGV[2] fingerprint: the request's fingerprint, '' when it has no Idempotency-Key
 --   ARGV[3] remember_ms: how long an answer is remembered (ms)
@@ -14,6 +16,7 @@
 -- @include "lib/fence.lua"
 
 local lease_key, leader_key, idempotency_key = KEYS[1], KEYS[2], KEYS[3]
+local ls_lease_key, ls_key = KEYS[#KEYS - 1], KEYS[#KEYS]
 local fence_token, fingerprint, remember_ms = ARGV[1], ARGV[2], ARGV[3]
 
 -- Runs `write` (which answers {code, values...}) if the fence holds, and remembers a
@@ -27,7 +30,7 @@ local function fenced_write(write)
       return {1, unpack(s.a)}
     end
   end
-  if not fence_holds(lease_key, leader_key, fence_token) then return {0, FENCE_STALE} end
+  if not fence_holds(lease_key, leader_key, fence_token, ls_lease_key, ls_key) then return {0, FENCE_STALE} end
   local answer = write()
   if answer[1] == DONE and fingerprint ~= '' then
     redis.call('SET', idempotency_key, cjson.encode({f = fingerprint, a = answer}), 'PX', remember_ms)

@@ -1,0 +1,85 @@
+/**
+ * What a server does when Redis may have lost what it answered (docs/design.md §9): for
+ * every cluster it has floors of, it writes them back (floors_writeback.lua): a rolled-back
+ * index is raised, checkpoint id counters are raised to the values it handed out, and the
+ * grace period begins where a lease may have been lost. Only then does every view read
+ * its cluster again, so that watchers get the repaired state.
+ *
+ * Every server does this on its own, from its own floors: the first to find a rollback
+ * repairs the index, which would hide the rollback from the others' syncs, but not from
+ * their health checks, which bring each one here with what only it knows.
+ */
+import type { Floors } from './floors.js';
+import { ClusterKeys } from './ids.js';
+import type { Log } from './log.js';
+import type { RedisLink } from './redisLink.js';
+import { decodeFloorsWriteback } from './replies.js';
+import type { Scripts } from './scripts.js';
+
+export interface FloorsWritebackOptions {
+  link: RedisLink;
+  scripts: Scripts;
+  floors: Floors;
+  logSize: number;
+  log: Log;
+  /** Called once every cluster was written back (or failed to be): resync the views. */
+  done: () => void;
+}
+
+export class FloorsWriteback {
+  private running: Promise<void> | null = null;
+  private again: boolean | null = null;
+
+  constructor(private readonly opts: FloorsWritebackOptions) {
+    const { link } = opts;
+    // After a loss, a grace in every cluster this server knows; after a restart or a
+    // failover that lost nothing the marker and the beat can see, the floors alone (the
+    // grace for leases no replica held is acknowledgedLeases.ts's).
+    link.on('dataLoss', () => this.request(true));
+    link.on('primaryChanged', () => this.request(false));
+  }
+
+  /** Writes every cluster back; a request while one runs runs once more after it. */
+  request(lost: boolean): void {
+    if (this.running) {
+      this.again = (this.again ?? false) || lost;
+      return;
+    }
+    this.running = this.run(lost).finally(() => {
+      this.running = null;
+      const again = this.again;
+      this.again = null;
+      if (again !== null) this.request(again);
+      else this.opts.done();
+    });
+  }
+
+  /** Settles once no write-back is under way (tests). */
+  settled(): Promise<void> {
+    return this.running ?? Promise.resolve();
+  }
+
+  private async run(lost: boolean): Promise<void> {
+    const { floors, scripts, link, log } = this.opts;
+    const behind: string[] = [];
+    for (const clusterId of floors.clusterIds()) {
+      const f = floors.of(clusterId);
+      const keys = new ClusterKeys(clusterId);
+      const jobs = Object.keys(f.counters);
+      try {
+        const reply = await scripts.run(
+          'floors_writeback',
+          [keys.index, keys.log, keys.grace, ...jobs.map((j) => keys.checkpointIdCounter(j))],
+          [keys.channel, f.index, this.opts.logSize, f.maxTtlMs, lost ? 1 : 0, ...jobs.map((j) => f.counters[j])],
+        );
+        if (decodeFloorsWriteback(reply)) behind.push(clusterId);
+      } catch (err) {
+        // The views' syncs still find a rolled-back index; counters keep this server's floor.
+        log.warn({ err, clusterId }, 'could not write the floors of a cluster back into redis');
+      }
+    }
+    // Found below what this server answered: a loss, counted here unless the health check
+    // counted it already.
+    for (const clusterId of behind) link.reportRollback(clusterId, lost);
+  }
+}

@@ -102,6 +102,14 @@ class ProcessFailoverIT {
         Map<String, String> env = Map.of("LEASEHOLD_COUNT_FILE", countFile.toString());
         ClusterClient cluster = new LeaseholdClient(server.url(), null).cluster(clusterId);
 
+        String jar = System.getProperty("leasehold.pluginJar");
+        if (jar != null) {
+            // The processes run the shaded jar, not the plugin's or the client's own classes.
+            String cp = FlinkProcess.classPath();
+            assertTrue(cp.contains(jar), cp);
+            assertFalse(cp.contains("/flink/target/classes") || cp.contains("/client/target/classes"), cp);
+            System.out.println("plugin jar of the Flink processes: " + jar);
+        }
         FlinkProcess jm1 = start("jobmanager-1", FlinkProcess.JOB_MANAGER, conf, env);
         FlinkHa.await("jobmanager-1 leads", Duration.ofSeconds(90), () -> {
             Leadership l = cluster.leadership();

@@ -1,0 +1,269 @@
+package io.leasehold.client;
+
+import java.time.Duration;
+import java.util.UUID;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * One leadership per process on leasehold's {@code leadership} routes: campaigns, renews every
+ * TTL/3, publishes per-component addresses, and steps down safely.
+ *
+ * <p>Safe step-down: a lease is taken to last from when the request that won or renewed it was
+ * <em>sent</em> (monotonic clock), for its TTL, less a margin. {@link #isLeader()} and
+ * {@link #token()} check that clock on every call, and a timer revokes locally ({@code
+ * unconfirmed}) at that instant when no renewal was confirmed in time, whether or not the renewal
+ * request is still hanging. A {@code 409 NotLeader} revokes at once ({@code lost}). After any
+ * revocation it resigns what it may still hold and campaigns again, so that a new grant comes
+ * with a new session and a new fencing token.
+ */
+public final class LeadershipElection implements Fence, AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(LeadershipElection.class.getName());
+
+    /**
+     * Callbacks, called on the election's own events thread, one at a time, granted and revoked
+     * alternating. A revocation is told as soon as it is known, even while a request hangs.
+     */
+    public interface Listener {
+        void granted(Leadership leadership);
+
+        /** @param reason {@code lost} (409), {@code unconfirmed} (no renewal in time), {@code resigned} */
+        void revoked(Leadership leadership, String reason);
+    }
+
+    public record Options(String contenderId, long ttlMs, long renewIntervalMs, long marginMs, long retryMs) {
+        public static Options of(String contenderId, long ttlMs) {
+            return new Options(contenderId, ttlMs, ttlMs / 3, Math.max(100, ttlMs / 10),
+                    Math.max(100, Math.min(1000, ttlMs / 10)));
+        }
+    }
+
+    private final ClusterClient cluster;
+    private final Options o;
+    private final ScheduledExecutorService loop;
+    private final ScheduledExecutorService timer;
+    /** Runs the listener's callbacks, in the order the state changed, whatever thread changed it. */
+    private final java.util.concurrent.ExecutorService events;
+    private final Object lock = new Object();
+    private Listener listener;
+    // guarded by lock
+    private Leadership current;
+    private long validUntilNanos;
+    private boolean closed;
+    private ScheduledFuture<?> deadline;
+    private boolean started;
+
+    LeadershipElection(ClusterClient cluster, Options options) {
+        this.cluster = cluster;
+        this.o = options.contenderId() == null
+                ? new Options(UUID.randomUUID().toString(), options.ttlMs(), options.renewIntervalMs(), options.marginMs(), options.retryMs())
+                : options;
+        this.loop = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "leasehold-election"));
+        this.timer = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "leasehold-election-deadline"));
+        this.events = Executors.newSingleThreadExecutor(r -> daemon(r, "leasehold-election-events"));
+    }
+
+    private static Thread daemon(Runnable r, String name) {
+        Thread t = new Thread(r, name);
+        t.setDaemon(true);
+        return t;
+    }
+
+    public String contenderId() {
+        return o.contenderId();
+    }
+
+    public synchronized LeadershipElection start(Listener listener) {
+        if (started) throw new IllegalStateException("started already");
+        started = true;
+        this.listener = listener;
+        loop.execute(this::campaign);
+        return this;
+    }
+
+    /** The leadership while it is valid by the local clock, else null. */
+    public Leadership leadership() {
+        synchronized (lock) {
+            if (current == null || System.nanoTime() - validUntilNanos >= 0) return null;
+            return current;
+        }
+    }
+
+    public boolean isLeader() {
+        return leadership() != null;
+    }
+
+    /** The fencing token of the valid leadership; {@link LeaseholdException.NotLeader} without one, nothing sent. */
+    @Override
+    public String token() {
+        Leadership l = leadership();
+        if (l == null) throw new LeaseholdException.NotLeader("NotLeader", "this process does not lead cluster " + cluster.id(), 0, null);
+        return Long.toString(l.token());
+    }
+
+    /**
+     * Publishes a component's address under the current leadership, if it is still {@code sessionId}.
+     * @return false when this process no longer holds that session (nothing was published)
+     */
+    public boolean publish(String sessionId, String component, String address) {
+        Leadership l = leadership();
+        if (l == null || !l.sessionId().equals(sessionId)) return false;
+        try {
+            cluster.publish(sessionId, component, address);
+            return true;
+        } catch (LeaseholdException.NotLeader e) {
+            revoke(l, "lost");
+            return false;
+        }
+    }
+
+    public void unpublish(String component) {
+        Leadership l = leadership();
+        if (l == null) return;
+        try {
+            cluster.unpublish(l.sessionId(), component);
+        } catch (LeaseholdException.NotLeader e) {
+            revoke(l, "lost");
+        }
+    }
+
+    private void campaign() {
+        synchronized (lock) {
+            if (closed || current != null) return;
+        }
+        long sent = System.nanoTime();
+        try {
+            ClusterClient.Campaign c = cluster.campaignLeadership(o.contenderId(), o.ttlMs(), timeout());
+            if (c.granted()) {
+                Leadership l = c.leadership();
+                boolean resign;
+                synchronized (lock) {
+                    resign = closed;
+                    if (!closed) {
+                        current = l;
+                        // A regrant (same contender) may have less left than its TTL.
+                        extend(sent, Math.min(l.ttlMs(), Math.max(l.remainingMs(), 0)));
+                        events.execute(() -> listener.granted(l));
+                    }
+                }
+                if (resign) {
+                    safeResign(l);
+                    return;
+                }
+                LOG.fine(() -> "granted " + l);
+                loop.schedule(this::renew, o.renewIntervalMs(), TimeUnit.MILLISECONDS);
+                return;
+            }
+        } catch (LeaseholdException e) {
+            LOG.log(Level.FINE, "campaign failed", e);
+        } catch (RuntimeException e) {
+            LOG.log(Level.WARNING, "campaign failed", e);
+        }
+        retryCampaign(o.retryMs());
+    }
+
+    private void retryCampaign(long ms) {
+        synchronized (lock) {
+            if (closed) return;
+        }
+        loop.schedule(this::campaign, ms, TimeUnit.MILLISECONDS);
+    }
+
+    private Duration timeout() {
+        return Duration.ofMillis(Math.max(200, o.renewIntervalMs()));
+    }
+
+    /** Sets the local deadline from when the confirming request was sent. Holds lock. */
+    private void extend(long sentNanos, long leaseMs) {
+        validUntilNanos = sentNanos + TimeUnit.MILLISECONDS.toNanos(leaseMs - o.marginMs());
+        if (deadline != null) deadline.cancel(false);
+        Leadership l = current;
+        long delay = validUntilNanos - System.nanoTime();
+        // On the timer's own thread: the loop's may be stuck in a renewal that will never be answered.
+        deadline = timer.schedule(() -> expireIfDue(l), Math.max(0, delay), TimeUnit.NANOSECONDS);
+    }
+
+    private void expireIfDue(Leadership l) {
+        synchronized (lock) {
+            if (current != l || System.nanoTime() - validUntilNanos < 0) return;
+        }
+        revoke(l, "unconfirmed");
+    }
+
+    private void renew() {
+        Leadership l;
+        synchronized (lock) {
+            l = current;
+            if (closed || l == null) return;
+        }
+        long sent = System.nanoTime();
+        try {
+            Leadership r = cluster.renewLeadership(o.contenderId(), l.sessionId(), o.ttlMs(), timeout());
+            synchronized (lock) {
+                if (current != l) return;
+                extend(sent, r.ttlMs());
+            }
+            loop.schedule(this::renew, o.renewIntervalMs(), TimeUnit.MILLISECONDS);
+        } catch (LeaseholdException.NotLeader | LeaseholdException.Auth e) {
+            revoke(l, "lost");
+        } catch (RuntimeException e) {
+            LOG.log(Level.FINE, "renewal failed; retrying until the lease may have ended", e);
+            // The local deadline timer revokes when the lease may have ended; until then, retry.
+            loop.schedule(this::renew, Math.max(50, o.renewIntervalMs() / 4), TimeUnit.MILLISECONDS);
+        }
+    }
+
+    /** Ends leadership {@code l} locally at once (any thread), tells the listener, then resigns and campaigns again on the loop. */
+    private void revoke(Leadership l, String reason) {
+        synchronized (lock) {
+            if (current != l || l == null) return;
+            current = null;
+            if (deadline != null) deadline.cancel(false);
+            events.execute(() -> listener.revoked(l, reason));
+        }
+        LOG.info(() -> "leadership " + l.sessionId() + " revoked: " + reason);
+        if (!"resigned".equals(reason)) {
+            // What this process may still hold must go, so that a new grant brings a new token.
+            loop.execute(() -> {
+                safeResign(l);
+                retryCampaign(o.retryMs());
+            });
+        }
+    }
+
+    private void safeResign(Leadership l) {
+        try {
+            cluster.resignLeadership(o.contenderId(), l.sessionId());
+        } catch (RuntimeException e) {
+            LOG.log(Level.FINE, "resign failed", e);
+        }
+    }
+
+    /** Stops campaigning, says revoked, resigns what it holds. */
+    @Override
+    public void close() {
+        Leadership l;
+        synchronized (lock) {
+            if (closed) return;
+            closed = true;
+            l = current;
+        }
+        if (l != null) {
+            revoke(l, "resigned");
+            safeResign(l);
+        }
+        loop.shutdownNow();
+        timer.shutdownNow();
+        events.shutdown();
+        try {
+            // The revocation is told before close returns.
+            events.awaitTermination(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

@@ -345,7 +345,9 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
     expectExit(resigned, 0);
     assert.deepEqual(JSON.parse(resigned.stdout), { released: true, contenderId: 'proc-1', sessionId: l.sessionId });
     assert.equal(await cluster.leader('dispatcher'), null);
-    const [none, again] = await Promise.all([cli(['leadership', 'show', id]), cli(['leadership', 'campaign', id, '--contender', 'proc-3', '--json'])]);
+    // One after the other: a campaign that won first would be what `show` reads.
+    const none = await cli(['leadership', 'show', id]);
+    const again = await cli(['leadership', 'campaign', id, '--contender', 'proc-3', '--json']);
     assert.equal(none.stdout, `${id} has no leadership\n`);
     expectExit(again, 0);
     const revoked = await cli(['leadership', 'revoke', id]);

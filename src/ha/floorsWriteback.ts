@@ -54,11 +54,6 @@ export class FloorsWriteback {
     });
   }
 
-  /** Settles once no write-back is under way (tests). */
-  settled(): Promise<void> {
-    return this.running ?? Promise.resolve();
-  }
-
   private async run(lost: boolean): Promise<void> {
     const { floors, scripts, link, log } = this.opts;
     const behind: string[] = [];

@@ -1,8 +1,11 @@
 /** Telemetry an operator can use: leadership events in the log, error codes in the request
  * log, and Prometheus metrics with bounded cluster labels. */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import WebSocket from 'ws';
 import { buildApp } from '../src/app.js';
@@ -176,4 +179,21 @@ test('metrics: requests, errors by code, latency per route pattern, leases held,
     return sample(text, 'leasehold_long_polls', { cluster: c2 }) === 0 && sample(text, 'leasehold_websocket_watchers', { cluster: '_other' }) === 0;
   }, 10_000, 'watchers and long-polls gone');
   assert.equal(sample(text, 'leasehold_http_request_duration_seconds_count', { method: 'GET', route }), 3, 'a long-poll is not timed');
+});
+
+test('LOG_PRETTY without pino-pretty installed: JSON lines, and a warning that says so', async (t) => {
+  let resolvable = true;
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+  } catch {
+    resolvable = false;
+  }
+  if (resolvable) return t.skip('pino-pretty is installed here');
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', "const m = await import('./src/telemetry.ts'); m.serverLogger({ level: 'info', pretty: true }).info('hello');"], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    encoding: 'utf8',
+  });
+  const lines = out.trim().split('\n').map((l) => JSON.parse(l));
+  assert.match(lines[0].msg, /pino-pretty/);
+  assert.equal(lines[1].msg, 'hello');
 });

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import Fastify, { type FastifySchema, type onRequestHookHandler } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { logRequests, serverFactory } from './http/requestLogging.js';
+import { observeRequests, serverFactory } from './http/requestLogging.js';
 import { protect } from './http/protection.js';
 import { connectionCap, fileLimit } from './http/connections.js';
 import websocket from '@fastify/websocket';
@@ -27,6 +27,7 @@ import { cleanupRoutes } from './http/routes/cleanup.js';
 import { Access, routeRole } from './http/auth.js';
 import type { App, RouteContext } from './http/types.js';
 import { Metrics } from './metrics.js';
+import { reportLeadershipEvents } from './telemetry.js';
 
 export interface AppOptions {
   config: Config;
@@ -48,9 +49,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const files = fileLimit();
   const cap = connectionCap(config.connections.maxConnections, files);
   log.info({ maxConnections: cap || null, fileLimit: files }, 'connection cap');
+  const metrics = new Metrics(config.metricsClusterLabelsMax);
   const app = Fastify({
     logger: false,
-    serverFactory: serverFactory(config.tls, config.connections, cap),
+    serverFactory: serverFactory(config.tls, config.connections, cap, metrics),
     schemaErrorFormatter: formatValidationError,
     requestIdHeader: 'x-request-id',
     bodyLimit: 64 * 1024,
@@ -63,7 +65,6 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, unicodeRegExp: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const metrics = new Metrics();
   const ha = new HaServices({
     redis,
     commandTimeoutMs: config.redisCommandTimeoutMs,
@@ -77,7 +78,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     floorsFile: join(config.dataDir, 'floors.json'),
   });
   const sockets = new WatcherSockets(config.wsHeartbeatMs);
-  metrics.bind(ha, () => sockets.size);
+  metrics.bind(ha);
+  reportLeadershipEvents(ha.events, log, metrics);
   const context: RouteContext = { ha, config, metrics, sockets, log };
 
   if (opts.onRoute) {
@@ -110,7 +112,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       route.onRequest = [...[route.onRequest ?? []].flat(), check];
     });
   }
-  logRequests(app, log);
+  observeRequests(app, log, metrics);
   await protect(app, config.protection);
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());

@@ -52,6 +52,9 @@ const schema = {
     REDIS_URL: { type: 'string', pattern: '^(redis|rediss)://' },
     DATA_DIR: { type: 'string', minLength: 1, default: './data' },
     LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    LOG_PRETTY: { type: 'string', enum: ['', '0', '1', 'false', 'true'], default: '' },
+    NODE_ENV: { type: 'string', default: '' },
+    METRICS_CLUSTER_LABELS_MAX: { type: 'integer', minimum: 0, maximum: 10_000, default: 100 },
     LEASE_TTL_DEFAULT_MS: { type: 'integer', minimum: 1, default: 10_000 },
     LEASE_TTL_MIN_MS: { type: 'integer', minimum: 1, default: 1_000 },
     LEASE_TTL_MAX_MS: { type: 'integer', minimum: 1, default: 300_000 },
@@ -97,6 +100,9 @@ interface Env {
   REDIS_URL?: string;
   DATA_DIR: string;
   LOG_LEVEL: string;
+  LOG_PRETTY: string;
+  NODE_ENV: string;
+  METRICS_CLUSTER_LABELS_MAX: number;
   LEASE_TTL_DEFAULT_MS: number;
   LEASE_TTL_MIN_MS: number;
   LEASE_TTL_MAX_MS: number;
@@ -145,6 +151,10 @@ export interface Config {
   tls: { cert: string; key: string } | null;
   dataDir: string;
   logLevel: string;
+  /** Human-readable log lines (pino-pretty) instead of JSON: LOG_PRETTY=1, or in development. */
+  logPretty: boolean;
+  /** The most clusters with a label of their own in the metrics; the rest are `_other`. */
+  metricsClusterLabelsMax: number;
   leaseTtl: { defaultMs: number; minMs: number; maxMs: number };
   changeLogSize: number;
   redisCommandTimeoutMs: number;
@@ -198,6 +208,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     tls: e.TLS_CERT_FILE || e.TLS_KEY_FILE ? { cert: readFile(e.TLS_CERT_FILE, 'TLS_CERT_FILE'), key: readFile(e.TLS_KEY_FILE, 'TLS_KEY_FILE') } : null,
     dataDir: e.DATA_DIR,
     logLevel: e.LOG_LEVEL,
+    logPretty: e.LOG_PRETTY === '1' || e.LOG_PRETTY === 'true' || (e.LOG_PRETTY === '' && e.NODE_ENV === 'development'),
+    metricsClusterLabelsMax: e.METRICS_CLUSTER_LABELS_MAX,
     leaseTtl: { defaultMs: e.LEASE_TTL_DEFAULT_MS, minMs: e.LEASE_TTL_MIN_MS, maxMs: e.LEASE_TTL_MAX_MS },
     changeLogSize: e.CHANGE_LOG_SIZE,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,

@@ -6,7 +6,8 @@
  * server `npm start` runs.
  */
 import { pathToFileURL } from 'node:url';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { serverLogger as telemetryLogger } from './telemetry.js';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { App } from './http/types.js';
@@ -75,7 +76,7 @@ export async function runServer(config: Config): Promise<void> {
 }
 
 function serverLogger(config: Config): Logger {
-  return pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  return telemetryLogger({ level: config.logLevel, pretty: config.logPretty, redact: ['req.headers.authorization'] });
 }
 
 /** Runs the server from the environment's configuration; a bad configuration exits 1. */

@@ -15,6 +15,7 @@ import type { LeadershipService } from './leadership.js';
 import type { RedisLink } from './redisLink.js';
 import { Code, type OpResult } from './replies.js';
 import type { ViewRegistry } from './views.js';
+import { LeaseEvents } from './events.js';
 
 export interface CampaignResult {
   granted: boolean;
@@ -31,6 +32,8 @@ export class ElectionService {
   private readonly renewed = new Map<string, Leader>();
   /** The cluster's leadership, which refuses per-component campaigns while it lives. */
   leadership?: LeadershipService;
+  /** Told of grants, refused renewals, resignations and expiries (events.ts). */
+  events = new LeaseEvents();
 
   constructor(
     private readonly link: RedisLink,
@@ -78,6 +81,7 @@ export class ElectionService {
       return this.campaign(clusterId, component, req);
     }
     this.record(clusterId, view, r.changes);
+    if (r.code === Code.Done) this.events.of('granted', clusterId, component, r.leader!.contenderId, r.leader!.fencingToken);
     // After the expiry it may just have recorded.
     if (r.code === Code.LockDelay) throw new LockDelayError(component, r.ttlMs);
     if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
@@ -103,6 +107,7 @@ export class ElectionService {
     const replicated = this.leases.replicated();
     const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known }, view?.index ?? 0);
     this.record(clusterId, view, r.changes);
+    if (r.code !== Code.Done) this.events.of('renewFailed', clusterId, component, contenderId, known?.fencingToken ?? null);
     if (r.code !== Code.Done) throw notLeader(component, r);
     view?.extend(component, sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
@@ -127,6 +132,7 @@ export class ElectionService {
   async resign(clusterId: string, component: Component, contenderId: string, sessionId: string): Promise<boolean> {
     const { keys, view } = this.target(clusterId);
     const r = await this.store.resign(keys, component, contenderId, sessionId, view?.index ?? 0);
+    if (r.code === Code.Done) this.events.ended('resigned', clusterId, component, contenderId, r.changes, (c) => this.holderOf(view, c, sessionId));
     this.record(clusterId, view, r.changes);
     if (r.code === Code.Held) throw notLeader(component, r);
     return r.code === Code.Done;
@@ -140,8 +146,15 @@ export class ElectionService {
   /** Changes this server made: into its view, which notes them in the floors as it applies
    * them; without a view, into the floors alone. */
   record(clusterId: string, view: ClusterView | undefined, changes: Change[]): void {
+    if (changes.length > 0) this.events.recorded(clusterId, changes, (c) => view?.holder(c) ?? null);
     if (view) view.ingest(changes);
     else this.floors.noteChanges(clusterId, changes);
+  }
+
+  /** Who held the component before a change, as far as this server knows: its view, or
+   * the leader of `sessionId` it renewed. */
+  holderOf(view: ClusterView | undefined, component: Component, sessionId?: string): Leader | null {
+    return view?.holder(component) ?? (sessionId === undefined ? null : (this.renewed.get(sessionId) ?? null));
   }
 
   /** The cluster's keys and this server's view of it, if it has one; 503 while Redis is down. */

@@ -24,6 +24,7 @@ import { RedisBlobStore } from './blobs.js';
 import { Cleanup } from './cleanup.js';
 import { Floors } from './floors.js';
 import { FloorsWriteback } from './floorsWriteback.js';
+import { LeaseEvents } from './events.js';
 
 export interface HaOptions {
   redis: string | RedisOptions;
@@ -71,6 +72,8 @@ export class HaServices {
   readonly cleanup: Cleanup;
   readonly floors: Floors;
   readonly writeback: FloorsWriteback;
+  /** Grants, refused renewals, resignations, expiries and revocations (events.ts). */
+  readonly events = new LeaseEvents();
   private readonly requiredAcks: () => number;
   private readonly leases: AcknowledgedLeases;
   private readonly store: LeaseStore;
@@ -101,6 +104,7 @@ export class HaServices {
       idleMs: opts.viewIdleMs,
       onChange: opts.onChange ?? (() => {}),
       onRollback: (clusterId) => this.link.reportRollback(clusterId),
+      events: this.events,
       logger: opts.logger,
     });
     this.writeback = new FloorsWriteback({
@@ -114,6 +118,7 @@ export class HaServices {
     this.election = new ElectionService(this.link, store, this.views, this.floors, this.leases);
     this.leadership = new LeadershipService(store.leadership, this.election, this.floors);
     this.election.leadership = this.leadership;
+    this.election.events = this.events;
     const redis = this.link.cmd;
     const writer = new StoreWriter(scripts, opts.idempotencyTtlMs, (id, component) => this.views.tokenFloor(id, component));
     this.jobResults = new RedisJobResultStore(redis, writer);
@@ -168,6 +173,7 @@ export class HaServices {
 
 export { GracePeriodError, HaError, LeaseNotHeldError, LockDelayError, RedisOutOfMemoryError, RedisUnavailableError, type HaErrorCode } from './errors.js';
 export type { Change, ChangeEvent, Leader } from './changes.js';
+export type { LeaseEvent, LeaseEventKind, LeaseEvents } from './events.js';
 export type { Leadership, Owner } from './leadership.js';
 export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage } from './clusterView.js';
 export * from './ids.js';

@@ -63,6 +63,7 @@ export class LeadershipService {
       throw new HaError('ComponentLeasesHeld', 'per-component leases live in this cluster: no leadership until they end', { leaders });
     }
     this.floors.raiseTtl(clusterId, r.ttlMs);
+    if (r.code === Code.Done) this.election.events.of('granted', clusterId, null, r.leader!.contenderId, r.leader!.fencingToken);
     if (r.code === Code.AlreadyHeld) for (const c of pairs(r.extra)) view?.extend(c.component, r.leader!.sessionId, r.ttlMs);
     // Granted or not, a campaign that gets this far answers a holder.
     return { granted: r.code !== Code.Held, leadership: leadershipOf(r)! };
@@ -75,6 +76,7 @@ export class LeadershipService {
     const { keys, view } = this.election.target(clusterId);
     const r = await this.store.renew(keys, req, view?.index ?? 0);
     this.election.record(clusterId, view, r.changes);
+    if (r.code !== Code.Done) this.election.events.of('renewFailed', clusterId, null, req.contenderId, null);
     this.check(r);
     const leadership = leadershipOf(r)!;
     for (const c of leadership.components) view?.extend(c.component, req.sessionId, r.ttlMs);
@@ -86,6 +88,7 @@ export class LeadershipService {
   async resign(clusterId: string, req: { contenderId: string; sessionId: string; owner: Owner }): Promise<boolean> {
     const { keys, view } = this.election.target(clusterId);
     const r = await this.store.resign(keys, req.contenderId, req.sessionId, req.owner, view?.index ?? 0);
+    if (r.code === Code.Done) this.election.events.ended('resigned', clusterId, null, req.contenderId, r.changes, (c) => this.election.holderOf(view, c));
     this.election.record(clusterId, view, r.changes);
     if (r.code === Code.Free) return false;
     this.check(r);
@@ -97,6 +100,7 @@ export class LeadershipService {
   async revoke(clusterId: string, sessionId: string | undefined): Promise<boolean> {
     const { keys, view } = this.election.target(clusterId);
     const r = await this.store.revoke(keys, sessionId ?? '', false, view?.index ?? 0);
+    if (r.code === Code.Done) this.election.events.ended('revoked', clusterId, null, null, r.changes, (c) => this.election.holderOf(view, c));
     this.election.record(clusterId, view, r.changes);
     if (r.code === Code.Free && sessionId !== undefined) throw notLeader(r);
     if (r.code === Code.Held) throw notLeader(r);

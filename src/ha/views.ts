@@ -9,6 +9,7 @@ import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
 import { leaseSyncStore } from './syncStore.js';
 import type { Floors } from './floors.js';
+import { reportingStore, type LeaseEvents } from './events.js';
 
 export interface ViewRegistryOptions {
   link: RedisLink;
@@ -19,6 +20,8 @@ export interface ViewRegistryOptions {
   onChange: (change: Change) => void;
   /** A sync found that Redis went back in time for this cluster (and repaired it). */
   onRollback: (clusterId: string) => void;
+  /** Told of the expiries this server's own scripts record. */
+  events?: LeaseEvents;
   logger: Log;
 }
 
@@ -43,6 +46,11 @@ export class ViewRegistry {
 
   get size(): number {
     return this.views.size;
+  }
+
+  /** The views open, by cluster id (the metrics read them when scraped). */
+  get all(): ReadonlyMap<string, ClusterView> {
+    return this.views;
   }
 
   /** The view when it can answer at once (the hot path of reads), else null: then `get`. */
@@ -94,7 +102,9 @@ export class ViewRegistry {
     const { link, store, floors, onChange, onRollback, logger } = this.opts;
     const keys = new ClusterKeys(clusterId);
     const view = new ClusterView(keys, {
-      store: leaseSyncStore(store, keys, floors, onRollback),
+      store: reportingStore(leaseSyncStore(store, keys, floors, onRollback), (changes) =>
+        this.opts.events?.recorded(clusterId, changes, (c) => view.holder(c)),
+      ),
       onChange: (change) => {
         floors.noteChanges(clusterId, [change]);
         onChange(change);

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { GracePeriodError, HaError, LockDelayError, type HaErrorCode, type LeaderState } from '../ha/index.js';
 import { stateJson } from './encode.js';
 import type { Log } from '../ha/log.js';
-import { loggedUrl } from './requestLogging.js';
+import { loggedUrl, noteError } from './requestLogging.js';
 
 const HA_STATUS: Record<HaErrorCode, number> = {
   NotLeader: 409,
@@ -93,6 +93,7 @@ export function sendError(
 ): FastifyReply {
   if (statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', RETRY_AFTER_S);
   if (statusCode === 401) reply.header('www-authenticate', 'Bearer');
+  noteError(reply, error);
   return reply.code(statusCode).type('application/json').send({ error, message, statusCode, ...extra });
 }
 

@@ -1,13 +1,17 @@
 /**
- * The server itself (request ids, security headers, TLS) and request logs, kept off the
- * hot path. Fastify runs without a logger of
+ * The server itself (request ids, security headers, TLS), request logs and request metrics,
+ * kept off the hot path. Fastify runs without a logger of
  * its own: with one, it adds response listeners and timing to every request, about a
- * quarter of what a leader read costs. The app logs with its own pino logger instead.
+ * quarter of what a leader read costs. The app logs with its own pino logger instead, and
+ * the metrics count each answer when its head is written (no Fastify hook), from what the
+ * response carries (`Response`): its start, its route, its cluster and its error code.
  */
 import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { ConnectionOptions } from '../config.js';
+import type { Metrics, RouteStats } from '../metrics.js';
 import { checkingIntervalMs, hasBody, limitConnections, timeBody } from './connections.js';
 import type { App } from './types.js';
 
@@ -22,15 +26,31 @@ const BASE_HEADERS: [string, string][] = [
 
 type Headers = OutgoingHttpHeaders | OutgoingHttpHeader[];
 
+/** Every response of the server: fields set once per request, in the same order, so that
+ * each keeps one shape. */
+export class Response extends ServerResponse<IncomingMessage> {
+  /** performance.now() when the request came. */
+  startedAt = 0;
+  /** The route that answers it, once matched (null: none, or not yet). */
+  route: RouteStats | null = null;
+  /** The cluster it names, once its parameters were valid. */
+  clusterId: string | undefined = undefined;
+  /** The `error` of an error answer (errors.ts), for the log and the metrics. */
+  errorCode: string | null = null;
+  /** A long-poll is not timed: its wait is the client's, not the server's. */
+  timed = true;
+}
+
 /**
  * Every response's writeHead: it adds the request id and the security headers. Fastify
  * writes the head with one plain object of headers, made for that reply; ours join that
  * object, so that Node takes its fast path. Set beforehand by setHeader, they made Node set
  * each of Fastify's headers again, one by one (bench/RESULTS.md has the measurements).
  */
-function headWriter(base: [string, string][]) {
+function headWriter(base: [string, string][], metrics: Metrics) {
   const write = ServerResponse.prototype.writeHead as (this: ServerResponse, statusCode: number, reason?: string | Headers, headers?: Headers) => ServerResponse;
-  return function writeHead(this: ServerResponse, statusCode: number, reason?: string | Headers, headers?: Headers): ServerResponse {
+  return function writeHead(this: Response, statusCode: number, reason?: string | Headers, headers?: Headers): ServerResponse {
+    metrics.answered(this.route, this.clusterId, statusCode, this.errorCode, this.timed ? (performance.now() - this.startedAt) / 1000 : null);
     const given = typeof reason === 'object' ? reason : headers;
     const req = this.req;
     const id = req.headers['x-request-id']!;
@@ -57,35 +77,71 @@ function headWriter(base: [string, string][]) {
  * (requestIdHeader), and gives every response the writeHead above, so that the headers
  * cost no hook. Its connections are capped at `cap` (0: none) and timed (connections.ts).
  */
-export function serverFactory(tls: { cert: string; key: string } | null, connections: ConnectionOptions, cap: number) {
+export function serverFactory(tls: { cert: string; key: string } | null, connections: ConnectionOptions, cap: number, metrics: Metrics) {
   const base: [string, string][] = tls ? [...BASE_HEADERS, ['strict-transport-security', 'max-age=31536000']] : BASE_HEADERS;
   const bodyIdleMs = connections.bodyIdleTimeoutMs;
   return (handler: (req: IncomingMessage, res: ServerResponse) => void): Server => {
     let made = 0;
-    const writeHead = headWriter(base);
-    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const writeHead = headWriter(base, metrics);
+    const onRequest = (req: IncomingMessage, res: Response) => {
+      res.startedAt = performance.now();
       // Node writes every head through res.writeHead, an implicit one too.
-      res.writeHead = writeHead as ServerResponse['writeHead'];
+      res.writeHead = writeHead as Response['writeHead'];
       const id = req.headers['x-request-id'];
       if (typeof id !== 'string' || id === '') req.headers['x-request-id'] = `req-${(++made).toString(36)}`;
       if (hasBody(req)) timeBody(req, res, bodyIdleMs);
       handler(req, res);
     };
-    const options = { connectionsCheckingInterval: checkingIntervalMs(connections) };
-    const server = tls ? createHttpsServer({ ...tls, ...options }, onRequest) : createServer(options, onRequest);
+    const options = { connectionsCheckingInterval: checkingIntervalMs(connections), ServerResponse: Response as typeof ServerResponse };
+    const listener = onRequest as (req: IncomingMessage, res: ServerResponse) => void;
+    const server = tls ? createHttpsServer({ ...tls, ...options }, listener) : createServer(options, listener);
     limitConnections(server, connections, cap);
     return server;
   };
 }
 
-/** One log line per request, when it completes, if the log level is info or finer. */
-export function logRequests(app: App, log: Logger): void {
+/**
+ * One log line per request, when it completes, if the log level is info or finer, with the
+ * error code of an error answer; and every route's answers told to the metrics: the
+ * route's handler notes its route and cluster on the response first (errors answered
+ * before it, in errors.ts).
+ */
+export function observeRequests(app: App, log: Logger, metrics: Metrics): void {
+  app.decorate(METRICS, metrics);
+  app.addHook('onRoute', (route) => {
+    // A websocket's upgrade never reaches the handler; its plain GET answers through errors.ts.
+    if (route.websocket) return;
+    const stats = metrics.route([route.method].flat().join(','), route.url);
+    const handler = route.handler;
+    route.handler = function (this: unknown, req, reply) {
+      const res = reply.raw as Response;
+      res.route = stats;
+      res.clusterId = (req.params as { clusterId?: string }).clusterId;
+      return handler.call(this as never, req, reply);
+    };
+  });
   if (!log.isLevelEnabled('info')) return;
   app.addHook('onResponse', (req, reply, done) => {
     const ms = Math.round(reply.elapsedTime * 10) / 10;
-    log.info({ reqId: req.id, method: req.method, url: loggedUrl(req.url), statusCode: reply.statusCode, ms }, 'request');
+    const code = (reply.raw as Response).errorCode ?? undefined;
+    log.info({ reqId: req.id, method: req.method, url: loggedUrl(req.url), statusCode: reply.statusCode, code, ms }, 'request');
     done();
   });
+}
+
+/** Where the app keeps its metrics, for errors answered before a route's handler. */
+const METRICS = 'leaseholdMetrics';
+
+/** An error answer: its code for the log and the metrics, and its route and cluster when it
+ * came before the route's handler (a schema, a token or a body refused). */
+export function noteError(reply: FastifyReply, code: string): void {
+  const res = reply.raw as Response;
+  res.errorCode = code;
+  const metrics = (reply.server as unknown as Record<typeof METRICS, Metrics | undefined>)[METRICS];
+  const req = reply.request;
+  if (res.route !== null || !metrics || req.is404) return;
+  res.route = metrics.route(req.method, req.routeOptions.url ?? '');
+  res.clusterId = (req.params as { clusterId?: string } | undefined)?.clusterId;
 }
 
 /** A URL as it may be logged: the names of its query's parameters, never their values (a

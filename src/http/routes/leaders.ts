@@ -16,6 +16,7 @@ import {
 } from '../schemas.js';
 import { parseDuration } from '../duration.js';
 import { badRequest } from '../errors.js';
+import type { Response } from '../requestLogging.js';
 
 const MAX_WAIT_MS = 5 * 60_000;
 /** Reads and renewals answer JSON text put together by encode.ts, in the shapes of
@@ -35,7 +36,7 @@ function componentOf(p: Params): Component {
   return p.component ?? jobManager(p.jobId!);
 }
 
-export function leaderRoutes(app: App, { ha, config }: RouteContext): void {
+export function leaderRoutes(app: App, { ha, config, metrics }: RouteContext): void {
   const bodies = electionBodies(config);
 
   /** Holds a blocking query until the index passes `index`, or `wait` runs out. */
@@ -48,7 +49,9 @@ export function leaderRoutes(app: App, { ha, config }: RouteContext): void {
     const gone = new AbortController();
     const onClose = () => gone.abort();
     reply.raw.once('close', onClose);
-    await view.waitForChange(Number(q.index), component, waitMs, gone.signal);
+    // Counted while it waits, and not timed: its wait is the client's, not the server's.
+    (reply.raw as Response).timed = false;
+    await view.waitForChange(Number(q.index), component, waitMs, gone.signal).finally(metrics.longPoll(view.keys.clusterId));
     reply.raw.off('close', onClose);
     if (!view.live) throw new RedisUnavailableError();
   }

@@ -15,7 +15,7 @@ const TEXT = { binary: false };
 /** Unsent bytes after which a watcher counts as too slow. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
-export function watchRoutes(app: App, { ha, sockets, log, config }: RouteContext): void {
+export function watchRoutes(app: App, { ha, sockets, log, config, metrics }: RouteContext): void {
   const allowed = originRule(config.wsAllowedOrigins, config.tokens.length === 0);
   app.route({
     method: 'GET',
@@ -35,6 +35,7 @@ export function watchRoutes(app: App, { ha, sockets, log, config }: RouteContext
       sendError(reply.header('upgrade', 'websocket'), 426, 'UpgradeRequired', 'this route is a websocket: send an upgrade request'),
     wsHandler: async (socket, req) => {
       sockets.add(socket);
+      socket.once('close', metrics.watcher(req.params.clusterId));
       const components = req.query.components ? new Set(req.query.components.split(',').map(normalise)) : null;
       const since = req.query.since === undefined ? undefined : Number(req.query.since);
       try {

@@ -31,7 +31,7 @@ return fenced_write(function()
   for i = 1, n do
     local meta = redis.call('HGET', meta_key, ARGV[4 + 2 * i])
     if (meta and cjson.decode(meta).u or '') ~= ARGV[5 + 2 * i] then return {CHANGED} end
-    metas[#metas + 1] = meta
+    if meta then metas[#metas + 1] = meta end
   end
   local deleted = 0
   for i = 1, n do

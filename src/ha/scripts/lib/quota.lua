@@ -34,12 +34,17 @@ local function quota_blob(usage_key, old_meta, size, limits)
   if grown ~= 0 then redis.call('HINCRBY', usage_key, 'blobBytes', grown) end
 end
 
--- Frees the quota of deleted blobs, given their metadata JSON.
+-- Frees the quota of deleted blobs, given their metadata JSON; the last one takes the usage
+-- with it, so that a cluster without blobs keeps no key for them.
 local function quota_release_blobs(usage_key, metas)
+  if #metas == 0 then return end
+  if redis.call('HINCRBY', usage_key, 'blobs', -#metas) <= 0 then
+    redis.call('DEL', usage_key)
+    return
+  end
   local bytes = 0
   for _, m in ipairs(metas) do bytes = bytes + cjson.decode(m).n end
-  if #metas > 0 then redis.call('HINCRBY', usage_key, 'blobs', -#metas) end
-  if bytes > 0 then redis.call('HINCRBY', usage_key, 'blobBytes', -bytes) end
+  redis.call('HINCRBY', usage_key, 'blobBytes', -bytes)
 end
 
 -- Idempotency records live in index_key too (a sorted set scored by when each expires), so

@@ -156,7 +156,14 @@ describe('each quota refuses beyond its limit, writes nothing, and frees up on d
     expect(await k.call('DELETE', `/jobs/${j1}`), 200);
     expect(await k.blob(j2, 'e', 100), 201);
     expect(await k.call('DELETE', `/blobs/${j2}`), 200);
+    assert.equal(await redis.exists(`lh:{${k.id}}:usage`), 0, 'no blobs: no usage key');
     for (const key of ['x', 'y', 'z']) expect(await k.blob(j1, key, 300), 201);
+    expect(await k.call('DELETE', `/blobs/${j1}`), 200);
+    // Larger than the whole quota: refused as it streams, nothing staged left.
+    body = expect(await k.blob(j1, 'huge', 1500), 507, 'StorageQuotaExceeded');
+    assert.deepEqual([body.quota, body.limit], ['blobBytes', 1000]);
+    await sleep(200);
+    assert.deepEqual(await k.keys('blobdata:*'), []);
   });
 
   test('idempotency records: 429 with Retry-After past QUOTA_IDEMPOTENCY_RECORDS; writes without a key go on; they free up as they expire', async () => {

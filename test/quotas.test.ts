@@ -56,7 +56,7 @@ class Cluster {
   constructor(private readonly server = app) {}
 
   async open(): Promise<this> {
-    const r = await post(this.server.url, `/v1/clusters/${this.id}/leaders/dispatcher/campaign`, { contenderId: 'c' });
+    const r = await post(this.server.url, `/v1/clusters/${this.id}/leaders/dispatcher/campaign`, { contenderId: 'c', ttlMs: 300_000 });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     this.token = String(r.body.leader.fencingToken);
     return this;

@@ -73,6 +73,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     changeLogSize: config.changeLogSize,
     viewIdleMs: 5 * 60_000,
     idempotencyTtlMs: config.idempotencyTtlMs,
+    quotas: config.quotas,
     logger: log,
     onChange: metrics.onChange,
     floorsFile: join(config.dataDir, 'floors.json'),

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import envSchema from 'env-schema';
 import type { RedisOptions } from 'ioredis';
+import type { Quotas } from './ha/index.js';
 
 export const ROLES = ['read', 'contend', 'write', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -41,6 +42,8 @@ export interface ConnectionOptions {
 }
 
 const MIB = 1024 * 1024;
+/** Quotas travel to the scripts as Lua numbers, which print exactly up to 1e14. */
+const MAX_QUOTA = 1e14;
 /** The most checkpoints a job may retain. */
 export const MAX_RETAINED = 1000;
 
@@ -72,6 +75,11 @@ const schema = {
     CHECKPOINTS_MAX_RETAINED: { type: 'integer', minimum: 1, maximum: MAX_RETAINED, default: 1 },
     CHECKPOINTS_MAX_RETAINED_BY_CLUSTER: { type: 'string', default: '' },
     IDEMPOTENCY_TTL_MS: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000, default: 86_400_000 },
+    QUOTA_JOB_RESULTS: { type: 'integer', minimum: 1, maximum: MAX_QUOTA, default: 100_000 },
+    QUOTA_EXECUTION_PLANS: { type: 'integer', minimum: 1, maximum: MAX_QUOTA, default: 10_000 },
+    QUOTA_BLOBS: { type: 'integer', minimum: 1, maximum: MAX_QUOTA, default: 100_000 },
+    QUOTA_BLOB_BYTES: { type: 'integer', minimum: 1, maximum: MAX_QUOTA, default: 8 * 1024 * MIB },
+    QUOTA_IDEMPOTENCY_RECORDS: { type: 'integer', minimum: 1, maximum: MAX_QUOTA, default: 100_000 },
     ADMIN_TOKENS: { type: 'string', pattern: '^([\\x21-\\x2B\\x2D-\\x7E]{16,})?(,[\\x21-\\x2B\\x2D-\\x7E]{16,})*$', default: '' },
     AUTH_TOKENS: { type: 'string', default: '' },
     AUTH_TOKENS_FILE: { type: 'string', default: '' },
@@ -120,6 +128,11 @@ interface Env {
   CHECKPOINTS_MAX_RETAINED: number;
   CHECKPOINTS_MAX_RETAINED_BY_CLUSTER: string;
   IDEMPOTENCY_TTL_MS: number;
+  QUOTA_JOB_RESULTS: number;
+  QUOTA_EXECUTION_PLANS: number;
+  QUOTA_BLOBS: number;
+  QUOTA_BLOB_BYTES: number;
+  QUOTA_IDEMPOTENCY_RECORDS: number;
   ADMIN_TOKENS: string;
   AUTH_TOKENS: string;
   AUTH_TOKENS_FILE: string;
@@ -172,6 +185,8 @@ export interface Config {
   /** Completed checkpoints kept per job, unless a request says otherwise. */
   checkpointsMaxRetained: { default: number; byCluster: Map<string, number> };
   idempotencyTtlMs: number;
+  /** What one cluster may hold (docs/operations.md, Quotas). */
+  quotas: Quotas;
   /** Bearer tokens with their roles and clusters; none: the API is open to all, as admin. */
   tokens: TokenGrant[];
   /** Origins a browser's websocket may come from (`*`: any); empty: any when tokens are
@@ -229,6 +244,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       byCluster: parseRetained(e.CHECKPOINTS_MAX_RETAINED_BY_CLUSTER),
     },
     idempotencyTtlMs: e.IDEMPOTENCY_TTL_MS,
+    quotas: {
+      jobResults: e.QUOTA_JOB_RESULTS,
+      executionPlans: e.QUOTA_EXECUTION_PLANS,
+      blobs: e.QUOTA_BLOBS,
+      blobBytes: e.QUOTA_BLOB_BYTES,
+      idempotencyRecords: e.QUOTA_IDEMPOTENCY_RECORDS,
+    },
     tokens: [
       ...e.ADMIN_TOKENS.split(',')
         .filter(Boolean)

@@ -721,6 +721,54 @@ test('deeply nested JSON where any JSON is allowed never answers a 5xx, and stay
   );
 });
 
+/**
+ * The quotas (docs/operations.md): a valid request past one answers the error openapi.yaml
+ * documents for it, as JSON, and writes nothing. The fixture is stored through the server
+ * without quotas; a second server on the same Redis has a quota of 1 of everything, so that
+ * each new job result, plan or blob is one too many, and one idempotency record fills
+ * their quota.
+ */
+test('past a quota, every write that openapi.yaml says may answer 507 or 429 IdempotencyQuotaExceeded does, and writes nothing', async () => {
+  const quotas = await startApp(null, await sharedRedisUrl(), {
+    REDIS_HEALTH_INTERVAL_MS: '2000',
+    REDIS_COMMAND_TIMEOUT_MS: '5000',
+    QUOTA_JOB_RESULTS: '1',
+    QUOTA_EXECUTION_PLANS: '1',
+    QUOTA_BLOBS: '1',
+    QUOTA_IDEMPOTENCY_RECORDS: '1',
+  });
+  try {
+    const viaQuotas = (req: Req) => quotas.app.inject({ method: req.method as 'GET', url: req.path + req.query, headers: req.headers, payload: req.body });
+    const expectRefused = async (op: Operation, fx: Fixture, req: Req, status: number, error: string) => {
+      const before = await snapshot(fx.cluster);
+      const res = await viaQuotas(req);
+      assert.equal(res.statusCode, status, `${op.id}: ${res.statusCode} ${res.body}`);
+      assert.deepEqual(Object.keys(res.json()).slice(0, 3), ['error', 'message', 'statusCode'], `${op.id}: ${res.body}`);
+      assert.equal(res.json().error, error, `${op.id}: ${res.body}`);
+      if (status === 429) assert.match(String(res.headers['retry-after']), /^[1-9][0-9]*$/, op.id);
+      await expectUnchanged(fx.cluster, before);
+    };
+    const storing = OPERATIONS.filter((op) => op.answers.get('507') === 'StorageQuotaExceeded');
+    assert.deepEqual(storing.map((op) => op.id).sort(), ['createDirtyResult', 'putBlob', 'putExecutionPlan']);
+    for (const op of storing) {
+      // A job of the cluster that has nothing yet: what the write stores is new.
+      const seededFx = await seeded(op);
+      const fx = { ...seededFx, job: seededFx.freshJob };
+      await expectRefused(op, fx, build(op, fx, {}), 507, 'StorageQuotaExceeded');
+    }
+    const remembering = OPERATIONS.filter((op) => op.answers.get('429') === 'TooManyRequestsOrIdempotencyRecords');
+    assert.ok(remembering.length >= 12, remembering.map((op) => op.id).join());
+    for (const op of remembering) {
+      const fx = await seeded(op);
+      const filler = await viaQuotas({ method: 'POST', path: `/v1/clusters/${fx.cluster}/jobs/${fx.job}/checkpoint-id-counter/increment`, query: '', headers: { 'x-fencing-token': fx.jobManager.token, 'idempotency-key': 'filler' } });
+      assert.equal(filler.statusCode, 200, filler.body);
+      await expectRefused(op, fx, build(op, fx, { noise: { idem: `quota-${op.id}` } }), 429, 'IdempotencyQuotaExceeded');
+    }
+  } finally {
+    await quotas.close();
+  }
+});
+
 test('every operation of openapi.yaml was swept with every kind of malformed input it takes; no prototype was polluted', async (t) => {
   const missing = OPERATIONS.flatMap((op) => {
     const kinds = swept.get(op.id);

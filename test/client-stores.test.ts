@@ -15,6 +15,7 @@ import {
   LeaseholdClient,
   NotFoundError,
   NotLeaderError,
+  QuotaExceededError,
   UnavailableError,
   type Cluster,
   type Component,
@@ -26,9 +27,11 @@ import { freePort, RedisProcess, stopAllRedis } from './support/redis.js';
 import { ContenderProcess, sharedNow } from './support/sdkContender.js';
 
 let server: ServerProcess;
+let redisUrl: string;
 
 before(async () => {
   const redis = await RedisProcess.start();
+  redisUrl = redis.url;
   server = await ServerProcess.start(null, { REDIS_URL: redis.url });
 });
 
@@ -110,6 +113,21 @@ test('a revoked contender\'s fenced write is refused: FencingTokenStale for its 
   // The live token still writes: the refusals above were for staleness alone.
   await cluster.jobResults(bGrant.token).createDirty(job, { applicationStatus: 'SUCCEEDED' });
   assert.equal(await b.stop(), 0);
+});
+
+test('a write past a quota is a QuotaExceededError (507, a ConflictError), answered at once, not retried', async (t) => {
+  const app = await startApp(t, redisUrl, { QUOTA_EXECUTION_PLANS: '1' });
+  const cluster = newCluster(app.url);
+  const plans = cluster.executionPlans(await leaderOf(t, cluster, 'dispatcher'));
+  await plans.put(randomJobId(), new Uint8Array([1]));
+  const started = Date.now();
+  await assert.rejects(plans.put(randomJobId(), new Uint8Array([2])), (err) => {
+    isError(QuotaExceededError, 'StorageQuotaExceeded', 507)(err);
+    assert.ok(err instanceof ConflictError);
+    assert.deepEqual((err as QuotaExceededError).details, { quota: 'executionPlans', limit: 1 });
+    return true;
+  });
+  assert.ok(Date.now() - started < 2000, 'not retried');
 });
 
 test('job results: createDirty, get (null on 404), list by state, markClean; errors carry code and status', async (t) => {

@@ -216,7 +216,12 @@ describe('the decoders', () => {
       ComponentLeasesHeld: null,
       Published: null,
       NotOwner: 'NotLeadershipOwner',
+      QuotaExceeded: 'StorageQuotaExceeded',
+      AnswerGone: 'IdempotentAnswerGone',
     });
+    assert.deepEqual(codeError(Code.QuotaExceeded, 'x', ['blobs', '3'])?.details, { quota: 'blobs', limit: 3 });
+    const records = codeError(Code.QuotaExceeded, 'x', ['idempotencyRecords', '10', '1500']);
+    assert.deepEqual([records?.code, records?.details], ['IdempotencyQuotaExceeded', { quota: 'idempotencyRecords', limit: 10, retryAfterMs: 1500 }]);
     assert.deepEqual(codeError(Code.CheckpointIdNotAbove, 'x', ['41'])?.details, { latestCheckpointId: 41 });
     assert.match(codeError(Code.FenceStale, 'jobmanager/x')!.message, /jobmanager\/x/);
   });

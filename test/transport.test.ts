@@ -106,9 +106,9 @@ const ACL = [
   '+ping', '+hello', '+auth', '+select', '+client|setname', '+info',
   '+evalsha', '+eval', '+wait', '+subscribe', '+unsubscribe', '+scan',
   '+get', '+set', '+exists', '+del', '+unlink', '+time', '+pexpire', '+pttl', '+persist', '+incr', '+publish',
-  '+hget', '+hgetall', '+hmget', '+hset', '+hdel', '+hlen', '+hvals', '+hkeys', '+hexists',
+  '+hget', '+hgetall', '+hmget', '+hset', '+hdel', '+hlen', '+hvals', '+hkeys', '+hexists', '+hincrby',
   '+sadd', '+srem', '+smembers', '+scard', '+sismember',
-  '+zadd', '+zrange', '+zcard', '+zremrangebyrank', '+xadd', '+xrange',
+  '+zadd', '+zrange', '+zrangebyscore', '+zrem', '+zcount', '+zcard', '+zremrangebyrank', '+xadd', '+xrange',
   '+rpush', '+llen', '+lindex',
 ];
 

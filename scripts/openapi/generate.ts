@@ -193,6 +193,9 @@ export async function generate(config: Config = documentedConfig()): Promise<Gen
         r.content = { ...r.content, 'application/json': { schema: ref(name) } };
       }
     }
+    // A write that remembers answers (it may answer IdempotencyKeyReused) may also pass the
+    // cluster's quota of idempotency records: a 429 too.
+    if (responses['422']?.$ref?.endsWith('/IdempotencyKeyReused')) responses['429'] ??= { $ref: '#/components/responses/TooManyRequestsOrIdempotencyRecords' };
     for (const [status, name] of Object.entries(answersOf(route))) responses[status] ??= { $ref: `#/components/responses/${name}` };
     for (const [status, r] of Object.entries(responses) as Array<[string, Json]>) {
       const d = deref(r);

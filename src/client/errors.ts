@@ -46,6 +46,11 @@ export class FencingError extends LeaseholdError {}
  * (`JobResultExists`, `CheckpointIdNotIncreasing`, `IdempotencyKeyReused`). */
 export class ConflictError extends LeaseholdError {}
 
+/** 507 `StorageQuotaExceeded`: the cluster holds its quota of what the write would add
+ * (`quota`, `limit` in details); nothing was written, and a retry will not help until
+ * something is deleted. */
+export class QuotaExceededError extends ConflictError {}
+
 /** 429, 503, a timeout or a network error: the outcome of a write is unknown; retry with
  * the same `Idempotency-Key` (the store clients do) to find out. */
 export class UnavailableError extends LeaseholdError {}
@@ -76,6 +81,8 @@ export function errorFor(status: number, body: unknown): LeaseholdError {
             ? NotFoundError
             : status === 409 || status === 422
               ? ConflictError
+              : status === 507
+                ? QuotaExceededError
               : status === 429 || status >= 500
                 ? UnavailableError
                 : BadRequestError;

@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis';
 import { HaError } from './errors.js';
 import type { ClusterKeys } from './ids.js';
 import { redisCall, redisFailure } from './redisCall.js';
+import { quotaError } from './replies.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
 
 const CHUNK_BYTES = 1 << 20;
@@ -76,6 +77,8 @@ export class RedisBlobStore {
       for await (const data of body) {
         size += data.length;
         if (size > opts.maxBytes) throw new HaError('PayloadTooLarge', `a blob may have at most ${opts.maxBytes} bytes`);
+        // Beyond the whole quota it could never commit: refused now rather than staged whole.
+        if (size > this.writer.quotas.blobBytes) throw quotaError('blobBytes', this.writer.quotas.blobBytes);
         hash.update(data);
         for (let off = 0; off < data.length; ) {
           const n = data.copy(chunk, fill, off);

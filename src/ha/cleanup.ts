@@ -86,6 +86,7 @@ export class Cleanup {
               keys.leadershipLease,
               keys.leadership,
               keys.published,
+              keys.usage,
               ...uploads.map((u) => keys.blobData(u)),
             ],
             [keys.channel, view?.index ?? 0, this.logSize, component, token, jobId, ...uploads],

@@ -118,6 +118,16 @@ export class ClusterKeys {
     return this.prefix + 'idem:' + key;
   }
 
+  /** The live idempotency records, scored by when each expires: counted for their quota. */
+  get idempotencyIndex(): string {
+    return this.prefix + 'idem-index';
+  }
+
+  /** What the cluster's blobs take, counted for their quotas (hash: blobs, blobBytes). */
+  get usage(): string {
+    return this.prefix + 'usage';
+  }
+
   static clusterOfChannel(channel: string): string | null {
     const m = /^lh:\{(.+)\}:changes$/.exec(channel);
     return m ? m[1] : null;

@@ -16,7 +16,7 @@ import { AcknowledgedLeases, type PrimaryLoss } from './acknowledgedLeases.js';
 import { LeadershipService } from './leadership.js';
 import { Scripts } from './scripts.js';
 import { ViewRegistry } from './views.js';
-import { StoreWriter } from './storeWriter.js';
+import { StoreWriter, type Quotas } from './storeWriter.js';
 import { RedisJobResultStore } from './jobResults.js';
 import { RedisExecutionPlanStore } from './executionPlans.js';
 import { RedisCheckpointStore } from './checkpoints.js';
@@ -37,6 +37,8 @@ export interface HaOptions {
   viewIdleMs: number;
   /** How long a write's answer is kept for a retry with the same Idempotency-Key. */
   idempotencyTtlMs: number;
+  /** What one cluster may hold. */
+  quotas: Quotas;
   logger: Log;
   /** Told of every change this server sees (metrics). */
   onChange?: (change: Change) => void;
@@ -120,7 +122,7 @@ export class HaServices {
     this.election.leadership = this.leadership;
     this.election.events = this.events;
     const redis = this.link.cmd;
-    const writer = new StoreWriter(scripts, opts.idempotencyTtlMs, (id, component) => this.views.tokenFloor(id, component));
+    const writer = new StoreWriter(scripts, opts.idempotencyTtlMs, (id, component) => this.views.tokenFloor(id, component), opts.quotas);
     this.jobResults = new RedisJobResultStore(redis, writer);
     this.executionPlans = new RedisExecutionPlanStore(redis, writer);
     this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);
@@ -181,4 +183,4 @@ export { APPLICATION_STATUSES, type JobResult, type JobResultInput } from './job
 export { JOB_STATUSES, type Checkpoint, type JobStatus } from './checkpoints.js';
 export type { BlobMeta } from './blobs.js';
 export { JOB_PARTS, type ClusterCleanupReport, type JobCleanupReport } from './cleanup.js';
-export type { Fence, IdempotencyKey } from './storeWriter.js';
+export type { Fence, IdempotencyKey, Quotas } from './storeWriter.js';

@@ -29,6 +29,11 @@ export const Code = {
   CounterBelow: -8,
   /** Keys the caller read changed meanwhile: read them again and retry. */
   Changed: -9,
+  /** A quota of the cluster is reached: its name, limit (and, for idempotency records, ms
+   * until one frees up) follow (scripts/lib/quota.lua). */
+  QuotaExceeded: -10,
+  /** A remembered answer points to data that is since gone or changed. */
+  AnswerGone: -11,
   /** The lease is held, not by the caller. */
   Held: 1,
   /** The lease is free. */
@@ -96,7 +101,26 @@ const CODE_ERRORS: Partial<Record<Code, (owner: Component, values: string[]) => 
   [Code.CounterBelow]: (_, v) =>
     new HaError('CheckpointIdNotIncreasing', `the counter never goes below its value, ${v[0]}`, { value: Number(v[0]) }),
   [Code.NotOwner]: () => new HaError('NotLeadershipOwner', 'this leadership was campaigned for with another access token'),
+  [Code.QuotaExceeded]: (_, [quota, limit, retryMs]) => quotaError(quota, Number(limit), retryMs === undefined ? undefined : Number(retryMs)),
+  [Code.AnswerGone]: () =>
+    new HaError(
+      'IdempotentAnswerGone',
+      'the request with this Idempotency-Key was done, but what it answered is gone or changed since, so its answer cannot be repeated; read the current state',
+    ),
 };
+
+/** A quota's refusal: idempotency records free up as they expire (429, with the time until
+ * the first does); stored data stays until deleted (507). docs/decisions.md says why. */
+export function quotaError(quota: string, limit: number, retryAfterMs?: number): HaError {
+  if (retryAfterMs !== undefined) {
+    return new HaError('IdempotencyQuotaExceeded', `the cluster holds its quota of ${limit} idempotency records; retry after the oldest expires, or without an Idempotency-Key`, {
+      quota,
+      limit,
+      retryAfterMs,
+    });
+  }
+  return new HaError('StorageQuotaExceeded', `the cluster holds its quota of ${quota} (${limit}); delete some to store more`, { quota, limit });
+}
 
 /** The error a code stands for, with what followed it; undefined for codes that are not
  * errors (Done, Changed, and the leadership outcomes). */

@@ -23,6 +23,16 @@ import type { Scripts } from './scripts.js';
  * undefined when the caller sent none. */
 export type Fence = string | undefined;
 
+/** What one cluster may hold (docs/operations.md, Quotas); scripts/lib/quota.lua checks
+ * each inside the write that would pass it. */
+export interface Quotas {
+  jobResults: number;
+  executionPlans: number;
+  blobs: number;
+  blobBytes: number;
+  idempotencyRecords: number;
+}
+
 /** A write's Idempotency-Key, if it has one. */
 export type IdempotencyKey = string | undefined;
 
@@ -47,13 +57,19 @@ export interface Write {
 }
 
 export class StoreWriter {
+  /** The quotas as every store script takes them: JSON, its last argument. */
+  private readonly quotasArg: string;
+
   constructor(
     private readonly scripts: Scripts,
     private readonly idempotencyTtlMs: number,
     /** The highest token the server knows granted to a component (ViewRegistry.tokenFloor):
      * the scripts refuse a fence below it, even when a rolled-back Redis holds its lease. */
     private readonly tokenFloor: (clusterId: string, component: Component) => number,
-  ) {}
+    readonly quotas: Quotas,
+  ) {
+    this.quotasArg = JSON.stringify(quotas);
+  }
 
   /**
    * Runs a store script; `read` gives its own keys and arguments, and is called again
@@ -73,12 +89,15 @@ export class StoreWriter {
         w.keys.leader(w.owner),
         w.keys.idempotency(w.idempotencyKey ?? ''),
         ...own.keys,
-        // Last: the leadership whose token fences the cluster's writes while it lives.
+        // Last: what the quotas count (lib/quota.lua), and the leadership whose token
+        // fences the cluster's writes while it lives.
+        w.keys.idempotencyIndex,
+        w.keys.usage,
         w.keys.leadershipLease,
         w.keys.leadership,
       ];
       const r = await redisCall(() =>
-        this.scripts.run(name, keys, [fence, fingerprint, this.idempotencyTtlMs, this.tokenFloor(w.keys.clusterId, w.owner), ...own.args]),
+        this.scripts.run(name, keys, [fence, fingerprint, this.idempotencyTtlMs, this.tokenFloor(w.keys.clusterId, w.owner), ...own.args, this.quotasArg]),
       );
       const reply = decodeStoreWrite(name, r);
       if (reply.code === Code.Done) return { replayed: reply.replayed, value: reply.value };

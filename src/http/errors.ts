@@ -18,6 +18,9 @@ const HA_STATUS: Record<HaErrorCode, number> = {
   FencingTokenRequired: 409,
   FencingTokenStale: 409,
   IdempotencyKeyReused: 422,
+  IdempotencyQuotaExceeded: 429,
+  IdempotentAnswerGone: 410,
+  StorageQuotaExceeded: 507,
   JobResultExists: 409,
   JobResultNotFound: 404,
   ExecutionPlanNotFound: 404,
@@ -111,6 +114,7 @@ function extraOf(err: HaError): Record<string, unknown> {
 export const errorHandler = (log: Log) => (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
   if (err instanceof HaError) {
     if (err instanceof GracePeriodError || err instanceof LockDelayError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.remainingMs / 1000))));
+    else if (typeof err.details.retryAfterMs === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(err.details.retryAfterMs / 1000))));
     return sendError(reply, HA_STATUS[err.code], err.code, err.message, extraOf(err));
   }
   const fe = err as FastifyError;

@@ -62,6 +62,8 @@ export interface Operation {
   headers: Set<string>;
   body: Body | null;
   limit: Limit | null;
+  /** Status -> the name of the response component it refers to ('' when described in place). */
+  answers: Map<string, string>;
 }
 
 /** `wait` is "at most 5m; anything else is a 400" (parameter BlockingWait), beyond its pattern. */
@@ -116,6 +118,7 @@ export const OPERATIONS: Operation[] = Object.entries(SPEC.paths as Record<strin
       headers: new Set(inPlace('header').map((p: Json) => (p.name as string).toLowerCase())),
       body: bodyOf(op),
       limit: limitOf(op),
+      answers: new Map(Object.entries(op.responses as Record<string, Json>).map(([status, r]) => [status, String(r.$ref ?? '').split('/').pop()!])),
     };
   }),
 );

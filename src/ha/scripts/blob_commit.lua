@@ -22,6 +22,7 @@
     STAGED_UPLOAD_GONE (-7)      staged chunks are gone or missing (expired, or Redis lost
                                  them): a blob commits only whole
     CHANGED (-9)                 the blob changed since the caller read it: read again, retry
+    QUOTA_EXCEEDED (-10)         a quota of the cluster is reached (lib/quota.lua)
 ]]
 -- @include "lib/store.lua"
 
@@ -33,10 +34,9 @@ return fenced_write(function()
   local meta = redis.call('HGET', meta_key, blob_key)
   local old = meta and cjson.decode(meta).u or ''
   if old ~= old_upload then return {CHANGED} end
-  if size ~= '0' then
-    if redis.call('LLEN', staged_key) ~= chunk_count then return {STAGED_UPLOAD_GONE} end
-    redis.call('PERSIST', staged_key)
-  end
+  if size ~= '0' and redis.call('LLEN', staged_key) ~= chunk_count then return {STAGED_UPLOAD_GONE} end
+  local refused = quota_blob(usage_key, meta, size, limits) if refused then return refused end
+  if size ~= '0' then redis.call('PERSIST', staged_key) end
   redis.call('HSET', meta_key, blob_key,
     '{"u":"' .. upload_id .. '","n":' .. size .. ',"h":"' .. sha256 .. '","t":' .. now_ms() .. '}')
   if old ~= '' then redis.call('UNLINK', old_chunks_key) end

@@ -17,6 +17,7 @@
     FENCE_STALE (-1)
     IDEMPOTENCY_KEY_REUSED (-2)
     CHANGED (-9)                 the blobs changed since the caller read them: retry
+    QUOTA_EXCEEDED (-10)         a quota of the cluster is reached (lib/quota.lua)
 ]]
 -- @include "lib/store.lua"
 
@@ -26,14 +27,17 @@ local all = ARGV[5]
 return fenced_write(function()
   local n = (#ARGV - 5) / 2
   if all == '1' and redis.call('HLEN', meta_key) ~= n then return {CHANGED} end
+  local metas = {}
   for i = 1, n do
     local meta = redis.call('HGET', meta_key, ARGV[4 + 2 * i])
     if (meta and cjson.decode(meta).u or '') ~= ARGV[5 + 2 * i] then return {CHANGED} end
+    if meta then metas[#metas + 1] = meta end
   end
   local deleted = 0
   for i = 1, n do
     deleted = deleted + redis.call('HDEL', meta_key, ARGV[4 + 2 * i])
     redis.call('UNLINK', KEYS[4 + i])
   end
+  quota_release_blobs(usage_key, metas)
   return {DONE, tostring(deleted)}
 end)

@@ -17,6 +17,7 @@
     FENCE_STALE (-1)
     IDEMPOTENCY_KEY_REUSED (-2)
     CHECKPOINT_ID_NOT_ABOVE (-5) the id is not above the latest, whose id follows
+    QUOTA_EXCEEDED (-10)         a quota of the cluster is reached (lib/quota.lua)
 ]]
 -- @include "lib/store.lua"
 

@@ -12,10 +12,11 @@
         11 checkpoints_key  12 counter_key  13 blobs_key: the blob metadata
         14 ls_lease_key  15 ls_key: the cluster's leadership lease and hash (lib/fence.lua)
         16 published_key: the components published under it (lib/cluster_leadership.lua)
-        17.. the chunks of each blob, as read
+        17 usage_key: the cluster's usage, where its blobs' quota is freed (lib/quota.lua)
+        18.. the chunks of each blob, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component: the job manager's  5 dispatcher_token: its fencing token, or 'override'
-        6 job_id  7.. the upload id of each blob, as read (same order as KEYS 17..)
+        6 job_id  7.. the upload id of each blob, as read (same order as KEYS 18..)
 
   Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
@@ -28,13 +29,14 @@
 ]]
 -- @include "lib/leadership.lua"
 -- @include "lib/fence.lua"
+-- @include "lib/quota.lua"
 
 local lease_key, leader_key, components_key = KEYS[3], KEYS[4], KEYS[5]
 local dispatcher_lease_key, dispatcher_leader_key = KEYS[6], KEYS[7]
 local plan_key, requirements_key, plans_key = KEYS[8], KEYS[9], KEYS[10]
 local checkpoints_key, counter_key, blobs_key = KEYS[11], KEYS[12], KEYS[13]
-local ls_lease_key, ls_key, published_key = KEYS[14], KEYS[15], KEYS[16]
-local FIRST_CHUNKS_KEY = 17
+local ls_lease_key, ls_key, published_key, usage_key = KEYS[14], KEYS[15], KEYS[16], KEYS[17]
+local FIRST_CHUNKS_KEY = 18
 local component, dispatcher_token, job_id = ARGV[4], ARGV[5], ARGV[6]
 local FIRST_UPLOAD = 7
 
@@ -61,6 +63,7 @@ local leader = gone(redis.call('DEL', lease_key, leader_key) + redis.call('SREM'
 local plan = gone(redis.call('DEL', plan_key, requirements_key) + redis.call('SREM', plans_key, job_id))
 local checkpoints = redis.call('DEL', checkpoints_key)
 local counter = redis.call('DEL', counter_key)
+quota_release_blobs(usage_key, metas)
 local blobs = redis.call('DEL', blobs_key)
 for i = FIRST_CHUNKS_KEY, #KEYS do redis.call('UNLINK', KEYS[i]) end
 return {DONE, leader, plan, checkpoints, counter, blobs, unpack(changes)}

@@ -16,6 +16,7 @@
     DONE (0)
     FENCE_STALE (-1)
     IDEMPOTENCY_KEY_REUSED (-2)
+    QUOTA_EXCEEDED (-10)         a quota of the cluster is reached (lib/quota.lua)
 ]]
 -- @include "lib/store.lua"
 

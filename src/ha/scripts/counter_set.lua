@@ -15,6 +15,7 @@
     FENCE_STALE (-1)
     IDEMPOTENCY_KEY_REUSED (-2)
     COUNTER_BELOW (-8)           below the current value, which follows
+    QUOTA_EXCEEDED (-10)         a quota of the cluster is reached (lib/quota.lua)
 ]]
 -- @include "lib/store.lua"
 

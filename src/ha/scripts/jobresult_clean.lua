@@ -15,8 +15,11 @@
     FENCE_STALE (-1)
     IDEMPOTENCY_KEY_REUSED (-2)
     JOB_RESULT_NOT_FOUND (-4)    no entry
+    QUOTA_EXCEEDED (-10)         a quota of the cluster is reached (lib/quota.lua)
+    ANSWER_GONE (-11)            a replay: the entry it answered is gone or another one
 ]]
 -- @include "lib/store.lua"
+-- @include "lib/job_result.lua"
 
 local entry_key, dirty_key = KEYS[4], KEYS[5]
 local job_id = ARGV[5]
@@ -29,4 +32,4 @@ return fenced_write(function()
     redis.call('SREM', dirty_key, job_id)
   end
   return {DONE, unpack(redis.call('HGETALL', entry_key))}
-end)
+end, function(digest) return job_result_replay(entry_key, digest, false) end)

@@ -16,16 +16,20 @@
     FENCE_STALE (-1)
     IDEMPOTENCY_KEY_REUSED (-2)
     JOB_RESULT_EXISTS (-3)       the job has an entry
+    QUOTA_EXCEEDED (-10)         a quota of the cluster is reached (lib/quota.lua)
+    ANSWER_GONE (-11)            a replay: the entry it answered is gone or another one
 ]]
 -- @include "lib/store.lua"
+-- @include "lib/job_result.lua"
 
 local entry_key, all_key, dirty_key = KEYS[4], KEYS[5], KEYS[6]
 local job_id = ARGV[5]
 
 return fenced_write(function()
   if redis.call('EXISTS', entry_key) == 1 then return {JOB_RESULT_EXISTS} end
+  local refused = quota_member(all_key, job_id, 'jobResults', limits.jobResults) if refused then return refused end
   redis.call('HSET', entry_key, 'state', 'dirty', 'createdAt', now_ms(), unpack(ARGV, 6))
   redis.call('SADD', all_key, job_id)
   redis.call('SADD', dirty_key, job_id)
   return {DONE, unpack(redis.call('HGETALL', entry_key))}
-end)
+end, function(digest) return job_result_replay(entry_key, digest, true) end)

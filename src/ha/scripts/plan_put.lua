@@ -14,6 +14,7 @@
     DONE (0)
     FENCE_STALE (-1)
     IDEMPOTENCY_KEY_REUSED (-2)
+    QUOTA_EXCEEDED (-10)         a quota of the cluster is reached (lib/quota.lua)
 ]]
 -- @include "lib/store.lua"
 
@@ -21,6 +22,7 @@ local plan_key, plans_key = KEYS[4], KEYS[5]
 local job_id, plan = ARGV[5], ARGV[6]
 
 return fenced_write(function()
+  local refused = quota_member(plans_key, job_id, 'executionPlans', limits.executionPlans) if refused then return refused end
   redis.call('SET', plan_key, plan)
   redis.call('SADD', plans_key, job_id)
   return {DONE}

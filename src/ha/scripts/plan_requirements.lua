@@ -15,6 +15,7 @@
     FENCE_STALE (-1)
     IDEMPOTENCY_KEY_REUSED (-2)
     EXECUTION_PLAN_NOT_FOUND (-6) the job has no plan
+    QUOTA_EXCEEDED (-10)         a quota of the cluster is reached (lib/quota.lua)
 ]]
 -- @include "lib/store.lua"
 

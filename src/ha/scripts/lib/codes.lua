@@ -13,6 +13,9 @@ local EXECUTION_PLAN_NOT_FOUND = -6 -- the job has no execution plan
 local STAGED_UPLOAD_GONE = -7       -- the staged chunks of an upload are gone
 local COUNTER_BELOW = -8            -- the new value is below the counter's
 local CHANGED = -9                  -- keys changed since the caller read them: read, retry
+local QUOTA_EXCEEDED = -10          -- a quota of the cluster is reached: its name, limit (and ms
+                                    -- until one frees up, for idempotency records) follow
+local ANSWER_GONE = -11             -- a remembered answer points to data since gone or changed
 local HELD = 1                      -- the lease is held, not by the caller
 local FREE = 2                      -- the lease is free
 local ALREADY_HELD = 3              -- campaign: this contender holds the lease already

@@ -372,6 +372,7 @@ class FailoverBench {
                     progress.add(took[1]);
                     System.out.printf("%s %s failover %d: RUNNING after %d ms, first record after %d ms%n", b.label(), t.label(),
                             i + 1, took[0], took[1]);
+                    if (i == s.failovers() - 1) break;
                     // The killed one comes back as the standby, once the job checkpointed under the new leader.
                     awaitCheckpoints(c, standby, jid, completed(c, standby, jid) + 2);
                     c.startJobManager(leader);
@@ -457,8 +458,8 @@ class FailoverBench {
                     }
                     return running == s.jobs();
                 });
-                // Settle: whatever submitting and deploying wrote is done.
-                Thread.sleep(15_000);
+                // Settle: whatever submitting and deploying wrote is done (15 s; less for a short window).
+                Thread.sleep(Math.max(5_000, Math.min(15_000, s.window().toMillis() / 4)));
                 Map<String, Double> before = ha.counters();
                 long at = System.nanoTime();
                 Thread.sleep(s.window().toMillis());

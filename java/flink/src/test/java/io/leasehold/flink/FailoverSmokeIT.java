@@ -13,7 +13,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The failover benchmark ({@link FailoverBench}), small enough for CI: at equal short timeouts
  * (3 s), one kill -9 of the leading JobManager per backend, and the idle load of a cluster with
- * three jobs over 10 s. It shows that the benchmark runs on both backends (each failover
+ * three jobs over 5 s. It shows that the benchmark runs on both backends (each failover
  * continues the job from a checkpoint: the benchmark checks it) and prints what it measured; it
  * asserts no ratio, which one run on a shared machine cannot settle.
  */
@@ -23,7 +23,7 @@ class FailoverSmokeIT {
 
     @Test
     void leaseholdAndZooKeeperFailOverAndReportTheirLoad() throws Exception {
-        FailoverBench.Settings s = new FailoverBench.Settings(1, 3, Duration.ofSeconds(10), List.of(Timeouts.SHORT),
+        FailoverBench.Settings s = new FailoverBench.Settings(1, 3, Duration.ofSeconds(5), List.of(Timeouts.SHORT),
                 List.of(Timeouts.SHORT), Duration.ofSeconds(3), Path.of("target", "bench", "flink-failover-smoke.md"));
         FailoverBench.Result r = FailoverBench.run(s, tmp);
         System.out.println(r.report());

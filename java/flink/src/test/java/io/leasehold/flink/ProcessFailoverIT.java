@@ -7,12 +7,9 @@ import io.leasehold.client.Leader;
 import io.leasehold.client.LeaseholdClient;
 import io.leasehold.client.Leadership;
 import io.leasehold.client.testing.LeaseholdServer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.JobID;
@@ -39,62 +36,30 @@ class ProcessFailoverIT {
     @TempDir
     Path tmp;
 
-    private final List<FlinkProcess> processes = new ArrayList<>();
+    private final FlinkCluster flink = new FlinkCluster();
 
     @AfterEach
     void stopAll() throws Exception {
-        for (FlinkProcess p : processes) p.close();
+        flink.close();
     }
 
     private FlinkProcess start(String name, String main, Path conf, Map<String, String> env) throws Exception {
-        // Logs under target/, where they outlive the test (CI prints them when a test fails).
-        Path logs = Path.of("target", "process-logs");
-        Files.createDirectories(logs);
-        FlinkProcess p = FlinkProcess.start(name, main, conf, logs, env);
-        processes.add(p);
-        return p;
+        return flink.start(name, main, conf, env);
     }
 
     private String logs() {
-        StringBuilder b = new StringBuilder();
-        for (FlinkProcess p : processes) b.append("\n--- ").append(p.name).append('\n').append(p.logTail(40));
-        return b.toString();
+        return flink.logs();
     }
 
-    /** The counts the TaskManager wrote: run -> counts in order. */
-    private Map<String, List<Long>> counts(Path file) throws Exception {
-        Map<String, List<Long>> runs = new LinkedHashMap<>();
-        if (!Files.exists(file)) return runs;
-        for (String line : Files.readAllLines(file)) {
-            String[] f = line.split(" ");
-            if (f.length == 2) runs.computeIfAbsent(f[0], k -> new ArrayList<>()).add(Long.parseLong(f[1]));
-        }
-        return runs;
+    private static Map<String, List<Long>> counts(Path file) throws Exception {
+        return FlinkCluster.counts(file);
     }
 
     @Test
     void pausedThenKilledLeadersAreReplaced() throws Exception {
         String clusterId = "flink-processes";
         Map<String, String> m = FlinkHa.config(server.url(), clusterId, tmp.resolve("checkpoints"), Duration.ofSeconds(3));
-        m.put("jobmanager.rpc.address", "localhost");
-        // Two JobManagers on one host: any free RPC port each (they find each other through leasehold).
-        m.put("jobmanager.rpc.port", "0");
-        m.put("high-availability.jobmanager.port", "0");
-        m.put("rest.address", "localhost");
-        m.put("taskmanager.host", "localhost");
-        // What Flink's scripts would compute and pass to a TaskManager (TaskExecutorResourceUtils needs them set).
-        m.put("taskmanager.cpu.cores", "2");
-        m.put("taskmanager.memory.task.heap.size", "96m");
-        m.put("taskmanager.memory.task.off-heap.size", "0m");
-        m.put("taskmanager.memory.managed.size", "16m");
-        m.put("taskmanager.memory.network.min", "16m");
-        m.put("taskmanager.memory.network.max", "16m");
-        m.put("taskmanager.memory.framework.heap.size", "64m");
-        m.put("taskmanager.memory.framework.off-heap.size", "32m");
-        m.put("taskmanager.memory.jvm-metaspace.size", "128m");
-        m.put("taskmanager.memory.jvm-overhead.min", "64m");
-        m.put("taskmanager.memory.jvm-overhead.max", "64m");
-        m.put("jobmanager.memory.process.size", "512m");
+        FlinkCluster.processConfig(m);
         m.put("heartbeat.interval", "1000");
         m.put("heartbeat.timeout", "5000");
         Path conf = FlinkProcess.configDir(tmp.resolve("conf"), m);
@@ -210,8 +175,6 @@ class ProcessFailoverIT {
     }
 
     private static <V> V last(Map<String, V> m) {
-        V v = null;
-        for (V x : m.values()) v = x;
-        return v;
+        return FlinkCluster.last(m);
     }
 }

@@ -93,15 +93,19 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // so that reads, the hot path, run none.
   const access = new Access(config.tokens);
   if (!access.open) {
-    // The caller's token, by name, for the rate limits (protection.ts).
+    // The caller's token, by name, for the rate limits (protection.ts) and as the owner of
+    // the leases and leaderships it campaigns for (auth.ts, ownerOf).
     app.decorateRequest('grant', null);
+    app.decorateRequest('grantAdmin', false);
     app.addHook('onRoute', (route) => {
       const role = routeRole([route.method].flat()[0], route.url);
       if (!role) return;
       const check: onRequestHookHandler = (req, _reply, done) => {
         try {
           const override = role === 'write' && req.headers['x-fencing-token'] === 'override';
-          req.grant = access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          const caller = access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          req.grant = caller && caller.name;
+          req.grantAdmin = caller?.admin ?? false;
           done();
         } catch (err) {
           done(err as Error);

@@ -216,6 +216,7 @@ describe('the decoders', () => {
       ComponentLeasesHeld: null,
       Published: null,
       NotOwner: 'NotLeadershipOwner',
+      NotLeaseOwner: 'NotLeaseOwner',
     });
     assert.deepEqual(codeError(Code.CheckpointIdNotAbove, 'x', ['41'])?.details, { latestCheckpointId: 41 });
     assert.match(codeError(Code.FenceStale, 'jobmanager/x')!.message, /jobmanager\/x/);

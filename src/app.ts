@@ -7,6 +7,7 @@ import Fastify, { type FastifySchema, type onRequestHookHandler } from 'fastify'
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { logRequests, serverFactory } from './http/requestLogging.js';
 import { protect } from './http/protection.js';
+import { limitHeavyReads } from './http/heavyReads.js';
 import { connectionCap, fileLimit } from './http/connections.js';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -116,6 +117,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }
   logRequests(app, log);
   await protect(app, config.protection);
+  limitHeavyReads(app, config.protection);
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());
 

@@ -9,18 +9,12 @@ import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import type { BenchEnv } from './env.js';
-import { post } from './post.js';
+import { ok, post } from './post.js';
 import { ms, summarize, type Row } from './stats.js';
 
 const PLAN_BYTES = 8 * 1024 * 1024;
 const CONNECTIONS = 50;
 const BUDGET = 1.2;
-
-async function ok(url: string, body: unknown): Promise<any> {
-  const r = await post(url, body);
-  if (r.status !== 200) throw new Error(`POST ${url} answered ${r.status}: ${JSON.stringify(r.body)}`);
-  return r.body;
-}
 
 function put(url: string, body: Buffer, headers: Record<string, string>): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -18,6 +18,9 @@ before(async () => {
 after(() => stopAllRedis());
 
 const PLAN_BYTES = 16 * 1024 * 1024;
+/** As for the in-process apps (testConfig): no load shedding, which a busy machine would
+ * trigger at random and which is not what these tests are about. */
+const NO_SHEDDING = { SHED_EVENT_LOOP_DELAY_MS: '0' };
 
 async function call(base: string, method: string, path: string, opts: { body?: unknown; raw?: Buffer; headers?: Record<string, string> } = {}) {
   const headers: Record<string, string> = { ...opts.headers };
@@ -61,7 +64,7 @@ async function drain(url: string, headers: Record<string, string> = {}): Promise
 }
 
 test('40 concurrent reads of a 16 MiB plan in one cluster: another cluster renews throughout', async (t) => {
-  const server = await ServerProcess.start(t, { REDIS_URL: redis.url, HEAVY_READ_WAIT_MS: '120000' });
+  const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redis.url, HEAVY_READ_WAIT_MS: '120000' });
   const flooded = uniqueCluster('flood');
   const plan = await storePlan(server.url, flooded);
 
@@ -107,6 +110,7 @@ test('heavy reads are limited per client: beyond its slots and the wait, 429 wit
     { name: 'other', token: 'tok-other-0123456789', role: 'read' },
   ]);
   const server = await ServerProcess.start(t, {
+    ...NO_SHEDDING,
     REDIS_URL: redis.url,
     AUTH_TOKENS: tokens,
     HEAVY_READS_PER_CLIENT: '2',

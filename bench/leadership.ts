@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { BenchEnv } from './env.js';
-import { post } from './post.js';
+import { ok } from './post.js';
 import { summarize, type Row } from './stats.js';
 
 const TTL_MS = 10_000;
@@ -22,12 +22,6 @@ const COMPONENTS = ['resourcemanager', 'dispatcher', 'rest', ...Array.from({ len
 function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in ticks of 1/100 s
-}
-
-async function ok(url: string, body: unknown): Promise<any> {
-  const r = await post(url, body);
-  if (r.status !== 200) throw new Error(`POST ${url} answered ${r.status}: ${JSON.stringify(r.body)}`);
-  return r.body;
 }
 
 export async function leadershipBenches(env: BenchEnv): Promise<Row[]> {

@@ -30,6 +30,13 @@ export function post(url: string, body: unknown, timeoutMs = 10_000): Promise<{ 
   });
 }
 
+/** A POST that must answer 200: its body. */
+export async function ok(url: string, body: unknown): Promise<any> {
+  const r = await post(url, body);
+  if (r.status !== 200) throw new Error(`POST ${url} answered ${r.status}: ${JSON.stringify(r.body)}`);
+  return r.body;
+}
+
 /** Closes the kept-alive connections, so that the process can end. */
 export function closeConnections(): void {
   agent.destroy();

@@ -16,6 +16,7 @@ import { blobBenches } from './blobs.js';
 import { replicaAckBenches } from './replicaAck.js';
 import { sentinelBenches } from './sentinelFailover.js';
 import { leadershipBenches } from './leadership.js';
+import { fairnessBenches } from './fairness.js';
 import { table, type Row } from './stats.js';
 
 const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
@@ -26,6 +27,7 @@ const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
   ack: replicaAckBenches,
   sentinel: sentinelBenches,
   leadership: leadershipBenches,
+  fairness: fairnessBenches,
 };
 
 const { values } = parseArgs({

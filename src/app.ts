@@ -7,6 +7,7 @@ import Fastify, { type FastifySchema, type onRequestHookHandler } from 'fastify'
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { observeRequests, serverFactory } from './http/requestLogging.js';
 import { protect } from './http/protection.js';
+import { limitHeavyReads } from './http/heavyReads.js';
 import { connectionCap, fileLimit } from './http/connections.js';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -96,15 +97,19 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // so that reads, the hot path, run none.
   const access = new Access(config.tokens);
   if (!access.open) {
-    // The caller's token, by name, for the rate limits (protection.ts).
+    // The caller's token, by name, for the rate limits (protection.ts) and as the owner of
+    // the leases and leaderships it campaigns for (auth.ts, ownerOf).
     app.decorateRequest('grant', null);
+    app.decorateRequest('grantAdmin', false);
     app.addHook('onRoute', (route) => {
       const role = routeRole([route.method].flat()[0], route.url);
       if (!role) return;
       const check: onRequestHookHandler = (req, _reply, done) => {
         try {
           const override = role === 'write' && req.headers['x-fencing-token'] === 'override';
-          req.grant = access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          const caller = access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          req.grant = caller && caller.name;
+          req.grantAdmin = caller?.admin ?? false;
           done();
         } catch (err) {
           done(err as Error);
@@ -115,6 +120,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }
   observeRequests(app, log, metrics);
   await protect(app, config.protection);
+  limitHeavyReads(app, config.protection);
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());
 

@@ -24,6 +24,11 @@ export interface ProtectionOptions {
   /** Requests per client (its token's name, else its address) per window; 0: no limit. */
   rateLimitMax: number;
   rateLimitWindowMs: number;
+  /** Heavy reads (store lists, plans, blobs) one client (its token's name, else its
+   * address) may have running at once; 0: no limit (heavyReads.ts). */
+  heavyReadsPerClient: number;
+  /** How long a heavy read beyond that waits for a slot before it is refused (429). */
+  heavyReadWaitMs: number;
 }
 
 /** What one client connection may hold of the server (docs/operations.md, Connections). */
@@ -94,6 +99,8 @@ const schema = {
     SHED_EVENT_LOOP_UTILIZATION: { type: 'number', minimum: 0, maximum: 1, default: 0 },
     RATE_LIMIT_MAX: { type: 'integer', minimum: 0, default: 0 },
     RATE_LIMIT_WINDOW_MS: { type: 'integer', minimum: 1, maximum: 3_600_000, default: 1000 },
+    HEAVY_READS_PER_CLIENT: { type: 'integer', minimum: 0, maximum: 10_000, default: 4 },
+    HEAVY_READ_WAIT_MS: { type: 'integer', minimum: 0, maximum: 600_000, default: 2000 },
     MAX_CONNECTIONS: { type: 'integer', minimum: 0, default: 0 },
     HTTP_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000 },
     HTTP_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 86_400_000, default: 300_000 },
@@ -147,6 +154,8 @@ interface Env {
   SHED_EVENT_LOOP_UTILIZATION: number;
   RATE_LIMIT_MAX: number;
   RATE_LIMIT_WINDOW_MS: number;
+  HEAVY_READS_PER_CLIENT: number;
+  HEAVY_READ_WAIT_MS: number;
   MAX_CONNECTIONS: number;
   HTTP_HEADERS_TIMEOUT_MS: number;
   HTTP_REQUEST_TIMEOUT_MS: number;
@@ -264,6 +273,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       shedEventLoopUtilization: e.SHED_EVENT_LOOP_UTILIZATION,
       rateLimitMax: e.RATE_LIMIT_MAX,
       rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
+      heavyReadsPerClient: e.HEAVY_READS_PER_CLIENT,
+      heavyReadWaitMs: e.HEAVY_READ_WAIT_MS,
     },
     connections: {
       maxConnections: e.MAX_CONNECTIONS,

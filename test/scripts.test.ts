@@ -218,6 +218,7 @@ describe('the decoders', () => {
       NotOwner: 'NotLeadershipOwner',
       QuotaExceeded: 'StorageQuotaExceeded',
       AnswerGone: 'IdempotentAnswerGone',
+      NotLeaseOwner: 'NotLeaseOwner',
     });
     assert.deepEqual(codeError(Code.QuotaExceeded, 'x', ['blobs', '3'])?.details, { quota: 'blobs', limit: 3 });
     const records = codeError(Code.QuotaExceeded, 'x', ['idempotencyRecords', '10', '1500']);

@@ -6,14 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import type { ClusterView, LeaderState } from './clusterView.js';
 import type { Change, Leader } from './changes.js';
-import { GracePeriodError, LeaseNotHeldError, LockDelayError, RedisUnavailableError } from './errors.js';
+import { GracePeriodError, HaError, LeaseNotHeldError, LockDelayError, RedisUnavailableError } from './errors.js';
 import type { Floors } from './floors.js';
 import type { AcknowledgedLeases } from './acknowledgedLeases.js';
 import type { Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
-import type { LeadershipService } from './leadership.js';
+import type { LeadershipService, Owner } from './leadership.js';
 import type { RedisLink } from './redisLink.js';
-import { Code, type OpResult } from './replies.js';
+import { Code, codeError, type OpResult } from './replies.js';
 import type { ViewRegistry } from './views.js';
 import { LeaseEvents } from './events.js';
 
@@ -47,7 +47,7 @@ export class ElectionService {
   async campaign(
     clusterId: string,
     component: Component,
-    req: { contenderId: string; ttlMs: number; address?: string; lockDelayMs?: number },
+    req: { contenderId: string; ttlMs: number; address?: string; lockDelayMs?: number; owner?: Owner },
   ): Promise<CampaignResult> {
     const { keys, view } = this.target(clusterId);
     // What this server has answered bounds what Redis may hold: the index and the token
@@ -63,6 +63,7 @@ export class ElectionService {
         ttlMs: req.ttlMs,
         address: req.address ?? '',
         lockDelayMs: req.lockDelayMs ?? 0,
+        owner: req.owner ?? '',
       },
       {
         index: Math.max(view?.index ?? 0, f.index),
@@ -92,7 +93,7 @@ export class ElectionService {
 
   /** Extends the lease, by `ttlMs` or else by its own TTL (the one it was granted or last
    * renewed with; `fallbackTtlMs` for a lease that has none recorded); NotLeader when this
-   * contender and session no longer hold it. */
+   * contender and session no longer hold it, NotLeaseOwner when `owner` did not campaign. */
   async renew(
     clusterId: string,
     component: Component,
@@ -100,15 +101,16 @@ export class ElectionService {
     sessionId: string,
     ttlMs: number | undefined,
     fallbackTtlMs: number,
+    owner: Owner = '',
   ): Promise<LeaderState> {
     const { keys, view } = this.target(clusterId);
     const held = view?.holder(component);
     const known = held?.sessionId === sessionId ? held : (this.renewed.get(sessionId) ?? null);
     const replicated = this.leases.replicated();
-    const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known }, view?.index ?? 0);
+    const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known, owner }, view?.index ?? 0);
     this.record(clusterId, view, r.changes);
     if (r.code !== Code.Done) this.events.of('renewFailed', clusterId, component, contenderId, known?.fencingToken ?? null);
-    if (r.code !== Code.Done) throw notLeader(component, r);
+    if (r.code !== Code.Done) throw refusal(component, r);
     view?.extend(component, sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
     this.leases.note(clusterId, r.ttlMs, replicated);
@@ -120,21 +122,35 @@ export class ElectionService {
     return { leader, remainingMs: r.ttlMs };
   }
 
-  async confirm(clusterId: string, component: Component, contenderId: string, sessionId: string, address: string): Promise<LeaderState> {
+  async confirm(
+    clusterId: string,
+    component: Component,
+    contenderId: string,
+    sessionId: string,
+    address: string,
+    owner: Owner = '',
+  ): Promise<LeaderState> {
     const { keys, view } = this.target(clusterId);
-    const r = await this.store.confirm(keys, component, contenderId, sessionId, address, view?.index ?? 0);
+    const r = await this.store.confirm(keys, component, contenderId, sessionId, address, view?.index ?? 0, owner);
     this.record(clusterId, view, r.changes);
-    if (r.code !== Code.Done) throw notLeader(component, r);
+    if (r.code !== Code.Done) throw refusal(component, r);
     return stateOf(r)!;
   }
 
-  /** Releases the lease; true when it was released now, false when it was already free. */
-  async resign(clusterId: string, component: Component, contenderId: string, sessionId: string): Promise<boolean> {
+  /** Releases the lease; true when it was released now, false when it was already free.
+   * Only `owner`, the access token that campaigned, may, unless `force` (an admin). */
+  async resign(
+    clusterId: string,
+    component: Component,
+    contenderId: string,
+    sessionId: string,
+    by: { owner: Owner; force?: boolean } = { owner: '' },
+  ): Promise<boolean> {
     const { keys, view } = this.target(clusterId);
-    const r = await this.store.resign(keys, component, contenderId, sessionId, view?.index ?? 0);
+    const r = await this.store.resign(keys, component, { contenderId, sessionId, ...by }, view?.index ?? 0);
     if (r.code === Code.Done) this.events.ended('resigned', clusterId, component, contenderId, r.changes, (c) => this.holderOf(view, c, sessionId));
     this.record(clusterId, view, r.changes);
-    if (r.code === Code.Held) throw notLeader(component, r);
+    if (r.code === Code.Held || r.code === Code.NotLeaseOwner) throw refusal(component, r);
     return r.code === Code.Done;
   }
 
@@ -170,6 +186,8 @@ function stateOf(r: OpResult): LeaderState | null {
   return r.leader && { leader: r.leader, remainingMs: r.ttlMs };
 }
 
-function notLeader(component: Component, r: OpResult): LeaseNotHeldError {
-  return new LeaseNotHeldError(`this contender and session do not hold the lease of ${component}`, stateOf(r));
+/** Why a renew, confirm or resign was refused: another access token campaigned for the
+ * lease (403), or this contender and session do not hold it (409). */
+function refusal(component: Component, r: OpResult): HaError {
+  return codeError(r.code, component) ?? new LeaseNotHeldError(`this contender and session do not hold the lease of ${component}`, stateOf(r));
 }

@@ -5,6 +5,7 @@ export type HaErrorCode =
   | 'LeadershipHeld'
   | 'ComponentLeasesHeld'
   | 'NotLeadershipOwner'
+  | 'NotLeaseOwner'
   | 'RedisUnavailable'
   | 'RedisOutOfMemory'
   | 'GracePeriod'

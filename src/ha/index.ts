@@ -121,13 +121,16 @@ export class HaServices {
     this.leadership = new LeadershipService(store.leadership, this.election, this.floors);
     this.election.leadership = this.leadership;
     this.election.events = this.events;
-    const redis = this.link.cmd;
-    const writer = new StoreWriter(scripts, opts.idempotencyTtlMs, (id, component) => this.views.tokenFloor(id, component), opts.quotas);
-    this.jobResults = new RedisJobResultStore(redis, writer);
-    this.executionPlans = new RedisExecutionPlanStore(redis, writer);
-    this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);
-    this.blobs = new RedisBlobStore(this.link.bulk, writer);
-    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize, this.leadership);
+    // The stores read and write over connections of their own (redisLink.ts, bulk), so
+    // that bulk traffic never queues ahead of a renewal.
+    const bulk = this.link.bulk;
+    const storeScripts = new Scripts(bulk, { required: this.requiredAcks, connection: link.bulkAcked, timeoutMs });
+    const writer = new StoreWriter(storeScripts, opts.idempotencyTtlMs, (id, component) => this.views.tokenFloor(id, component), opts.quotas);
+    this.jobResults = new RedisJobResultStore(bulk, writer);
+    this.executionPlans = new RedisExecutionPlanStore(bulk, writer);
+    this.checkpoints = new RedisCheckpointStore(bulk, writer, this.floors);
+    this.blobs = new RedisBlobStore(bulk, writer);
+    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, opts.changeLogSize, this.leadership);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */

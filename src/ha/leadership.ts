@@ -28,8 +28,8 @@ export interface Leadership {
   components: Array<{ component: Component; address: string }>;
 }
 
-/** Who calls: the digest of the access token it sent ('' with none configured), so that
- * only the token that campaigned may act on the leadership. */
+/** Who calls: the name of its access token ('' with none configured), so that only the
+ * token that campaigned may act on a lease or a leadership. */
 export type Owner = string;
 
 export class LeadershipService {
@@ -84,10 +84,11 @@ export class LeadershipService {
     return leadership;
   }
 
-  /** true when it was released now, false when no leadership was held. */
-  async resign(clusterId: string, req: { contenderId: string; sessionId: string; owner: Owner }): Promise<boolean> {
+  /** true when it was released now, false when no leadership was held. Only `owner`, the
+   * access token that campaigned, may, unless `force` (an admin). */
+  async resign(clusterId: string, req: { contenderId: string; sessionId: string; owner: Owner; force?: boolean }): Promise<boolean> {
     const { keys, view } = this.election.target(clusterId);
-    const r = await this.store.resign(keys, req.contenderId, req.sessionId, req.owner, view?.index ?? 0);
+    const r = await this.store.resign(keys, req, view?.index ?? 0);
     if (r.code === Code.Done) this.election.events.ended('resigned', clusterId, null, req.contenderId, r.changes, (c) => this.election.holderOf(view, c));
     this.election.record(clusterId, view, r.changes);
     if (r.code === Code.Free) return false;

@@ -54,8 +54,13 @@ export class LeadershipStore {
     ]);
   }
 
-  resign(keys: ClusterKeys, contenderId: string, sessionId: string, owner: string, floor: number): Promise<LeadershipReply> {
-    return this.listed('leadership_resign', keys, floor, 'published', [], [contenderId, sessionId, owner]);
+  /** `force`: an admin's resignation, whichever access token campaigned. */
+  resign(
+    keys: ClusterKeys,
+    a: { contenderId: string; sessionId: string; owner: string; force?: boolean },
+    floor: number,
+  ): Promise<LeadershipReply> {
+    return this.listed('leadership_resign', keys, floor, 'published', [], [a.contenderId, a.sessionId, a.owner, a.force ? '1' : '0']);
   }
 
   /** Ends whoever's leadership (`sessionId` ''), or that session's; `forget` deletes the

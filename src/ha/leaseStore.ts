@@ -72,7 +72,7 @@ export class LeaseStore {
   campaign(
     keys: ClusterKeys,
     component: Component,
-    a: { contenderId: string; sessionId: string; ttlMs: number; address: string; lockDelayMs?: number },
+    a: { contenderId: string; sessionId: string; ttlMs: number; address: string; lockDelayMs?: number; owner?: string },
     floors: { index: number; token: number; graceMs: number },
   ): Promise<CampaignResult> {
     return this.op('campaign', keys, component, [keys.components, keys.grace, keys.leadership], floors.index, [
@@ -83,6 +83,7 @@ export class LeaseStore {
       floors.token,
       floors.graceMs,
       a.lockDelayMs ?? 0,
+      a.owner ?? '',
     ]);
   }
 
@@ -93,7 +94,7 @@ export class LeaseStore {
   renew(
     keys: ClusterKeys,
     component: Component,
-    a: { contenderId: string; sessionId: string; ttlMs: number | undefined; fallbackTtlMs: number; known: Leader | null },
+    a: { contenderId: string; sessionId: string; ttlMs: number | undefined; fallbackTtlMs: number; known: Leader | null; owner?: string },
     floor: number,
   ) {
     return new Promise<RenewResult>((resolve, reject) => {
@@ -105,7 +106,7 @@ export class LeaseStore {
       }
       batch.floor = Math.max(batch.floor, floor);
       const known = a.known ? 'a' + (a.known.address ?? '') : '';
-      const args = [component, a.contenderId, a.sessionId, a.ttlMs ?? '', a.fallbackTtlMs, known];
+      const args = [component, a.contenderId, a.sessionId, a.ttlMs ?? '', a.fallbackTtlMs, known, a.owner ?? ''];
       batch.items.push({ component, args, resolve, reject });
     });
   }
@@ -134,12 +135,19 @@ export class LeaseStore {
     sessionId: string,
     address: string,
     floor: number,
+    owner = '',
   ): Promise<ConfirmResult> {
-    return this.op('confirm', keys, component, [], floor, [contenderId, sessionId, address]);
+    return this.op('confirm', keys, component, [], floor, [contenderId, sessionId, address, owner]);
   }
 
-  resign(keys: ClusterKeys, component: Component, contenderId: string, sessionId: string, floor: number): Promise<ResignResult> {
-    return this.op('resign', keys, component, [], floor, [contenderId, sessionId]);
+  /** `force`: an admin's resignation, whichever access token campaigned. */
+  resign(
+    keys: ClusterKeys,
+    component: Component,
+    a: { contenderId: string; sessionId: string; owner?: string; force?: boolean },
+    floor: number,
+  ): Promise<ResignResult> {
+    return this.op('resign', keys, component, [], floor, [a.contenderId, a.sessionId, a.owner ?? '', a.force ? '1' : '0']);
   }
 
   /** A component published under a leadership runs out with it: then the leadership ends,

@@ -1,5 +1,6 @@
 /**
- * The Redis connections of a server (commands, pub/sub apart from them, and blob chunks)
+ * The Redis connections of a server (leases, pub/sub apart from them, and the stores apart
+ * from both)
  * and what it knows of Redis's health: whether commands and pub/sub are usable, and
  * whether Redis lost its data.
  *
@@ -68,6 +69,9 @@ interface LinkEvents {
 
 const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
 
+/** The stores' commands may take this many times a lease's (REDIS_COMMAND_TIMEOUT_MS). */
+const BULK_TIMEOUT_FACTOR = 10;
+
 /** The memory policy is read again every this many health checks (and at every recovery),
  * since a CONFIG SET can change it under a running server (and a failover, which the
  * replication id read at every check tells, reads it at once). */
@@ -78,15 +82,21 @@ const POLICY_CHECK_EVERY = 20;
 const BEAT_TTL_MS = 3_600_000;
 
 export class RedisLink extends EventEmitter<LinkEvents> {
+  /** Leases: elections, renewals, the views' syncs, and the health check. Nothing a tenant
+   * stores goes over it, so that no renewal waits in a queue behind someone's 32 MiB plan
+   * (Redis answers each connection in order). */
   readonly cmd: Redis;
   readonly sub: Redis;
-  /** Blob chunks go over a connection of their own, so that no lease renewal waits behind
-   * a megabyte of someone's upload. */
+  /** The stores, their reads and writes (job results, plans, checkpoints, blobs and their
+   * chunks): a connection of their own, which bulk traffic may fill without delaying
+   * a lease. */
   readonly bulk: Redis;
-  /** Writes that replicas must hold before they are acknowledged run here, each followed
-   * by WAIT, which blocks its connection until the replicas answer: never the connection
-   * of reads, renewals without replicas, or the health check. */
+  /** Writes of leases that replicas must hold before they are acknowledged run here, each
+   * followed by WAIT, which blocks its connection until the replicas answer: never the
+   * connection of reads, renewals without replicas, or the health check. */
   readonly acked: Redis;
+  /** The same for store writes, apart from the leases' for the reason `bulk` is. */
+  readonly bulkAcked: Redis;
   private healthy = false;
   private marker: string | null = null;
   private readonly dataLoss: DataLossReport = { count: 0, lastDetectedAt: null, clusters: [] };
@@ -135,9 +145,14 @@ export class RedisLink extends EventEmitter<LinkEvents> {
         : new Redis({ ...opts.redis, ...base, ...extra, connectionName: name });
     this.cmd = make('leasehold', { commandTimeout: opts.commandTimeoutMs });
     this.sub = make('leasehold-sub', {});
-    this.bulk = make('leasehold-bulk', { commandTimeout: opts.commandTimeoutMs });
+    // A store's answer of megabytes may queue behind others' on its connection: it gets
+    // longer than a lease's command. An outage is answered fast all the same: the health
+    // check (on `cmd`) marks Redis down, and the stores refuse while it is.
+    const bulkTimeoutMs = BULK_TIMEOUT_FACTOR * opts.commandTimeoutMs;
+    this.bulk = make('leasehold-bulk', { commandTimeout: bulkTimeoutMs });
     this.acked = make('leasehold-acked', { commandTimeout: opts.commandTimeoutMs + opts.ackTimeoutMs });
-    for (const conn of [this.bulk, this.acked]) conn.on('error', (err) => this.log.debug({ err }, 'redis connection error'));
+    this.bulkAcked = make('leasehold-bulk-acked', { commandTimeout: bulkTimeoutMs + opts.ackTimeoutMs });
+    for (const conn of [this.bulk, this.acked, this.bulkAcked]) conn.on('error', (err) => this.log.debug({ err }, 'redis connection error'));
     for (const conn of [this.cmd, this.sub]) {
       conn.on('error', (err) => this.log.debug({ err }, 'redis connection error'));
       conn.on('close', () => this.markDown('connection closed'));
@@ -331,16 +346,27 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.closed = true;
     this.healthy = false;
     clearInterval(this.timer);
-    const conns = [this.cmd, this.sub, this.bulk, this.acked];
+    const conns = [this.cmd, this.sub, this.bulk, this.acked, this.bulkAcked];
     await Promise.allSettled(conns.map((c) => c.quit()));
     for (const c of conns) c.disconnect();
   }
 }
 
+/** Rejects when `p` has not settled within `ms`. When the timer fires, an answer may
+ * already wait in the socket, unread because this process was busy (a flood of large
+ * reads, a starved CPU): timers run before I/O in a turn of the event loop, so it gets
+ * that turn's I/O first (setImmediate runs after it); only a Redis that did not answer
+ * counts as down. */
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
+  let late: NodeJS.Immediate;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer from redis within ${ms} ms`)), ms);
+    timer = setTimeout(() => {
+      late = setImmediate(() => reject(new Error(`no answer from redis within ${ms} ms`)));
+    }, ms);
   });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([p, timeout]).finally(() => {
+    clearTimeout(timer);
+    clearImmediate(late);
+  });
 }

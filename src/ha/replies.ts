@@ -59,6 +59,8 @@ export const Code = {
   Published: 10,
   /** The leadership was campaigned for with another access token. */
   NotOwner: 11,
+  /** renew, confirm, resign: the lease was campaigned for with another access token. */
+  NotLeaseOwner: 12,
 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
@@ -73,6 +75,7 @@ export const LEADER_FIELDS = {
   ttlMs: 'ttl',
   lockDelayMs: 'ld',
   delayedUntil: 'ldu',
+  owner: 'own',
 } as const;
 
 /** A script answered what its header does not say: a bug, or a script and server that
@@ -107,6 +110,8 @@ const CODE_ERRORS: Partial<Record<Code, (owner: Component, values: string[]) => 
       'IdempotentAnswerGone',
       'the request with this Idempotency-Key was done, but what it answered is gone or changed since, so its answer cannot be repeated; read the current state',
     ),
+  [Code.NotLeaseOwner]: (owner) =>
+    new HaError('NotLeaseOwner', `the lease of ${owner} was campaigned for with another access token; only that token (or an admin's resignation) acts on it`),
 };
 
 /** A quota's refusal: idempotency records free up as they expire (429, with the time until
@@ -150,18 +155,18 @@ export interface OpResult<C extends Code = Code> {
 export type CampaignResult = OpResult<
   typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held | typeof Code.RolledBack | typeof Code.InGrace | typeof Code.LockDelay | typeof Code.LeadershipHeld
 >;
-export type ConfirmResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
-export type ResignResult = OpResult<typeof Code.Done | typeof Code.Free | typeof Code.Held>;
+export type ConfirmResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free | typeof Code.NotLeaseOwner>;
+export type ResignResult = OpResult<typeof Code.Done | typeof Code.Free | typeof Code.Held | typeof Code.NotLeaseOwner>;
 /** Done: expired now; Held: still held (renewed meanwhile); Free: nothing to record. */
 export type ExpireResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free | typeof Code.Published>;
 /** Done: renewed (the leader is null when it is the one the caller knows). */
-export type RenewResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free>;
+export type RenewResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free | typeof Code.NotLeaseOwner>;
 
 /** The scripts whose reply is {code, leader json or false, lease ms left, changes...}. */
 const OP_CODES = {
   campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.LockDelay, Code.LeadershipHeld],
-  confirm: [Code.Done, Code.Held, Code.Free],
-  resign: [Code.Done, Code.Free, Code.Held],
+  confirm: [Code.Done, Code.Held, Code.Free, Code.NotLeaseOwner],
+  resign: [Code.Done, Code.Free, Code.Held, Code.NotLeaseOwner],
   expire: [Code.Done, Code.Held, Code.Free, Code.Published],
 } as const;
 export type OpScript = keyof typeof OP_CODES;
@@ -194,6 +199,9 @@ export function decodeRenewals<T>(r: ScriptReply, items: readonly T[], deliver: 
         changes: changesOf(r, at + 4, at + 4 + n),
       });
       at += 4 + n;
+    } else if (code === Code.NotLeaseOwner) {
+      deliver(item, { code, leader: null, ttlMs: 0, changes: [] });
+      at += 1;
     } else {
       throw unexpectedReply('renew', code);
     }

@@ -4,6 +4,7 @@
  * it. With no token configured the server is open, and every caller counts as admin.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
 import { ROLES, type Role, type TokenGrant } from '../config.js';
 import { httpError } from './errors.js';
 
@@ -33,8 +34,9 @@ export class Access {
   }
 
   /** Throws 401 without a known bearer token, 403 when its role or clusters do not allow
-   * `role` on `clusterId`; answers the token's name (null when open). */
-  check(authorization: string | undefined, role: Role, clusterId: string | undefined): string | null {
+   * `role` on `clusterId`; answers the token's name and whether it is an admin's (null when
+   * open). */
+  check(authorization: string | undefined, role: Role, clusterId: string | undefined): { name: string; admin: boolean } | null {
     if (this.open) return null;
     const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? '');
     const grant = m && this.find(m[1]);
@@ -43,7 +45,7 @@ export class Access {
     if (grant.clusters && !(clusterId !== undefined && grant.clusters.has(clusterId))) {
       throw httpError(403, `token '${grant.name}' may not touch cluster '${clusterId}'`);
     }
-    return grant.name;
+    return { name: grant.name, admin: grant.rank === ROLES.indexOf('admin') };
   }
 
   /** Compares the digest against every grant's, all of them, in constant time each. */
@@ -64,6 +66,18 @@ export function routeRole(method: string, url: string): Role | null {
   if (url.startsWith('/v1/clusters/:clusterId/leaders/') || url.startsWith('/v1/clusters/:clusterId/leadership/')) return 'contend';
   if (url === '/v1/clusters/:clusterId') return 'admin';
   return 'write';
+}
+
+/** Who calls, as leases and leaderships keep it: the name of the caller's token, '' when the
+ * server runs open (where any caller may act on any lease). */
+export function ownerOf(req: FastifyRequest): string {
+  return req.grant ?? '';
+}
+
+/** Whether the caller may end a lease or leadership campaigned for with another token: an
+ * admin's (open: anyone's, but there every lease has the same owner anyway). */
+export function mayForce(req: FastifyRequest): boolean {
+  return req.grantAdmin === true;
 }
 
 function digest(token: string): Buffer {

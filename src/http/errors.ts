@@ -11,6 +11,7 @@ const HA_STATUS: Record<HaErrorCode, number> = {
   LeadershipHeld: 409,
   ComponentLeasesHeld: 409,
   NotLeadershipOwner: 403,
+  NotLeaseOwner: 403,
   RedisUnavailable: 503,
   RedisOutOfMemory: 503,
   GracePeriod: 503,

@@ -28,5 +28,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The name of the caller's token, once checked (auth.ts); null when open or unchecked. */
     grant: string | null;
+    /** Whether that token is an admin's: it may force a resignation (auth.ts). */
+    grantAdmin: boolean;
   }
 }

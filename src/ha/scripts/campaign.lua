@@ -12,13 +12,16 @@
         7 ttl (ms)  8 address, or ''  9 token_floor
         10 grace_ms: the longest TTL the caller knows was granted in this cluster
         11 lock_delay: ms the component stays free of grants after this grant expires
+        12 owner: the name of the caller's access token ('' when the server runs open),
+           kept with the grant: only that token renews, confirms or resigns it
 
   Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
   Returns {code, leader json or false, lease ms left, change payloads...}
   Codes:
     DONE (0)                     granted now
-    ALREADY_HELD (3)             held by this contender already: extended (and confirmed)
+    ALREADY_HELD (3)             held by this contender already (campaigned for with this
+                                 token): extended (and confirmed)
     HELD (1)                     held by another contender or session
     LEADERSHIP_HELD (8)          a leadership leads the cluster (or ran out and was not
                                  ended yet: then the lease ms left is 0)
@@ -34,7 +37,7 @@
 local lease_key, leader_key, components_key, grace_key, ls_key = KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local component, contender_id, session_id = ARGV[4], ARGV[5], ARGV[6]
 local ttl, address, token_floor, grace_ms = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-local lock_delay = ARGV[11]
+local lock_delay, owner = ARGV[11], ARGV[12]
 
 -- Before anything else: a lease restored from older data must not be handed back.
 if rolled_back() then
@@ -50,7 +53,8 @@ local h = read_leader(leader_key)
 local changes = {}
 
 if holder then
-  if holder == h[SESSION] and h[CONTENDER] == contender_id and h[LIVE] == LIVE_YES then
+  if holder == h[SESSION] and h[CONTENDER] == contender_id and h[LIVE] == LIVE_YES
+    and owner_ok(redis.call('HGET', leader_key, F_OWNER), owner) then
     local notices = {}
     set_ttl(lease_key, component, h[SESSION], ttl, notices)
     publish_ttls(notices)
@@ -78,7 +82,7 @@ local tok = int(next_value(h[TOKEN], token_floor))
 local at = int(math.floor(now_us() / 1000))
 redis.call('SET', lease_key, session_id, 'PX', ttl, 'NX')
 redis.call('HSET', leader_key, F_CONTENDER, contender_id, F_SESSION, session_id, F_TOKEN, tok,
-  F_ADDRESS, address, F_ACQUIRED, at, F_LIVE, LIVE_YES, F_TTL, ttl, F_LOCK_DELAY, lock_delay, F_DELAYED_UNTIL, '0')
+  F_ADDRESS, address, F_ACQUIRED, at, F_LIVE, LIVE_YES, F_TTL, ttl, F_LOCK_DELAY, lock_delay, F_DELAYED_UNTIL, '0', F_OWNER, owner)
 redis.call('SADD', components_key, component)
 local leader = leader_json({contender_id, session_id, tok, address, at})
 changes[#changes + 1] = emit('granted', component, leader, tonumber(ttl))

@@ -10,7 +10,7 @@
         8.. lease and leader hash of each component of the cluster, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 contender_id  5 session_id: the session of a new grant  6 ttl (ms)
-        7 owner: digest of the caller's access token, or ''  8 token_floor
+        7 owner: the name of the caller's access token, or ''  8 token_floor
         9 grace_ms: the longest TTL the caller knows was granted in this cluster
         10.. the components, as read from components_key
 
@@ -46,7 +46,7 @@ if not names_exactly(list, components_key, 'SCARD', 'SISMEMBER') then return {CH
 local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
 if holder then
-  if holds(holder, ls, holder) and ls[CONTENDER] == contender_id and owned_by(ls, owner) then
+  if holds(holder, ls, holder) and ls[CONTENDER] == contender_id and owner_ok(ls[LS_OWNER], owner) then
     local notices = {}
     redis.call('PEXPIRE', ls_lease_key, ttl)
     for _, c in ipairs(list) do

@@ -8,7 +8,7 @@
         (lib/cluster_leadership.lua)  6 components_key
         7 lease_key  8 leader_key: the component's lease and leader hash
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
-        4 component  5 session_id  6 address  7 owner: digest of the caller's access token
+        4 component  5 session_id  6 address  7 owner: the name of the caller's access token, or ''
 
   Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
@@ -28,7 +28,7 @@ local component, session_id, address, owner = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
 if not holds(holder, ls, session_id) then return not_held_reply(holder, ls, {}) end
-if not owned_by(ls, owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
+if not owner_ok(ls[LS_OWNER], owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
 
 local left = redis.call('PTTL', ls_lease_key)
 local h = read_leader(leader_key)
@@ -47,7 +47,7 @@ end
 if not redis.call('GET', lease_key) then settle_expired(leader_key, h, component, changes) end
 redis.call('SET', lease_key, session_id, 'PX', left)
 redis.call('HSET', leader_key, F_CONTENDER, ls[CONTENDER], F_SESSION, session_id, F_TOKEN, ls[TOKEN],
-  F_ADDRESS, address, F_ACQUIRED, ls[ACQUIRED], F_LIVE, LIVE_YES, F_TTL, ls[TTL], F_PUBLISHED, '1')
+  F_ADDRESS, address, F_ACQUIRED, ls[ACQUIRED], F_LIVE, LIVE_YES, F_TTL, ls[TTL], F_PUBLISHED, '1', F_OWNER, ls[LS_OWNER] or '')
 redis.call('SADD', components_key, component)
 redis.call('HSET', published_key, component, address)
 local leader = leader_json({ls[CONTENDER], session_id, ls[TOKEN], address, ls[ACQUIRED]})

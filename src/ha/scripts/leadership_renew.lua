@@ -10,7 +10,7 @@
         4 origin: the caller's name in the message of new TTLs, so that it skips its own
         5 contender_id  6 session_id  7 ttl (ms), '' to keep the leadership's own
         8 fallback ttl (for a leadership that has none recorded)
-        9 owner: digest of the caller's access token, or ''
+        9 owner: the name of the caller's access token, or ''
         10.. the published components, as the caller believes
 
   Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
@@ -32,21 +32,15 @@ local list = listed_from(6)
 
 local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
-if holds(holder, ls, session_id) and ls[CONTENDER] == contender_id then
-  if not owned_by(ls, owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
-  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
-  if ttl == '' then
-    ttl = ls[TTL] or fallback_ttl
-  elseif ttl ~= ls[TTL] then
-    redis.call('HSET', ls_key, F_TTL, ttl)
-  end
-  local notices = {}
-  redis.call('PEXPIRE', ls_lease_key, ttl)
-  for _, c in ipairs(list) do set_ttl(c[2], c[1], session_id, ttl, notices) end
-  publish_ttls(notices, origin)
-  return reply(DONE, leader_json(ls), tonumber(ttl), ttl, {}, redis.call('HGETALL', published_key))
+local refused = refusal(holder, ls, list, contender_id, session_id, owner, false)
+if refused then return refused end
+if ttl == '' then
+  ttl = ls[TTL] or fallback_ttl
+elseif ttl ~= ls[TTL] then
+  redis.call('HSET', ls_key, F_TTL, ttl)
 end
-
-local changes = settle_ended(holder, ls, list)
-if not changes then return {CHANGED} end
-return not_held_reply(holder, ls, changes)
+local notices = {}
+redis.call('PEXPIRE', ls_lease_key, ttl)
+for _, c in ipairs(list) do set_ttl(c[2], c[1], session_id, ttl, notices) end
+publish_ttls(notices, origin)
+return reply(DONE, leader_json(ls), tonumber(ttl), ttl, {}, redis.call('HGETALL', published_key))

@@ -8,8 +8,9 @@
         (lib/cluster_leadership.lua)
         6.. lease and leader hash of each published component, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
-        4 contender_id  5 session_id  6 owner: digest of the caller's access token, or ''
-        7.. the published components, as read
+        4 contender_id  5 session_id  6 owner: the name of the caller's access token, or ''
+        7 force: '1' for an admin's resignation, whoever's token campaigned, else '0'
+        8.. the published components, as read
 
   Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
@@ -24,16 +25,11 @@
 ]]
 -- @include "lib/cluster_leadership.lua"
 
-local contender_id, session_id, owner = ARGV[4], ARGV[5], ARGV[6]
+local contender_id, session_id, owner, force = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local list = listed_from(6)
 
 local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
-if holds(holder, ls, session_id) and ls[CONTENDER] == contender_id then
-  if not owned_by(ls, owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
-  if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
-  return reply(DONE, false, 0, 0, end_leadership(list, ls, 'revoked'))
-end
-local changes = settle_ended(holder, ls, list)
-if not changes then return {CHANGED} end
-return not_held_reply(holder, ls, changes)
+local refused = refusal(holder, ls, list, contender_id, session_id, owner, force == '1')
+if refused then return refused end
+return reply(DONE, false, 0, 0, end_leadership(list, ls, 'revoked'))

@@ -7,7 +7,7 @@
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
         (lib/cluster_leadership.lua)  6 lease_key  7 leader_key: the component's
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
-        4 component  5 session_id  6 owner: digest of the caller's access token, or ''
+        4 component  5 session_id  6 owner: the name of the caller's access token, or ''
 
   Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
@@ -27,7 +27,7 @@ local component, session_id, owner = ARGV[4], ARGV[5], ARGV[6]
 local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
 if not holds(holder, ls, session_id) then return not_held_reply(holder, ls, {}) end
-if not owned_by(ls, owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
+if not owner_ok(ls[LS_OWNER], owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
 
 local removed = redis.call('HDEL', published_key, component)
 local h = redis.call('HMGET', leader_key, F_SESSION, F_LIVE, F_PUBLISHED)

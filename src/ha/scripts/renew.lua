@@ -8,10 +8,11 @@
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 origin: the caller's name, a field of the message of new TTLs, so that it can
           skip its own
-        6i - 1 .. 6i + 4 of the i-th renewal: component, contender id, session id, ttl in ms
+        7i - 2 .. 7i + 4 of the i-th renewal: component, contender id, session id, ttl in ms
           ('' to keep the lease's own), fallback ttl (for a lease that has none recorded),
-          and known: what the caller knows of the leader, '' nothing, else 'a' followed by
-          its address
+          known: what the caller knows of the leader, '' nothing, else 'a' followed by
+          its address, and owner: the name of the caller's access token ('' when the
+          server runs open)
 
   Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
@@ -26,6 +27,8 @@
     FREE (2)                     not held by anyone. After HELD and FREE follow: leader
                                  json or false, lease ms left, how many change payloads
                                  follow, the payloads
+    NOT_LEASE_OWNER (12)         held by this contender and session, campaigned for with
+                                 another access token: nothing changed, nothing follows
 ]]
 -- @include "lib/leadership.lua"
 
@@ -34,14 +37,18 @@ local origin = ARGV[4]
 local out, notices = {}, {}
 for i = 1, (#KEYS - 2) / 2 do
   local lease_key, leader_key = KEYS[2 * i + 1], KEYS[2 * i + 2]
-  local a = 6 * i - 1
+  local a = 7 * i - 2
   local component, contender_id, session_id = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-  local ttl, fallback_ttl, known = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local ttl, fallback_ttl, known, owner = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local holder = redis.call('GET', lease_key)
   -- The hot path reads only what it compares.
-  local h = redis.call('HMGET', leader_key, F_CONTENDER, F_SESSION, F_TTL, F_ADDRESS)
-  local h_contender, h_session, h_ttl, h_address = h[1], h[2], h[3], h[4]
-  if holder and holder == session_id and h_session == session_id and h_contender == contender_id then
+  local h = redis.call('HMGET', leader_key, F_CONTENDER, F_SESSION, F_TTL, F_ADDRESS, F_OWNER)
+  local h_contender, h_session, h_ttl, h_address, h_owner = h[1], h[2], h[3], h[4], h[5]
+  local held = holder and holder == session_id and h_session == session_id and h_contender == contender_id
+  if held and not owner_ok(h_owner, owner) then
+    out[#out + 1] = NOT_LEASE_OWNER
+  elseif held then
+    if not h_owner then redis.call('HSET', leader_key, F_OWNER, owner) end
     if ttl == '' then
       ttl = h_ttl or fallback_ttl
     elseif ttl ~= h_ttl then

@@ -17,6 +17,7 @@ import {
 import { parseDuration } from '../duration.js';
 import { badRequest } from '../errors.js';
 import type { Response } from '../requestLogging.js';
+import { mayForce, ownerOf } from '../auth.js';
 
 const MAX_WAIT_MS = 5 * 60_000;
 /** Reads and renewals answer JSON text put together by encode.ts, in the shapes of
@@ -119,7 +120,13 @@ export function leaderRoutes(app: App, { ha, config, metrics }: RouteContext): v
 
     app.post(`${base}/campaign`, { schema: { params, body: bodies.campaign, response: { 200: CampaignResponse } } }, async (req) => {
       const { contenderId, ttlMs = config.leaseTtl.defaultMs, address, lockDelayMs } = req.body;
-      const r = await ha.election.campaign(req.params.clusterId, componentOf(req.params), { contenderId, ttlMs, address, lockDelayMs });
+      const r = await ha.election.campaign(req.params.clusterId, componentOf(req.params), {
+        contenderId,
+        ttlMs,
+        address,
+        lockDelayMs,
+        owner: ownerOf(req),
+      });
       return { granted: r.granted, leader: stateJson(r.leader) };
     });
 
@@ -127,7 +134,7 @@ export function leaderRoutes(app: App, { ha, config, metrics }: RouteContext): v
     // renewal's own continuation (an async handler would add a promise and a turn).
     app.post(`${base}/renew`, { schema: { params, body: bodies.renew } }, (req, reply) => {
       const { contenderId, sessionId, ttlMs } = req.body;
-      ha.election.renew(req.params.clusterId, componentOf(req.params), contenderId, sessionId, ttlMs, config.leaseTtl.defaultMs).then(
+      ha.election.renew(req.params.clusterId, componentOf(req.params), contenderId, sessionId, ttlMs, config.leaseTtl.defaultMs, ownerOf(req)).then(
         (s) => reply.type(JSON_TYPE).send(renewedText(s)),
         (err: unknown) => reply.send(err),
       );
@@ -135,13 +142,16 @@ export function leaderRoutes(app: App, { ha, config, metrics }: RouteContext): v
 
     app.post(`${base}/confirm`, { schema: { params, body: bodies.confirm, response: { 200: LeaseResponse } } }, async (req) => {
       const { contenderId, sessionId, address } = req.body;
-      const s = await ha.election.confirm(req.params.clusterId, componentOf(req.params), contenderId, sessionId, address);
+      const s = await ha.election.confirm(req.params.clusterId, componentOf(req.params), contenderId, sessionId, address, ownerOf(req));
       return { leader: stateJson(s) };
     });
 
     app.post(`${base}/resign`, { schema: { params, body: bodies.resign, response: { 200: ResignResponse } } }, async (req) => {
       const { contenderId, sessionId } = req.body;
-      const released = await ha.election.resign(req.params.clusterId, componentOf(req.params), contenderId, sessionId);
+      const released = await ha.election.resign(req.params.clusterId, componentOf(req.params), contenderId, sessionId, {
+        owner: ownerOf(req),
+        force: mayForce(req),
+      });
       return { released };
     });
   }

@@ -1,29 +1,20 @@
 /** A cluster's leadership (docs/api.md, "The leadership"): campaign, renew, resign,
  * publish and unpublish a component's leader information, an admin's revoke, and GET. */
-import { createHash } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { mayForce, ownerOf } from '../auth.js';
 import { stateJson } from '../encode.js';
 import type { App, RouteContext } from '../types.js';
-import { BlockingQuery, ClusterParams } from '../schemas.js';
+import { BlockingQuery, ClusterParams, LeaseResponse, ResignResponse } from '../schemas.js';
 import {
   LeadershipCampaignResponse,
   leadershipBodies,
   LeadershipRenewResponse,
   LeadershipResponse,
+  RevokeResponse,
+  UnpublishResponse,
 } from '../leadershipSchemas.js';
-import { LeaseResponse, ResignResponse } from '../schemas.js';
-import { RevokeResponse, UnpublishResponse } from '../leadershipSchemas.js';
-import { Type } from 'typebox';
 
 const BASE = '/v1/clusters/:clusterId/leadership';
-
-/** The caller's access token as the leadership keeps it: a digest, never the token ('' when
- * the server runs open, where any caller may act on it). */
-function ownerOf(req: FastifyRequest, open: boolean): string {
-  if (open) return '';
-  const m = /^Bearer ([^\s]+)$/i.exec(req.headers.authorization ?? '');
-  return createHash('sha256').update(m?.[1] ?? '').digest('hex');
-}
 
 /** A component as the HA core names it: job ids in lower case. */
 function component(name: string): string {
@@ -32,7 +23,6 @@ function component(name: string): string {
 
 export function leadershipRoutes(app: App, { ha, config }: RouteContext): void {
   const bodies = leadershipBodies(config);
-  const open = config.tokens.length === 0;
   // `?consistent` as leader reads take it; a leadership is read from Redis in any case.
   const ReadQuery = Type.Object({ consistent: BlockingQuery.properties.consistent }, { additionalProperties: false });
 
@@ -42,7 +32,7 @@ export function leadershipRoutes(app: App, { ha, config }: RouteContext): void {
 
   app.post(`${BASE}/campaign`, { schema: { params: ClusterParams, body: bodies.campaign, response: { 200: LeadershipCampaignResponse } } }, async (req) => {
     const { contenderId, ttlMs = config.leaseTtl.defaultMs } = req.body;
-    return ha.leadership.campaign(req.params.clusterId, { contenderId, ttlMs, owner: ownerOf(req, open) });
+    return ha.leadership.campaign(req.params.clusterId, { contenderId, ttlMs, owner: ownerOf(req) });
   });
 
   app.post(`${BASE}/renew`, { schema: { params: ClusterParams, body: bodies.renew, response: { 200: LeadershipRenewResponse } } }, async (req) => {
@@ -52,14 +42,14 @@ export function leadershipRoutes(app: App, { ha, config }: RouteContext): void {
       sessionId,
       ttlMs,
       fallbackTtlMs: config.leaseTtl.defaultMs,
-      owner: ownerOf(req, open),
+      owner: ownerOf(req),
     });
     return { leadership };
   });
 
   app.post(`${BASE}/resign`, { schema: { params: ClusterParams, body: bodies.resign, response: { 200: ResignResponse } } }, async (req) => {
     const { contenderId, sessionId } = req.body;
-    return { released: await ha.leadership.resign(req.params.clusterId, { contenderId, sessionId, owner: ownerOf(req, open) }) };
+    return { released: await ha.leadership.resign(req.params.clusterId, { contenderId, sessionId, owner: ownerOf(req), force: mayForce(req) }) };
   });
 
   app.post(`${BASE}/publish`, { schema: { params: ClusterParams, body: bodies.publish, response: { 200: LeaseResponse } } }, async (req) => {
@@ -68,7 +58,7 @@ export function leadershipRoutes(app: App, { ha, config }: RouteContext): void {
       sessionId,
       component: component(req.body.component),
       address,
-      owner: ownerOf(req, open),
+      owner: ownerOf(req),
     });
     return { leader: stateJson(s) };
   });
@@ -78,7 +68,7 @@ export function leadershipRoutes(app: App, { ha, config }: RouteContext): void {
     const removed = await ha.leadership.unpublish(req.params.clusterId, {
       sessionId,
       component: component(req.body.component),
-      owner: ownerOf(req, open),
+      owner: ownerOf(req),
     });
     return { removed };
   });

@@ -4,7 +4,7 @@
 --
 -- Beyond lib/leadership.lua's first keys and arguments, every such script takes:
 --   KEYS[3] ls_lease_key: the leadership's lease (its session id, with a TTL)
---   KEYS[4] ls_key: the leadership hash (lib/leader_hash.lua's fields, and F_OWNER)
+--   KEYS[4] ls_key: the leadership hash (lib/leader_hash.lua's fields)
 --   KEYS[5] published_key: component -> address of each component published under it
 -- and, where a script says so, a list of components as the caller read them: their lease
 -- and leader hash as the last pairs of KEYS, their names as the last ARGV.
@@ -46,11 +46,6 @@ end
 -- Whether `session` holds the leadership now.
 local function holds(holder, ls, session)
   return holder and holder == session and ls[SESSION] == session and ls[LIVE] == LIVE_YES
-end
-
--- Whether the access token that campaigned is the caller's ('' when none is configured).
-local function owned_by(ls, owner)
-  return (ls[LS_OWNER] or '') == owner
 end
 
 -- Ends the leadership: every live component published under it becomes leaderless, each
@@ -97,4 +92,19 @@ local function not_held_reply(holder, ls, changes)
       redis.call('HGETALL', published_key))
   end
   return reply(FREE, false, 0, 0, changes)
+end
+
+-- The check of a renewal and a resignation: nothing when `contender_id` and `session_id`
+-- hold the leadership, it was campaigned for with the caller's token (`owner`; an admin's
+-- resignation, `force`, skips that) and `list` names what is published; else the reply
+-- to answer (a leadership that ran out is ended here).
+local function refusal(holder, ls, list, contender_id, session_id, owner, force)
+  if holds(holder, ls, session_id) and ls[CONTENDER] == contender_id then
+    if not force and not owner_ok(ls[LS_OWNER], owner) then return reply(NOT_OWNER, false, 0, 0, {}) end
+    if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
+    return nil
+  end
+  local changes = settle_ended(holder, ls, list)
+  if not changes then return {CHANGED} end
+  return not_held_reply(holder, ls, changes)
 end

@@ -27,3 +27,4 @@ local LEADERSHIP_HELD = 8           -- a leadership leads the cluster: no per-co
 local COMPONENT_LEASES_HELD = 9     -- per-component leases live in the cluster: no leadership
 local PUBLISHED = 10                -- the lease is a component published under a leadership
 local NOT_OWNER = 11                -- the leadership was campaigned for with another access token
+local NOT_LEASE_OWNER = 12          -- the lease was campaigned for with another access token

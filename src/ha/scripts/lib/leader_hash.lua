@@ -13,6 +13,7 @@ local F_LIVE = 'live'       -- LIVE_YES while the lease is live, else '0'
 local F_TTL = 'ttl'         -- the lease's TTL (ms): what a renewal without one keeps
 local F_LOCK_DELAY = 'ld'   -- the grant's lock delay (ms): how long its expiry keeps others out
 local F_DELAYED_UNTIL = 'ldu' -- when the lock delay after its expiry ends (ms, Redis's clock), or 0
+local F_OWNER = 'own'       -- the name of the access token that campaigned, '' when the server runs open
 local LIVE_YES = '1'
 
 -- Positions in read_leader's answer.

@@ -103,6 +103,14 @@ local function holder_json(holder, h)
   return false
 end
 
+-- Whether the caller may act on a lease or leadership: `owner` is the name of its access
+-- token ('' when the server runs open), `stored` the one that campaigned (F_OWNER). A lease
+-- granted by a server from before owners were kept has none (false): any caller, and
+-- renew.lua records the first renewer's.
+local function owner_ok(stored, owner)
+  return stored == owner or not stored
+end
+
 -- HELD when the lease key is set, else FREE: what a caller that does not hold it learns.
 local function not_held(holder)
   if holder then return HELD end

@@ -66,8 +66,9 @@ export class ClusterView {
     return this.sync.live;
   }
 
+  /** Nobody waits on it, and it times no live lease (whose expiry it must record). */
   get idle(): boolean {
-    return this.subscribers.idle;
+    return this.subscribers.idle && !this.sync.timing;
   }
 
   /** Whether a replay or resync is under way. */

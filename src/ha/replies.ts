@@ -226,6 +226,8 @@ export interface SyncResult {
   /** Expiries the sync itself recorded, in order. */
   changes: Change[];
   state: Map<Component, { leader: Leader | null; ttlMs: number }>;
+  /** The index before the call's own changes (sync.lua; leaseStore.ts reads it). */
+  startIndex?: number;
 }
 
 export interface ChangesResult {
@@ -245,7 +247,8 @@ export function decodeSync(r: ScriptReply, components: readonly Component[]): Sy
   components.forEach((c, k) => {
     state.set(c, { leader: parseLeader(r[3 + n + 2 * k] as string | null), ttlMs: r[4 + n + 2 * k] as number });
   });
-  return { index: r[0], rolledBack: r[1] === 1, changes: changesOf(r, 3, 3 + n), state };
+  const startIndex = r[3 + n + 2 * components.length] as number;
+  return { index: r[0], rolledBack: r[1] === 1, changes: changesOf(r, 3, 3 + n), state, startIndex };
 }
 
 /** raise_index.lua: the new index. */

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { SYNC_BATCH } from '../src/ha/leaseStore.js';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
 import { post, randomJobId, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 
@@ -121,4 +122,48 @@ test('resigned, revoked and published job managers leave no per-job key', async 
   assert.ok(pub.body.leader.fencingToken > la.fencingToken);
   await waitFor(async () => perJob(await keysOf(c)).length === 0, 10_000, 'the expired leadership leaves no per-job key');
   assert.equal(await redis.scard(`lh:{${c}}:components`), 0);
+});
+
+/** The EVAL/EVALSHA calls SLOWLOG recorded (threshold 0: every command), with how many
+ * keys each was given: a script's entries are its keys (sync, cleanup). */
+async function scriptCalls(): Promise<Array<{ keys: number; micros: number }>> {
+  const entries = (await redis.call('SLOWLOG', 'GET', '-1')) as Array<[number, number, number, string[]]>;
+  return entries
+    .filter((e) => /^eval/i.test(String(e[3][0])))
+    .map((e) => ({ keys: Number(e[3][2]), micros: Number(e[2]) }));
+}
+
+test(`opening a cluster with ${JOB_MANAGERS} job managers that ran out unnoticed is done in bounded batches`, { timeout: 300_000 }, async () => {
+  const c = uniqueCluster('left');
+  const jobs = Array.from({ length: JOB_MANAGERS }, () => randomJobId());
+  await inParallel(jobs, async (job) => void (await campaign(c, job, 300_000)));
+  // The server goes; the leases run out with nobody to see it (their keys deleted here).
+  await srv.close();
+  const leases: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `lh:{${c}}:lease:*`, 'COUNT', 1000);
+    leases.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  assert.equal(leases.length, JOB_MANAGERS);
+  for (let i = 0; i < leases.length; i += 1000) await redis.del(...leases.slice(i, i + 1000));
+  await redis.config('SET', 'slowlog-log-slower-than', '0');
+  await redis.config('SET', 'slowlog-max-len', '100000');
+  await redis.call('SLOWLOG', 'RESET');
+  try {
+    // A fresh server opens the cluster: every expiry is recorded, in batches.
+    srv = await startApp(null, redisProcess.url);
+    const started = Date.now();
+    const r = await fetch(`${srv.url}${base(c)}/leaders`);
+    assert.equal(r.status, 200);
+    assert.ok(Date.now() - started < 60_000, `opened in ${Date.now() - started} ms`);
+    await waitFor(async () => perJob(await keysOf(c)).length === 0, 60_000, 'no per-job key left');
+    const calls = await scriptCalls();
+    assert.ok(calls.length > 0);
+    const most = Math.max(...calls.map((x) => x.keys));
+    assert.ok(most <= 2 * SYNC_BATCH + 8, `a script call was given ${most} keys`);
+  } finally {
+    await redis.config('SET', 'slowlog-log-slower-than', '10000');
+  }
 });

@@ -66,9 +66,13 @@ export class ClusterView {
     return this.sync.live;
   }
 
-  /** Nobody waits on it, and it times no live lease (whose expiry it must record). */
   get idle(): boolean {
-    return this.subscribers.idle && !this.sync.timing;
+    return this.subscribers.idle;
+  }
+
+  /** Whether it times a live lease, whose expiry it is to record. */
+  get timing(): boolean {
+    return this.sync.timing;
   }
 
   /** Whether a replay or resync is under way. */

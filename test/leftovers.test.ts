@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { CLEANUP_BATCH } from '../src/ha/cleanup.js';
 import { SYNC_BATCH } from '../src/ha/leaseStore.js';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
 import { post, randomJobId, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
@@ -166,4 +167,26 @@ test(`opening a cluster with ${JOB_MANAGERS} job managers that ran out unnoticed
   } finally {
     await redis.config('SET', 'slowlog-log-slower-than', '10000');
   }
+});
+
+test('deleting a cluster of many job managers runs in bounded steps and reports them all', { timeout: 300_000 }, async () => {
+  const c = uniqueCluster('left');
+  const n = Math.min(JOB_MANAGERS, 4 * CLEANUP_BATCH + 1);
+  const jobs = Array.from({ length: n }, () => randomJobId());
+  await inParallel(jobs, async (job) => void (await campaign(c, job, 300_000)));
+  await redis.config('SET', 'slowlog-log-slower-than', '0');
+  await redis.config('SET', 'slowlog-max-len', '100000');
+  await redis.call('SLOWLOG', 'RESET');
+  try {
+    const r = await fetch(`${srv.url}${base(c)}`, { method: 'DELETE' });
+    const body = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(body));
+    assert.equal(body.deleted.leaders, n);
+    assert.equal(body.deleted.keys, 2 * n + 3, 'leases, leader hashes, index, log and components');
+    const most = Math.max(...(await scriptCalls()).map((x) => x.keys));
+    assert.ok(most <= 2 * CLEANUP_BATCH + 8, `a script call was given ${most} keys`);
+  } finally {
+    await redis.config('SET', 'slowlog-log-slower-than', '10000');
+  }
+  assert.deepEqual(await keysOf(c), []);
 });

@@ -120,7 +120,7 @@ export class HaServices {
     this.executionPlans = new RedisExecutionPlanStore(redis, writer);
     this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);
     this.blobs = new RedisBlobStore(this.link.bulk, writer);
-    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize, this.leadership);
+    this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */

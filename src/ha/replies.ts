@@ -349,12 +349,16 @@ export function decodeCleanupJob(r: ScriptReply): CleanupJobReply {
 }
 
 export type CleanupClusterReply =
-  | { code: typeof Code.Done; leaders: number; keys: number; changes: Change[] }
+  | { code: typeof Code.Done; changes: Change[]; tally: Record<string, number> }
   | { code: typeof Code.Changed };
 
-export function decodeCleanupCluster(r: ScriptReply): CleanupClusterReply {
+/** cleanup_cluster.lua: the changes of a begin or batch step; the tally after finish. */
+export function decodeCleanupCluster(r: ScriptReply, phase: 'begin' | 'batch' | 'finish'): CleanupClusterReply {
   const code = r[0];
   if (code === Code.Changed) return { code };
   if (code !== Code.Done) throw unexpectedReply('cleanup_cluster', code);
-  return { code, leaders: r[1] as number, keys: r[2] as number, changes: changesOf(r, 3) };
+  if (phase !== 'finish') return { code, changes: changesOf(r, 1), tally: {} };
+  const tally: Record<string, number> = {};
+  for (let i = 1; i + 1 < r.length; i += 2) tally[r[i] as string] = Number(r[i + 1]);
+  return { code, changes: [], tally };
 }

@@ -106,8 +106,8 @@ const ACL = [
   '+ping', '+hello', '+auth', '+select', '+client|setname', '+info',
   '+evalsha', '+eval', '+wait', '+subscribe', '+unsubscribe', '+scan',
   '+get', '+set', '+exists', '+del', '+unlink', '+time', '+pexpire', '+pttl', '+persist', '+incr', '+publish',
-  '+hget', '+hgetall', '+hmget', '+hset', '+hdel', '+hlen', '+hvals', '+hkeys', '+hexists',
-  '+sadd', '+srem', '+smembers', '+scard', '+sismember',
+  '+hget', '+hgetall', '+hmget', '+hset', '+hdel', '+hlen', '+hvals', '+hkeys', '+hexists', '+hincrby',
+  '+sadd', '+srem', '+smembers', '+sscan', '+scard', '+sismember',
   '+zadd', '+zrange', '+zcard', '+zremrangebyrank', '+xadd', '+xrange',
   '+rpush', '+llen', '+lindex',
 ];

@@ -197,10 +197,13 @@ export class Cleanup {
         const counted = COUNTED[kindOf(keys, k)];
         if (counted) add(counted, 1);
       }
-      // What was deleted and its count go together (MULTI), so that a retry counts each once.
-      const multi = this.redis.multi().unlink(...stores);
-      for (const [field, n] of tally) multi.hincrby(keys.cleanupTally, field, n);
-      await redisCall(() => multi.hincrby(keys.cleanupTally, 'keys', stores.length).pexpire(keys.cleanupTally, TALLY_MS).exec());
+      // What was deleted and its count go in one pipeline, so that a retry counts each once
+      // (short of a failure between the two commands).
+      const pipeline = this.redis.pipeline().unlink(...stores);
+      for (const [field, n] of tally) pipeline.hincrby(keys.cleanupTally, field, n);
+      const replies = await redisCall(() => pipeline.hincrby(keys.cleanupTally, 'keys', stores.length).pexpire(keys.cleanupTally, TALLY_MS).exec());
+      const failed = replies?.find(([err]) => err);
+      if (failed) throw new RedisUnavailableError(failed[0]!);
     } while (cursor !== '0');
     return found;
   }

@@ -61,8 +61,8 @@ async function inParallel<T>(items: T[], fn: (item: T) => Promise<void>): Promis
 async function campaign(c: string, job: string, ttlMs: number): Promise<{ sessionId: string; fencingToken: number }> {
   for (let attempt = 0; ; attempt++) {
     const r = await post(srv.url, `${base(c)}/leaders/jobmanager/${job}/campaign`, { contenderId: 'jm', ttlMs });
-    if (r.status === 503 && attempt < 20) {
-      await sleep(250);
+    if (r.status === 503 && attempt < 60) {
+      await sleep(500);
       continue;
     }
     assert.equal(r.body.granted, true, JSON.stringify(r.body));

@@ -41,6 +41,14 @@ const MAX_BATCH = 200;
  * in batches, so that no script runs for time proportional to a tenant's data. */
 export const SYNC_BATCH = 500;
 
+/** What a sync of one cluster is given (LeaseStore.sync). */
+interface SyncRequest {
+  keys: ClusterKeys;
+  believed: Map<Component, string>;
+  floor: number;
+  floors: { tokens: Record<Component, number>; graceMs: number };
+}
+
 interface RenewBatch {
   keys: ClusterKeys;
   floor: number;
@@ -169,11 +177,11 @@ export class LeaseStore {
       if ((await redisCall(() => redis.scard(keys.components))) + believed.size > SYNC_BATCH) break;
       const members = await redisCall(() => redis.smembers(keys.components));
       const components = [...new Set([...members, ...believed.keys()])];
-      const result = await this.syncBatch(keys, components, believed, floor, floors, true);
+      const result = await this.syncBatch({ keys, believed, floor, floors }, components, true);
       if (result !== Code.Changed) return result;
       if (attempt >= 10) throw new RedisUnavailableError(new Error('components kept changing during sync'));
     }
-    return this.syncInBatches(keys, believed, floor, floors);
+    return this.syncInBatches({ keys, believed, floor, floors });
   }
 
   /** A sync of a cluster too large for one call: batches of SYNC_BATCH components (SSCAN,
@@ -182,17 +190,13 @@ export class LeaseStore {
    * (made during the batches, their own expiries included) reach the caller's view through
    * pub/sub, to which it subscribed before the sync, and being whole states of their
    * components they bring each one up to date whatever its batch read. */
-  private async syncInBatches(
-    keys: ClusterKeys,
-    believed: Map<Component, string>,
-    floor: number,
-    floors: { tokens: Record<Component, number>; graceMs: number },
-  ): Promise<SyncResult> {
+  private async syncInBatches(req: SyncRequest): Promise<SyncResult> {
+    const { keys, believed } = req;
     const redis = this.scripts.redisClient;
     const out: SyncResult = { index: -1, rolledBack: false, changes: [], state: new Map() };
     const batch = async (components: Component[]) => {
       for (let i = 0; i < components.length; i += SYNC_BATCH) {
-        const r = await this.syncBatch(keys, components.slice(i, i + SYNC_BATCH), believed, floor, floors, false);
+        const r = await this.syncBatch(req, components.slice(i, i + SYNC_BATCH), false);
         if (r === Code.Changed) throw new Error('sync.lua answered CHANGED to a batch');
         if (out.index < 0) out.index = r.startIndex!;
         out.rolledBack ||= r.rolledBack;
@@ -211,11 +215,8 @@ export class LeaseStore {
   }
 
   private async syncBatch(
-    keys: ClusterKeys,
+    { keys, believed, floor, floors }: SyncRequest,
     components: Component[],
-    believed: Map<Component, string>,
-    floor: number,
-    floors: { tokens: Record<Component, number>; graceMs: number },
     whole: boolean,
   ): Promise<SyncResult | typeof Code.Changed> {
     const ks = [keys.index, keys.log, keys.components, keys.grace];

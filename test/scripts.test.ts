@@ -148,7 +148,7 @@ describe('the decoders', () => {
     changes: () => decodeChanges([3, 1]).index,
     fence_check: (code) => decodeFenceCheck(code),
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,
-    cleanup_cluster: (code) => decodeCleanupCluster([code, 1, 2]).code,
+    cleanup_cluster: (code) => decodeCleanupCluster([code], 'finish').code,
     ...(Object.fromEntries(
       LEADERSHIP_SCRIPTS.map((n) => [n, (code: number) => decodeLeadership(n, [code, null, 0, 0, 0]).code]),
     ) as Record<LeadershipScript, (code: number) => unknown>),
@@ -188,7 +188,7 @@ describe('the decoders', () => {
     assert.throws(() => decodeOp('expire', [Code.AlreadyHeld, null, 0]), /expire answered code 3/);
     assert.throws(() => decodeRenewals([Code.AlreadyHeld], [1], () => {}), /renew answered code 3/);
     assert.throws(() => decodeFenceCheck(1), /fence_check answered code 1/);
-    assert.throws(() => decodeCleanupCluster([Code.FenceStale]), /cleanup_cluster answered code -1/);
+    assert.throws(() => decodeCleanupCluster([Code.FenceStale], 'batch'), /cleanup_cluster answered code -1/);
   });
 
   test('each store error code maps to its error, with what followed it', () => {

@@ -107,7 +107,7 @@ const ACL = [
   '+evalsha', '+eval', '+wait', '+subscribe', '+unsubscribe', '+scan',
   '+get', '+set', '+exists', '+del', '+unlink', '+time', '+pexpire', '+pttl', '+persist', '+incr', '+publish',
   '+hget', '+hgetall', '+hmget', '+hset', '+hdel', '+hlen', '+hvals', '+hkeys', '+hexists', '+hincrby',
-  '+sadd', '+srem', '+smembers', '+scard', '+sismember',
+  '+sadd', '+srem', '+smembers', '+sscan', '+scard', '+sismember',
   '+zadd', '+zrange', '+zrangebyscore', '+zrem', '+zcount', '+zcard', '+zremrangebyrank', '+xadd', '+xrange',
   '+rpush', '+llen', '+lindex',
 ];

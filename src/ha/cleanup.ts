@@ -11,7 +11,6 @@ import { Code, decodeCleanupCluster, decodeCleanupJob, JOB_PARTS, staleFence, ty
 import { requireFence, type Fence } from './storeWriter.js';
 import type { RedisBlobStore } from './blobs.js';
 import type { ViewRegistry } from './views.js';
-import type { LeadershipService } from './leadership.js';
 
 export { JOB_PARTS, type JobPart };
 
@@ -42,9 +41,17 @@ const COUNTED: Record<string, keyof ClusterCleanupReport['deleted']> = {
   checkpoints: 'checkpoints',
   cpid: 'checkpointIdCounters',
 };
-/** Leadership keys: ended first, by one script that tells watchers; the store passes skip them. */
-const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader', 'grace', 'leadership']);
+/** Leadership keys (and the deletion's tally): ended by cleanup_cluster.lua, which tells
+ * watchers; the store passes skip them. */
+const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader', 'grace', 'leadership', 'cleanup']);
 const ATTEMPTS = 10;
+/** The most components one cleanup_cluster.lua step ends (issue 16: bounded scripts). */
+export const CLEANUP_BATCH = 500;
+/** How long a deletion holds the cluster's grace (no grant), renewed by every step. */
+const HOLD_MS = 30_000;
+/** How long the tally of a deletion that failed partway waits for its retry. */
+const TALLY_MS = 600_000;
+type Phase = 'begin' | 'batch' | 'finish';
 
 export class Cleanup {
   constructor(
@@ -53,7 +60,6 @@ export class Cleanup {
     private readonly views: ViewRegistry,
     private readonly blobs: RedisBlobStore,
     private readonly logSize: number,
-    private readonly leadership: LeadershipService,
   ) {}
 
   /** Deletes all of a job's data but its job result, at once; fenced by the dispatcher.
@@ -109,45 +115,70 @@ export class Cleanup {
     }
   }
 
-  /** cleanupAllData: deletes every key of the cluster (and no other's). One script first
-   * ends every lease, telling watchers, and deletes the leadership keys: from then on no
-   * fenced write can land. Then the stores' keys go, pass after pass, until a pass finds
-   * none left (an upload staged meanwhile, or an admin's unfenced write). */
+  /** cleanupAllData: deletes every key of the cluster (and no other's), in bounded steps
+   * (cleanup_cluster.lua). The first ends the leadership and holds the cluster's grace, so
+   * that no lease is granted meanwhile; then batches end every lease, telling watchers:
+   * from then on no fenced write can land. Then the stores' keys go, pass after pass,
+   * until a pass finds none left (an upload staged meanwhile, or an admin's unfenced
+   * write); last, the index, the log and the grace. Every step adds what it deleted to the
+   * cluster's tally, answered by the last: a retry of a deletion that failed partway
+   * reports what both deleted. One whose answer was lost after it finished reports zeros:
+   * nothing was left (docs/decisions.md, Cleanup). */
   async cluster(clusterId: string): Promise<ClusterCleanupReport> {
     const keys = this.views.keys(clusterId);
-    const deleted = { leaders: 0, jobResults: 0, executionPlans: 0, checkpoints: 0, checkpointIdCounters: 0, blobs: 0, keys: 0 };
-    // The cluster's leadership first, in its own script (its components pushed as revoked).
-    await this.leadership.forget(clusterId, this.views.peek(clusterId)?.index ?? 0);
-    await this.endLeadership(clusterId, keys, deleted);
-    for (let pass = 0; pass < ATTEMPTS; pass++) {
-      if ((await this.deleteStores(keys, deleted)) === 0) return { clusterId, deleted };
-    }
-    throw new RedisUnavailableError(new Error('store keys kept appearing during cleanup'));
-  }
-
-  private async endLeadership(clusterId: string, keys: ClusterKeys, deleted: ClusterCleanupReport['deleted']): Promise<void> {
+    await this.step(clusterId, keys, 'begin', []);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const components = await redisCall(() => this.redis.smembers(keys.components));
-      const view = this.views.peek(clusterId);
-      const r = await redisCall(() =>
-        this.scripts.run(
-          'cleanup_cluster',
-          [keys.index, keys.log, keys.components, ...components.flatMap((c) => [keys.lease(c), keys.leader(c)])],
-          [keys.channel, view?.index ?? 0, this.logSize, ...components],
-        ),
-      );
-      const reply = decodeCleanupCluster(r);
+      await this.endLeases(clusterId, keys);
+      let pass = 0;
+      while ((await this.deleteStores(keys)) > 0) {
+        if (++pass >= ATTEMPTS) throw new RedisUnavailableError(new Error('store keys kept appearing during cleanup'));
+      }
+      const reply = await this.step(clusterId, keys, 'finish', []);
       if (reply.code === Code.Changed) continue;
-      view?.ingest(reply.changes);
-      deleted.leaders += reply.leaders;
-      deleted.keys += reply.keys;
-      return;
+      const deleted = { leaders: 0, jobResults: 0, executionPlans: 0, checkpoints: 0, checkpointIdCounters: 0, blobs: 0, keys: 0 };
+      for (const k of Object.keys(deleted) as Array<keyof typeof deleted>) deleted[k] = reply.tally[k] ?? 0;
+      return { clusterId, deleted };
     }
     throw new RedisUnavailableError(new Error('the components kept changing during cleanup'));
   }
 
-  /** One pass over the cluster's keys, deleting the stores'; answers how many it found. */
-  private async deleteStores(keys: ClusterKeys, deleted: ClusterCleanupReport['deleted']): Promise<number> {
+  /** Ends every lease of the cluster, CLEANUP_BATCH components a step. */
+  private async endLeases(clusterId: string, keys: ClusterKeys): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, members] = await redisCall(() => this.redis.sscan(keys.components, cursor, 'COUNT', CLEANUP_BATCH));
+      cursor = next;
+      for (let i = 0; i < members.length; i += CLEANUP_BATCH) await this.step(clusterId, keys, 'batch', members.slice(i, i + CLEANUP_BATCH));
+    } while (cursor !== '0');
+  }
+
+  private async step(clusterId: string, keys: ClusterKeys, phase: Phase, components: string[]) {
+    const view = this.views.peek(clusterId);
+    const r = await redisCall(() =>
+      this.scripts.run(
+        'cleanup_cluster',
+        [
+          keys.index,
+          keys.log,
+          keys.components,
+          keys.grace,
+          keys.leadershipLease,
+          keys.leadership,
+          keys.published,
+          keys.cleanupTally,
+          ...components.flatMap((c) => [keys.lease(c), keys.leader(c)]),
+        ],
+        [keys.channel, view?.index ?? 0, this.logSize, phase, HOLD_MS, TALLY_MS, ...components],
+      ),
+    );
+    const reply = decodeCleanupCluster(r, phase);
+    if (reply.code === Code.Done) view?.ingest(reply.changes);
+    return reply;
+  }
+
+  /** One pass over the cluster's keys, deleting the stores' (their counts go into the
+   * tally); answers how many it found. */
+  private async deleteStores(keys: ClusterKeys): Promise<number> {
     let found = 0;
     let cursor = '0';
     do {
@@ -156,16 +187,24 @@ export class Cleanup {
       const stores = batch.filter((k) => !LEADERSHIP.has(kindOf(keys, k)));
       if (stores.length === 0) continue;
       found += stores.length;
+      const tally = new Map<string, number>();
+      const add = (field: string, n: number) => tally.set(field, (tally.get(field) ?? 0) + n);
       const blobHashes = stores.filter((k) => kindOf(keys, k) === 'blobs');
       if (blobHashes.length > 0) {
         const counts = await redisCall(() => Promise.all(blobHashes.map((k) => this.redis.hlen(k))));
-        deleted.blobs += counts.reduce((a, b) => a + b, 0);
+        add('blobs', counts.reduce((a, b) => a + b, 0));
       }
       for (const k of stores) {
         const counted = COUNTED[kindOf(keys, k)];
-        if (counted) deleted[counted]++;
+        if (counted) add(counted, 1);
       }
-      deleted.keys += await redisCall(() => this.redis.unlink(...stores));
+      // What was deleted and its count go in one pipeline, so that a retry counts each once
+      // (short of a failure between the two commands).
+      const pipeline = this.redis.pipeline().unlink(...stores);
+      for (const [field, n] of tally) pipeline.hincrby(keys.cleanupTally, field, n);
+      const replies = await redisCall(() => pipeline.hincrby(keys.cleanupTally, 'keys', stores.length).pexpire(keys.cleanupTally, TALLY_MS).exec());
+      const failed = replies?.find(([err]) => err);
+      if (failed) throw new RedisUnavailableError(failed[0]!);
     } while (cursor !== '0');
     return found;
   }

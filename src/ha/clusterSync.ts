@@ -126,6 +126,12 @@ export class ClusterSync {
     return this.busy ?? Promise.resolve();
   }
 
+  /** Whether it knows a live lease, whose expiry it is to record. */
+  get timing(): boolean {
+    for (const slot of this.slots.values()) if (slot.leader) return true;
+    return false;
+  }
+
   // ---- reads
 
   /** The leader of a component as this view knows it, without its lease time. */

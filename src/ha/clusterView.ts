@@ -70,6 +70,11 @@ export class ClusterView {
     return this.subscribers.idle;
   }
 
+  /** Whether it times a live lease, whose expiry it is to record. */
+  get timing(): boolean {
+    return this.sync.timing;
+  }
+
   /** Whether a replay or resync is under way. */
   get settling(): boolean {
     return this.sync.settling;

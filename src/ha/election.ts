@@ -160,11 +160,16 @@ export class ElectionService {
   }
 
   /** Changes this server made: into its view, which notes them in the floors as it applies
-   * them; without a view, into the floors alone. */
+   * them; without a view, into the floors, and a grant opens the view: the server that
+   * granted a lease times it, so that its expiry is recorded (and its component forgotten,
+   * issue 16) even in a cluster nobody watches. */
   record(clusterId: string, view: ClusterView | undefined, changes: Change[]): void {
     if (changes.length > 0) this.events.recorded(clusterId, changes, (c) => view?.holder(c) ?? null);
     if (view) view.ingest(changes);
-    else this.floors.noteChanges(clusterId, changes);
+    else {
+      this.floors.noteChanges(clusterId, changes);
+      if (changes.some((c) => c.leader)) this.views.get(clusterId).catch(() => {});
+    }
   }
 
   /** Who held the component before a change, as far as this server knows: its view, or

@@ -113,6 +113,12 @@ export class ClusterKeys {
     return this.prefix + 'blobdata:' + uploadId;
   }
 
+  /** What a cluster's deletion has deleted so far (cleanup_cluster.lua): lives only while
+   * one runs, or waits for the retry of one that failed partway. */
+  get cleanupTally(): string {
+    return this.prefix + 'cleanup';
+  }
+
   /** The remembered answer of a write made with this Idempotency-Key ('' for none). */
   idempotency(key: string): string {
     return this.prefix + 'idem:' + key;

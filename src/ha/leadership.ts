@@ -143,14 +143,6 @@ export class LeadershipService {
     this.election.record(clusterId, view, r.changes);
   }
 
-  /** cleanupAllData: ends the leadership (its components pushed as revoked) and forgets it. */
-  async forget(clusterId: string, floor: number): Promise<number> {
-    const { keys, view } = this.election.target(clusterId);
-    const r = await this.store.revoke(keys, '', true, floor);
-    this.election.record(clusterId, view, r.changes);
-    return r.changes.length;
-  }
-
   private check(r: LeadershipReply): void {
     if (r.code === Code.NotOwner) throw codeError(r.code, 'the leadership')!;
     if (r.code !== Code.Done) throw notLeader(r);

@@ -66,11 +66,11 @@ export class LeadershipStore {
   /** Ends whoever's leadership (`sessionId` ''), or that session's; `forget` deletes the
    * leadership hash too (cleanupAllData). */
   revoke(keys: ClusterKeys, sessionId: string, forget: boolean, floor: number): Promise<LeadershipReply> {
-    return this.listed('leadership_revoke', keys, floor, 'published', [], [sessionId, forget ? '1' : '0']);
+    return this.listed('leadership_revoke', keys, floor, 'published', [keys.components], [sessionId, forget ? '1' : '0']);
   }
 
   expire(keys: ClusterKeys, floor: number): Promise<LeadershipReply> {
-    return this.listed('leadership_expire', keys, floor, 'published', [], []);
+    return this.listed('leadership_expire', keys, floor, 'published', [keys.components], []);
   }
 
   publish(keys: ClusterKeys, component: Component, sessionId: string, address: string, owner: string, floor: number) {
@@ -85,7 +85,11 @@ export class LeadershipStore {
 
   unpublish(keys: ClusterKeys, component: Component, sessionId: string, owner: string, floor: number) {
     this.published.delete(keys.clusterId);
-    return this.run('leadership_unpublish', keys, floor, [keys.lease(component), keys.leader(component)], [component, sessionId, owner]);
+    return this.run('leadership_unpublish', keys, floor, [keys.lease(component), keys.leader(component), keys.components], [
+      component,
+      sessionId,
+      owner,
+    ]);
   }
 
   get(keys: ClusterKeys): Promise<LeadershipReply> {

@@ -37,6 +37,17 @@ export type {
 
 /** The most renewals sent in one call. */
 const MAX_BATCH = 200;
+/** The most components one sync.lua call reads (and settles): a cluster with more is read
+ * in batches, so that no script runs for time proportional to a tenant's data. */
+export const SYNC_BATCH = 500;
+
+/** What a sync of one cluster is given (LeaseStore.sync). */
+interface SyncRequest {
+  keys: ClusterKeys;
+  believed: Map<Component, string>;
+  floor: number;
+  floors: { tokens: Record<Component, number>; graceMs: number };
+}
 
 interface RenewBatch {
   keys: ClusterKeys;
@@ -147,13 +158,13 @@ export class LeaseStore {
     a: { contenderId: string; sessionId: string; owner?: string; force?: boolean },
     floor: number,
   ): Promise<ResignResult> {
-    return this.op('resign', keys, component, [], floor, [a.contenderId, a.sessionId, a.owner ?? '', a.force ? '1' : '0']);
+    return this.op('resign', keys, component, [keys.components], floor, [a.contenderId, a.sessionId, a.owner ?? '', a.force ? '1' : '0']);
   }
 
   /** A component published under a leadership runs out with it: then the leadership ends,
    * every published component in one script, whose changes are answered. */
   async expire(keys: ClusterKeys, component: Component, floor: number): Promise<ExpireResult> {
-    const r = await this.op('expire', keys, component, [], floor, []);
+    const r = await this.op('expire', keys, component, [keys.components], floor, []);
     if (r.code !== Code.Published) return r;
     const ended = await this.leadership.expire(keys, floor);
     return { code: ended.code === Code.Done ? Code.Done : Code.Free, leader: null, ttlMs: 0, changes: ended.changes };
@@ -169,19 +180,60 @@ export class LeaseStore {
     floor: number,
     floors: { tokens: Record<Component, number>; graceMs: number },
   ): Promise<SyncResult> {
+    const redis = this.scripts.redisClient;
     for (let attempt = 0; ; attempt++) {
-      const members = await redisCall(() => this.scripts.redisClient.smembers(keys.components));
+      if ((await redisCall(() => redis.scard(keys.components))) + believed.size > SYNC_BATCH) break;
+      const members = await redisCall(() => redis.smembers(keys.components));
       const components = [...new Set([...members, ...believed.keys()])];
-      const ks = [keys.index, keys.log, keys.components, keys.grace];
-      const args: Array<string | number> = [keys.channel, floor, this.logSize, floors.graceMs];
-      for (const c of components) {
-        ks.push(keys.lease(c), keys.leader(c));
-        args.push(c, believed.get(c) ?? '', floors.tokens[c] ?? 0);
-      }
-      const result = decodeSync(await this.run('sync', ks, args), components);
+      const result = await this.syncBatch({ keys, believed, floor, floors }, components, true);
       if (result !== Code.Changed) return result;
       if (attempt >= 10) throw new RedisUnavailableError(new Error('components kept changing during sync'));
     }
+    return this.syncInBatches({ keys, believed, floor, floors });
+  }
+
+  /** A sync of a cluster too large for one call: batches of SYNC_BATCH components (SSCAN,
+   * then those believed live that the scan did not name). The state is not one snapshot,
+   * so it is answered under the index the first batch started from: the changes after it
+   * (made during the batches, their own expiries included) reach the caller's view through
+   * pub/sub, to which it subscribed before the sync, and being whole states of their
+   * components they bring each one up to date whatever its batch read. */
+  private async syncInBatches(req: SyncRequest): Promise<SyncResult> {
+    const { keys, believed } = req;
+    const redis = this.scripts.redisClient;
+    const out: SyncResult = { index: -1, rolledBack: false, changes: [], state: new Map() };
+    const batch = async (components: Component[]) => {
+      for (let i = 0; i < components.length; i += SYNC_BATCH) {
+        const r = await this.syncBatch(req, components.slice(i, i + SYNC_BATCH), false);
+        if (r === Code.Changed) throw new Error('sync.lua answered CHANGED to a batch');
+        if (out.index < 0) out.index = r.startIndex!;
+        out.rolledBack ||= r.rolledBack;
+        out.changes.push(...r.changes);
+        for (const [c, s] of r.state) out.state.set(c, s);
+      }
+    };
+    let cursor = '0';
+    do {
+      const [next, members] = await redisCall(() => redis.sscan(keys.components, cursor, 'COUNT', SYNC_BATCH));
+      cursor = next;
+      await batch(members.filter((c) => !out.state.has(c)));
+    } while (cursor !== '0');
+    await batch([...believed.keys()].filter((c) => !out.state.has(c)));
+    return out;
+  }
+
+  private async syncBatch(
+    { keys, believed, floor, floors }: SyncRequest,
+    components: Component[],
+    whole: boolean,
+  ): Promise<SyncResult | typeof Code.Changed> {
+    const ks = [keys.index, keys.log, keys.components, keys.grace];
+    const args: Array<string | number> = [keys.channel, floor, this.logSize, floors.graceMs, whole ? 1 : 0];
+    for (const c of components) {
+      ks.push(keys.lease(c), keys.leader(c));
+      args.push(c, believed.get(c) ?? '', floors.tokens[c] ?? 0);
+    }
+    return decodeSync(await this.run('sync', ks, args), components);
   }
 
   /** Raises the cluster's index above `floor`, without a change; answers the new index. */

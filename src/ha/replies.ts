@@ -258,6 +258,8 @@ export interface SyncResult {
   /** Expiries the sync itself recorded, in order. */
   changes: Change[];
   state: Map<Component, { leader: Leader | null; ttlMs: number }>;
+  /** The index before the call's own changes (sync.lua; leaseStore.ts reads it). */
+  startIndex?: number;
 }
 
 export interface ChangesResult {
@@ -277,7 +279,8 @@ export function decodeSync(r: ScriptReply, components: readonly Component[]): Sy
   components.forEach((c, k) => {
     state.set(c, { leader: parseLeader(r[3 + n + 2 * k] as string | null), ttlMs: r[4 + n + 2 * k] as number });
   });
-  return { index: r[0], rolledBack: r[1] === 1, changes: changesOf(r, 3, 3 + n), state };
+  const startIndex = r[3 + n + 2 * components.length] as number;
+  return { index: r[0], rolledBack: r[1] === 1, changes: changesOf(r, 3, 3 + n), state, startIndex };
 }
 
 /** raise_index.lua: the new index. */
@@ -378,12 +381,16 @@ export function decodeCleanupJob(r: ScriptReply): CleanupJobReply {
 }
 
 export type CleanupClusterReply =
-  | { code: typeof Code.Done; leaders: number; keys: number; changes: Change[] }
+  | { code: typeof Code.Done; changes: Change[]; tally: Record<string, number> }
   | { code: typeof Code.Changed };
 
-export function decodeCleanupCluster(r: ScriptReply): CleanupClusterReply {
+/** cleanup_cluster.lua: the changes of a begin or batch step; the tally after finish. */
+export function decodeCleanupCluster(r: ScriptReply, phase: 'begin' | 'batch' | 'finish'): CleanupClusterReply {
   const code = r[0];
   if (code === Code.Changed) return { code };
   if (code !== Code.Done) throw unexpectedReply('cleanup_cluster', code);
-  return { code, leaders: r[1] as number, keys: r[2] as number, changes: changesOf(r, 3) };
+  if (phase !== 'finish') return { code, changes: changesOf(r, 1), tally: {} };
+  const tally: Record<string, number> = {};
+  for (let i = 1; i + 1 < r.length; i += 2) tally[r[i] as string] = Number(r[i + 1]);
+  return { code, changes: [], tally };
 }

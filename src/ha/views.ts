@@ -148,7 +148,8 @@ export class ViewRegistry {
 
   private sweep(): void {
     const cutoff = Date.now() - this.opts.idleMs;
-    for (const view of this.views.values()) if (view.idle && view.lastUsed < cutoff) this.drop(view);
+    // A view that times a live lease stays: its expiry is to be recorded (election.ts, record).
+    for (const view of this.views.values()) if (view.idle && !view.timing && view.lastUsed < cutoff) this.drop(view);
   }
 
   private drop(view: ClusterView): void {

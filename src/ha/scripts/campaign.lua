@@ -46,7 +46,8 @@ if rolled_back() then
 end
 
 -- A cluster is led by one leadership or by per-component leases, never both.
-if redis.call('HGET', ls_key, F_LIVE) == LIVE_YES then return {LEADERSHIP_HELD, false, 0} end
+local ls = redis.call('HMGET', ls_key, F_LIVE, F_TOKEN)
+if ls[1] == LIVE_YES then return {LEADERSHIP_HELD, false, 0} end
 
 local holder = redis.call('GET', lease_key)
 local h = read_leader(leader_key)
@@ -72,18 +73,24 @@ end
 local grace_left = redis.call('PTTL', grace_key)
 if grace_left > 0 then return {IN_GRACE, false, grace_left} end
 
-settle_expired(leader_key, h, component, changes)
+settle_expired(leader_key, h, component, changes, components_key)
 -- Consul's lock-delay, set by the settling of an expiry (here or earlier): never by a
 -- resignation or a revocation.
 local delay_left = (tonumber(redis.call('HGET', leader_key, F_DELAYED_UNTIL)) or 0) - math.floor(now_us() / 1000)
 if delay_left > 0 then return {LOCK_DELAY, false, delay_left, unpack(changes)} end
 
-local tok = int(next_value(h[TOKEN], token_floor))
+-- Above every token of the cluster: its index (the floor of ended leases, whose hashes
+-- are gone) and the last leadership's token.
+local base = token_base(h[TOKEN])
+if (tonumber(ls[2]) or 0) > base then base = tonumber(ls[2]) end
+local tok = int(next_value(base, token_floor))
 local at = int(math.floor(now_us() / 1000))
 redis.call('SET', lease_key, session_id, 'PX', ttl, 'NX')
 redis.call('HSET', leader_key, F_CONTENDER, contender_id, F_SESSION, session_id, F_TOKEN, tok,
   F_ADDRESS, address, F_ACQUIRED, at, F_LIVE, LIVE_YES, F_TTL, ttl, F_LOCK_DELAY, lock_delay, F_DELAYED_UNTIL, '0', F_OWNER, owner)
+-- A hash kept for a lock delay (or a sync's tombstone) had a TTL: a live one has none.
+redis.call('PERSIST', leader_key)
 redis.call('SADD', components_key, component)
 local leader = leader_json({contender_id, session_id, tok, address, at})
-changes[#changes + 1] = emit('granted', component, leader, tonumber(ttl))
+changes[#changes + 1] = emit('granted', component, leader, tonumber(ttl), tonumber(tok))
 return {DONE, leader, tonumber(ttl), unpack(changes)}

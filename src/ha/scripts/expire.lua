@@ -4,6 +4,7 @@
   Records the expiry once, however many servers ask.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
+        5 components_key: the cluster's components (an expiry forgets the component)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component
 
@@ -19,7 +20,7 @@
 ]]
 -- @include "lib/leadership.lua"
 
-local lease_key, leader_key = KEYS[3], KEYS[4]
+local lease_key, leader_key, components_key = KEYS[3], KEYS[4], KEYS[5]
 local component = ARGV[4]
 
 local holder = redis.call('GET', lease_key)
@@ -29,6 +30,6 @@ if holder then
 end
 if h[LIVE] == LIVE_YES and h[PUBLISHED_AT] == '1' then return {PUBLISHED, false, 0} end
 local changes = {}
-settle_expired(leader_key, h, component, changes)
+settle_expired(leader_key, h, component, changes, components_key)
 if #changes == 0 then return {FREE, false, 0} end
 return {DONE, false, 0, unpack(changes)}

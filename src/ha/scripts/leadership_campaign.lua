@@ -60,16 +60,20 @@ if holder then
 end
 
 local changes = {}
-if ls[LIVE] == LIVE_YES then changes = end_leadership(list, ls, 'expired') end
+if ls[LIVE] == LIVE_YES then changes = end_leadership(list, ls, 'expired', components_key) end
 
 -- A leadership never leads beside per-component leases; their tokens are its floor, so
 -- that a component's token still only grows once it is published.
 local leaders = {}
-local top = tonumber(ls[TOKEN]) or 0
+local top = token_base(ls[TOKEN])
 for _, c in ipairs(list) do
   local h = read_leader(c[3])
   local lease = redis.call('GET', c[2])
-  if lease then
+  if not h[SESSION] then
+    -- A member whose lease ended where the set was not declared (lib/leadership.lua,
+    -- forget_leader): dropped here.
+    redis.call('SREM', components_key, c[1])
+  elseif lease then
     local lj = holder_json(lease, h)
     if lj then
       leaders[#leaders + 1] = c[1]
@@ -77,7 +81,7 @@ for _, c in ipairs(list) do
       leaders[#leaders + 1] = redis.call('PTTL', c[2])
     end
   else
-    settle_expired(c[3], h, c[1], changes)
+    settle_expired(c[3], h, c[1], changes, components_key)
   end
   local t = tonumber(h[TOKEN])
   if t and t > top then top = t end

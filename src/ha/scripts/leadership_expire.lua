@@ -6,8 +6,8 @@
   change, in this one script.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
-        (lib/cluster_leadership.lua)
-        6.. lease and leader hash of each published component, as read
+        (lib/cluster_leadership.lua)  6 components_key: the cluster's components
+        7.. lease and leader hash of each published component, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4.. the published components, as read
 
@@ -22,12 +22,13 @@
 ]]
 -- @include "lib/cluster_leadership.lua"
 
-local list = listed_from(6)
+local components_key = KEYS[6]
+local list = listed_from(7)
 
 local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
 if holder then return not_held_reply(holder, ls, {}) end
 if ls[LIVE] ~= LIVE_YES then return reply(FREE, false, 0, 0, {}) end
-local changes = settle_ended(holder, ls, list)
+local changes = settle_ended(holder, ls, list, components_key)
 if not changes then return {CHANGED} end
 return reply(DONE, false, 0, 0, changes)

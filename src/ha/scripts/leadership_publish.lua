@@ -44,12 +44,13 @@ if h[SESSION] == session_id and h[LIVE] == LIVE_YES and h[PUBLISHED_AT] == '1' t
 end
 
 -- An earlier lease of the component that ran out unnoticed is recorded first.
-if not redis.call('GET', lease_key) then settle_expired(leader_key, h, component, changes) end
+if not redis.call('GET', lease_key) then settle_expired(leader_key, h, component, changes, components_key) end
 redis.call('SET', lease_key, session_id, 'PX', left)
 redis.call('HSET', leader_key, F_CONTENDER, ls[CONTENDER], F_SESSION, session_id, F_TOKEN, ls[TOKEN],
   F_ADDRESS, address, F_ACQUIRED, ls[ACQUIRED], F_LIVE, LIVE_YES, F_TTL, ls[TTL], F_PUBLISHED, '1', F_OWNER, ls[LS_OWNER] or '')
+redis.call('PERSIST', leader_key) -- a hash kept for a lock delay had a TTL
 redis.call('SADD', components_key, component)
 redis.call('HSET', published_key, component, address)
 local leader = leader_json({ls[CONTENDER], session_id, ls[TOKEN], address, ls[ACQUIRED]})
-changes[#changes + 1] = emit('granted', component, leader, left)
+changes[#changes + 1] = emit('granted', component, leader, left, tonumber(ls[TOKEN]))
 return reply(DONE, leader, left, ls[TTL], changes)

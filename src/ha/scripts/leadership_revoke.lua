@@ -5,8 +5,8 @@
   change, in this one script.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
-        (lib/cluster_leadership.lua)
-        6.. lease and leader hash of each published component, as read
+        (lib/cluster_leadership.lua)  6 components_key: the cluster's components
+        7.. lease and leader hash of each published component, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 session_id: revoke only this session's leadership; '' for whoever holds it
         5 forget: '1' to delete the leadership hash too (cleanupAllData)
@@ -25,7 +25,8 @@
 -- @include "lib/cluster_leadership.lua"
 
 local session_id, forget = ARGV[4], ARGV[5]
-local list = listed_from(6)
+local components_key = KEYS[6]
+local list = listed_from(7)
 
 local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
@@ -35,9 +36,9 @@ if ls[LIVE] == LIVE_YES then
   if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return {CHANGED} end
   if holder then
     code = DONE
-    changes = end_leadership(list, ls, 'revoked')
+    changes = end_leadership(list, ls, 'revoked', components_key)
   else
-    changes = end_leadership(list, ls, 'expired')
+    changes = end_leadership(list, ls, 'expired', components_key)
   end
 end
 redis.call('DEL', ls_lease_key)

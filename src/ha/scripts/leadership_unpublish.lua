@@ -6,6 +6,7 @@
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
         (lib/cluster_leadership.lua)  6 lease_key  7 leader_key: the component's
+        8 components_key: the cluster's components (an unpublished component is forgotten)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 session_id  6 owner: the name of the caller's access token, or ''
 
@@ -21,7 +22,7 @@
 ]]
 -- @include "lib/cluster_leadership.lua"
 
-local lease_key, leader_key = KEYS[6], KEYS[7]
+local lease_key, leader_key, components_key = KEYS[6], KEYS[7], KEYS[8]
 local component, session_id, owner = ARGV[4], ARGV[5], ARGV[6]
 
 local holder = redis.call('GET', ls_lease_key)
@@ -34,8 +35,7 @@ local h = redis.call('HMGET', leader_key, F_SESSION, F_LIVE, F_PUBLISHED)
 local changes = {}
 if h[1] == session_id and h[2] == LIVE_YES and h[3] == '1' then
   redis.call('DEL', lease_key)
-  redis.call('HSET', leader_key, F_LIVE, '0')
-  redis.call('HDEL', leader_key, F_PUBLISHED)
+  forget_leader(leader_key, component, components_key)
   changes[1] = emit('revoked', component, nil, 0)
 end
 return reply(DONE, false, 0, 0, changes, {removed})

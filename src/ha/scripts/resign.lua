@@ -3,6 +3,7 @@
   Releases a lease now, only if this contender and session hold it.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
+        5 components_key: the cluster's components (a released lease forgets the component)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 contender_id  6 session_id
         7 owner: the name of the caller's access token ('' when the server runs open)
@@ -20,7 +21,7 @@
 ]]
 -- @include "lib/leadership.lua"
 
-local lease_key, leader_key = KEYS[3], KEYS[4]
+local lease_key, leader_key, components_key = KEYS[3], KEYS[4], KEYS[5]
 local component, contender_id, session_id, owner, force = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 
 local holder = redis.call('GET', lease_key)
@@ -31,12 +32,12 @@ if holder and holder == session_id and h[SESSION] == session_id and h[CONTENDER]
     return {NOT_LEASE_OWNER, false, 0}
   end
   redis.call('DEL', lease_key)
-  redis.call('HSET', leader_key, F_LIVE, '0')
+  forget_leader(leader_key, component, components_key)
   changes[1] = emit('revoked', component, nil, 0)
   return {DONE, false, 0, unpack(changes)}
 end
 if not holder then
-  settle_expired(leader_key, h, component, changes)
+  settle_expired(leader_key, h, component, changes, components_key)
   return {FREE, false, 0, unpack(changes)}
 end
 return {HELD, holder_json(holder, h), redis.call('PTTL', lease_key)}

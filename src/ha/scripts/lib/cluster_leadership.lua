@@ -49,15 +49,16 @@ local function holds(holder, ls, session)
 end
 
 -- Ends the leadership: every live component published under it becomes leaderless, each
--- with a change of its own (`event`), in the order of `list`, in this one script.
-local function end_leadership(list, ls, event)
+-- with a change of its own (`event`), in the order of `list`, in this one script, and is
+-- forgotten (forget_leader; `components_key` may be nil). The leadership's own hash stays:
+-- one per cluster, its token a floor of the next.
+local function end_leadership(list, ls, event, components_key)
   local changes = {}
   for _, c in ipairs(list) do
     local h = redis.call('HMGET', c[3], F_SESSION, F_LIVE, F_PUBLISHED)
     if h[1] == ls[SESSION] and h[2] == LIVE_YES and h[3] == '1' then
       redis.call('DEL', c[2])
-      redis.call('HSET', c[3], F_LIVE, '0')
-      redis.call('HDEL', c[3], F_PUBLISHED)
+      forget_leader(c[3], c[1], components_key)
       changes[#changes + 1] = emit(event, c[1], nil, 0)
     end
   end
@@ -69,10 +70,10 @@ end
 -- A leadership that ran out unnoticed (its lease gone, its hash still live) is ended here,
 -- its components 'expired'. Answers the changes, or false when `list` is not what is
 -- published (the caller answers CHANGED).
-local function settle_ended(holder, ls, list)
+local function settle_ended(holder, ls, list, components_key)
   if holder or ls[LIVE] ~= LIVE_YES then return {} end
   if not names_exactly(list, published_key, 'HLEN', 'HEXISTS') then return false end
-  return end_leadership(list, ls, 'expired')
+  return end_leadership(list, ls, 'expired', components_key)
 end
 
 -- Every script's reply: {code, leader json or false, lease ms left, ttl, how many change

@@ -53,9 +53,14 @@ end
 
 -- Records one change: bumps the index, appends to the capped log and publishes, all in
 -- the calling script. Returns the payload, which the script also answers to its caller.
-local function emit(event, component, leader, ttl)
+-- A grant passes its token as `at_least`: the index then stays at or above every token
+-- granted in the cluster, so that it is the cluster's token floor once a lease's leader
+-- hash is gone (forget_leader).
+local function emit(event, component, leader, ttl, at_least)
   local prev = redis.call('GET', index_key)
-  local idx = int(next_value(prev, index_floor))
+  local v = next_value(prev, index_floor)
+  if at_least and at_least > v then v = at_least end
+  local idx = int(v)
   local p = int(tonumber(prev) or 0)
   local payload = '{"i":' .. idx .. ',"p":' .. p .. ',"e":"' .. event .. '","c":"' .. component
     .. '","l":' .. (leader or 'null') .. ',"r":' .. int(ttl) .. '}'
@@ -83,16 +88,41 @@ local function start_grace(grace_key, grace_ms)
   end
 end
 
+-- The highest token granted in the cluster so far, as far as `tok` (a leader hash's) and
+-- the index tell: every grant raised the index to its token (emit's at_least), so an
+-- ended lease needs no key of its own to keep its component's tokens growing.
+local function token_base(tok)
+  local stored, idx = tonumber(tok) or 0, tonumber(redis.call('GET', index_key)) or 0
+  if idx > stored then return idx end
+  return stored
+end
+
+-- A lease that ended leaves nothing of its component behind (issue 16): its leader hash
+-- goes, and so does its member of the cluster's components (`components_key`; a script
+-- that does not declare that key passes nil, and the next sync or leadership campaign
+-- drops the member, whose hash is gone). The token floor lives on in the index.
+local function forget_leader(leader_key, component, components_key)
+  redis.call('DEL', leader_key)
+  if components_key then redis.call('SREM', components_key, component) end
+end
+
 -- A lease whose key is gone while its hash still says live has run out: record that. A
 -- component published under a leadership is left to the end of the leadership, which
 -- settles all its components in one script (lib/cluster_leadership.lua). A grant with a lock
 -- delay (Consul's) keeps the component from anyone for that long after its expiry,
--- counted from now, when the expiry is recorded (campaign.lua enforces it).
-local function settle_expired(hkey, h, component, changes)
+-- counted from now, when the expiry is recorded (campaign.lua enforces it): only then is
+-- the hash kept, and only for as long as the delay (it expires with it); otherwise the
+-- expiry forgets the component (forget_leader).
+local function settle_expired(hkey, h, component, changes, components_key)
   if h[LIVE] == LIVE_YES and h[PUBLISHED_AT] ~= '1' then
-    redis.call('HSET', hkey, F_LIVE, '0')
     local delay = tonumber(redis.call('HGET', hkey, F_LOCK_DELAY)) or 0
-    if delay > 0 then redis.call('HSET', hkey, F_DELAYED_UNTIL, int(math.floor(now_us() / 1000) + delay)) end
+    if delay > 0 then
+      redis.call('HSET', hkey, F_LIVE, '0', F_DELAYED_UNTIL, int(math.floor(now_us() / 1000) + delay))
+      redis.call('PEXPIRE', hkey, delay)
+      if components_key then redis.call('SREM', components_key, component) end
+    else
+      forget_leader(hkey, component, components_key)
+    end
     changes[#changes + 1] = emit('expired', component, nil, 0)
   end
 end

@@ -109,8 +109,8 @@ test('global cleanup removes exactly the job’s leader, plan, checkpoints, coun
   assert.equal(revoked.leader, null);
 
   const afterKeys = await dumpKeys(c);
-  // Indexes that list the job change (`plans` is checked below through GET execution-plans).
-  const changing = new Set(['index', 'log', 'components', 'plans'].map((k) => `lh:{${c}}:${k}`));
+  // Indexes that list the job change (`plan-ids` is checked below through GET execution-plans).
+  const changing = new Set(['index', 'log', 'components', 'plan-ids'].map((k) => `lh:{${c}}:${k}`));
   for (const [k, v] of afterKeys) if (!changing.has(k)) assert.equal(v, before.get(k), `${k} kept byte for byte`);
   const gone = [...before.keys()].filter((k) => !afterKeys.has(k));
   const jobKeys = [...before.keys()].filter((k) => k.includes(job) && !k.endsWith(`jobresult:${job}`));

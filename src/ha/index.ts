@@ -116,8 +116,10 @@ export class HaServices {
     this.election.leadership = this.leadership;
     const redis = this.link.cmd;
     const writer = new StoreWriter(scripts, opts.idempotencyTtlMs, (id, component) => this.views.tokenFloor(id, component));
-    this.jobResults = new RedisJobResultStore(redis, writer);
-    this.executionPlans = new RedisExecutionPlanStore(redis, writer);
+    // Pages of entries and plan chunks go on the bulk connection, like blobs, so that they
+    // cannot delay leases and the health check.
+    this.jobResults = new RedisJobResultStore(this.link.bulk, writer);
+    this.executionPlans = new RedisExecutionPlanStore(this.link.bulk, writer);
     this.checkpoints = new RedisCheckpointStore(redis, writer, this.floors);
     this.blobs = new RedisBlobStore(this.link.bulk, writer);
     this.cleanup = new Cleanup(redis, scripts, this.views, this.blobs, opts.changeLogSize, this.leadership);
@@ -173,6 +175,7 @@ export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage }
 export * from './ids.js';
 export { APPLICATION_STATUSES, type JobResult, type JobResultInput } from './jobResults.js';
 export { JOB_STATUSES, type Checkpoint, type JobStatus } from './checkpoints.js';
-export type { BlobMeta } from './blobs.js';
+export { BLOB_POSITION, type BlobMeta } from './blobs.js';
+export { PAGE_MAX, type Page, type PageRequest } from './paging.js';
 export { JOB_PARTS, type ClusterCleanupReport, type JobCleanupReport } from './cleanup.js';
 export type { Fence, IdempotencyKey } from './storeWriter.js';

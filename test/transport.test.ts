@@ -110,6 +110,8 @@ const ACL = [
   '+sadd', '+srem', '+smembers', '+scard', '+sismember',
   '+zadd', '+zrange', '+zcard', '+zremrangebyrank', '+xadd', '+xrange',
   '+rpush', '+llen', '+lindex',
+  // Paged lists and chunked plans (issue 16).
+  '+zrangebylex', '+zrangebyscore', '+zrem', '+spop', '+hscan', '+rename', '+type', '+strlen', '+getrange', '+multi', '+exec',
 ];
 
 test('as the least-privilege ACL user of docs/operations.md, a whole life cycle runs and Redis denies nothing', async (t) => {

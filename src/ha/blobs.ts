@@ -9,7 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { HaError } from './errors.js';
-import type { ClusterKeys } from './ids.js';
+import { BLOB_KEY_PATTERN, type ClusterKeys } from './ids.js';
 import { redisCall, redisFailure } from './redisCall.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
 import type { Page, PageRequest } from './paging.js';
@@ -215,4 +215,4 @@ function splitPosition(position: string): [string, string] {
 }
 
 /** A blob list position as list() makes it (the HTTP layer checks cursors with it). */
-export const BLOB_POSITION = /^[0-9]{1,20}\/(?:[A-Za-z0-9._-]{1,200})?$/;
+export const BLOB_POSITION = new RegExp(`^[0-9]{1,20}/(?:${BLOB_KEY_PATTERN.slice(1, -1)})?$`);

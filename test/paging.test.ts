@@ -16,6 +16,7 @@ import { after, before, test } from 'node:test';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
+import { LeaseholdClient } from '../src/client/index.js';
 import { post, sharedRedisUrl, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 import { stopAllRedis } from './support/redis.js';
 
@@ -184,6 +185,14 @@ test(`GET job-results pages through ${LIST_SIZE} entries stored the old way, by 
   const cleanListed = await pages(`/v1/clusters/${c}/job-results?state=clean`, 'jobResults', PAGE);
   assert.equal(cleanListed.entries.length, ids.length - dirty.size);
   assert.equal(await redis.exists(p + 'jobresults', p + 'jobresults:dirty'), 0, 'the old sets are gone, moved');
+
+  // The SDK pages for its callers: all of them, up to a max, or as they iterate.
+  const results = new LeaseholdClient({ url: srv.url }).cluster(c).jobResults();
+  assert.deepEqual((await results.list('dirty')).map((e) => e.jobId), [...dirty].sort());
+  await assert.rejects(results.list(undefined, { max: ids.length - 1 }), RangeError);
+  let n = 0;
+  for await (const e of results.each()) if (e.jobId && ++n === 1500) break;
+  assert.equal(n, 1500, 'an iterator stops when the caller does, past a page');
 });
 
 test(`GET execution-plans pages through ${LIST_SIZE} job ids stored the old way; old plans still read, in ranges`, async () => {
@@ -229,6 +238,8 @@ test(`GET blobs/{jobId} pages through ${LIST_SIZE} blobs, every command bounded`
   // A scan may list a blob twice (if the hash is resized meanwhile; it is not here).
   assert.deepEqual([...new Set(listed.map((b) => b.blobKey))].sort(), [...names].sort(), 'every blob listed');
   assertBounded(commands);
+  const sdk = await new LeaseholdClient({ url: srv.url }).cluster(c).blobs().list(job);
+  assert.deepEqual(sdk.map((b) => b.blobKey), [...names].sort(), "the SDK's list: every blob once, by key");
 });
 
 test(`GET checkpoints pages through ${LIST_SIZE} checkpoints, oldest first`, async () => {

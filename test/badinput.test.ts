@@ -712,7 +712,8 @@ test('the list routes refuse a bad limit or cursor with a 400 that names it', as
     [`cursor=${b64('jr:not-a-job-id')}`, /cursor/],
     [`cursor=${b64('xx:0')}`, /cursor/],
     [`cursor=${b64('cp:01')}`, /cursor/],
-    [`cursor=${b64('bl:0/..')}`, /cursor/],
+    [`cursor=${b64('bl:0/0/..')}`, /cursor/],
+    [`cursor=${b64('bl:0/k')}`, /cursor/],
     [`cursor=${b64('jr:' + fx.job)}=`, /cursor/],
   ];
   for (const url of lists) {

@@ -48,10 +48,11 @@ async function getJson(path: string): Promise<{ status: number; body: any }> {
   return { status: res.status, body: await res.json() };
 }
 
-/** Every page of a list, checked to be at most `limit` long; the entries in order. */
-async function pages(path: string, field: string, limit?: number): Promise<{ entries: any[]; count: number }> {
+/** Every page of a list (from the first, or from cursor `from`), checked to be at most
+ * `limit` long; the entries in order. */
+async function pages(path: string, field: string, limit?: number, from?: string): Promise<{ entries: any[]; count: number }> {
   const entries: any[] = [];
-  let cursor: string | undefined;
+  let cursor = from;
   let count = 0;
   do {
     const q = new URLSearchParams();
@@ -240,6 +241,17 @@ test(`GET blobs/{jobId} pages through ${LIST_SIZE} blobs, every command bounded`
   assertBounded(commands);
   const sdk = await new LeaseholdClient({ url: srv.url }).cluster(c).blobs().list(job);
   assert.deepEqual(sdk.map((b) => b.blobKey), [...names].sort(), "the SDK's list: every blob once, by key");
+
+  // A page that ends inside an HSCAN batch continues inside that same batch, even when the
+  // next page asks for another limit: nothing is skipped.
+  const small = `lh:{${c}}:blobs:_`;
+  const few = Array.from({ length: 40 }, (_, i) => `s-${String(i).padStart(2, '0')}`);
+  await redis.hset(small, Object.fromEntries(few.map((n) => [n, meta])));
+  const firstPage = await getJson(`/v1/clusters/${c}/blobs/_?limit=3`);
+  assert.equal(firstPage.body.blobs.length, 3);
+  const rest = await pages(`/v1/clusters/${c}/blobs/_`, 'blobs', PAGE, firstPage.body.nextCursor);
+  const seen = new Set([...firstPage.body.blobs, ...rest.entries].map((b: any) => b.blobKey));
+  assert.deepEqual([...seen].sort(), few);
 });
 
 test(`GET checkpoints pages through ${LIST_SIZE} checkpoints, oldest first`, async () => {

@@ -686,6 +686,48 @@ test('operations without input answer 200 whatever query and headers come along,
   await expectUnchanged(fx.cluster, before);
 });
 
+/** Pagination (issue 16): a limit out of 1..1000 fails the schema; a cursor of the right
+ * alphabet that this list did not issue (garbage, another list's, a position of the wrong
+ * shape, not in canonical base64url) fails its decoding: each a JSON 400 naming it. */
+test('the list routes refuse a bad limit or cursor with a 400 that names it', async () => {
+  const fx = await seeded();
+  const v1 = `/v1/clusters/${fx.cluster}`;
+  const lists = [`${v1}/job-results`, `${v1}/execution-plans`, `${v1}/blobs/${fx.job}`, `${v1}/jobs/${fx.job}/checkpoints`];
+  const b64 = (text: string) => Buffer.from(text).toString('base64url');
+  // A second entry in each list, so that the first page of one has a cursor to misuse.
+  assert.equal((await inject('PUT', `${v1}/execution-plans/${fx.freshJob}`, { 'x-fencing-token': fx.dispatcher.token, 'content-type': 'application/octet-stream' }, 'p')).statusCode, 200);
+  const foreign: string | undefined = JSON.parse((await server.app.inject({ method: 'GET', url: `${v1}/execution-plans?limit=1` })).body).nextCursor;
+  assert.ok(foreign, 'a cursor issued by GET execution-plans');
+  const queries: Array<[string, RegExp]> = [
+    ['limit=0', /limit/],
+    ['limit=1001', /limit/],
+    ['limit=-1', /limit/],
+    ['limit=1e3', /limit/],
+    ['limit=', /limit/],
+    ['limit=10&limit=20', /limit/],
+    ['cursor=', /cursor/],
+    ['cursor=%2B%2F', /cursor/],
+    [`cursor=${'A'.repeat(401)}`, /cursor/],
+    ['cursor=abc', /cursor/],
+    [`cursor=${b64('jr:not-a-job-id')}`, /cursor/],
+    [`cursor=${b64('xx:0')}`, /cursor/],
+    [`cursor=${b64('cp:01')}`, /cursor/],
+    [`cursor=${b64('bl:0/0/..')}`, /cursor/],
+    [`cursor=${b64('bl:0/k')}`, /cursor/],
+    [`cursor=${b64('jr:' + fx.job)}=`, /cursor/],
+  ];
+  for (const url of lists) {
+    const all: Array<[string, RegExp]> = url.endsWith('/execution-plans') ? queries : [...queries, [`cursor=${foreign}`, /cursor/]];
+    for (const [query, names] of all) {
+      const res = await server.app.inject({ method: 'GET', url: `${url}?${query}` });
+      assert.equal(res.statusCode, 400, `${url}?${query}: ${res.body}`);
+      const body = JSON.parse(res.body);
+      assert.deepEqual(Object.keys(body).sort(), ['error', 'message', 'statusCode'], res.body);
+      assert.match(body.message, names, `${url}?${query}: ${body.message}`);
+    }
+  }
+});
+
 /**
  * Deep nesting where the schemas allow any JSON (accumulatorResults, resource requirements)
  * is no client error, yet it must never be a 5xx, and what was stored must stay readable.

@@ -110,6 +110,8 @@ const ACL = [
   '+sadd', '+srem', '+smembers', '+sscan', '+scard', '+sismember',
   '+zadd', '+zrange', '+zrangebyscore', '+zrem', '+zcount', '+zcard', '+zremrangebyrank', '+xadd', '+xrange',
   '+rpush', '+llen', '+lindex',
+  // Paged lists and chunked plans (issue 16).
+  '+zrangebylex', '+zscore', '+spop', '+hscan', '+rename', '+type', '+strlen', '+getrange', '+multi', '+exec',
 ];
 
 test('as the least-privilege ACL user of docs/operations.md, a whole life cycle runs and Redis denies nothing', async (t) => {

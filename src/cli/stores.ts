@@ -32,7 +32,8 @@ export function registerStores(program: Command): void {
 }
 
 async function jobResults(clusterId: string, opts: { dirty?: boolean; json?: boolean }, cmd: Command): Promise<number> {
-  const entries = await clientOf(cmd).cluster(clusterId).jobResults().list(opts.dirty ? 'dirty' : undefined);
+  // Every page (the SDK follows nextCursor): the CLI prints them all.
+  const entries = await clientOf(cmd).cluster(clusterId).jobResults().list(opts.dirty ? 'dirty' : undefined, { max: Infinity });
   if (opts.json) {
     printJson({ jobResults: entries });
     return EXIT.ok;

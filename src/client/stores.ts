@@ -29,6 +29,17 @@ export type Fence = { fencingToken(): number } | number | 'override';
 /** Attempts of a write whose outcome was unknown (503, timeout, network error). */
 const WRITE_ATTEMPTS = 3;
 
+/** Entries a list method collects at most unless told otherwise: beyond, it throws and
+ * the caller should iterate (the `each…` methods) instead of holding everything. */
+export const LIST_MAX_DEFAULT = 100_000;
+/** Entries asked for per page (the server's maximum). */
+const PAGE_LIMIT = 1000;
+
+export interface ListOptions {
+  /** Throw (RangeError) rather than collect more than this many entries (default 100,000). */
+  max?: number;
+}
+
 /** A blob transfer may take long; its timeout covers the whole transfer. */
 const TRANSFER_TIMEOUT_MS = 3_600_000;
 
@@ -45,6 +56,30 @@ class Store {
 
   protected read<T>(path: string): Promise<T> {
     return this.http.request<T>(this.base + path);
+  }
+
+  /** Every entry of a paginated list, page after page (following `nextCursor`). */
+  protected async *paged<T>(path: string, field: string, query: Record<string, string> = {}): AsyncGenerator<T> {
+    let cursor: string | undefined;
+    do {
+      const params = new URLSearchParams({ ...query, limit: String(PAGE_LIMIT), ...(cursor ? { cursor } : {}) });
+      const page = await this.read<Record<string, unknown> & { nextCursor?: string }>(`${path}?${params}`);
+      yield* page[field] as T[];
+      cursor = page.nextCursor;
+    } while (cursor);
+  }
+
+  /** Every entry of a paginated list, up to `max` (beyond: RangeError); with `keyOf`, an
+   * entry listed twice (a scan may) is kept once, the later one. */
+  protected async collect<T>(entries: AsyncIterable<T>, what: string, options: ListOptions, keyOf?: (e: T) => string): Promise<T[]> {
+    const max = options.max ?? LIST_MAX_DEFAULT;
+    const all = new Map<unknown, T>();
+    for await (const e of entries) {
+      const key = keyOf ? keyOf(e) : all.size;
+      if (!all.has(key) && all.size >= max) throw new RangeError(`more than ${max} ${what}: iterate over them, or pass a larger max`);
+      all.set(key, e);
+    }
+    return [...all.values()];
   }
 
   /** A read that answers null for 404. */
@@ -91,8 +126,14 @@ export class JobResultStore extends Store {
     return this.find(`/job-results/${seg(jobId)}`);
   }
 
-  async list(state?: 'dirty' | 'clean'): Promise<JobResultEntry[]> {
-    return (await this.read<{ jobResults: JobResultEntry[] }>(`/job-results${state ? `?state=${state}` : ''}`)).jobResults;
+  /** The entries (all, dirty or clean) by job id, every page of them, up to `max`. */
+  list(state?: 'dirty' | 'clean', options: ListOptions = {}): Promise<JobResultEntry[]> {
+    return this.collect(this.each(state), 'job results', options);
+  }
+
+  /** The entries by job id, fetched a page at a time as the caller iterates. */
+  each(state?: 'dirty' | 'clean'): AsyncGenerator<JobResultEntry> {
+    return this.paged('/job-results', 'jobResults', state ? { state } : {});
   }
 }
 
@@ -107,8 +148,14 @@ export class ExecutionPlanStore extends Store {
     return res && Buffer.from(await res.arrayBuffer());
   }
 
-  async jobIds(): Promise<string[]> {
-    return (await this.read<{ jobIds: string[] }>('/execution-plans')).jobIds;
+  /** The job ids with a plan, by job id, every page of them, up to `max`. */
+  jobIds(options: ListOptions = {}): Promise<string[]> {
+    return this.collect(this.eachJobId(), 'job ids', options);
+  }
+
+  /** The job ids with a plan, fetched a page at a time as the caller iterates. */
+  eachJobId(): AsyncGenerator<string> {
+    return this.paged('/execution-plans', 'jobIds');
   }
 
   async putResourceRequirements(jobId: string, requirements: Record<string, unknown>): Promise<void> {
@@ -137,8 +184,14 @@ export class CheckpointStore extends Store {
     return this.write('POST', this.path, checkpoint);
   }
 
-  async list(): Promise<Checkpoint[]> {
-    return (await this.read<{ checkpoints: Checkpoint[] }>(this.path)).checkpoints;
+  /** The checkpoints, oldest first, every page of them, up to `max`. */
+  list(options: ListOptions = {}): Promise<Checkpoint[]> {
+    return this.collect(this.each(), 'checkpoints', options);
+  }
+
+  /** The checkpoints, oldest first, fetched a page at a time as the caller iterates. */
+  each(): AsyncGenerator<Checkpoint> {
+    return this.paged(this.path, 'checkpoints');
   }
 
   latest(): Promise<Checkpoint | null> {
@@ -193,8 +246,17 @@ export class BlobStore extends Store {
     return res && Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
   }
 
-  async list(jobId: string): Promise<BlobInfo[]> {
-    return (await this.read<{ blobs: BlobInfo[] }>(`/blobs/${seg(jobId)}`)).blobs;
+  /** The job's blobs, every page of them, up to `max`, by key (the server pages by scan,
+   * so this sorts them, and drops the repeats a scan may give). */
+  async list(jobId: string, options: ListOptions = {}): Promise<BlobInfo[]> {
+    const blobs = await this.collect(this.each(jobId), 'blobs', options, (b) => b.blobKey);
+    return blobs.sort((a, b) => (a.blobKey < b.blobKey ? -1 : a.blobKey > b.blobKey ? 1 : 0));
+  }
+
+  /** The job's blobs, fetched a page at a time as the caller iterates; in scan order, and
+   * a blob may come twice (when Redis resized the hash meanwhile). */
+  each(jobId: string): AsyncGenerator<BlobInfo> {
+    return this.paged(`/blobs/${seg(jobId)}`, 'blobs');
   }
 
   async delete(jobId: string, blobKey: string): Promise<boolean> {

@@ -394,6 +394,11 @@ export interface JobResult extends JobResultRequest {
 
 export interface JobResultsResponse {
   jobResults: JobResult[];
+  /**
+   * Present when there may be more entries: pass it as `cursor` for the next page; absent on the
+   * last page.
+   */
+  nextCursor?: string;
 }
 
 export interface ExecutionPlanStored {
@@ -403,6 +408,11 @@ export interface ExecutionPlanStored {
 
 export interface JobIdsResponse {
   jobIds: JobIdAnswer[];
+  /**
+   * Present when there may be more entries: pass it as `cursor` for the next page; absent on the
+   * last page.
+   */
+  nextCursor?: string;
 }
 
 /** Any JSON object, nested at most 64 levels deep (deeper is a 400). */
@@ -439,6 +449,11 @@ export interface CheckpointAdded {
 
 export interface CheckpointsResponse {
   checkpoints: Checkpoint[];
+  /**
+   * Present when there may be more entries: pass it as `cursor` for the next page; absent on the
+   * last page.
+   */
+  nextCursor?: string;
 }
 
 export interface ShutdownRequest {
@@ -481,6 +496,11 @@ export interface BlobInfo {
 export interface BlobsResponse {
   jobId: string;
   blobs: BlobInfo[];
+  /**
+   * Present when there may be more entries: pass it as `cursor` for the next page; absent on the
+   * last page.
+   */
+  nextCursor?: string;
 }
 
 export interface BlobDeleted {

@@ -9,10 +9,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { HaError } from './errors.js';
-import type { ClusterKeys } from './ids.js';
+import { BLOB_KEY_PATTERN, type ClusterKeys } from './ids.js';
 import { redisCall, redisFailure } from './redisCall.js';
 import { quotaError } from './replies.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
+import { PAGE_MAX, type Page, type PageRequest } from './paging.js';
 
 const CHUNK_BYTES = 1 << 20;
 /** A staged upload that stops receiving chunks (its server died) vanishes after this. */
@@ -128,12 +129,24 @@ export class RedisBlobStore {
     throw new HaError('BlobNotFound', `no blob ${blobKey}`);
   }
 
-  /** The job's blobs, by key. */
-  async list(keys: ClusterKeys, jobId: string): Promise<BlobMeta[]> {
-    const all = await redisCall(() => this.redis.hgetall(keys.blobs(jobId)));
-    return Object.keys(all)
-      .sort()
-      .map((k) => metaOf(k, JSON.parse(all[k]) as Stored));
+  /** A page of the job's blobs, read by HSCAN: `after` is `<scan cursor>/<count>/<last
+   * blob key>`. A scan batch is sorted by key and the page continues inside it after the
+   * last key, with the COUNT that read it (so the same batch, whatever limit the next page
+   * asks), so that a batch larger than the page (a small hash comes whole) is still answered
+   * in pages; the order is by key within a batch only. Like HSCAN, a blob present for the
+   * whole paging is listed at least once, one added or deleted meanwhile may be or not. */
+  async list(keys: ClusterKeys, jobId: string, page: PageRequest): Promise<Page<BlobMeta>> {
+    const [scan, count, afterKey] = page.after === undefined ? ['0', '0', ''] : page.after.split('/');
+    const batchCount = count === '0' ? page.limit : Math.min(Number(count), PAGE_MAX);
+    const [next, flat] = await redisCall(() => this.redis.hscan(keys.blobs(jobId), scan, 'COUNT', batchCount));
+    const batch: BlobMeta[] = [];
+    for (let i = 0; i < flat.length; i += 2) if (flat[i] > afterKey) batch.push(metaOf(flat[i], JSON.parse(flat[i + 1]) as Stored));
+    batch.sort((a, b) => (a.blobKey < b.blobKey ? -1 : 1));
+    if (batch.length > page.limit) {
+      const items = batch.slice(0, page.limit);
+      return { items, next: `${scan}/${batchCount}/${items[items.length - 1].blobKey}` };
+    }
+    return next === '0' ? { items: batch } : { items: batch, next: `${next}/0/` };
   }
 
   /** delete: true when there was such a blob. */
@@ -199,3 +212,6 @@ export class RedisBlobStore {
 function metaOf(blobKey: string, s: Stored): BlobMeta {
   return { blobKey, size: s.n, sha256: s.h, createdAt: s.t };
 }
+
+/** A blob list position as list() makes it (the HTTP layer checks cursors with it). */
+export const BLOB_POSITION = new RegExp(`^[0-9]{1,20}/(?:0|[1-9][0-9]{0,3})/(?:${BLOB_KEY_PATTERN.slice(1, -1)})?$`);

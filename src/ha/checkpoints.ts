@@ -6,6 +6,7 @@ import { jobManager, type ClusterKeys } from './ids.js';
 import { redisCall } from './redisCall.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
 import type { Floors } from './floors.js';
+import type { Page, PageRequest } from './paging.js';
 
 export interface Checkpoint {
   checkpointId: number;
@@ -52,10 +53,15 @@ export class RedisCheckpointStore {
     return { replayed: r.replayed, subsumed: r.value };
   }
 
-  /** getAllCheckpoints, oldest first. */
-  async all(keys: ClusterKeys, jobId: string): Promise<Checkpoint[]> {
-    const members = await redisCall(() => this.redis.zrange(keys.checkpoints(jobId), '0', '-1'));
-    return members.map((m) => JSON.parse(m) as Checkpoint);
+  /** getAllCheckpoints, oldest first, a page at a time: `after` is the last checkpoint id
+   * of the page before. */
+  async all(keys: ClusterKeys, jobId: string, page: PageRequest): Promise<Page<Checkpoint>> {
+    const from = page.after === undefined ? '-inf' : `(${page.after}`;
+    const members = await redisCall(() =>
+      this.redis.zrangebyscore(keys.checkpoints(jobId), from, '+inf', 'LIMIT', 0, page.limit + 1),
+    );
+    const items = members.slice(0, page.limit).map((m) => JSON.parse(m) as Checkpoint);
+    return members.length > page.limit ? { items, next: String(items[items.length - 1].checkpointId) } : { items };
   }
 
   /** getLatestCheckpoint; CheckpointNotFound when the job has none. */

@@ -75,12 +75,13 @@ export class ClusterKeys {
     return this.prefix + 'jobresult:' + jobId;
   }
 
+  /** Sorted sets of job ids (every score 0), paged by ZRANGE BYLEX: all, and the dirty ones. */
   get jobResults(): string {
-    return this.prefix + 'jobresults';
+    return this.prefix + 'jobresult-ids';
   }
 
   get dirtyJobResults(): string {
-    return this.prefix + 'jobresults:dirty';
+    return this.prefix + 'jobresult-ids:dirty';
   }
 
   plan(jobId: string): string {
@@ -91,8 +92,18 @@ export class ClusterKeys {
     return this.prefix + 'plan-rr:' + jobId;
   }
 
+  /** Sorted set of the job ids with a plan (every score 0), paged by ZRANGE BYLEX. */
   get plans(): string {
-    return this.prefix + 'plans';
+    return this.prefix + 'plan-ids';
+  }
+
+  /** The sets the indexes above replace (docs/decisions.md), moved into them on first read. */
+  get legacyIndexes(): Array<{ legacy: string; index: string }> {
+    return [
+      { legacy: this.prefix + 'jobresults', index: this.jobResults },
+      { legacy: this.prefix + 'jobresults:dirty', index: this.dirtyJobResults },
+      { legacy: this.prefix + 'plans', index: this.plans },
+    ];
   }
 
   checkpoints(jobId: string): string {
@@ -106,6 +117,11 @@ export class ClusterKeys {
   /** Blob key → metadata of every blob of a job. */
   blobs(jobId: string): string {
     return this.prefix + 'blobs:' + jobId;
+  }
+
+  /** A plan's header and chunks, staged (with a TTL) until plan_put makes them the plan. */
+  planStaged(uploadId: string): string {
+    return this.prefix + 'planstaged:' + uploadId;
   }
 
   /** The chunks of one upload; staged (with a TTL) until committed. */

@@ -184,6 +184,7 @@ export type { ClusterView, ComponentState, LeaderState, Snapshot, WatchMessage }
 export * from './ids.js';
 export { APPLICATION_STATUSES, type JobResult, type JobResultInput } from './jobResults.js';
 export { JOB_STATUSES, type Checkpoint, type JobStatus } from './checkpoints.js';
-export type { BlobMeta } from './blobs.js';
+export { BLOB_POSITION, type BlobMeta } from './blobs.js';
+export { PAGE_MAX, type Page, type PageRequest } from './paging.js';
 export { JOB_PARTS, type ClusterCleanupReport, type JobCleanupReport } from './cleanup.js';
 export type { Fence, IdempotencyKey, Quotas } from './storeWriter.js';

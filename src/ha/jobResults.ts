@@ -1,9 +1,11 @@
-/** Flink's JobResultStore: one Redis hash per job, and sets of all and of dirty job ids. */
+/** Flink's JobResultStore: one Redis hash per job, and sorted sets (scores 0, so in byte
+ * order) of all and of dirty job ids, read in pages. */
 import type { ClusterKeys } from './ids.js';
 import { redisCall, redisFailure } from './redisCall.js';
 import type { Redis } from 'ioredis';
 import { HaError } from './errors.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
+import { lexPage, migrateIndexes, type Page, type PageRequest } from './paging.js';
 
 export const APPLICATION_STATUSES = ['SUCCEEDED', 'FAILED', 'CANCELED', 'UNKNOWN'] as const;
 
@@ -26,6 +28,10 @@ export interface JobResult extends JobResultInput {
 }
 
 const NUMBERS = ['startTime', 'endTime', 'netRuntimeMs'] as const;
+/** Entries read per pipeline: an entry may hold megabytes (accumulator results). */
+const READ_BATCH = 16;
+/** A page ends early, with a next cursor, once its entries reach this many bytes. */
+const PAGE_BYTES = 8 << 20;
 
 export class RedisJobResultStore {
   constructor(
@@ -63,21 +69,29 @@ export class RedisJobResultStore {
     return entryOf(jobId, Object.entries(h).flat());
   }
 
-  /** Every entry, or the dirty (getDirtyResults) or clean ones, by job id. */
-  async list(keys: ClusterKeys, state?: 'dirty' | 'clean'): Promise<JobResult[]> {
-    const ids = (await redisCall(() => this.redis.smembers(state === 'dirty' ? keys.dirtyJobResults : keys.jobResults))).sort();
-    if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(keys.jobResult(id));
-    const replies = (await redisCall(() => pipeline.exec())) ?? [];
+  /** A page of the entries, or of the dirty (getDirtyResults) or clean ones, by job id.
+   * Entries are read a few at a time, and a page ends early when it holds PAGE_BYTES; a
+   * page of `clean` ones may hold fewer than asked (the dirty ones are skipped). */
+  async list(keys: ClusterKeys, state: 'dirty' | 'clean' | undefined, page: PageRequest): Promise<Page<JobResult>> {
+    await migrateIndexes(this.redis, this.writer.scripts, keys);
+    const ids = await lexPage(this.redis, state === 'dirty' ? keys.dirtyJobResults : keys.jobResults, page);
     const entries: JobResult[] = [];
-    replies.forEach(([err, h], i) => {
-      if (err) throw redisFailure(err);
-      const fields = h as Record<string, string>;
-      // An id whose entry went meanwhile (cleanup of the whole cluster) is skipped.
-      if (fields.state && (!state || fields.state === state)) entries.push(entryOf(ids[i], Object.entries(fields).flat()));
-    });
-    return entries;
+    let bytes = 0;
+    for (let at = 0; at < ids.items.length; at += READ_BATCH) {
+      if (bytes >= PAGE_BYTES) return { items: entries, next: ids.items[at - 1] };
+      const batch = ids.items.slice(at, at + READ_BATCH);
+      const pipeline = this.redis.pipeline();
+      for (const id of batch) pipeline.hgetall(keys.jobResult(id));
+      const replies = (await redisCall(() => pipeline.exec())) ?? [];
+      replies.forEach(([err, h], i) => {
+        if (err) throw redisFailure(err);
+        const fields = h as Record<string, string>;
+        for (const v of Object.values(fields)) bytes += v.length;
+        // An id whose entry went meanwhile (cleanup of the whole cluster) is skipped.
+        if (fields.state && (!state || fields.state === state)) entries.push(entryOf(batch[i], Object.entries(fields).flat()));
+      });
+    }
+    return { items: entries, next: ids.next };
   }
 }
 

@@ -289,6 +289,12 @@ export function decodeRaiseIndex(r: ScriptReply): number {
   return r[1];
 }
 
+/** index_migrate.lua: how many ids the old set still holds. */
+export function decodeIndexMigrate(r: ScriptReply): number {
+  if (r[0] !== Code.Done || typeof r[1] !== 'number') throw unexpectedReply('index_migrate', r[0]);
+  return r[1];
+}
+
 /** Whether Redis was found below what the caller answered of the cluster: its index
  * rolled back (and raised), or a checkpoint id counter below a value handed out (raised). */
 export function decodeFloorsWriteback(r: ScriptReply): boolean {

@@ -64,6 +64,7 @@ export const SCRIPT_NAMES = [
   'counter_shutdown',
   'blob_commit',
   'blob_delete',
+  'index_migrate',
   // cleanup
   'cleanup_job',
   'cleanup_cluster',

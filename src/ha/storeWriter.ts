@@ -61,7 +61,8 @@ export class StoreWriter {
   private readonly quotasArg: string;
 
   constructor(
-    private readonly scripts: Scripts,
+    /** Also for the stores' own maintenance scripts (index_migrate). */
+    readonly scripts: Scripts,
     private readonly idempotencyTtlMs: number,
     /** The highest token the server knows granted to a component (ViewRegistry.tokenFloor):
      * the scripts refuse a fence below it, even when a rolled-back Redis holds its lease. */

@@ -3,6 +3,7 @@
 import { Type, type TSchema } from 'typebox';
 import { ClusterId, ErrorResponse, JobId, nullable } from './schemas.js';
 import { MAX_RETAINED } from '../config.js';
+import { NextCursor, PageQuery } from './paging.js';
 import { APPLICATION_STATUSES, BLOB_KEY_PATTERN, JOB_ID_PATTERN, JOB_PARTS, JOB_STATUSES } from '../ha/index.js';
 
 const strict = { additionalProperties: false };
@@ -56,11 +57,13 @@ export const JobResultEntry = Type.Object(
   { ...answer, description: "A job's result entry. The optional fields are present only when they were given." },
 );
 
-export const JobResultsQuery = Type.Object({ state: Type.Optional(ResultState) }, strict);
-export const JobResultsResponse = Type.Object({ jobResults: Type.Array(JobResultEntry) }, answer);
+export const JobResultsQuery = Type.Object({ state: Type.Optional(ResultState), ...PageQuery }, strict);
+export const JobResultsResponse = Type.Object({ jobResults: Type.Array(JobResultEntry), nextCursor: NextCursor }, answer);
+/** The query of a list that has nothing but pages. */
+export const ListQuery = Type.Object(PageQuery, strict);
 
 export const PlanResponse = Type.Object({ jobId: JobIdAnswer, size: Type.Integer({ minimum: 1 }) }, answer);
-export const JobIdsResponse = Type.Object({ jobIds: Type.Array(JobIdAnswer) }, answer);
+export const JobIdsResponse = Type.Object({ jobIds: Type.Array(JobIdAnswer), nextCursor: NextCursor }, answer);
 export const RequirementsBody = Type.Record(Type.String(), Type.Unknown(), {
   description: 'Any JSON object, nested at most 64 levels deep (deeper is a 400).',
 });
@@ -94,7 +97,7 @@ export const CheckpointAdded = Type.Object(
   },
   answer,
 );
-export const CheckpointsResponse = Type.Object({ checkpoints: Type.Array(Checkpoint) }, answer);
+export const CheckpointsResponse = Type.Object({ checkpoints: Type.Array(Checkpoint), nextCursor: NextCursor }, answer);
 
 export const JobStatus = Type.Unsafe<(typeof JOB_STATUSES)[number]>({
   type: 'string',
@@ -118,7 +121,7 @@ export const BlobInfo = Type.Object(
   { blobKey: Type.String(), size: Type.Integer({ minimum: 0 }), sha256: Sha256, createdAt: Type.String({ format: 'date-time' }) },
   answer,
 );
-export const BlobsResponse = Type.Object({ jobId: Type.String(), blobs: Type.Array(BlobInfo) }, answer);
+export const BlobsResponse = Type.Object({ jobId: Type.String(), blobs: Type.Array(BlobInfo), nextCursor: NextCursor }, answer);
 export const BlobDeleted = Type.Object({ deleted: Type.Boolean() }, answer);
 export const BlobsDeleted = Type.Object({ deleted: Type.Integer({ minimum: 0 }) }, answer);
 

@@ -8,7 +8,7 @@
   KEYS  1 index  2 log  (lib/leadership.lua)
         3 lease_key  4 leader_key: the job manager's lease and leader hash
         5 components_key  6 dispatcher_lease_key  7 dispatcher_leader_key
-        8 plan_key  9 requirements_key  10 plans_key: the set of job ids with a plan
+        8 plan_key  9 requirements_key  10 plans_key: the sorted set of job ids with a plan
         11 checkpoints_key  12 counter_key  13 blobs_key: the blob metadata
         14 ls_lease_key  15 ls_key: the cluster's leadership lease and hash (lib/fence.lua)
         16 published_key: the components published under it (lib/cluster_leadership.lua)
@@ -60,7 +60,7 @@ local function gone(n) if n > 0 then return 1 end return 0 end
 -- A job manager published under a leadership is unpublished with it.
 local leader = gone(redis.call('DEL', lease_key, leader_key) + redis.call('SREM', components_key, component)
   + redis.call('HDEL', published_key, component))
-local plan = gone(redis.call('DEL', plan_key, requirements_key) + redis.call('SREM', plans_key, job_id))
+local plan = gone(redis.call('DEL', plan_key, requirements_key) + redis.call('ZREM', plans_key, job_id))
 local checkpoints = redis.call('DEL', checkpoints_key)
 local counter = redis.call('DEL', counter_key)
 quota_release_blobs(usage_key, metas)

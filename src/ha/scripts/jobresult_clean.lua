@@ -3,7 +3,7 @@
   markResultAsClean: marks a job's result clean; a clean one stays as it is.
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
-        4 entry_key: the entry (hash)  5 dirty_key: the set of dirty job ids
+        4 entry_key: the entry (hash)  5 dirty_key: the sorted set of dirty job ids
   ARGV  1..4 as every store write (lib/store.lua)
         5 job_id
 
@@ -29,7 +29,7 @@ return fenced_write(function()
   if not state then return {JOB_RESULT_NOT_FOUND} end
   if state ~= 'clean' then
     redis.call('HSET', entry_key, 'state', 'clean', 'cleanedAt', now_ms())
-    redis.call('SREM', dirty_key, job_id)
+    redis.call('ZREM', dirty_key, job_id)
   end
   return {DONE, unpack(redis.call('HGETALL', entry_key))}
 end, function(digest) return job_result_replay(entry_key, digest, false) end)

@@ -3,8 +3,8 @@
   createDirtyResult: stores a job's result as dirty, unless the job has any entry.
 
   KEYS  1..3 as every store write (lib/store.lua), fenced by the dispatcher
-        4 entry_key: the entry (hash)  5 all_key: the set of all job ids
-        6 dirty_key: the set of dirty ones
+        4 entry_key: the entry (hash)  5 all_key: the sorted set of all job ids
+        6 dirty_key: the sorted set of dirty ones (both scored 0, read by ZRANGE BYLEX)
   ARGV  1..4 as every store write (lib/store.lua)
         5 job_id  6.. field, value, ... of the entry
 
@@ -29,7 +29,7 @@ return fenced_write(function()
   if redis.call('EXISTS', entry_key) == 1 then return {JOB_RESULT_EXISTS} end
   local refused = quota_member(all_key, job_id, 'jobResults', limits.jobResults) if refused then return refused end
   redis.call('HSET', entry_key, 'state', 'dirty', 'createdAt', now_ms(), unpack(ARGV, 6))
-  redis.call('SADD', all_key, job_id)
-  redis.call('SADD', dirty_key, job_id)
+  redis.call('ZADD', all_key, 0, job_id)
+  redis.call('ZADD', dirty_key, 0, job_id)
   return {DONE, unpack(redis.call('HGETALL', entry_key))}
 end, function(digest) return job_result_replay(entry_key, digest, true) end)

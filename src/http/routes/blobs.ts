@@ -1,8 +1,9 @@
 /** Flink's BlobStore over HTTP: bodies stream through in chunks, never whole in memory. */
 import type { IncomingMessage } from 'node:http';
 import { Type } from 'typebox';
-import { HaError } from '../../ha/index.js';
-import { BlobDeleted, BlobHeaders, BlobJobParams, BlobParams, BlobsDeleted, BlobsResponse, BlobStored } from '../storeSchemas.js';
+import { BLOB_POSITION, HaError } from '../../ha/index.js';
+import { cursorOf, pageOf } from '../paging.js';
+import { BlobDeleted, BlobHeaders, BlobJobParams, BlobParams, BlobsDeleted, BlobsResponse, BlobStored, ListQuery } from '../storeSchemas.js';
 import type { App, RouteContext } from '../types.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
@@ -58,10 +59,11 @@ export function blobRoutes(app: App, { ha, config }: RouteContext): void {
       .send(body);
   });
 
-  app.get(base, { schema: { params: BlobJobParams, response: { 200: BlobsResponse } } }, async (req) => {
+  app.get(base, { schema: { params: BlobJobParams, querystring: ListQuery, response: { 200: BlobsResponse } } }, async (req) => {
     const jobId = jobOf(req.params.jobId);
-    const blobs = await ha.blobs.list(ha.keys(req.params.clusterId), jobId);
-    return { jobId, blobs: blobs.map((b) => ({ ...b, createdAt: new Date(b.createdAt).toISOString() })) };
+    const page = await ha.blobs.list(ha.keys(req.params.clusterId), jobId, pageOf(req.query, 'bl', BLOB_POSITION));
+    const blobs = page.items.map((b) => ({ ...b, createdAt: new Date(b.createdAt).toISOString() }));
+    return { jobId, blobs, ...cursorOf('bl', page.next) };
   });
 
   app.delete(

@@ -9,8 +9,10 @@ import {
   CounterResponse,
   CounterShutdown,
   JobParams,
+  ListQuery,
   ShutdownBody,
 } from '../storeSchemas.js';
+import { CHECKPOINT_ID, cursorOf, pageOf } from '../paging.js';
 import type { App, RouteContext } from '../types.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
@@ -33,9 +35,10 @@ export function checkpointRoutes(app: App, { ha, config }: RouteContext): void {
     },
   );
 
-  app.get(base, { schema: { params: JobParams, response: { 200: CheckpointsResponse } } }, async (req) => ({
-    checkpoints: await ha.checkpoints.all(ha.keys(req.params.clusterId), req.params.jobId.toLowerCase()),
-  }));
+  app.get(base, { schema: { params: JobParams, querystring: ListQuery, response: { 200: CheckpointsResponse } } }, async (req) => {
+    const page = await ha.checkpoints.all(ha.keys(req.params.clusterId), req.params.jobId.toLowerCase(), pageOf(req.query, 'cp', CHECKPOINT_ID));
+    return { checkpoints: page.items, ...cursorOf('cp', page.next) };
+  });
 
   app.get(`${base}/latest`, { schema: { params: JobParams, response: { 200: Checkpoint } } }, async (req) =>
     ha.checkpoints.latest(ha.keys(req.params.clusterId), req.params.jobId.toLowerCase()),

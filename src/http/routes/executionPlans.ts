@@ -2,9 +2,10 @@
  * requirements as JSON. */
 import { badRequest } from '../errors.js';
 import { ClusterParams } from '../schemas.js';
-import { JobIdsResponse, JobParams, PlanResponse, RequirementsBody, RequirementsResponse } from '../storeSchemas.js';
+import { JobIdsResponse, JobParams, ListQuery, PlanResponse, RequirementsBody, RequirementsResponse } from '../storeSchemas.js';
 import type { App, RouteContext } from '../types.js';
 import { shallowBody } from '../depth.js';
+import { cursorOf, JOB_ID, pageOf } from '../paging.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
 export function executionPlanRoutes(app: App, { ha, config }: RouteContext): void {
@@ -34,12 +35,13 @@ export function executionPlanRoutes(app: App, { ha, config }: RouteContext): voi
 
   app.get(`${base}/:jobId`, { schema: { params: JobParams } }, async (req, reply) => {
     const plan = await ha.executionPlans.get(ha.keys(req.params.clusterId), req.params.jobId.toLowerCase());
-    return reply.type('application/octet-stream').send(plan);
+    return reply.type('application/octet-stream').header('content-length', plan.size).send(plan.body);
   });
 
-  app.get(base, { schema: { params: ClusterParams, response: { 200: JobIdsResponse } } }, async (req) => ({
-    jobIds: await ha.executionPlans.jobIds(ha.keys(req.params.clusterId)),
-  }));
+  app.get(base, { schema: { params: ClusterParams, querystring: ListQuery, response: { 200: JobIdsResponse } } }, async (req) => {
+    const page = await ha.executionPlans.jobIds(ha.keys(req.params.clusterId), pageOf(req.query, 'ep', JOB_ID));
+    return { jobIds: page.items, ...cursorOf('ep', page.next) };
+  });
 
   app.put(
     `${base}/:jobId/resource-requirements`,

@@ -4,6 +4,7 @@ import { ClusterParams } from '../schemas.js';
 import { JobParams, JobResultBody, JobResultEntry, JobResultsQuery, JobResultsResponse } from '../storeSchemas.js';
 import type { App, RouteContext } from '../types.js';
 import { shallowBody } from '../depth.js';
+import { cursorOf, JOB_ID, pageOf } from '../paging.js';
 import { markReplayed, writeOf, WriteHeaders } from '../writes.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -46,7 +47,8 @@ export function jobResultRoutes(app: App, { ha, config }: RouteContext): void {
     entryJson(await ha.jobResults.get(ha.keys(req.params.clusterId), req.params.jobId.toLowerCase())),
   );
 
-  app.get(base, { schema: { params: ClusterParams, querystring: JobResultsQuery, response: { 200: JobResultsResponse } } }, async (req) => ({
-    jobResults: (await ha.jobResults.list(ha.keys(req.params.clusterId), req.query.state)).map(entryJson),
-  }));
+  app.get(base, { schema: { params: ClusterParams, querystring: JobResultsQuery, response: { 200: JobResultsResponse } } }, async (req) => {
+    const page = await ha.jobResults.list(ha.keys(req.params.clusterId), req.query.state, pageOf(req.query, 'jr', JOB_ID));
+    return { jobResults: page.items.map(entryJson), ...cursorOf('jr', page.next) };
+  });
 }

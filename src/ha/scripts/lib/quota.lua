@@ -1,6 +1,6 @@
 -- The quotas of a cluster (docs/operations.md, Quotas; docs/decisions.md): each is checked
 -- inside the script that would pass it, so that concurrent writers cannot overshoot, and
--- in O(1) (or O(log n)): SCARD of a set, a counter, ZCOUNT of a sorted set.
+-- in O(1) (or O(log n)): ZCARD of a sorted set, a counter, ZCOUNT of a sorted set.
 --
 -- Each check answers nil when the write may go on, else the refusal to return:
 -- {QUOTA_EXCEEDED, quota name, limit[, ms until one frees up]}. Names are those of
@@ -12,10 +12,10 @@ local function over_quota(name, limit, retry_ms)
   return {QUOTA_EXCEEDED, name, tostring(limit), retry_ms and tostring(retry_ms) or nil}
 end
 
--- A new member of a set of the cluster's job ids (job results, plans): refused once the set
--- holds `limit`; a member it holds already is no new one (a replaced plan, say).
-local function quota_member(set_key, member, name, limit)
-  if redis.call('SCARD', set_key) >= limit and redis.call('SISMEMBER', set_key, member) == 0 then
+-- A new member of a sorted set of the cluster's job ids (job results, plans): refused once
+-- it holds `limit`; a member it holds already is no new one (a replaced plan, say).
+local function quota_member(ids_key, member, name, limit)
+  if redis.call('ZCARD', ids_key) >= limit and not redis.call('ZSCORE', ids_key, member) then
     return over_quota(name, limit)
   end
 end

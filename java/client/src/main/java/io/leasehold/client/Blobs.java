@@ -14,6 +14,7 @@ import java.security.MessageDigest;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 
 /** Blobs (Flink's {@code BlobStore}), streamed both ways; {@code jobId} {@code _} holds blobs of no job. */
 public final class Blobs {
@@ -64,8 +65,12 @@ public final class Blobs {
         }
     }
 
+    /** The job's blobs, every page of them, by key (the server pages by scan: a blob it
+     * lists twice is kept once). */
     public List<JsonNode> list(String jobId) {
-        return ClusterClient.list(c.client.json("GET", c.base + "/blobs/" + jobId, null, null).path("blobs"));
+        Map<String, JsonNode> byKey = new TreeMap<>();
+        for (JsonNode b : c.pages(c.base + "/blobs/" + jobId, "blobs")) byKey.put(b.path("blobKey").asText(), b);
+        return List.copyOf(byKey.values());
     }
 
     public boolean delete(String jobId, String blobKey, Fence fence) {

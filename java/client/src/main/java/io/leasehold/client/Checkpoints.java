@@ -43,9 +43,9 @@ public final class Checkpoints {
         return c.client.write("POST", path + "/checkpoints", () -> LeaseholdClient.jsonBody(b), "application/json", fence, null).json();
     }
 
-    /** Oldest first. */
+    /** Oldest first, every page of them. */
     public List<Checkpoint> all() {
-        return ClusterClient.list(c.client.json("GET", path + "/checkpoints", null, null).path("checkpoints"))
+        return c.pages(path + "/checkpoints", "checkpoints")
                 .stream().map(Checkpoint::from).toList();
     }
 

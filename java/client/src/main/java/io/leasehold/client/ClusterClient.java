@@ -173,9 +173,18 @@ public final class ClusterClient {
         return client.json("DELETE", base, null, null);
     }
 
-    static List<JsonNode> list(JsonNode array) {
+    /** Every entry of a paginated list ({@code field} of each page), following
+     * {@code nextCursor} page after page. */
+    List<JsonNode> pages(String path, String field) {
         List<JsonNode> out = new ArrayList<>();
-        for (JsonNode n : array) out.add(n);
+        String first = path + (path.contains("?") ? "&" : "?") + "limit=1000";
+        String cursor = null;
+        do {
+            // A cursor is base64url: nothing to escape.
+            JsonNode page = client.json("GET", cursor == null ? first : first + "&cursor=" + cursor, null, null);
+            for (JsonNode n : page.path(field)) out.add(n);
+            cursor = page.hasNonNull("nextCursor") ? page.get("nextCursor").asText() : null;
+        } while (cursor != null);
         return out;
     }
 }

@@ -25,9 +25,10 @@ public final class ExecutionPlans {
         return a.status() == 404 ? null : a.response().body();
     }
 
+    /** The job ids with a plan, by job id, every page of them. */
     public List<String> jobIds() {
         List<String> out = new ArrayList<>();
-        for (JsonNode n : c.client.json("GET", c.base + "/execution-plans", null, null).path("jobIds")) out.add(n.asText());
+        for (JsonNode n : c.pages(c.base + "/execution-plans", "jobIds")) out.add(n.asText());
         return out;
     }
 

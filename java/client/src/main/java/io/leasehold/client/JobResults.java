@@ -29,9 +29,9 @@ public final class JobResults {
         return a.status() == 404 ? null : a.json();
     }
 
-    /** The entries, by job id; {@code state} is {@code dirty}, {@code clean}, or null for all. */
+    /** The entries, by job id, every page of them; {@code state} is {@code dirty}, {@code clean}, or null for all. */
     public List<JsonNode> list(String state) {
         String q = state == null ? "" : "?state=" + state;
-        return ClusterClient.list(c.client.json("GET", c.base + "/job-results" + q, null, null).path("jobResults"));
+        return c.pages(c.base + "/job-results" + q, "jobResults");
     }
 }

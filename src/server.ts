@@ -120,7 +120,8 @@ async function checkDatabase(redis: RedisOptions): Promise<void> {
   const probe = new Redis({ ...redis, db: 0, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 3000, commandTimeout: 3000 });
   probe.on('error', () => {});
   try {
-    await probe.connect();
+    // Bounded: through Sentinels that do not answer, connect() would wait for good.
+    await Promise.race([probe.connect(), new Promise((_, rej) => setTimeout(rej, 5000).unref())]);
   } catch {
     probe.disconnect();
     return;

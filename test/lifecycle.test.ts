@@ -113,6 +113,8 @@ test('a second npm start in the same folder says which server holds it and exits
   assert.equal(read.status, 200);
   assert.equal(read.body.leader?.contenderId, 'a');
   assert.equal((await fetch(`${first.url}/readyz`)).status, 200);
+  assert.equal(await first.signal('SIGTERM'), 0);
+  assert.equal(alive(redis), false, 'its redis-server stopped with it');
 });
 
 test('a lock left by a server that is gone is taken over', { timeout: 60_000 }, async (t) => {
@@ -142,7 +144,10 @@ test('the local redis-server killed: it is started again on its AOF and the serv
   assert.ok(elapsed < 15_000, `served again after ${elapsed} ms`);
   assert.equal((await get(s.url, `/v1/clusters/${cluster}/leaders/dispatcher`)).body.leader?.sessionId, g.leader.sessionId, 'the lease came back from the AOF');
   assert.ok(s.running, 'the server did not exit');
-  assert.ok(alive(redisPid(dir)));
+  const restarted = redisPid(dir);
+  assert.ok(alive(restarted));
+  assert.equal(await s.signal('SIGTERM'), 0);
+  assert.equal(alive(restarted), false, 'the restarted redis-server stopped with the server');
 });
 
 test('the local redis-server killed and unable to start again: the server exits 1', { timeout: 120_000 }, async (t) => {

@@ -1,10 +1,11 @@
 # leasehold, in two stages: the first compiles the TypeScript to dist/ (npm run build, with
 # the dev dependencies); the second runs the compiled JavaScript with the runtime
 # dependencies only (no TypeScript, no tsx). Redis is not in this image: set REDIS_URL (see
-# docker-compose.yml).
+# docker-compose.yml). Node 22 (LTS): Node 20 reached its end of life in April 2026; .ci/run
+# tests on both (package.json engines).
 
 # --- build ----------------------------------------------------------------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
     NPM_CONFIG_FUND=false \
@@ -23,7 +24,7 @@ COPY src ./src
 RUN npm run build
 
 # --- runtime --------------------------------------------------------------------------------
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
@@ -44,6 +45,9 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY openapi.yaml ./
 COPY bin ./bin
 COPY --from=build /app/dist ./dist
+# The CLI on the PATH: `docker run … leasehold leaders show <cluster> --url …`, or
+# `docker compose exec leasehold leasehold …` (it talks to http://127.0.0.1:8080 by default).
+RUN ln -s /app/bin/leasehold.js /usr/local/bin/leasehold
 
 # The application files stay owned by root (read-only for the server); only the data
 # folder, used when no REDIS_URL is given, belongs to the node user.
@@ -55,7 +59,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-# node itself receives SIGTERM and shuts down gracefully (websockets closed, requests
+# node itself (PID 1) receives SIGTERM and shuts down gracefully (websockets closed, requests
 # finished) within SHUTDOWN_GRACE_MS. The command is npm start's (package.json), less its
 # prestart, which builds in a checkout and has nothing to do here.
 CMD ["node", "--max-semi-space-size=32", "dist/server.js"]

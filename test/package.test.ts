@@ -38,7 +38,7 @@ test('the Docker image runs the server with the command of npm start (its V8 fla
   const pkg = JSON.parse(await readFile(`${ROOT}package.json`, 'utf8'));
   const cmd = (await readFile(`${ROOT}Dockerfile`, 'utf8')).match(/^CMD (\[.*\])$/m);
   assert.ok(cmd, 'the Dockerfile has a CMD in exec form');
-  assert.equal((JSON.parse(cmd[1]) as string[]).join(' '), pkg.scripts.start);
+  assert.equal((JSON.parse(cmd[1]) as string[]).join(' '), pkg.scripts.start.replace(/^exec /, ''));
 });
 
 test('the Docker image runs compiled JavaScript: built in one stage, run in another without the dev dependencies', async () => {
@@ -55,6 +55,28 @@ test('the Docker image runs compiled JavaScript: built in one stage, run in anot
   assert.match(runtime, /^COPY openapi\.yaml \.\/$/m);
   assert.doesNotMatch(runtime, /^COPY (--\S+ )*src\b/m, 'no TypeScript in the runtime stage');
   assert.doesNotMatch(runtime, /tsx/, 'no tsx in the runtime stage');
+});
+
+test('the Docker image: built and run on a Node LTS that package.json engines names, with the CLI on the PATH', async () => {
+  const pkg = JSON.parse(await readFile(`${ROOT}package.json`, 'utf8'));
+  const dockerfile = await readFile(`${ROOT}Dockerfile`, 'utf8');
+  const majors = [...dockerfile.matchAll(/^FROM node:(\d+)-/gm)].map((m) => Number(m[1]));
+  assert.equal(majors.length, 2);
+  for (const major of majors) {
+    assert.ok([22, 24].includes(major), `node ${major} is a supported LTS`);
+    assert.match(pkg.engines.node, new RegExp(`\\^${major}\\.`), `engines names node ${major}`);
+  }
+  const runtime = dockerfile.split(/^FROM /m)[2];
+  assert.match(runtime, /^RUN ln -s \/app\/bin\/leasehold\.js \/usr\/local\/bin\/leasehold$/m);
+  assert.match(runtime, /^COPY bin \.\/bin$/m);
+});
+
+test('a LICENSE file with the Apache License 2.0 that package.json names', async () => {
+  const pkg = JSON.parse(await readFile(`${ROOT}package.json`, 'utf8'));
+  assert.equal(pkg.license, 'Apache-2.0');
+  const license = await readFile(`${ROOT}LICENSE`, 'utf8');
+  assert.match(license, /Apache License\s+Version 2\.0, January 2004/);
+  assert.match(license, /END OF TERMS AND CONDITIONS/);
 });
 
 /** Every .js file under dist/. */

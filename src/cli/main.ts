@@ -19,6 +19,7 @@ import { registerLeaders } from './leaders.js';
 import { registerLeadership } from './leadership.js';
 import { registerServe } from './serve.js';
 import { registerStores } from './stores.js';
+import { stopWithNpm } from '../npmParent.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -66,6 +67,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   process.exit(EXIT.ok);
 });
 
+stopWithNpm();
 const code = await run(process.argv);
 if (code !== null) {
   await Promise.all([drained(process.stdout), drained(process.stderr)]);

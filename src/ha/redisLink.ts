@@ -72,6 +72,22 @@ const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
 /** The stores' commands may take this many times a lease's (REDIS_COMMAND_TIMEOUT_MS). */
 const BULK_TIMEOUT_FACTOR = 10;
 
+/** Where a link goes, for logs: the URL without its password, the socket, or the Sentinels. */
+export function describeRedis(redis: string | RedisOptions): string {
+  if (typeof redis === 'string') {
+    const url = new URL(redis);
+    if (url.password) url.password = '***';
+    return url.href;
+  }
+  const db = redis.db ? `/${redis.db}` : '';
+  if (redis.path) return `unix:${redis.path}${db}`;
+  const user = redis.username ? `${encodeURIComponent(redis.username)}${redis.password ? ':***' : ''}@` : redis.password ? ':***@' : '';
+  const scheme = redis.tls ? 'rediss' : 'redis';
+  if (redis.sentinels) return `${scheme}://${user}${redis.name ?? 'mymaster'}${db} via Sentinels ${redis.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
+  const host = (redis.host ?? 'localhost').includes(':') ? `[${redis.host}]` : (redis.host ?? 'localhost');
+  return `${scheme}://${user}${host}:${redis.port ?? 6379}${db}`;
+}
+
 /** The memory policy is read again every this many health checks (and at every recovery),
  * since a CONFIG SET can change it under a running server (and a failover, which the
  * replication id read at every check tells, reads it at once). */
@@ -126,10 +142,21 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   private closed = false;
   private readonly log: Log;
   private readonly pingTimeoutMs: number;
+  /** For logs: where Redis is, without credentials. */
+  readonly where: string;
+  /** The last connection error (ECONNREFUSED …), the cause logged with an outage. */
+  private connError: string | null = null;
+  /** The cause last logged while Redis is unavailable: an outage is logged when it starts
+   * (at start too) and when its cause changes, not at every retry. */
+  private loggedCause: string | null = null;
+  /** Set when Redis refused to SELECT the configured database: ioredis would go on in
+   * database 0, so the link stays down until a connection selects it. */
+  private wrongDb: string | null = null;
 
   constructor(opts: RedisLinkOptions) {
     super();
     this.log = opts.logger;
+    this.where = describeRedis(opts.redis);
     // A paused Redis keeps its connections open: only an unanswered read tells.
     this.pingTimeoutMs = Math.min(opts.commandTimeoutMs, opts.healthIntervalMs);
     const base: RedisOptions = {
@@ -154,7 +181,12 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.bulkAcked = make('leasehold-bulk-acked', { commandTimeout: bulkTimeoutMs + opts.ackTimeoutMs });
     for (const conn of [this.bulk, this.acked, this.bulkAcked]) conn.on('error', (err) => this.log.debug({ err }, 'redis connection error'));
     for (const conn of [this.cmd, this.sub]) {
-      conn.on('error', (err) => this.log.debug({ err }, 'redis connection error'));
+      conn.on('error', (err) => {
+        this.log.debug({ err }, 'redis connection error');
+        this.connError = err.message;
+        if (/DB index/i.test(err.message)) this.wrongDb = err.message;
+      });
+      conn.on('connect', () => (this.wrongDb = null));
       conn.on('close', () => this.markDown('connection closed'));
       conn.on('ready', () => void this.check());
     }
@@ -196,6 +228,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.checking = true;
     try {
       if (this.sub.status !== 'ready') throw new Error('pub/sub connection not ready');
+      if (this.wrongDb) throw new Error(this.wrongDb);
       // Answered after any (re)subscription sent before it on that connection.
       await withTimeout(this.sub.ping(), this.pingTimeoutMs);
       const seen = await withTimeout(this.cmd.get(MARKER_KEY), this.pingTimeoutMs);
@@ -240,7 +273,9 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       }
       if (!this.healthy) {
         this.healthy = true;
-        this.log.info('redis available');
+        this.connError = null;
+        this.loggedCause = null;
+        this.log.info({ redis: this.where }, 'redis available');
         this.emit('up');
       }
     } catch (err) {
@@ -310,10 +345,17 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   }
 
   private markDown(reason: string): void {
-    if (!this.healthy || this.closed) return;
+    if (this.closed) return;
+    const cause = this.connError ?? reason;
+    // At start, connections not yet open are no outage (a failure to connect has its error).
+    const starting = !this.healthy && this.loggedCause === null && this.connError === null && /not ready|connection closed/.test(reason);
+    if (this.healthy || (cause !== this.loggedCause && !starting)) {
+      this.loggedCause = cause;
+      this.log.warn({ redis: this.where, reason, cause }, `redis unavailable at ${this.where}: ${cause}`);
+    }
+    if (!this.healthy) return;
     this.healthy = false;
     this.clock = null;
-    this.log.warn({ reason }, 'redis unavailable');
     this.emit('down');
   }
 

@@ -192,7 +192,8 @@ export function serverArgs(cwd = ROOT): string[] {
     }
     prestarted.add(cwd);
   }
-  const [node, ...args] = scripts.start.split(' ');
+  // `exec`: the shell npm runs the script in becomes node, so a signal to npm's child reaches it.
+  const [node, ...args] = scripts.start.replace(/^exec /, '').split(' ');
   if (node !== 'node') throw new Error(`npm start is not a node command: ${scripts.start}`);
   return args;
 }

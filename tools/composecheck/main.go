@@ -21,7 +21,7 @@ func main() {
 }
 
 func check(file string) error {
-	opts, err := cli.NewProjectOptions([]string{file}, cli.WithProfiles([]string{"*"}))
+	opts, err := cli.NewProjectOptions([]string{file}, cli.WithOsEnv, cli.WithProfiles([]string{"*"}))
 	if err != nil {
 		return err
 	}
@@ -30,5 +30,12 @@ func check(file string) error {
 		return err
 	}
 	fmt.Printf("%s: valid, services %v\n", file, project.ServiceNames())
+	// What each service publishes on the host, as Docker would bind it: the tests check that
+	// nothing is open to the network by default.
+	for _, name := range project.ServiceNames() {
+		for _, p := range project.Services[name].Ports {
+			fmt.Printf("%s: %s publishes %s:%s->%d/%s\n", file, name, p.HostIP, p.Published, p.Target, p.Protocol)
+		}
+	}
 	return nil
 }

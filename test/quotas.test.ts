@@ -115,7 +115,7 @@ describe('each quota refuses beyond its limit, writes nothing, and frees up on d
     assert.equal(body.quota, 'jobResults');
     assert.equal(body.limit, 10);
     expect(await k.call('GET', `/job-results/${over}`), 404, 'JobResultNotFound');
-    assert.equal(await redis.scard(`lh:{${k.id}}:jobresults`), 10);
+    assert.equal(await redis.zcard(`lh:{${k.id}}:jobresult-ids`), 10);
     expect(await k.call('DELETE', ''), 200);
     await k.open();
     expect(await k.result(over), 201);
@@ -198,7 +198,7 @@ describe('concurrent writers cannot overshoot', () => {
     const statuses = replies.map((r) => r.status);
     assert.equal(statuses.filter((s) => s === 201).length, 10, statuses.join(','));
     assert.equal(statuses.filter((s) => s === 507).length, 40, statuses.join(','));
-    assert.equal(await redis.scard(`lh:{${k.id}}:jobresults`), 10);
+    assert.equal(await redis.zcard(`lh:{${k.id}}:jobresult-ids`), 10);
   });
 
   test('50 parallel blob uploads against a quota of 3 blobs: 3 stored, 47 refused', async () => {

@@ -313,6 +313,20 @@ describe('completed checkpoints', () => {
     for (const maxRetained of [0, 1001, 'two']) assert.equal((await add({ ...checkpoint(8), maxRetained })).status, 400);
   });
 
+  test('subsume drops the named older checkpoints (savepoints Flink subsumes), oldest first', async () => {
+    const { add, ids } = await jobSetup();
+    // 1 a checkpoint Flink keeps, 2 and 3 savepoints it subsumes when 4 comes.
+    for (const id of [1, 2, 3]) expect(await add({ ...checkpoint(id), maxRetained: 3 }), 200);
+    assert.deepEqual(expect(await add({ ...checkpoint(4), maxRetained: 2, subsume: [3, 2] }), 200).subsumed, subsumed(2, 3));
+    assert.deepEqual(await ids(), [1, 4]);
+    // Ids not held, or not below the new one, are ignored; retention still applies.
+    assert.deepEqual(expect(await add({ ...checkpoint(5), maxRetained: 2, subsume: [2, 5, 99] }), 200).subsumed, subsumed(1));
+    assert.deepEqual(await ids(), [4, 5]);
+    for (const subsume of [[-1], ['x'], 3, Array.from({ length: 1001 }, (_, i) => i)]) {
+      assert.equal((await add({ ...checkpoint(6), subsume })).status, 400);
+    }
+  });
+
   test('CHECKPOINTS_MAX_RETAINED_BY_CLUSTER sets the default of one cluster only', async (t) => {
     const tuned = uniqueCluster('st');
     const app = await startApp(t, await sharedRedisUrl(), { CHECKPOINTS_MAX_RETAINED_BY_CLUSTER: `other-x=5,${tuned}=2` });

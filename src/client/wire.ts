@@ -436,6 +436,12 @@ export interface Checkpoint {
 export interface CheckpointRequest extends Checkpoint {
   /** How many checkpoints to retain, this one included. */
   maxRetained?: number;
+  /**
+   * Ids of older checkpoints to drop with this one, whatever `maxRetained` says: Flink subsumes
+   * savepoints while it keeps an older checkpoint that incremental state may build on. Ids not
+   * below this checkpoint's, or not held, are ignored.
+   */
+  subsume?: number[];
 }
 
 export interface CheckpointAdded {

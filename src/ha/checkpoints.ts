@@ -42,13 +42,16 @@ export class RedisCheckpointStore {
     private readonly floors: Floors,
   ) {}
 
-  /** addCheckpointAndSubsumeOldestOne: answers the checkpoints it subsumed, oldest first. */
-  async add(keys: ClusterKeys, jobId: string, cp: Checkpoint, maxRetained: number, fence: Fence, idem: IdempotencyKey) {
+  /** addCheckpointAndSubsumeOldestOne: answers the checkpoints it subsumed, oldest first:
+   * those of `subsume` (older ids Flink drops while it keeps an older checkpoint), then the
+   * oldest beyond `maxRetained`. */
+  async add(keys: ClusterKeys, jobId: string, cp: Checkpoint, maxRetained: number, fence: Fence, idem: IdempotencyKey, subsume: number[] = []) {
     const json = JSON.stringify(cp);
+    const dropped = subsume.join(',');
     const r = await this.writer.write(
       'checkpoint_add',
-      { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, json, String(maxRetained)] },
-      () => ({ keys: [keys.checkpoints(jobId)], args: [cp.checkpointId, json, maxRetained] }),
+      { keys, owner: jobManager(jobId), fence, idempotencyKey: idem, request: [jobId, json, String(maxRetained), dropped] },
+      () => ({ keys: [keys.checkpoints(jobId)], args: [cp.checkpointId, json, maxRetained, dropped] }),
     );
     return { replayed: r.replayed, subsumed: r.value };
   }

@@ -85,6 +85,13 @@ export const CheckpointBody = Type.Object(
     maxRetained: Type.Optional(
       Type.Integer({ minimum: 1, maximum: MAX_RETAINED, description: 'How many checkpoints to retain, this one included.' }),
     ),
+    subsume: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 0 }), {
+        maxItems: MAX_RETAINED,
+        description:
+          "Ids of older checkpoints to drop with this one, whatever `maxRetained` says: Flink subsumes savepoints while it keeps an older checkpoint that incremental state may build on. Ids not below this checkpoint's, or not held, are ignored.",
+      }),
+    ),
   },
   strict,
 );

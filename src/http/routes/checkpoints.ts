@@ -26,10 +26,10 @@ export function checkpointRoutes(app: App, { ha, config }: RouteContext): void {
     base,
     { bodyLimit, schema: { params: JobParams, headers: WriteHeaders, body: CheckpointBody, response: { 200: CheckpointAdded } } },
     async (req, reply) => {
-      const { maxRetained = retained.byCluster.get(req.params.clusterId) ?? retained.default, ...checkpoint } = req.body;
+      const { maxRetained = retained.byCluster.get(req.params.clusterId) ?? retained.default, subsume, ...checkpoint } = req.body;
       const { fence, idem } = writeOf(req.headers);
       const keys = ha.keys(req.params.clusterId);
-      const r = await ha.checkpoints.add(keys, req.params.jobId.toLowerCase(), checkpoint, maxRetained, fence, idem);
+      const r = await ha.checkpoints.add(keys, req.params.jobId.toLowerCase(), checkpoint, maxRetained, fence, idem, subsume);
       markReplayed(reply, r.replayed);
       return { checkpointId: checkpoint.checkpointId, subsumed: r.subsumed };
     },

@@ -33,8 +33,21 @@ public final class Checkpoints {
      */
     public JsonNode add(long checkpointId, long timestamp, String externalPointer, byte[] metadata,
                         Map<String, String> properties, int maxRetained, Fence fence) {
+        return add(checkpointId, timestamp, externalPointer, metadata, properties, maxRetained, List.of(), fence);
+    }
+
+    /**
+     * The same, also dropping the older checkpoints {@code subsume} names, whatever
+     * {@code maxRetained} says (Flink subsumes savepoints while it keeps an older checkpoint).
+     */
+    public JsonNode add(long checkpointId, long timestamp, String externalPointer, byte[] metadata,
+                        Map<String, String> properties, int maxRetained, List<Long> subsume, Fence fence) {
         ObjectNode b = ClusterClient.obj().put("checkpointId", checkpointId).put("timestamp", timestamp)
                 .put("externalPointer", externalPointer).put("maxRetained", maxRetained);
+        if (!subsume.isEmpty()) {
+            var ids = b.putArray("subsume");
+            subsume.forEach(ids::add);
+        }
         if (metadata != null) b.put("metadata", Base64.getEncoder().encodeToString(metadata));
         if (properties != null && !properties.isEmpty()) {
             ObjectNode p = b.putObject("properties");

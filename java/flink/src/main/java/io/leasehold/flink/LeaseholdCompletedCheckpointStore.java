@@ -28,11 +28,10 @@ import org.slf4j.LoggerFactory;
  * their state; on shutdown in a globally terminal state every checkpoint removed and discarded as
  * {@code shouldBeDiscardedOnShutdown} says), with leasehold in place of ZooKeeper plus storageDir.
  *
- * <p>leasehold keeps the newest {@code maxRetained} of a job's checkpoints. Before each add this
- * store works out, on a copy, what Flink will keep, and asks leasehold to keep every checkpoint
- * from the oldest of those on. That is exactly Flink's set, except when Flink keeps an older
- * checkpoint while subsuming newer savepoints: then leasehold holds those savepoints too, and a
- * recovery drops them again by the same rule (their state was discarded by the cleaner already).
+ * <p>Before each add this store works out, on a copy, what Flink will keep, and asks leasehold,
+ * in the same write, to keep that many and to drop the older ones Flink drops out of order (the
+ * savepoints Flink subsumes while it keeps an older checkpoint): leasehold holds Flink's set
+ * exactly.
  */
 final class LeaseholdCompletedCheckpointStore extends AbstractCompleteCheckpointStore {
     private static final Logger LOG = LoggerFactory.getLogger(LeaseholdCompletedCheckpointStore.class);
@@ -66,17 +65,20 @@ final class LeaseholdCompletedCheckpointStore extends AbstractCompleteCheckpoint
         ArrayDeque<CompletedCheckpoint> after = new ArrayDeque<>(completed);
         after.addLast(checkpoint);
         LeaseholdCheckpointSubsumption.subsume(after, maxRetained, c -> {});
-        long oldestKept = after.peekFirst().getCheckpointID();
         List<Long> nowHeld = new ArrayList<>();
-        for (long id : held) if (id >= oldestKept) nowHeld.add(id);
-        nowHeld.add(checkpoint.getCheckpointID());
+        for (CompletedCheckpoint c : after) nowHeld.add(c.getCheckpointID());
+        nowHeld.sort(null);
+        // Held ids Flink drops although newer ones below the retention stay: named, not trimmed.
+        long oldestKept = nowHeld.get(0);
+        List<Long> subsume = new ArrayList<>();
+        for (long id : held) if (id > oldestKept && !nowHeld.contains(id)) subsume.add(id);
 
         Map<String, String> props = new LinkedHashMap<>();
         props.put("checkpointType", checkpoint.getProperties().getCheckpointType().getName());
         props.put("savepoint", Boolean.toString(checkpoint.getProperties().isSavepoint()));
         props.put("stateSize", Long.toString(checkpoint.getStateSize()));
         store.add(checkpoint.getCheckpointID(), checkpoint.getTimestamp(), checkpoint.getExternalPointer(),
-                InstantiationUtil.serializeObject(checkpoint), props, nowHeld.size(), fence);
+                InstantiationUtil.serializeObject(checkpoint), props, nowHeld.size(), subsume, fence);
         held.clear();
         held.addAll(nowHeld);
 

@@ -98,8 +98,10 @@ class CheckpointStoreTest {
         // A newer savepoint subsumes the older one, still not checkpoint 2.
         assertEquals(3, store.addCheckpointAndSubsumeOldestOne(checkpoint(4, true), cleaner, () -> {}).getCheckpointID());
         assertEquals(List.of(2L, 4L), ids(store.getAllCheckpoints()));
+        // leasehold dropped savepoint 3 in the same write: it holds Flink's set exactly.
+        assertEquals(List.of(2L, 4L), held());
 
-        // A new leader recovers exactly what Flink kept (leasehold still held savepoint 3).
+        // A new leader recovers exactly what Flink kept.
         CompletedCheckpointStore recovered = recover(1);
         assertEquals(List.of(2L, 4L), ids(recovered.getAllCheckpoints()));
         assertEquals(4, recovered.getLatestCheckpoint().getCheckpointID());

@@ -180,7 +180,7 @@ export class CheckpointStore extends Store {
 
   /** addCheckpointAndSubsumeOldestOne: `ConflictError` (`CheckpointIdNotIncreasing`) for
    * an id not above the latest. */
-  add(checkpoint: Checkpoint & { maxRetained?: number }): Promise<CheckpointAdded> {
+  add(checkpoint: Checkpoint & { maxRetained?: number; subsume?: number[] }): Promise<CheckpointAdded> {
     return this.write('POST', this.path, checkpoint);
   }
 

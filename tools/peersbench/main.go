@@ -51,13 +51,17 @@ var (
 
 // Result is what a run prints: ops and rate for throughput rows, latency percentiles in ms.
 type Result struct {
-	Ops    int64   `json:"ops"`
-	Rps    float64 `json:"rps"`
-	Errors int64   `json:"errors"`
-	P50    float64 `json:"p50Ms"`
-	P99    float64 `json:"p99Ms"`
-	Max    float64 `json:"maxMs"`
-	N      int     `json:"n"`
+	Ops int64 `json:"ops"`
+	// TotalOps counts the warm-up too: what the server's CPU time of the whole run is divided by.
+	TotalOps int64   `json:"totalOps"`
+	Rps      float64 `json:"rps"`
+	Errors   int64   `json:"errors"`
+	P50      float64 `json:"p50Ms"`
+	P99      float64 `json:"p99Ms"`
+	Max      float64 `json:"maxMs"`
+	N        int     `json:"n"`
+	// Samples: each one of a failover run, in ms (a run has only a few).
+	Samples []float64 `json:"samples,omitempty"`
 }
 
 func main() {
@@ -70,7 +74,12 @@ func main() {
 	case "push":
 		out(latencies(push()))
 	case "failover":
-		out(latencies(failover()))
+		ds := failover()
+		r := latencies(ds)
+		for _, d := range ds {
+			r.Samples = append(r.Samples, ms(d))
+		}
+		out(r)
 	case "leases":
 		leases()
 	case "hold":
@@ -115,7 +124,7 @@ func throughput() Result {
 	}
 	var counting atomic.Bool
 	var done atomic.Bool
-	var n, errs atomic.Int64
+	var n, errs, total atomic.Int64
 	var wg sync.WaitGroup
 	hists := make([][]time.Duration, len(ops))
 	for i, o := range ops {
@@ -125,6 +134,9 @@ func throughput() Result {
 			for !done.Load() {
 				t0 := time.Now()
 				err := o()
+				if err == nil {
+					total.Add(1)
+				}
 				if !counting.Load() {
 					continue
 				}
@@ -159,6 +171,7 @@ func throughput() Result {
 		r.Errors = errs.Load()
 	}
 	r.Ops = n.Load()
+	r.TotalOps = total.Load()
 	r.Rps = float64(r.Ops) / elapsed.Seconds()
 	return r
 }

@@ -695,7 +695,7 @@ func leases() {
 			case "leasehold":
 				c := lhClient()
 				for i := 0; i < per; i++ {
-					lhCampaign(c, *prefix+"-leases", fmt.Sprintf("jobmanager/%032x", rand.Uint64()), fmt.Sprintf("jm-%d-%d", w, i), 3_600_000)
+					lhCampaign(c, *prefix+"-leases", fmt.Sprintf("jobmanager/%032x", rand.Uint64()), fmt.Sprintf("jm-%d-%d", w, i), 300_000) // the longest TTL leasehold grants
 				}
 			case "etcd":
 				cli := etcdClient()

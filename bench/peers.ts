@@ -284,15 +284,38 @@ if (spawnSync('go', ['version']).status !== 0) {
 buildTool();
 const env = await BenchEnv.start({ quick });
 process.once('exit', () => void env.close());
-const peers: Partial<Record<Variant['column'], Peer>> = {};
-try {
+const hasEtcd = ensureInstalled('etcd-server', '/usr/bin/etcd', 'etcd');
+const hasZk = ensureInstalled('zookeeper', '/usr/share/java/zookeeper.jar', 'zookeeper');
+let peers: Partial<Record<Variant['column'], Peer>> = {};
+
+/** A fresh server of each side: leasehold's on the run's Redis. */
+async function startPeers(): Promise<Partial<Record<Variant['column'], Peer>>> {
   const lh = await env.server();
-  peers.leasehold = { pids: () => [lh.pid!, env.redis.child!.pid!], target: lh.url, stop: () => env.stopServer(lh) };
-  if (ensureInstalled('etcd-server', '/usr/bin/etcd', 'etcd')) peers.etcd = await startEtcd();
-  if (ensureInstalled('zookeeper', '/usr/share/java/zookeeper.jar', 'zookeeper')) peers.zk = await startZooKeeper();
-  const columns = Object.keys(peers) as Variant['column'][];
-  await new Promise((r) => setTimeout(r, 2000));
-  const idle = Object.fromEntries(columns.map((c) => [c, peers[c]!.pids().map(rssBytes)])) as Record<string, number[]>;
+  const started: Partial<Record<Variant['column'], Peer>> = {
+    leasehold: { pids: () => [lh.pid!, env.redis.child!.pid!], target: lh.url, stop: () => env.stopServer(lh) },
+  };
+  peers = started; // stopped at the end even if a start below fails
+  if (hasEtcd) started.etcd = await startEtcd();
+  if (hasZk) started.zk = await startZooKeeper();
+  await new Promise((r) => setTimeout(r, 2000)); // settled before the idle reading
+  return started;
+}
+
+try {
+  // Memory first, on servers of its own that no load has grown yet; the leases are then
+  // dropped with those servers (and Redis flushed) before the load rounds start.
+  const idle: Record<string, number[]> = {};
+  const growth: Record<string, number[]> = {};
+  if (only.includes('memory')) {
+    const fresh = await startPeers();
+    for (const c of Object.keys(fresh) as Variant['column'][]) {
+      idle[c] = fresh[c]!.pids().map(rssBytes);
+      growth[c] = await leasesGrowth(c, fresh[c]!.target, fresh[c]!.pids());
+    }
+    await Promise.all(Object.values(fresh).map((p) => p!.stop()));
+    execFileSync('redis-cli', ['-p', String(env.redis.port), 'flushall']);
+  }
+  peers = await startPeers();
 
   const results = new Map<string, Result[]>(); // by row/system
   const add = (key: string, r: Result) => (results.get(key) ?? results.set(key, []).get(key)!).push(r);
@@ -314,8 +337,6 @@ try {
     }
   }
 
-  const growth: Record<string, number[]> = {};
-  if (only.includes('memory')) for (const c of columns) growth[c] = await leasesGrowth(c, peers[c]!.target, peers[c]!.pids());
 
   // -------------------------------------------------------------------------------------
   const med = (xs: number[]) => {

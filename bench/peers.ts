@@ -42,7 +42,7 @@ if (unknown.length) {
 }
 const durationS = quick ? 2 : 4;
 const latencySamples = quick ? 100 : 300;
-const failoversPerRound = quick ? 2 : 2;
+const FAILOVERS_PER_ROUND = 2;
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim() || 100);
 
 // ---------------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ function ensureInstalled(pkg: string, path: string, service: string): boolean {
 }
 
 interface Peer {
-  /** The systems of tools/peersbench this server answers, by column. */
+  /** The server's processes (leasehold: its server and its Redis), read for CPU and RSS. */
   pids(): number[];
   target: string;
   stop(): Promise<void>;
@@ -276,6 +276,8 @@ const LATENCY: Record<'campaign' | 'push' | 'failover', Variant[]> = {
   ],
 };
 
+const VARIANTS: Record<string, Variant[]> = { ...THROUGHPUT, ...LATENCY };
+
 const started = Date.now();
 if (spawnSync('go', ['version']).status !== 0) {
   console.error('bench:peers needs Go (for tools/peersbench): not found');
@@ -322,7 +324,7 @@ try {
   for (let round = 0; round < roundCount; round++) {
     console.error(`round ${round + 1} of ${roundCount}…`);
     for (const row of only) {
-      const variants = (THROUGHPUT as Record<string, Variant[]>)[row] ?? (LATENCY as Record<string, Variant[]>)[row];
+      const variants = VARIANTS[row];
       if (!variants) continue;
       const present = variants.filter((v) => peers[v.column]);
       // The order rotates from round to round: no side always runs first or last.
@@ -330,13 +332,12 @@ try {
       for (const v of order) {
         const p = peers[v.column]!;
         const args =
-          row in THROUGHPUT ? ['-duration', `${durationS}s`] : row === 'failover' ? ['-samples', String(failoversPerRound), '-ttl', '2s'] : ['-samples', String(latencySamples)];
+          row in THROUGHPUT ? ['-duration', `${durationS}s`] : row === 'failover' ? ['-samples', String(FAILOVERS_PER_ROUND), '-ttl', '2s'] : ['-samples', String(latencySamples)];
         const r = await measure(v.system, row, p.target, p.pids(), args);
         add(`${row}/${v.system}`, r);
       }
     }
   }
-
 
   // -------------------------------------------------------------------------------------
   const med = (xs: number[]) => {
@@ -348,12 +349,12 @@ try {
   const mibf = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   const lines: string[][] = [];
   const cell = (row: string, column: Variant['column'], fmt: (v: Variant, rs: Result[]) => string) => {
-    const vs = [...((THROUGHPUT as any)[row] ?? (LATENCY as any)[row])].filter((v: Variant) => v.column === column && results.has(`${row}/${v.system}`));
-    return vs.map((v: Variant) => fmt(v, results.get(`${row}/${v.system}`)!)).join('; ') || (peers[column] ? '' : 'skipped');
+    const vs = VARIANTS[row].filter((v) => v.column === column && results.has(`${row}/${v.system}`));
+    return vs.map((v) => fmt(v, results.get(`${row}/${v.system}`)!)).join('; ') || (peers[column] ? '' : 'skipped');
   };
   const best = (row: string, column: Variant['column'], score: (rs: Result[]) => number, higher: boolean) => {
-    const vs = ((THROUGHPUT as any)[row] ?? (LATENCY as any)[row]).filter((v: Variant) => v.column === column && results.has(`${row}/${v.system}`));
-    const xs = vs.map((v: Variant) => score(results.get(`${row}/${v.system}`)!));
+    const vs = VARIANTS[row].filter((v) => v.column === column && results.has(`${row}/${v.system}`));
+    const xs = vs.map((v) => score(results.get(`${row}/${v.system}`)!));
     return xs.length ? (higher ? Math.max(...xs) : Math.min(...xs)) : undefined;
   };
   const ratioOf = (row: string, score: (rs: Result[]) => number, higher: boolean) => {

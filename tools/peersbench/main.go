@@ -180,14 +180,14 @@ func throughput() Result {
 func makeOp(i int) op {
 	switch *system + "/" + *row {
 	case "leasehold/read":
-		c := lhClient()
+		c := httpClient()
 		path := "/v1/clusters/" + *prefix + "-read/leaders/dispatcher"
 		if i == 0 {
 			lhCampaign(c, *prefix+"-read", "dispatcher", "dispatcher-1", 300_000)
 		}
-		return func() error { _, err := lhDo(c, "GET", path, nil); return err }
+		return func() error { _, err := httpDo(c, "GET", path, nil); return err }
 	case "leasehold/renew", "leasehold/renew-clusters":
-		c := lhClient()
+		c := httpClient()
 		cluster := *prefix + "-renew"
 		if *row == "renew-clusters" {
 			cluster = fmt.Sprintf("%s-renew-%d", *prefix, i)
@@ -197,7 +197,7 @@ func makeOp(i int) op {
 		sid := lhCampaign(c, cluster, component, contender, 300_000)
 		body := []byte(fmt.Sprintf(`{"contenderId":%q,"sessionId":%q,"ttlMs":300000}`, contender, sid))
 		path := "/v1/clusters/" + cluster + "/leaders/" + component + "/renew"
-		return func() error { _, err := lhDo(c, "POST", path, body); return err }
+		return func() error { _, err := httpDo(c, "POST", path, body); return err }
 
 	case "etcd/read":
 		cli := etcdClient()
@@ -224,23 +224,23 @@ func makeOp(i int) op {
 			return err
 		}
 	case "etcd-http/read":
-		c := lhClient()
+		c := httpClient()
 		key := base64.StdEncoding.EncodeToString([]byte(*prefix + "/read/dispatcher"))
 		if i == 0 {
 			val := base64.StdEncoding.EncodeToString([]byte("akka.tcp://flink@10.0.0.1:6123/user/rpc/dispatcher_1"))
-			_, err := lhDo(c, "POST", "/v3/kv/put", []byte(fmt.Sprintf(`{"key":%q,"value":%q}`, key, val)))
+			_, err := httpDo(c, "POST", "/v3/kv/put", []byte(fmt.Sprintf(`{"key":%q,"value":%q}`, key, val)))
 			check(err, "put")
 		}
 		body := []byte(fmt.Sprintf(`{"key":%q}`, key))
-		return func() error { _, err := lhDo(c, "POST", "/v3/kv/range", body); return err }
+		return func() error { _, err := httpDo(c, "POST", "/v3/kv/range", body); return err }
 	case "etcd-http/renew":
-		c := lhClient()
-		b, err := lhDo(c, "POST", "/v3/lease/grant", []byte(`{"TTL":300}`))
+		c := httpClient()
+		b, err := httpDo(c, "POST", "/v3/lease/grant", []byte(`{"TTL":300}`))
 		check(err, "grant")
 		var g struct{ ID string }
 		check(json.Unmarshal(b, &g), "grant answer")
 		body := []byte(fmt.Sprintf(`{"ID":%s}`, g.ID))
-		return func() error { _, err := lhDo(c, "POST", "/v3/lease/keepalive", body); return err }
+		return func() error { _, err := httpDo(c, "POST", "/v3/lease/keepalive", body); return err }
 
 	case "zk/read":
 		conn := zkConn(10 * time.Second)
@@ -265,14 +265,14 @@ func makeOp(i int) op {
 	return nil
 }
 
-// ---- leasehold over HTTP ----
+// ---- HTTP (leasehold, etcd's gateway) ----
 
-func lhClient() *http.Client {
+func httpClient() *http.Client {
 	// One connection per session, like every other side's.
 	return &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}, Timeout: 30 * time.Second}
 }
 
-func lhDo(c *http.Client, method, path string, body []byte) ([]byte, error) {
+func httpDo(c *http.Client, method, path string, body []byte) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -303,7 +303,7 @@ type lhCampaignAnswer struct {
 
 func lhTryCampaign(c *http.Client, cluster, component, contender string, ttlMs int) (lhCampaignAnswer, error) {
 	var a lhCampaignAnswer
-	b, err := lhDo(c, "POST", "/v1/clusters/"+cluster+"/leaders/"+component+"/campaign",
+	b, err := httpDo(c, "POST", "/v1/clusters/"+cluster+"/leaders/"+component+"/campaign",
 		[]byte(fmt.Sprintf(`{"contenderId":%q,"ttlMs":%d,"address":"akka.tcp://flink@10.0.0.1:6123/user/rpc/%s"}`, contender, ttlMs, contender)))
 	if err == nil {
 		err = json.Unmarshal(b, &a)
@@ -321,7 +321,7 @@ func lhCampaign(c *http.Client, cluster, component, contender string, ttlMs int)
 }
 
 func lhResign(c *http.Client, cluster, component, contender, sid string) {
-	_, err := lhDo(c, "POST", "/v1/clusters/"+cluster+"/leaders/"+component+"/resign",
+	_, err := httpDo(c, "POST", "/v1/clusters/"+cluster+"/leaders/"+component+"/resign",
 		[]byte(fmt.Sprintf(`{"contenderId":%q,"sessionId":%q}`, contender, sid)))
 	check(err, "resign")
 }
@@ -386,7 +386,7 @@ func campaign() []time.Duration {
 	}
 	switch *system {
 	case "leasehold":
-		c := lhClient()
+		c := httpClient()
 		cluster := *prefix + "-campaign"
 		for i := 0; i < *samples+10; i++ {
 			component := fmt.Sprintf("jobmanager/%032x", rand.Uint64())
@@ -445,7 +445,7 @@ func push() []time.Duration {
 	}
 	switch *system {
 	case "leasehold":
-		c := lhClient()
+		c := httpClient()
 		cluster := *prefix + "-push"
 		changes := lhWatch(cluster)
 		for i := 0; i < *samples+10; i++ {
@@ -535,7 +535,7 @@ func failoverOnce(name string) time.Duration {
 	var standby func() time.Time
 	switch *system {
 	case "leasehold":
-		c := lhClient()
+		c := httpClient()
 		changes := lhWatch(name)
 		ch := make(chan time.Time, 1)
 		go func() {
@@ -656,13 +656,13 @@ func mustSession(cli *clientv3.Client) *concurrency.Session {
 func hold() {
 	switch *system {
 	case "leasehold":
-		c := lhClient()
+		c := httpClient()
 		sid := lhCampaign(c, *prefix, "dispatcher", "holder", int(ttl.Milliseconds()))
 		fmt.Print("leader")
 		body := []byte(fmt.Sprintf(`{"contenderId":"holder","sessionId":%q,"ttlMs":%d}`, sid, ttl.Milliseconds()))
 		for {
 			time.Sleep(*ttl / 3) // the SDK's pace
-			lhDo(c, "POST", "/v1/clusters/"+*prefix+"/leaders/dispatcher/renew", body)
+			httpDo(c, "POST", "/v1/clusters/"+*prefix+"/leaders/dispatcher/renew", body)
 		}
 	case "etcd":
 		sess, err := concurrency.NewSession(etcdClient(), concurrency.WithTTL(int(ttl.Seconds())))
@@ -693,7 +693,7 @@ func leases() {
 			defer wg.Done()
 			switch *system {
 			case "leasehold":
-				c := lhClient()
+				c := httpClient()
 				for i := 0; i < per; i++ {
 					lhCampaign(c, *prefix+"-leases", fmt.Sprintf("jobmanager/%032x", rand.Uint64()), fmt.Sprintf("jm-%d-%d", w, i), 300_000) // the longest TTL leasehold grants
 				}

@@ -285,7 +285,6 @@ if (spawnSync('go', ['version']).status !== 0) {
 }
 buildTool();
 const env = await BenchEnv.start({ quick });
-process.once('exit', () => void env.close());
 const hasEtcd = ensureInstalled('etcd-server', '/usr/bin/etcd', 'etcd');
 const hasZk = ensureInstalled('zookeeper', '/usr/share/java/zookeeper.jar', 'zookeeper');
 let peers: Partial<Record<Variant['column'], Peer>> = {};
@@ -293,14 +292,14 @@ let peers: Partial<Record<Variant['column'], Peer>> = {};
 /** A fresh server of each side: leasehold's on the run's Redis. */
 async function startPeers(): Promise<Partial<Record<Variant['column'], Peer>>> {
   const lh = await env.server();
-  const started: Partial<Record<Variant['column'], Peer>> = {
+  const set: Partial<Record<Variant['column'], Peer>> = {
     leasehold: { pids: () => [lh.pid!, env.redis.child!.pid!], target: lh.url, stop: () => env.stopServer(lh) },
   };
-  peers = started; // stopped at the end even if a start below fails
-  if (hasEtcd) started.etcd = await startEtcd();
-  if (hasZk) started.zk = await startZooKeeper();
+  peers = set; // stopped at the end even if a start below fails
+  if (hasEtcd) set.etcd = await startEtcd();
+  if (hasZk) set.zk = await startZooKeeper();
   await new Promise((r) => setTimeout(r, 2000)); // settled before the idle reading
-  return started;
+  return set;
 }
 
 try {

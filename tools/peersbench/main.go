@@ -526,6 +526,9 @@ func failoverOnce(name string) time.Duration {
 	holder := exec.Command(self, "-system", *system, "-row", "hold", "-target", *target, "-ttl", ttl.String(), "-prefix", name)
 	holder.Stderr = os.Stderr
 	stdout, _ := holder.StdoutPipe()
+	// The holder's stdin ends when this process does, however it ends: a holder never outlives it.
+	stdin, _ := holder.StdinPipe()
+	defer stdin.Close()
 	check(holder.Start(), "holder")
 	line := make([]byte, 6)
 	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "leader" {
@@ -652,7 +655,8 @@ func mustSession(cli *clientv3.Client) *concurrency.Session {
 	return s
 }
 
-// hold leads `-prefix` with TTL -ttl, renewing as its client does, until killed; prints "leader".
+// hold leads `-prefix` with TTL -ttl, renewing as its client does, until killed or its stdin
+// ends; prints "leader".
 func hold() {
 	switch *system {
 	case "leasehold":
@@ -660,10 +664,12 @@ func hold() {
 		sid := lhCampaign(c, *prefix, "dispatcher", "holder", int(ttl.Milliseconds()))
 		fmt.Print("leader")
 		body := []byte(fmt.Sprintf(`{"contenderId":"holder","sessionId":%q,"ttlMs":%d}`, sid, ttl.Milliseconds()))
-		for {
-			time.Sleep(*ttl / 3) // the SDK's pace
-			httpDo(c, "POST", "/v1/clusters/"+*prefix+"/leaders/dispatcher/renew", body)
-		}
+		go func() {
+			for {
+				time.Sleep(*ttl / 3) // the SDK's pace
+				httpDo(c, "POST", "/v1/clusters/"+*prefix+"/leaders/dispatcher/renew", body)
+			}
+		}()
 	case "etcd":
 		sess, err := concurrency.NewSession(etcdClient(), concurrency.WithTTL(int(ttl.Seconds())))
 		check(err, "session")
@@ -678,7 +684,7 @@ func hold() {
 		check(err, "create")
 		fmt.Print("leader")
 	}
-	select {}
+	io.Copy(io.Discard, os.Stdin) // until the parent is gone
 }
 
 // ---- leases: -n leases created (and held, for ZooKeeper whose ephemeral znodes live with

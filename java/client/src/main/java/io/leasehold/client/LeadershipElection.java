@@ -13,6 +13,14 @@ import java.util.logging.Logger;
  * One leadership per process on leasehold's {@code leadership} routes: campaigns, renews every
  * TTL/3, publishes per-component addresses, and steps down safely.
  *
+ * <p>A standby does not poll: while another process leads it long-polls {@code GET leaders},
+ * which the server answers when the cluster's index moves. The end of a leadership (resigned,
+ * revoked, or expired: the server detects an expiry within 250 ms) turns every component it
+ * published leaderless in that one push, and the standby campaigns at once. A long-poll that
+ * ends with no change ({@code fallbackMs}) is followed by a campaign anyway: the fallback for a
+ * push the server's view missed, and for a leadership that published no component (its end
+ * changes no leader, so nothing is pushed).
+ *
  * <p>Safe step-down: a lease is taken to last from when the request that won or renewed it was
  * <em>sent</em> (monotonic clock), for its TTL, less a margin. {@link #isLeader()} and
  * {@link #token()} check that clock on every call, and a timer revokes locally ({@code
@@ -35,12 +43,20 @@ public final class LeadershipElection implements Fence, AutoCloseable {
         void revoked(Leadership leadership, String reason);
     }
 
-    public record Options(String contenderId, long ttlMs, long renewIntervalMs, long marginMs, long retryMs) {
+    /**
+     * @param retryMs    the pause after a request that failed, before trying again
+     * @param fallbackMs the longest a standby waits for a push before it campaigns anyway (the
+     *                   long-poll's wait; the server takes at most 5 minutes)
+     */
+    public record Options(String contenderId, long ttlMs, long renewIntervalMs, long marginMs, long retryMs, long fallbackMs) {
         public static Options of(String contenderId, long ttlMs) {
             return new Options(contenderId, ttlMs, ttlMs / 3, Math.max(100, ttlMs / 10),
-                    Math.max(100, Math.min(1000, ttlMs / 10)));
+                    Math.max(100, Math.min(1000, ttlMs / 10)), Math.max(1000, ttlMs));
         }
     }
+
+    /** The server's longest long-poll wait. */
+    private static final long MAX_WAIT_MS = 5 * 60_000;
 
     private final ClusterClient cluster;
     private final Options o;
@@ -56,11 +72,14 @@ public final class LeadershipElection implements Fence, AutoCloseable {
     private boolean closed;
     private ScheduledFuture<?> deadline;
     private boolean started;
+    /** The cluster's change index as the standby last read it, or -1 (the loop's thread only). */
+    private long index = -1;
 
     LeadershipElection(ClusterClient cluster, Options options) {
         this.cluster = cluster;
         this.o = options.contenderId() == null
-                ? new Options(UUID.randomUUID().toString(), options.ttlMs(), options.renewIntervalMs(), options.marginMs(), options.retryMs())
+                ? new Options(UUID.randomUUID().toString(), options.ttlMs(), options.renewIntervalMs(), options.marginMs(),
+                        options.retryMs(), options.fallbackMs())
                 : options;
         this.loop = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "leasehold-election"));
         this.timer = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "leasehold-election-deadline"));
@@ -158,6 +177,8 @@ public final class LeadershipElection implements Fence, AutoCloseable {
                 loop.schedule(this::renew, o.renewIntervalMs(), TimeUnit.MILLISECONDS);
                 return;
             }
+            awaitVacancy();
+            return;
         } catch (LeaseholdException e) {
             LOG.log(Level.FINE, "campaign failed", e);
         } catch (RuntimeException e) {
@@ -166,11 +187,54 @@ public final class LeadershipElection implements Fence, AutoCloseable {
         retryCampaign(o.retryMs());
     }
 
-    private void retryCampaign(long ms) {
+    /**
+     * Another process leads: waits, on the loop's thread (a standby has nothing else to do
+     * there), for the server to push a change of the cluster's leaders, and campaigns when no
+     * component has a leader any more, or when {@code fallbackMs} passed with no change.
+     *
+     * <p>The index it waits from was read before the campaign that failed (or this read is the
+     * first, and shows the leaders as they are now), so an end that came in between is answered
+     * at once. Each campaign follows a change or a fallback's wait, never another campaign
+     * directly: a leadership that has not published yet costs one campaign, not a loop.
+     */
+    private void awaitVacancy() {
         synchronized (lock) {
             if (closed) return;
         }
-        loop.schedule(this::campaign, ms, TimeUnit.MILLISECONDS);
+        ClusterClient.Snapshot s;
+        boolean timedOut;
+        try {
+            if (index < 0) {
+                s = cluster.leaders();
+                timedOut = false;
+            } else {
+                s = cluster.leaders(index, Duration.ofMillis(Math.min(MAX_WAIT_MS, o.fallbackMs())));
+                timedOut = s.index() <= index;
+            }
+        } catch (RuntimeException e) {
+            LOG.log(Level.FINE, "waiting for the leadership to end failed", e);
+            later(this::awaitVacancy, o.retryMs());
+            return;
+        }
+        index = Math.max(index, s.index());
+        boolean led = s.leaders().values().stream().anyMatch(java.util.Objects::nonNull);
+        later(led && !timedOut ? this::awaitVacancy : this::campaign, 0);
+    }
+
+    /** Runs {@code r} on the loop unless the election is closed (or closing: then nothing). */
+    private void later(Runnable r, long ms) {
+        synchronized (lock) {
+            if (closed) return;
+        }
+        try {
+            loop.schedule(r, ms, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // close() shut the loop down after the check above
+        }
+    }
+
+    private void retryCampaign(long ms) {
+        later(this::campaign, ms);
     }
 
     private Duration timeout() {

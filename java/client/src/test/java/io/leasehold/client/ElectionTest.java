@@ -117,4 +117,64 @@ class ElectionTest {
             }
         }
     }
+
+    /** HTTP requests the server answered for {@code cluster} (its Prometheus counter), by route. */
+    static java.util.Map<String, Long> requests(String cluster) throws Exception {
+        java.util.Map<String, Long> out = new java.util.TreeMap<>();
+        java.util.regex.Pattern p = java.util.regex.Pattern.compile("method=\"(\\w+)\",route=\"([^\"]+)\",cluster=\"" + cluster + "\"");
+        server.metric("leasehold_http_requests_total").forEach((labels, n) -> {
+            java.util.regex.Matcher m = p.matcher(labels);
+            if (m.matches()) out.merge(m.group(1) + " " + m.group(2), n.longValue(), Long::sum);
+        });
+        return out;
+    }
+
+    static long total(java.util.Map<String, Long> counts) {
+        return counts.values().stream().mapToLong(Long::longValue).sum();
+    }
+
+    @Test
+    void aStandbyWaitsForThePushNotPollingAndCampaignsWhenTheLeadershipEnds() throws Exception {
+        String id = "election-push";
+        ClusterClient cluster = new LeaseholdClient(server.url(), null).cluster(id);
+        // A leader that never renews: its lease runs out 5 s after it campaigned.
+        long ttlA = 5000;
+        long sentA = System.nanoTime();
+        ClusterClient.Campaign a = cluster.campaignLeadership("a", ttlA, java.time.Duration.ofSeconds(5));
+        assertTrue(a.granted());
+        cluster.publish(a.leadership().sessionId(), "dispatcher", "akka://a");
+        Recorder b = new Recorder();
+        // The standby's fallback is its TTL, 10 s: well after a's lease ends.
+        try (LeadershipElection eb = cluster.election(LeadershipElection.Options.of("b", 10_000)).start(b)) {
+            Thread.sleep(1000);
+            var before = requests(id);
+            Thread.sleep(2000);
+            var idle = requests(id);
+            assertEquals(total(before), total(idle), "the standby sent nothing while a led: " + before + " then " + idle);
+            assertTrue(b.events.isEmpty(), "b is not granted while a leads");
+
+            Event gb = b.next();
+            assertEquals("granted", gb.kind());
+            long afterExpiry = TimeUnit.NANOSECONDS.toMillis(gb.atNanos() - sentA) - ttlA;
+            assertTrue(afterExpiry > 0, "granted " + afterExpiry + " ms after a's lease ended: before it");
+            assertTrue(afterExpiry < 2000, "granted " + afterExpiry + " ms after a's lease ended (push: within about 1 s)");
+            var atGrant = requests(id);
+            assertTrue(atGrant.getOrDefault("POST /v1/clusters/:clusterId/leadership/campaign", 0L) <= 3,
+                    "campaigns: one at the start, one after the push: " + atGrant);
+
+            // b leads, with a component published; c waits, then b resigns.
+            assertTrue(eb.publish(gb.leadership().sessionId(), "dispatcher", "akka://b"));
+            Recorder c = new Recorder();
+            try (LeadershipElection ec = cluster.election(LeadershipElection.Options.of("c", 10_000)).start(c)) {
+                Thread.sleep(1000);
+                assertTrue(c.events.isEmpty(), "c is not granted while b leads");
+                long resignedAt = System.nanoTime();
+                eb.close();
+                Event gc = c.next();
+                assertEquals("granted", gc.kind());
+                long ms = TimeUnit.NANOSECONDS.toMillis(gc.atNanos() - resignedAt);
+                assertTrue(ms < 2000, "c granted " + ms + " ms after b resigned (push: within about 1 s)");
+            }
+        }
+    }
 }

@@ -22,10 +22,13 @@ public final class LeaseholdHaOptions {
 
     public static final ConfigOption<Duration> LEASE_TTL = ConfigOptions.key("high-availability.leasehold.lease-ttl")
             .durationType()
-            .defaultValue(Duration.ofSeconds(15))
+            // 10 s: a standby takes over 7-10 s after the leader died (a fifth of ZooKeeper's 60 s
+            // session with margin), and a leader rides out a pause of about 5 s (docs/flink.md).
+            .defaultValue(Duration.ofSeconds(10))
             .withDescription("TTL of the process's leadership lease: renewed every third of it; a JobManager that"
-                    + " cannot renew steps down before it ends, and a standby takes over at most this long after"
-                    + " the leader died.");
+                    + " cannot renew steps down before it ends (it rides out a pause of about half the TTL), and a"
+                    + " standby, woken by leasehold when the lease ends, takes over at most this long after the"
+                    + " leader died.");
 
     public static final ConfigOption<Duration> REQUEST_TIMEOUT = ConfigOptions.key("high-availability.leasehold.request-timeout")
             .durationType()

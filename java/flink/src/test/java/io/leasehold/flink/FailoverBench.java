@@ -24,7 +24,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.stream.Stream;
 import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.client.program.rest.RestClusterClient;
@@ -48,7 +47,8 @@ import org.junit.jupiter.api.io.TempDir;
  *
  * <p>Steady-state HA load: an idle cluster (two JobManagers, a TaskManager) running J jobs that
  * do not checkpoint; requests and writes per second seen by the HA backend over a window:
- * leasehold's HTTP requests (its request log) and its Redis's commands and writes (INFO), against
+ * leasehold's HTTP requests (its {@code leasehold_http_requests_total}) and websocket pongs (its
+ * watchers, one ping each 15 s) and its Redis's commands and writes (INFO), against
  * ZooKeeper's packets received ({@code mntr}) and transactions ({@code srvr}'s Zxid).
  *
  * <p>Not a test that runs by default: {@code mvn -f java/pom.xml -Pbench verify} (or {@code npm
@@ -156,8 +156,7 @@ class FailoverBench {
     }
 
     static final class LeaseholdHa implements Ha {
-        // Info logs one line per request: the count of those lines is the count of requests.
-        private final LeaseholdServer server = new LeaseholdServer().env("LOG_LEVEL", "info");
+        private final LeaseholdServer server = new LeaseholdServer();
 
         LeaseholdHa() throws Exception {
             server.start();
@@ -169,20 +168,21 @@ class FailoverBench {
             m.put("high-availability.type", LeaseholdHaServicesFactory.class.getName());
             m.put("high-availability.cluster-id", clusterId);
             m.put("high-availability.leasehold.url", server.url());
-            // Default: the plugin's own (LeaseholdHaOptions.LEASE_TTL, 15 s).
+            // Default: the plugin's own (LeaseholdHaOptions.LEASE_TTL, 10 s).
             if (t == Timeouts.SHORT) m.put("high-availability.leasehold.lease-ttl", shortTimeout.toMillis() + " ms");
             return m;
         }
 
         @Override
         public Map<String, Double> counters() throws Exception {
-            long requests;
-            try (Stream<String> lines = Files.lines(server.dir().resolve("leasehold.log"))) {
-                requests = lines.filter(l -> l.contains("\"msg\":\"request\"")).count();
-            }
+            // The server's own counter, less what names no cluster (these scrapes, probes).
+            double requests = server.metric("leasehold_http_requests_total").entrySet().stream()
+                    .filter(e -> !e.getKey().endsWith("cluster=\"\"")).mapToDouble(Map.Entry::getValue).sum();
+            double watchers = server.metric("leasehold_websocket_watchers").values().stream().mapToDouble(Double::doubleValue).sum();
             Map<String, String> info = redisInfo(server.redisPort());
             Map<String, Double> c = new HashMap<>();
-            c.put("http", (double) requests);
+            c.put("http", requests);
+            c.put("watchers", watchers);
             c.put("commands", Double.parseDouble(info.get("total_commands_processed")));
             c.put("writes", Double.parseDouble(info.get("rdb_changes_since_last_save")));
             return c;
@@ -192,8 +192,16 @@ class FailoverBench {
         public Load rates(Map<String, Double> a, Map<String, Double> b, double seconds) {
             // Less the one INFO of the first reading.
             double commands = (b.get("commands") - a.get("commands") - 1) / seconds;
-            return new Load((b.get("http") - a.get("http")) / seconds, (b.get("writes") - a.get("writes")) / seconds,
-                    "HTTP requests", "Redis key changes", String.format("Redis commands %.2f/s", commands));
+            double http = (b.get("http") - a.get("http")) / seconds;
+            // An idle watch receives no message; the server pings each watcher once per
+            // WS_HEARTBEAT_MS (15 s by default) and the watcher answers a pong, which the server
+            // does not count: computed from the watchers open, as ZooKeeper's packets count pings.
+            double watchers = b.get("watchers");
+            double pongs = watchers / 15.0;
+            return new Load(http + pongs, (b.get("writes") - a.get("writes")) / seconds,
+                    "HTTP requests and websocket pongs", "Redis key changes",
+                    String.format("HTTP requests %.2f/s, pongs %.2f/s (%.0f watchers, a ping each 15 s); Redis commands %.2f/s",
+                            http, pongs, watchers, commands));
         }
 
         @Override
@@ -534,7 +542,8 @@ class FailoverBench {
         r.append("## Flink failover: leasehold against ZooKeeper (").append(Instant.now().toString(), 0, 16).append(" UTC)\n\n");
         r.append("Flink 2.2.1, 2 JobManager JVMs + 1 TaskManager JVM on one machine (").append(machine()).append("), ZooKeeper ")
                 .append(zkVersion).append(" (Debian), Java ").append(System.getProperty("java.version")).append(".\n");
-        r.append("default: Flink's defaults (leasehold lease TTL 15 s, ZooKeeper session 60 s, heartbeat 10 s / 50 s); short: lease")
+        r.append("default: Flink's defaults (leasehold lease TTL ").append(LeaseholdHaOptions.LEASE_TTL.defaultValue().toSeconds())
+                .append(" s, ZooKeeper session 60 s, heartbeat 10 s / 50 s); short: lease")
                 .append(" TTL = ZooKeeper session = ").append(s.shortTimeout().toSeconds()).append(" s, heartbeat 1 s / ")
                 .append(Math.max(5, s.shortTimeout().toSeconds() + 2)).append(" s.\n\n");
         if (!failovers.isEmpty()) {

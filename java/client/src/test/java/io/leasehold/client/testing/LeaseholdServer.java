@@ -145,6 +145,25 @@ public final class LeaseholdServer implements BeforeAllCallback, AfterAllCallbac
         }
     }
 
+    /**
+     * The samples of one metric on the server's {@code /metrics} (Prometheus text), by their
+     * labels as written there ({@code method="POST",route="/v1/…",cluster="c"}; {@code ""} for none).
+     */
+    public Map<String, Double> metric(String name) throws IOException {
+        HttpURLConnection c = (HttpURLConnection) URI.create(url() + "/metrics").toURL().openConnection();
+        c.setConnectTimeout(2000);
+        c.setReadTimeout(10_000);
+        String text;
+        try (var in = c.getInputStream()) {
+            text = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+        Map<String, Double> out = new HashMap<>();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile(
+                "(?m)^" + java.util.regex.Pattern.quote(name) + "(?:\\{(.*)\\})? (\\S+)$").matcher(text);
+        while (m.find()) out.put(m.group(1) == null ? "" : m.group(1), Double.parseDouble(m.group(2)));
+        return out;
+    }
+
     /** The last lines of the leasehold server's log, for failure messages. */
     public String logTail() {
         try {

@@ -111,6 +111,19 @@ test('resigned, revoked and published job managers leave no per-job key', async 
   assert.equal(rv.body.revoked, true);
   assert.deepEqual(perJob(await keysOf(c)), []);
   assert.equal(await redis.scard(`lh:{${c}}:components`), 0);
+  // One resigned by its holder.
+  const ls3 = await post(srv.url, `${base(c)}/leadership/campaign`, { contenderId: 'proc', ttlMs: 60_000 });
+  assert.equal(ls3.status, 200, JSON.stringify(ls3.body));
+  const pub3 = await post(srv.url, `${base(c)}/leadership/publish`, {
+    sessionId: ls3.body.leadership.sessionId,
+    component: `jobmanager/${p}`,
+    address: 'http://jm',
+  });
+  assert.equal(pub3.status, 200, JSON.stringify(pub3.body));
+  const rs = await post(srv.url, `${base(c)}/leadership/resign`, { contenderId: 'proc', sessionId: ls3.body.leadership.sessionId });
+  assert.equal(rs.status, 200, JSON.stringify(rs.body));
+  assert.deepEqual(perJob(await keysOf(c)), []);
+  assert.equal(await redis.scard(`lh:{${c}}:components`), 0, 'a resigned leadership leaves no member');
   // And one that expires with its leadership.
   const ls2 = await post(srv.url, `${base(c)}/leadership/campaign`, { contenderId: 'proc', ttlMs: 1000 });
   assert.equal(ls2.status, 200, JSON.stringify(ls2.body));

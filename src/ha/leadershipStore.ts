@@ -60,7 +60,7 @@ export class LeadershipStore {
     a: { contenderId: string; sessionId: string; owner: string; force?: boolean },
     floor: number,
   ): Promise<LeadershipReply> {
-    return this.listed('leadership_resign', keys, floor, 'published', [], [a.contenderId, a.sessionId, a.owner, a.force ? '1' : '0']);
+    return this.listed('leadership_resign', keys, floor, 'published', [keys.components], [a.contenderId, a.sessionId, a.owner, a.force ? '1' : '0']);
   }
 
   /** Ends whoever's leadership (`sessionId` ''), or that session's; `forget` deletes the

@@ -5,8 +5,8 @@
   script.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
-        (lib/cluster_leadership.lua)
-        6.. lease and leader hash of each published component, as read
+        (lib/cluster_leadership.lua)  6 components_key: the cluster's components
+        7.. lease and leader hash of each published component, as read
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 contender_id  5 session_id  6 owner: the name of the caller's access token, or ''
         7 force: '1' for an admin's resignation, whoever's token campaigned, else '0'
@@ -25,11 +25,12 @@
 ]]
 -- @include "lib/cluster_leadership.lua"
 
+local components_key = KEYS[6]
 local contender_id, session_id, owner, force = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local list = listed_from(6)
+local list = listed_from(7)
 
 local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
 local refused = refusal(holder, ls, list, contender_id, session_id, owner, force == '1')
 if refused then return refused end
-return reply(DONE, false, 0, 0, end_leadership(list, ls, 'revoked'))
+return reply(DONE, false, 0, 0, end_leadership(list, ls, 'revoked', components_key))

@@ -73,9 +73,11 @@ export async function fairnessBenches(env: BenchEnv): Promise<Row[]> {
     /** A flood under way; `counts` are its latest (cumulative), every 200 ms. */
     const startFlood = async () => {
       const child = await env.node('bench/floodWorker.ts', [], { FLOOD_URL: `${flooded}/execution-plans/${jobId}`, FLOOD_CONNECTIONS: String(CONNECTIONS) }, 'ready');
-      const flood = { child, counts: { served: 0, refused: 0, failed: 0, bytes: 0 } };
+      const flood = { child, counts: { served: 0, refused: 0, failed: 0, bytes: 0 }, at: performance.now() };
       createInterface({ input: child.stdout! }).on('line', (l) => {
-        if (l.startsWith('{')) flood.counts = JSON.parse(l);
+        if (!l.startsWith('{')) return;
+        flood.counts = JSON.parse(l);
+        flood.at = performance.now();
       });
       await new Promise((r) => setTimeout(r, 1000));
       return flood;
@@ -98,13 +100,13 @@ export async function fairnessBenches(env: BenchEnv): Promise<Row[]> {
       cpu.quiet.stop(q);
       const flood = await startFlood();
       try {
-        const from = flood.counts;
+        const [from, fromAt] = [flood.counts, flood.at];
         const f = cpu.flood.start({ ...procs, flood: flood.child.pid! });
         loud.push(await renewals());
         cpu.flood.stop(f);
-        floodMs += f.ms;
         await new Promise((r) => setTimeout(r, 250)); // its counts of the round's end
         for (const k of ['served', 'refused', 'failed', 'bytes'] as const) counts[k] += flood.counts[k] - from[k];
+        floodMs += flood.at - fromAt; // between the two counts, for its rate
       } finally {
         env.kill(flood.child);
       }

@@ -113,11 +113,6 @@ export class ByteBudget {
     return Math.max(0, paidAt - now - this.burstMs);
   }
 
-  /** Keys tracked (tests). */
-  get size(): number {
-    return this.paidAt.size;
-  }
-
   /** At most once a second, so that a charge stays O(1) however many clients there are. */
   private sweep(now: number): void {
     if (now - this.sweptAt < 1000) return;
@@ -161,11 +156,13 @@ export function limitHeavyReads(
 }
 
 /** Paces every answer of a heavy read: a stream chunk by chunk, a page (already a string
- * or buffer) as a whole. */
+ * or buffer) as a whole. Not an error: a 429 (or 404) is small, and one held back behind
+ * the client's paced reads would only keep its socket longer before it honours Retry-After. */
 function paceHook(bytesPerSec: number): onSendHookHandler | undefined {
   if (bytesPerSec <= 0) return undefined;
   const budget = new ByteBudget(bytesPerSec, Math.max(BURST_BYTES, bytesPerSec / 10));
-  return (req, _reply, payload, done) => {
+  return (req, reply, payload, done) => {
+    if (reply.statusCode >= 400) return done(null, payload);
     const key = clientKey(req);
     if (payload instanceof Readable) return done(null, paced(payload, budget, key));
     const bytes = typeof payload === 'string' || Buffer.isBuffer(payload) ? Buffer.byteLength(payload) : 0;

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
 import { randomJobId, ServerProcess, sleep, uniqueCluster } from './support/app.js';
 
@@ -63,6 +63,16 @@ async function drain(url: string, headers: Record<string, string> = {}): Promise
   return { status: 200, bytes, retryAfter: null };
 }
 
+/** A server with two tokens: `flood` (may write) and `other`; their headers. */
+async function twoClients(t: TestContext, env: Record<string, string>) {
+  const tokens = JSON.stringify([
+    { name: 'flood', token: 'tok-flood-0123456789', role: 'write' },
+    { name: 'other', token: 'tok-other-0123456789', role: 'read' },
+  ]);
+  const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redis.url, AUTH_TOKENS: tokens, ...env });
+  return { server, flood: { authorization: 'Bearer tok-flood-0123456789' }, other: { authorization: 'Bearer tok-other-0123456789' } };
+}
+
 test('40 concurrent reads of a 16 MiB plan in one cluster: another cluster renews throughout', async (t) => {
   // Unpaced (no byte budget): the worst case for the connections' isolation.
   const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redis.url, HEAVY_READ_WAIT_MS: '120000', HEAVY_READ_BYTES_PER_SEC: '0' });
@@ -105,21 +115,8 @@ test('40 concurrent reads of a 16 MiB plan in one cluster: another cluster renew
 });
 
 test('heavy reads are limited per client: beyond its slots and the wait, 429 with Retry-After; other clients are served', async (t) => {
-  const c = uniqueCluster('flood');
-  const tokens = JSON.stringify([
-    { name: 'flood', token: 'tok-flood-0123456789', role: 'write' },
-    { name: 'other', token: 'tok-other-0123456789', role: 'read' },
-  ]);
-  const server = await ServerProcess.start(t, {
-    ...NO_SHEDDING,
-    REDIS_URL: redis.url,
-    AUTH_TOKENS: tokens,
-    HEAVY_READS_PER_CLIENT: '2',
-    HEAVY_READ_WAIT_MS: '0',
-  });
-  const flood = { authorization: 'Bearer tok-flood-0123456789' };
-  const other = { authorization: 'Bearer tok-other-0123456789' };
-  const plan = await storePlan(server.url, c, flood);
+  const { server, flood, other } = await twoClients(t, { HEAVY_READS_PER_CLIENT: '2', HEAVY_READ_WAIT_MS: '0' });
+  const plan = await storePlan(server.url, uniqueCluster('flood'), flood);
 
   const flooding = Promise.all(Array.from({ length: 40 }, () => drain(server.url + plan, flood)));
   await sleep(20);
@@ -143,18 +140,7 @@ test('heavy reads are limited per client: beyond its slots and the wait, 429 wit
 test('a client\'s heavy reads together are paced at its byte budget; another client keeps its own', async (t) => {
   const MiB = 2 ** 20;
   const rate = 8 * MiB;
-  const tokens = JSON.stringify([
-    { name: 'flood', token: 'tok-flood-0123456789', role: 'write' },
-    { name: 'other', token: 'tok-other-0123456789', role: 'read' },
-  ]);
-  const server = await ServerProcess.start(t, {
-    ...NO_SHEDDING,
-    REDIS_URL: redis.url,
-    AUTH_TOKENS: tokens,
-    HEAVY_READ_BYTES_PER_SEC: String(rate),
-  });
-  const flood = { authorization: 'Bearer tok-flood-0123456789' };
-  const other = { authorization: 'Bearer tok-other-0123456789' };
+  const { server, flood, other } = await twoClients(t, { HEAVY_READ_BYTES_PER_SEC: String(rate) });
   const plan = await storePlan(server.url, uniqueCluster('paced'), flood);
 
   const timed = async (headers: Record<string, string>) => {

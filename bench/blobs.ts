@@ -23,8 +23,9 @@ export async function blobBenches(env: BenchEnv): Promise<Row[]> {
   const label = env.quick ? '256 MiB' : '1 GiB';
   // Before the blob, so that RPUSH, like the upload, makes Redis take memory it never had.
   const redis = await redisBaseline(env.redis.port, env.quick ? 64 : 128);
-  // BLOB_MAX_BYTES defaults to 1 GiB and admits exactly that, so the default stands.
-  const server = await env.server();
+  // BLOB_MAX_BYTES defaults to 1 GiB and admits exactly that, so the default stands. The
+  // read is not paced (HEAVY_READ_BYTES_PER_SEC), so that the memory is of a full-speed one.
+  const server = await env.server({ HEAVY_READ_BYTES_PER_SEC: '0' });
   const pid = server.pid!;
   const c = uniqueCluster('bench-blob');
   // The longest lease allowed (LEASE_TTL_MAX_MS), far beyond the run: no renewals needed.

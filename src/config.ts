@@ -29,6 +29,9 @@ export interface ProtectionOptions {
   heavyReadsPerClient: number;
   /** How long a heavy read beyond that waits for a slot before it is refused (429). */
   heavyReadWaitMs: number;
+  /** Bytes a second one client's heavy reads are sent at, all of them together (a token
+   * bucket; answers are paced, never refused); 0: no limit (heavyReads.ts). */
+  heavyReadBytesPerSec: number;
 }
 
 /** What one client connection may hold of the server (docs/operations.md, Connections). */
@@ -101,6 +104,7 @@ const schema = {
     RATE_LIMIT_WINDOW_MS: { type: 'integer', minimum: 1, maximum: 3_600_000, default: 1000 },
     HEAVY_READS_PER_CLIENT: { type: 'integer', minimum: 0, maximum: 10_000, default: 4 },
     HEAVY_READ_WAIT_MS: { type: 'integer', minimum: 0, maximum: 600_000, default: 2000 },
+    HEAVY_READ_BYTES_PER_SEC: { type: 'integer', minimum: 0, default: 16 * 1024 * 1024 },
     MAX_CONNECTIONS: { type: 'integer', minimum: 0, default: 0 },
     HTTP_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000 },
     HTTP_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 86_400_000, default: 300_000 },
@@ -156,6 +160,7 @@ interface Env {
   RATE_LIMIT_WINDOW_MS: number;
   HEAVY_READS_PER_CLIENT: number;
   HEAVY_READ_WAIT_MS: number;
+  HEAVY_READ_BYTES_PER_SEC: number;
   MAX_CONNECTIONS: number;
   HTTP_HEADERS_TIMEOUT_MS: number;
   HTTP_REQUEST_TIMEOUT_MS: number;
@@ -275,6 +280,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
       heavyReadsPerClient: e.HEAVY_READS_PER_CLIENT,
       heavyReadWaitMs: e.HEAVY_READ_WAIT_MS,
+      heavyReadBytesPerSec: e.HEAVY_READ_BYTES_PER_SEC,
     },
     connections: {
       maxConnections: e.MAX_CONNECTIONS,

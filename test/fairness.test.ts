@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
 import { randomJobId, ServerProcess, sleep, uniqueCluster } from './support/app.js';
 
@@ -63,8 +63,19 @@ async function drain(url: string, headers: Record<string, string> = {}): Promise
   return { status: 200, bytes, retryAfter: null };
 }
 
+/** A server with two tokens: `flood` (may write) and `other`; their headers. */
+async function twoClients(t: TestContext, env: Record<string, string>) {
+  const tokens = JSON.stringify([
+    { name: 'flood', token: 'tok-flood-0123456789', role: 'write' },
+    { name: 'other', token: 'tok-other-0123456789', role: 'read' },
+  ]);
+  const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redis.url, AUTH_TOKENS: tokens, ...env });
+  return { server, flood: { authorization: 'Bearer tok-flood-0123456789' }, other: { authorization: 'Bearer tok-other-0123456789' } };
+}
+
 test('40 concurrent reads of a 16 MiB plan in one cluster: another cluster renews throughout', async (t) => {
-  const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redis.url, HEAVY_READ_WAIT_MS: '120000' });
+  // Unpaced (no byte budget): the worst case for the connections' isolation.
+  const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redis.url, HEAVY_READ_WAIT_MS: '120000', HEAVY_READ_BYTES_PER_SEC: '0' });
   const flooded = uniqueCluster('flood');
   const plan = await storePlan(server.url, flooded);
 
@@ -104,21 +115,8 @@ test('40 concurrent reads of a 16 MiB plan in one cluster: another cluster renew
 });
 
 test('heavy reads are limited per client: beyond its slots and the wait, 429 with Retry-After; other clients are served', async (t) => {
-  const c = uniqueCluster('flood');
-  const tokens = JSON.stringify([
-    { name: 'flood', token: 'tok-flood-0123456789', role: 'write' },
-    { name: 'other', token: 'tok-other-0123456789', role: 'read' },
-  ]);
-  const server = await ServerProcess.start(t, {
-    ...NO_SHEDDING,
-    REDIS_URL: redis.url,
-    AUTH_TOKENS: tokens,
-    HEAVY_READS_PER_CLIENT: '2',
-    HEAVY_READ_WAIT_MS: '0',
-  });
-  const flood = { authorization: 'Bearer tok-flood-0123456789' };
-  const other = { authorization: 'Bearer tok-other-0123456789' };
-  const plan = await storePlan(server.url, c, flood);
+  const { server, flood, other } = await twoClients(t, { HEAVY_READS_PER_CLIENT: '2', HEAVY_READ_WAIT_MS: '0' });
+  const plan = await storePlan(server.url, uniqueCluster('flood'), flood);
 
   const flooding = Promise.all(Array.from({ length: 40 }, () => drain(server.url + plan, flood)));
   await sleep(20);
@@ -137,4 +135,32 @@ test('heavy reads are limited per client: beyond its slots and the wait, 429 wit
   for (const r of reads.filter((x) => x.status === 200)) assert.equal(r.bytes, PLAN_BYTES);
   // The slots came back: a read after the flood is served.
   assert.equal((await drain(server.url + plan, flood)).status, 200);
+});
+
+test('a client\'s heavy reads together are paced at its byte budget; another client keeps its own', async (t) => {
+  const MiB = 2 ** 20;
+  const rate = 8 * MiB;
+  const { server, flood, other } = await twoClients(t, { HEAVY_READ_BYTES_PER_SEC: String(rate) });
+  const plan = await storePlan(server.url, uniqueCluster('paced'), flood);
+
+  const timed = async (headers: Record<string, string>) => {
+    const start = performance.now();
+    const r = await drain(server.url + plan, headers);
+    return { ...r, ms: performance.now() - start };
+  };
+  const start = performance.now();
+  const flooding = Promise.all([timed(flood), timed(flood)]);
+  await sleep(100);
+  const otherRead = await timed(other);
+  const reads = await flooding;
+  const floodMs = performance.now() - start;
+
+  for (const r of [...reads, otherRead]) assert.deepEqual([r.status, r.bytes], [200, PLAN_BYTES]);
+  // Two reads of 16 MiB share one budget of 8 MiB/s: about 4 s (less the first chunk or so,
+  // sent at once), however fast the machine. Unpaced, they took well under a second.
+  const least = ((2 * PLAN_BYTES - 2 * MiB) / rate) * 1000;
+  assert.ok(floodMs >= 0.9 * least, `the flood's 32 MiB took ${floodMs.toFixed(0)} ms; paced, at least ${least.toFixed(0)} ms`);
+  // The other client is paced at its own budget, not behind the flood's: its 16 MiB in
+  // about 2 s, ended while the flood still reads.
+  assert.ok(otherRead.ms < floodMs - 500, `the other client's read took ${otherRead.ms.toFixed(0)} ms, the flood ${floodMs.toFixed(0)} ms`);
 });

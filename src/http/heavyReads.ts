@@ -6,8 +6,18 @@
  * with forty copies of a 32 MiB plan while other clusters' renewals wait (docs/design.md
  * §8). Elections, leader reads and the watch are never limited here: a hook on the store
  * routes only, added as they are registered, so that their handlers stay as they are.
+ *
+ * Slots alone do not make a tenant's share small: four reads at a time of a plan, each
+ * streamed as fast as the socket takes it, kept hundreds of MiB a second going through
+ * Redis, this server and the reader, and on a small machine that CPU is the other tenants'
+ * renewals (bench/RESULTS.md, Tenant isolation). So a client's heavy reads together are also
+ * sent at no more than a budget of bytes a second (`heavyReadBytesPerSec`): their answers
+ * are paced a chunk at a time, never refused, and a read waiting for its budget holds its
+ * slot, so that nothing more of it is read from Redis meanwhile.
  */
-import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler } from 'fastify';
 import { httpError } from './errors.js';
 import type { App } from './types.js';
 
@@ -77,14 +87,94 @@ export class ClientSlots {
   }
 }
 
+/**
+ * Bytes a second per key: a token bucket (as GCRA: per key, the time at which the bytes
+ * charged so far are paid for) holding up to `burstBytes`, so that a small read is sent at
+ * once and a long one at the rate. Charges are served first come first served across a
+ * key's reads; a key whose bytes are paid for is forgotten.
+ */
+export class ByteBudget {
+  private readonly paidAt = new Map<string, number>();
+  private readonly burstMs: number;
+  private sweptAt = 0;
+
+  constructor(
+    private readonly bytesPerSec: number,
+    burstBytes: number,
+  ) {
+    this.burstMs = (burstBytes / bytesPerSec) * 1000;
+  }
+
+  /** Charges `bytes` to `key`: answers how long (ms) to wait before sending them. */
+  charge(key: string, bytes: number, now = performance.now()): number {
+    const paidAt = Math.max(this.paidAt.get(key) ?? now, now) + (bytes / this.bytesPerSec) * 1000;
+    this.paidAt.set(key, paidAt);
+    this.sweep(now);
+    return Math.max(0, paidAt - now - this.burstMs);
+  }
+
+  /** At most once a second, so that a charge stays O(1) however many clients there are. */
+  private sweep(now: number): void {
+    if (now - this.sweptAt < 1000) return;
+    this.sweptAt = now;
+    for (const [key, at] of this.paidAt) if (at + this.burstMs <= now) this.paidAt.delete(key);
+  }
+}
+
+/** `body`'s chunks, each sent once `key`'s budget allows. */
+export function paced(body: AsyncIterable<Buffer | string>, budget: ByteBudget, key: string): Readable {
+  async function* chunks() {
+    for await (const chunk of body) {
+      const wait = budget.charge(key, Buffer.byteLength(chunk));
+      if (wait > 0) await sleep(wait);
+      yield chunk;
+    }
+  }
+  // highWaterMark 1: nothing is pulled from the store ahead of what the budget lets out.
+  return Readable.from(chunks(), { objectMode: false, highWaterMark: 1 });
+}
+
 export function clientKey(req: FastifyRequest): string {
   return req.grant ? `grant:${req.grant}` : `ip:${req.ip}`;
 }
 
-/** Registers the limit; call after the access check's hook, whose token name it keys on. */
-export function limitHeavyReads(app: App, options: { heavyReadsPerClient: number; heavyReadWaitMs: number }): void {
+/** Most a client's reads may send at once before the pace applies: one store chunk (1 MiB)
+ * and the page or headers around it, so that a read of a chunk is never split. */
+const BURST_BYTES = 1.25 * 2 ** 20;
+
+/** Registers the limits; call after the access check's hook, whose token name they key on. */
+export function limitHeavyReads(
+  app: App,
+  options: { heavyReadsPerClient: number; heavyReadWaitMs: number; heavyReadBytesPerSec: number },
+): void {
+  const hooks = { onRequest: slotsHook(options), onSend: paceHook(options.heavyReadBytesPerSec) };
+  app.addHook('onRoute', (route) => {
+    if (!isHeavyRead([route.method].flat()[0], route.url)) return;
+    if (hooks.onRequest) route.onRequest = [...[route.onRequest ?? []].flat(), hooks.onRequest];
+    if (hooks.onSend) route.onSend = [...[route.onSend ?? []].flat(), hooks.onSend];
+  });
+}
+
+/** Paces every answer of a heavy read: a stream chunk by chunk, a page (already a string
+ * or buffer) as a whole. Not an error: a 429 (or 404) is small, and one held back behind
+ * the client's paced reads would only keep its socket longer before it honours Retry-After. */
+function paceHook(bytesPerSec: number): onSendHookHandler | undefined {
+  if (bytesPerSec <= 0) return undefined;
+  const budget = new ByteBudget(bytesPerSec, Math.max(BURST_BYTES, bytesPerSec / 10));
+  return (req, reply, payload, done) => {
+    if (reply.statusCode >= 400) return done(null, payload);
+    const key = clientKey(req);
+    if (payload instanceof Readable) return done(null, paced(payload, budget, key));
+    const bytes = typeof payload === 'string' || Buffer.isBuffer(payload) ? Buffer.byteLength(payload) : 0;
+    const wait = budget.charge(key, bytes);
+    if (wait > 0) setTimeout(() => done(null, payload), wait);
+    else done(null, payload);
+  };
+}
+
+function slotsHook(options: { heavyReadsPerClient: number; heavyReadWaitMs: number }): onRequestHookHandler | undefined {
   const { heavyReadsPerClient: perClient, heavyReadWaitMs: waitMs } = options;
-  if (perClient <= 0) return;
+  if (perClient <= 0) return undefined;
   const slots = new ClientSlots(perClient, waitMs);
   const retryAfter = String(Math.max(1, Math.ceil(waitMs / 1000)));
   const limit: onRequestHookHandler = (req, reply, done) => {
@@ -111,10 +201,7 @@ export function limitHeavyReads(app: App, options: { heavyReadsPerClient: number
       done();
     });
   };
-  app.addHook('onRoute', (route) => {
-    if (!isHeavyRead([route.method].flat()[0], route.url)) return;
-    route.onRequest = [...[route.onRequest ?? []].flat(), limit];
-  });
+  return limit;
 }
 
 /** Once the answer is sent (a stream to its end) or the client is gone, whichever first. */

@@ -111,6 +111,19 @@ function extraOf(err: HaError): Record<string, unknown> {
   return err.details;
 }
 
+/** An error as a websocket message answers it (the renewal stream): the body an HTTP
+ * answer would have, `statusCode` included; null for a bug (a 500), which the caller logs. */
+export function errorBody(err: unknown): { error: string; message: string; statusCode: number } | null {
+  if (err instanceof HaError) return { error: err.code, message: err.message, statusCode: HA_STATUS[err.code], ...extraOf(err) };
+  const fe = err as FastifyError;
+  const status = fe.statusCode ?? 500;
+  const code = (fe as { error?: string }).error;
+  if ((status >= 400 && status < 500) || (status === 503 && code)) {
+    return { error: code ?? STATUS_CODE[status] ?? 'ClientError', message: fe.message, statusCode: status };
+  }
+  return null;
+}
+
 /** The handler of every error, logging what is a bug to `log`. */
 export const errorHandler = (log: Log) => (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
   if (err instanceof HaError) {

@@ -1,0 +1,277 @@
+/**
+ * Renewals over a stream (issue 19): `GET /v1/renewals` upgrades to a websocket that renews
+ * any number of leases and leaderships, each answer carrying its message's id, with the
+ * guarantees of `POST …/renew` (session binding to the token that campaigned, NotLeader for
+ * a session that does not hold the lease), auth on the upgrade, and a `lost` message pushed
+ * when a lease it renews ends. Against real Redis.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test, type TestContext } from 'node:test';
+import WebSocket from 'ws';
+import { stopAllRedis } from './support/redis.js';
+import { post, randomJobId, sharedRedisUrl, startApp, uniqueCluster, type Running } from './support/app.js';
+
+let redisUrl: string;
+let open: Running;
+before(async () => {
+  redisUrl = await sharedRedisUrl();
+  open = await startApp(null, redisUrl);
+});
+after(async () => {
+  await open.close();
+  await stopAllRedis();
+});
+
+/** A renewal stream: what it received, and a wait for a message. */
+class Stream {
+  readonly messages: any[] = [];
+  closeCode: number | null = null;
+  private waiters: Array<() => void> = [];
+  private nextId = 1;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      this.messages.push(JSON.parse(data.toString()));
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    ws.on('close', (code) => {
+      this.closeCode = code;
+      this.waiters.splice(0).forEach((w) => w());
+    });
+  }
+
+  /** Opens it, or rejects with the HTTP status and body of the refused upgrade. */
+  static open(t: TestContext, base: string, headers: Record<string, string> = {}): Promise<Stream> {
+    const ws = new WebSocket(`${base}/v1/renewals`, { headers });
+    t.after(() => ws.terminate());
+    const s = new Stream(ws);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(s));
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, body: JSON.parse(body) })));
+      });
+      ws.once('error', reject);
+    });
+  }
+
+  /** Sends a renewal (the id chosen here), and answers its answer. */
+  async renew(m: Record<string, unknown>, timeoutMs = 10_000): Promise<any> {
+    const id = this.nextId++;
+    this.ws.send(JSON.stringify({ id, ...m }));
+    return this.find((x) => x.id === id, timeoutMs);
+  }
+
+  send(raw: string): void {
+    this.ws.send(raw);
+  }
+
+  async find(pred: (m: any) => boolean, timeoutMs = 10_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.messages.find(pred);
+      if (m) return m;
+      if (this.closeCode !== null) throw new Error(`stream closed (${this.closeCode}): ${JSON.stringify(this.messages)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no such message in ${JSON.stringify(this.messages)}`);
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          r();
+        });
+      });
+    }
+  }
+}
+
+function authed(token: string) {
+  return { authorization: `Bearer ${token}` };
+}
+
+async function as(token: string, base: string, path: string, body: unknown) {
+  const res = await fetch(base + path, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...authed(token) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+test('many leases and a leadership on one stream, each answered with its id as HTTP answers a renewal', async (t) => {
+  const c1 = uniqueCluster('rs-many');
+  const c2 = uniqueCluster('rs-many');
+  const job = randomJobId();
+  const leases: Array<{ component: string; sessionId: string }> = [];
+  for (const component of ['dispatcher', 'resourcemanager', 'rest', `jobmanager/${job}`]) {
+    const r = await post(open.url, `/v1/clusters/${c1}/leaders/${component}/campaign`, { contenderId: 'p1', ttlMs: 5000 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    leases.push({ component, sessionId: r.body.leader.sessionId });
+  }
+  const l = await post(open.url, `/v1/clusters/${c2}/leadership/campaign`, { contenderId: 'p1', ttlMs: 5000 });
+  assert.equal(l.status, 200, JSON.stringify(l.body));
+
+  const s = await Stream.open(t, open.wsUrl);
+  // Sent all at once: answered each by its id, in whatever order.
+  const answers = await Promise.all([
+    ...leases.map((x) => s.renew({ clusterId: c1, component: x.component.toUpperCase().startsWith('JOBMANAGER') ? `jobmanager/${job.toUpperCase()}` : x.component, contenderId: 'p1', sessionId: x.sessionId, ttlMs: 20_000 })),
+    s.renew({ clusterId: c2, leadership: true, contenderId: 'p1', sessionId: l.body.leadership.sessionId, ttlMs: 20_000 }),
+  ]);
+  for (const [i, x] of leases.entries()) {
+    const a = answers[i];
+    assert.equal(a.leader.sessionId, x.sessionId, JSON.stringify(a));
+    assert.ok(a.leader.leaseRemainingMs > 15_000 && a.leader.leaseRemainingMs <= 20_000, JSON.stringify(a));
+    // The same body as the HTTP renewal's.
+    const http = await post(open.url, `/v1/clusters/${c1}/leaders/${x.component}/renew`, { contenderId: 'p1', sessionId: x.sessionId, ttlMs: 20_000 });
+    assert.deepEqual(Object.keys(a).sort(), ['id', ...Object.keys(http.body)].sort());
+    assert.deepEqual(Object.keys(a.leader).sort(), Object.keys(http.body.leader).sort());
+  }
+  const lead = answers[leases.length];
+  assert.equal(lead.leadership.sessionId, l.body.leadership.sessionId);
+  assert.equal(lead.leadership.ttlMs, 20_000);
+  const http = await post(open.url, `/v1/clusters/${c2}/leadership/renew`, { contenderId: 'p1', sessionId: l.body.leadership.sessionId, ttlMs: 20_000 });
+  assert.deepEqual(Object.keys(lead.leadership).sort(), Object.keys(http.body.leadership).sort());
+});
+
+test('a wrong session or contender is refused with NotLeader, and the stream goes on', async (t) => {
+  const c = uniqueCluster('rs-wrong');
+  const won = await post(open.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'd1', ttlMs: 5000 });
+  const { sessionId } = won.body.leader;
+  const s = await Stream.open(t, open.wsUrl);
+  const wrong = await s.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd1', sessionId: '00000000-0000-4000-8000-000000000000' });
+  assert.equal(wrong.error, 'NotLeader', JSON.stringify(wrong));
+  assert.equal(wrong.statusCode, 409);
+  assert.equal(wrong.leader.sessionId, sessionId, 'the holder, as HTTP answers it');
+  const other = await s.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd2', sessionId });
+  assert.equal(other.error, 'NotLeader');
+  const ok = await s.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd1', sessionId });
+  assert.equal(ok.leader.sessionId, sessionId);
+  // A leadership that is not held.
+  const none = await s.renew({ clusterId: c, leadership: true, contenderId: 'd1', sessionId });
+  assert.equal(none.error, 'NotLeader');
+});
+
+test('bad messages are answered with an error, and the stream stays open', async (t) => {
+  const s = await Stream.open(t, open.wsUrl);
+  s.send('not json');
+  const notJson = await s.find((m) => m.id === null && m.error === 'BadRequest');
+  assert.equal(notJson.statusCode, 400);
+  s.send(JSON.stringify({ id: 'a', clusterId: 'c', component: 'nope', contenderId: 'x', sessionId: '00000000-0000-4000-8000-000000000000' }));
+  const badComponent = await s.find((m) => m.id === 'a');
+  assert.equal(badComponent.error, 'BadRequest');
+  assert.match(badComponent.message, /component/);
+  s.send(JSON.stringify({ id: 'b', clusterId: 'c', component: 'rest', leadership: true, contenderId: 'x', sessionId: '00000000-0000-4000-8000-000000000000' }));
+  assert.match((await s.find((m) => m.id === 'b')).message, /either a component or the leadership/);
+  s.send(JSON.stringify({ id: 'c', clusterId: 'c', component: 'rest', contenderId: 'x', sessionId: '00000000-0000-4000-8000-000000000000', ttlMs: 5 }));
+  assert.match((await s.find((m) => m.id === 'c')).message, /ttlMs/);
+  s.send(JSON.stringify({ id: 'd', clusterId: 'c', component: 'rest', contenderId: 'x', sessionId: 'x', extra: 1 }));
+  assert.equal((await s.find((m) => m.id === 'd')).statusCode, 400);
+  assert.equal(s.closeCode, null);
+  // Still renews.
+  const c = uniqueCluster('rs-bad');
+  const won = await post(open.url, `/v1/clusters/${c}/leaders/rest/campaign`, { contenderId: 'r1', ttlMs: 5000 });
+  const ok = await s.renew({ clusterId: c, component: 'rest', contenderId: 'r1', sessionId: won.body.leader.sessionId });
+  assert.equal(ok.leader.contenderId, 'r1');
+});
+
+test('a plain GET is told to upgrade', async () => {
+  const res = await fetch(`${open.url}/v1/renewals`);
+  assert.equal(res.status, 426);
+  assert.equal((await res.json()).error, 'UpgradeRequired');
+});
+
+test('a lease lost while streaming is told at once, and its next renewal says NotLeader', async (t) => {
+  const c = uniqueCluster('rs-lost');
+  const s = await Stream.open(t, open.wsUrl);
+  // A lease that expires: its TTL runs out (the server's lease timer records the expiry).
+  const won = await post(open.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'd1', ttlMs: 1000 });
+  const { sessionId } = won.body.leader;
+  const ok = await s.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd1', sessionId, ttlMs: 1000 });
+  assert.equal(ok.leader.sessionId, sessionId);
+  const started = Date.now();
+  const lost = await s.find((m) => m.type === 'lost' && m.component === 'dispatcher', 15_000);
+  assert.equal(lost.sessionId, sessionId);
+  assert.equal(lost.clusterId, c);
+  assert.equal(lost.reason, 'expired');
+  assert.ok(Date.now() - started < 10_000, 'told soon after the lease ran out');
+  const again = await s.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd1', sessionId });
+  assert.equal(again.error, 'NotLeader');
+
+  // A leadership revoked by an admin (open server: anyone), with a component published.
+  const l = await post(open.url, `/v1/clusters/${c}/leadership/campaign`, { contenderId: 'p1', ttlMs: 20_000 });
+  assert.equal(l.status, 200, JSON.stringify(l.body));
+  const lsid = l.body.leadership.sessionId;
+  await post(open.url, `/v1/clusters/${c}/leadership/publish`, { sessionId: lsid, component: 'rest', address: 'http://x' });
+  const renewed = await s.renew({ clusterId: c, leadership: true, contenderId: 'p1', sessionId: lsid });
+  assert.equal(renewed.leadership.sessionId, lsid);
+  const revoked = await post(open.url, `/v1/clusters/${c}/leadership/revoke`, {});
+  assert.equal(revoked.body.revoked, true);
+  const lostLeadership = await s.find((m) => m.type === 'lost' && m.leadership === true, 10_000);
+  assert.equal(lostLeadership.sessionId, lsid);
+  assert.equal((await s.renew({ clusterId: c, leadership: true, contenderId: 'p1', sessionId: lsid })).error, 'NotLeader');
+});
+
+const ONE = 'tok-one-0123456789';
+const TWO = 'tok-two-0123456789';
+const READ = 'tok-read-0123456789';
+
+test('auth: the upgrade needs a contend token (401/403 before upgrading); each cluster and lease is checked', async (t) => {
+  const c = uniqueCluster('rs-auth');
+  const other = uniqueCluster('rs-auth');
+  const s = await startApp(t, redisUrl, {
+    AUTH_TOKENS: JSON.stringify([
+      { name: 'one', token: ONE, role: 'contend', clusters: [c] },
+      { name: 'two', token: TWO, role: 'contend', clusters: [c, other] },
+      { name: 'reader', token: READ, role: 'read' },
+    ]),
+  });
+  const refused = async (headers: Record<string, string>) => {
+    try {
+      await Stream.open(t, s.wsUrl, headers);
+    } catch (err) {
+      return err as { status: number; body: any };
+    }
+    assert.fail('the upgrade was accepted');
+  };
+  const none = await refused({});
+  assert.equal(none.status, 401);
+  assert.equal(none.body.error, 'Unauthorized');
+  assert.equal((await refused(authed('wrong-token-0123456789'))).status, 401);
+  const reader = await refused(authed(READ));
+  assert.equal(reader.status, 403);
+  assert.match(reader.body.message, /contend/);
+  // With tokens, the token decides, whatever the page's origin (as for the watch).
+  const fromPage = await Stream.open(t, s.wsUrl, { ...authed(ONE), origin: 'http://page.example' });
+  fromPage.ws.close();
+  // Open, only pages of the server's own origin.
+  const evil = await Stream.open(t, open.wsUrl, { origin: 'http://evil.example' }).catch((err) => err);
+  assert.equal(evil.status, 403);
+  assert.match(evil.body.message, /origin/);
+
+  // A lease is renewed only by the token that campaigned for it.
+  const won = await as(ONE, s.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'd1', ttlMs: 5000 });
+  assert.equal(won.status, 200, JSON.stringify(won.body));
+  const { sessionId } = won.body.leader;
+  const two = await Stream.open(t, s.wsUrl, authed(TWO));
+  const stolen = await two.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd1', sessionId, ttlMs: 300_000 });
+  assert.equal(stolen.error, 'NotLeaseOwner', JSON.stringify(stolen));
+  assert.equal(stolen.statusCode, 403);
+  const lw = await as(ONE, s.url, `/v1/clusters/${other}/leadership/campaign`, { contenderId: 'p1', ttlMs: 5000 });
+  assert.equal(lw.status, 403, 'one may not touch the other cluster');
+  const lw2 = await as(TWO, s.url, `/v1/clusters/${other}/leadership/campaign`, { contenderId: 'p1', ttlMs: 5000 });
+  const one = await Stream.open(t, s.wsUrl, authed(ONE));
+  // A cluster the token may not touch: 403 in the answer, the stream goes on.
+  const forbidden = await one.renew({ clusterId: other, leadership: true, contenderId: 'p1', sessionId: lw2.body.leadership.sessionId });
+  assert.equal(forbidden.error, 'Forbidden', JSON.stringify(forbidden));
+  assert.equal(forbidden.statusCode, 403);
+  const mine = await one.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd1', sessionId, ttlMs: 5000 });
+  assert.equal(mine.leader.sessionId, sessionId);
+  // The leadership too: won by two on `c`, once the lease is gone; one may not renew it.
+  await as(ONE, s.url, `/v1/clusters/${c}/leaders/dispatcher/resign`, { contenderId: 'd1', sessionId });
+  const lc = await as(TWO, s.url, `/v1/clusters/${c}/leadership/campaign`, { contenderId: 'p2', ttlMs: 5000 });
+  assert.equal(lc.status, 200, JSON.stringify(lc.body));
+  const notMine = await one.renew({ clusterId: c, leadership: true, contenderId: 'p2', sessionId: lc.body.leadership.sessionId });
+  assert.equal(notMine.statusCode, 403, JSON.stringify(notMine));
+  assert.equal(notMine.error, 'NotLeadershipOwner');
+});

@@ -7,9 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test, type TestContext } from 'node:test';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
+import { buildApp } from '../src/app.js';
+import { LeaseholdClient, UnavailableError, type ClusterLeadership, type LeaderElection } from '../src/client/index.js';
 import { stopAllRedis } from './support/redis.js';
-import { post, randomJobId, sharedRedisUrl, startApp, uniqueCluster, type Running } from './support/app.js';
+import { post, randomJobId, sharedRedisUrl, sleep, startApp, testConfig, uniqueCluster, waitFor, type Running } from './support/app.js';
 
 let redisUrl: string;
 let open: Running;
@@ -274,4 +278,111 @@ test('auth: the upgrade needs a contend token (401/403 before upgrading); each c
   const notMine = await one.renew({ clusterId: c, leadership: true, contenderId: 'p2', sessionId: lc.body.leadership.sessionId });
   assert.equal(notMine.statusCode, 403, JSON.stringify(notMine));
   assert.equal(notMine.error, 'NotLeadershipOwner');
+});
+
+// ---- the SDK
+
+function sdkCluster(url: string, c: string) {
+  const client = new LeaseholdClient({ url, timeoutMs: 5000 });
+  return { client, cluster: client.cluster(c), stats: client.http.renewals.stats };
+}
+
+function track(t: TestContext, e: LeaderElection | ClusterLeadership) {
+  const revoked: string[] = [];
+  const errors: Error[] = [];
+  e.on('revoked', (r) => revoked.push(r));
+  e.on('error', (err) => errors.push(err));
+  t.after(() => e.resign());
+  return { revoked, errors };
+}
+
+test('the SDK renews over the stream by default, every contender of a client on one stream; renewOver http forces HTTP', { timeout: 30_000 }, async (t) => {
+  const c = uniqueCluster('rs-sdk');
+  const { cluster, stats } = sdkCluster(open.url, c);
+  const elections = (['dispatcher', 'rest', `jobmanager/${randomJobId()}`] as const).map((component) => cluster.election({ component, ttlMs: 1500 }));
+  const leadership = sdkCluster(open.url, uniqueCluster('rs-sdk')).cluster;
+  const held = leadership.leadershipElection({ ttlMs: 1500 });
+  const tracked = [...elections, held].map((e) => track(t, e));
+  await Promise.all(elections.map((e) => once(e.start(), 'granted')));
+  await once(held.start(), 'granted');
+  const opened = { streamed: stats.streamed };
+  await sleep(2000); // four renewals or so of each
+  assert.ok(stats.streamed - opened.streamed >= 6, `streamed: ${JSON.stringify(stats)}`);
+  assert.ok(elections.every((e) => e.isLeader()) && held.isLeader());
+  assert.deepEqual(tracked.flatMap((x) => x.revoked), []);
+
+  const forced = sdkCluster(open.url, uniqueCluster('rs-http'));
+  const e = forced.cluster.election({ component: 'dispatcher', ttlMs: 1500, renewOver: 'http' });
+  track(t, e);
+  await once(e.start(), 'granted');
+  await sleep(1200);
+  assert.ok(e.isLeader());
+  assert.deepEqual(forced.stats, { streamed: 0, overHttp: 0, cut: 0 });
+});
+
+test('the SDK falls back to HTTP for good against a server without the stream (404 on the upgrade)', { timeout: 30_000 }, async (t) => {
+  const app = await buildApp({ config: testConfig(), redis: redisUrl, logger: false });
+  // An older server: no such route.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.url.startsWith('/v1/renewals')) void reply.code(404).send({ error: 'NotFound', message: 'no route', statusCode: 404 });
+    else done();
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  t.after(() => app.close());
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+  await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 10_000, 'ready');
+  const { cluster, stats } = sdkCluster(url, uniqueCluster('rs-old'));
+  const e = cluster.election({ component: 'dispatcher', ttlMs: 1500 });
+  const tracked = track(t, e);
+  await once(e.start(), 'granted');
+  await sleep(2000);
+  assert.ok(e.isLeader());
+  assert.deepEqual(tracked.revoked, []);
+  assert.equal(stats.streamed, 0);
+  assert.ok(stats.overHttp >= 3, JSON.stringify(stats));
+});
+
+test('a stream cut mid-renewal is an unknown outcome: the SDK retries over HTTP, keeps leading, and streams again', { timeout: 60_000 }, async (t) => {
+  const s = await startApp(t, redisUrl);
+  const upgraded: Socket[] = [];
+  s.app.server.on('upgrade', (_req, socket: Socket) => upgraded.push(socket));
+  const { client, cluster, stats } = sdkCluster(s.url, uniqueCluster('rs-cut'));
+  const e = cluster.election({ component: 'dispatcher', ttlMs: 6000 }); // renewals every 2 s
+  const tracked = track(t, e);
+  await once(e.start(), 'granted');
+  await waitFor(() => stats.streamed >= 1, 10_000, 'a streamed renewal');
+  const session = e.leadership!.sessionId;
+
+  // The server stops reading the stream: the next renewal is sent and never answered…
+  for (const socket of upgraded) socket.pause();
+  const before = { ...stats };
+  await waitFor(() => client.http.renewals.inFlight > 0, 5000, 'a renewal in flight');
+  // …and then the server side cuts it.
+  for (const socket of upgraded.splice(0)) socket.destroy();
+  await waitFor(() => stats.cut >= 1, 5000, 'the cut renewal');
+  assert.equal(stats.streamed, before.streamed, 'not answered');
+  const unknown = tracked.errors.find((err) => err instanceof UnavailableError && /outcome is unknown/.test(err.message));
+  assert.ok(unknown, `an unknown outcome reported: ${tracked.errors.map((x) => x.message).join('; ')}`);
+  // Retried over HTTP at once, while the stream opens again; never revoked.
+  await waitFor(() => stats.overHttp > before.overHttp, 5000, 'a renewal over HTTP');
+  await waitFor(() => stats.streamed > before.streamed, 15_000, 'streaming again');
+  assert.deepEqual(tracked.revoked, []);
+  assert.ok(e.isLeader());
+  assert.equal(e.leadership!.sessionId, session);
+});
+
+test('the SDK steps down at once when the server pushes lost', { timeout: 30_000 }, async (t) => {
+  const c = uniqueCluster('rs-sdk-lost');
+  const { cluster, stats } = sdkCluster(open.url, c);
+  const held = cluster.leadershipElection({ ttlMs: 6000, renewIntervalMs: 500 });
+  const tracked = track(t, held);
+  await once(held.start(), 'granted');
+  await held.publish('rest', 'http://x');
+  await waitFor(() => stats.streamed >= 1, 15_000, 'a streamed renewal');
+  const revokedAt = Date.now();
+  assert.equal((await post(open.url, `/v1/clusters/${c}/leadership/revoke`, {})).body.revoked, true);
+  await waitFor(() => tracked.revoked.length > 0, 5000, 'revoked');
+  assert.deepEqual(tracked.revoked, ['lost']);
+  // Told by the push, or by the next renewal (due within 500 ms): well within the TTL.
+  assert.ok(Date.now() - revokedAt < 3000, 'long before the lease would have run out');
 });

@@ -137,11 +137,8 @@ export const errorHandler = (log: Log) => (err: FastifyError | Error, req: Fasti
     return sendError(reply, 400, 'RequestAborted', 'the request was cut off before its body ended');
   }
   if (fe.validation) return sendError(reply, 400, 'BadRequest', fe.message);
-  const status = fe.statusCode ?? 500;
-  const code = (fe as { error?: string }).error;
-  if ((status >= 400 && status < 500) || (status === 503 && code)) {
-    return sendError(reply, status, code ?? STATUS_CODE[status] ?? 'ClientError', fe.message);
-  }
+  const body = errorBody(fe);
+  if (body) return sendError(reply, body.statusCode, body.error, body.message);
   log.error({ err, reqId: req.id, method: req.method, url: loggedUrl(req.url) }, 'internal error');
   return sendError(reply, 500, 'Internal', 'internal server error');
 };

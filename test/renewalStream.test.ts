@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { buildApp } from '../src/app.js';
 import { LeaseholdClient, UnavailableError, type ClusterLeadership, type LeaderElection } from '../src/client/index.js';
 import { stopAllRedis } from './support/redis.js';
-import { post, randomJobId, sharedRedisUrl, sleep, startApp, testConfig, uniqueCluster, waitFor, type Running } from './support/app.js';
+import { post, randomJobId, sharedRedisUrl, sleep, startApp, testConfig, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
 
 let redisUrl: string;
 let open: Running;
@@ -26,38 +26,29 @@ after(async () => {
   await stopAllRedis();
 });
 
-/** A renewal stream: what it received, and a wait for a message. */
+/** A renewal stream: a websocket whose messages are kept (test/support's Watch), and
+ * renewals sent with ids of its own. */
 class Stream {
-  readonly messages: any[] = [];
-  closeCode: number | null = null;
-  private waiters: Array<() => void> = [];
   private nextId = 1;
 
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      this.messages.push(JSON.parse(data.toString()));
-      this.waiters.splice(0).forEach((w) => w());
-    });
-    ws.on('close', (code) => {
-      this.closeCode = code;
-      this.waiters.splice(0).forEach((w) => w());
-    });
+  private constructor(private readonly socket: Watch) {}
+
+  /** Opens it, or rejects with the HTTP status and (parsed) body of the refused upgrade. */
+  static async open(t: TestContext, base: string, headers: Record<string, string> = {}): Promise<Stream> {
+    try {
+      return new Stream(await Watch.open(t, `${base}/v1/renewals`, headers));
+    } catch (err) {
+      const e = err as { status?: number; body?: string };
+      throw Object.assign(err as Error, { body: e.body === undefined ? undefined : JSON.parse(e.body) });
+    }
   }
 
-  /** Opens it, or rejects with the HTTP status and body of the refused upgrade. */
-  static open(t: TestContext, base: string, headers: Record<string, string> = {}): Promise<Stream> {
-    const ws = new WebSocket(`${base}/v1/renewals`, { headers });
-    t.after(() => ws.terminate());
-    const s = new Stream(ws);
-    return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(s));
-      ws.once('unexpected-response', (_req, res) => {
-        let body = '';
-        res.on('data', (d) => (body += d));
-        res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode, body: JSON.parse(body) })));
-      });
-      ws.once('error', reject);
-    });
+  get ws(): WebSocket {
+    return this.socket.ws;
+  }
+
+  get closeCode(): number | null {
+    return this.socket.closeCode;
   }
 
   /** Sends a renewal (the id chosen here), and answers its answer. */
@@ -71,22 +62,8 @@ class Stream {
     this.ws.send(raw);
   }
 
-  async find(pred: (m: any) => boolean, timeoutMs = 10_000): Promise<any> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = this.messages.find(pred);
-      if (m) return m;
-      if (this.closeCode !== null) throw new Error(`stream closed (${this.closeCode}): ${JSON.stringify(this.messages)}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no such message in ${JSON.stringify(this.messages)}`);
-      await new Promise<void>((r) => {
-        const timer = setTimeout(r, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          r();
-        });
-      });
-    }
+  find(pred: (m: any) => boolean, timeoutMs = 10_000): Promise<any> {
+    return this.socket.find(pred, timeoutMs);
   }
 }
 

@@ -54,11 +54,12 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
   const setup = await env.server();
   const read = await leaderRead(setup.url);
   const renewals = await renewSpec(setup.url, env.quick ? 200 : 1000);
+  const streamed = streamSpec(renewals);
   const all = await allLeaders(setup.url);
   await env.stopServer(setup);
 
   // Every round's server serves the same clusters (they live in Redis).
-  const [bareGet, leaderGet, renewLoad, bareAllGet, allGet] = await rounds(env, env.quick ? 1 : 7, durationS, async () => {
+  const [bareGet, leaderGet, renewLoad, bareAllGet, allGet, streamLoad] = await rounds(env, env.quick ? 1 : 7, durationS, async () => {
     const [bare, bareAll, server] = await Promise.all([env.bare(read.bytes, read.path), env.bare(all.bytes, all.path), env.server()]);
     return {
       specs: [
@@ -67,6 +68,7 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
         { ...renewals, url: server.url },
         { url: bareAll.url, connections: CONNECTIONS, durationS },
         { url: server.url + all.path, connections: CONNECTIONS, durationS },
+        { ...streamed, url: server.url.replace(/^http/, 'ws') + '/v1/renewals' },
       ],
       stop: async () => {
         bare.stop();
@@ -80,6 +82,10 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
     baselineRow('bare Fastify route (baseline)', bareGet),
     throughputRow('leader GET', leaderGet, bareGet, 0.8),
     throughputRow(`renew, ${env.quick ? 200 : '1,000'} distinct leases`, renewLoad, bareGet, 0.5),
+    // No budget yet (docs/design.md, "Where the code stands"): against the bare route, and
+    // against HTTP renewals of the same leases in the same round.
+    throughputRow(`renew over the stream, ${CONNECTIONS} streams, same leases`, streamLoad, bareGet),
+    throughputRow('renew over the stream, against HTTP renew', streamLoad, renewLoad, undefined, 'HTTP renew'),
     throughputRow('GET all leaders, 100 job managers', allGet, bareAllGet),
     await campaignStorm(server.url, env.quick ? 5 : 20),
     ...(await redisBaselines(env, read.clusterId)),
@@ -160,6 +166,16 @@ export async function renewSpec(base: string, n: number): Promise<LoadSpec> {
     requests.push(...batch);
   }
   return { url: base, connections: CONNECTIONS, durationS: 1, method: 'POST', requests };
+}
+
+/** The renewals of `http` (renewSpec's) as renewal stream messages (GET /v1/renewals),
+ * one stream per HTTP connection of the HTTP load. */
+function streamSpec(http: LoadSpec): LoadSpec {
+  const messages = http.requests!.map((r, id) => {
+    const [, clusterId, component] = /^\/v1\/clusters\/([^/]+)\/leaders\/(.+)\/renew$/.exec(r.path)!;
+    return JSON.stringify({ id, clusterId, component, ...JSON.parse(r.body!) });
+  });
+  return { url: '', connections: CONNECTIONS, durationS: 1, messages };
 }
 
 /** 100 contenders campaign at once for a fresh component, `rounds` times: exactly one

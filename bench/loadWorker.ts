@@ -5,6 +5,7 @@
  * prints its result as one JSON line.
  */
 import autocannon from 'autocannon';
+import WebSocket from 'ws';
 
 export interface LoadSpec {
   url: string;
@@ -19,6 +20,10 @@ export interface LoadSpec {
   method?: 'GET' | 'POST';
   /** Requests cycled through, each a path and an optional JSON body; default: GET of url. */
   requests?: Array<{ path: string; body?: string }>;
+  /** Instead of HTTP: websocket messages to `url` (ws://), each connection cycling through
+   * its share with one message awaiting its answer at a time, as an HTTP connection
+   * without pipelining does; an answer with `error` counts as a non-2xx. */
+  messages?: string[];
 }
 
 export interface LoadResult {
@@ -56,6 +61,58 @@ const run = (durationS: number, amount?: number) => {
     }),
   });
 };
+
+/** The websocket load: `connections` sockets, each sending its next message when the last
+ * was answered, for `durationS`. */
+async function runMessages(messages: string[], durationS: number): Promise<LoadResult> {
+  const sockets = await Promise.all(
+    Array.from({ length: spec.connections }, () => new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(spec.url);
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+    })),
+  );
+  const latencies: number[] = [];
+  let total = 0;
+  let failed = 0;
+  let running = true;
+  const started = performance.now();
+  await Promise.all([
+    ...sockets.map((ws, k) => new Promise<void>((resolve) => {
+      const mine = messages.filter((_, i) => i % spec.connections === k);
+      const list = mine.length > 0 ? mine : messages;
+      let next = 0;
+      let sentAt = 0;
+      const send = () => {
+        sentAt = performance.now();
+        ws.send(list[next++ % list.length]);
+      };
+      ws.on('message', (data) => {
+        latencies.push(performance.now() - sentAt);
+        total++;
+        if (data.toString().includes('"error":')) failed++;
+        if (running) send();
+        else resolve();
+      });
+      ws.once('close', () => resolve());
+      send();
+    })),
+    new Promise<void>((r) => setTimeout(r, durationS * 1000)).then(() => {
+      running = false;
+    }),
+  ]);
+  const elapsedS = (performance.now() - started) / 1000;
+  for (const ws of sockets) ws.terminate();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  return { rps: total / elapsedS, p50Ms: at(0.5), p99Ms: at(0.99), total, non2xx: failed, errors: 0 };
+}
+
+if (spec.messages) {
+  if (spec.warmUpS) await runMessages(spec.messages, spec.warmUpS);
+  process.stdout.write(JSON.stringify(await runMessages(spec.messages, spec.durationS)) + '\n');
+  process.exit(0);
+}
 
 if (spec.warmUpS && !spec.amount) await run(spec.warmUpS);
 const result = await run(spec.durationS, spec.amount);

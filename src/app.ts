@@ -19,6 +19,7 @@ import { leaderRoutes } from './http/routes/leaders.js';
 import { leadershipRoutes } from './http/routes/leadership.js';
 import { opsRoutes } from './http/routes/ops.js';
 import { watchRoutes } from './http/routes/watch.js';
+import { renewalRoutes } from './http/routes/renewals.js';
 import { WatcherSockets } from './http/watcherSockets.js';
 import { jobResultRoutes } from './http/routes/jobResults.js';
 import { executionPlanRoutes } from './http/routes/executionPlans.js';
@@ -82,7 +83,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const sockets = new WatcherSockets(config.wsHeartbeatMs);
   metrics.bind(ha);
   reportLeadershipEvents(ha.events, log, metrics);
-  const context: RouteContext = { ha, config, metrics, sockets, log };
+  const access = new Access(config.tokens);
+  const context: RouteContext = { ha, config, metrics, sockets, log, access };
 
   if (opts.onRoute) {
     const onRoute = opts.onRoute;
@@ -95,7 +97,6 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // Every cluster route checks its caller's role before the body is read; an unfenced
   // write is an admin's deliberate act (docs/design.md §5). With no tokens (open) there is no hook,
   // so that reads, the hot path, run none.
-  const access = new Access(config.tokens);
   if (!access.open) {
     // The caller's token, by name, for the rate limits (protection.ts) and as the owner of
     // the leases and leaderships it campaigns for (auth.ts, ownerOf).
@@ -124,13 +125,15 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.addHook('preClose', async () => ha.views.drain());
   app.addHook('onClose', async () => ha.close());
 
-  // The websocket plugin's hooks run for every request of its scope: keep them to the watch.
+  // The websocket plugin's hooks run for every request of its scope: keep them to the
+  // watch and the renewal stream.
   await app.register(async (scope: App) => {
     await scope.register(websocket, {
       options: { maxPayload: 4096 },
       preClose: async () => sockets.closeAll(),
     });
     watchRoutes(scope, context);
+    renewalRoutes(scope, context);
   });
   for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes]) {
     routes(app, context);

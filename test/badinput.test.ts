@@ -628,7 +628,10 @@ function applicable(op: Operation): string[] {
   return kinds;
 }
 
-const hasInput = (op: Operation) => op.pathParams.length + op.queryParams.length + op.headers.size > 0 || op.body !== null;
+/** The renewal stream takes no HTTP input but the websocket handshake's headers: what it
+ * takes comes as messages (test/renewalStream.test.ts); a plain GET of it answers 426. */
+const streamOnly = (op: Operation) => op.id === 'renewOverStream';
+const hasInput = (op: Operation) => !streamOnly(op) && (op.pathParams.length + op.queryParams.length + op.headers.size > 0 || op.body !== null);
 
 test('the valid request of every operation is taken, and every write changes the snapshot', async () => {
   for (const op of OPERATIONS.filter(hasInput)) {
@@ -669,7 +672,7 @@ for (const op of OPERATIONS.filter(hasInput)) {
 test('operations without input answer 200 whatever query and headers come along, and write nothing', async () => {
   const fx = await seeded();
   const before = await snapshot(fx.cluster);
-  const plain = OPERATIONS.filter((op) => !hasInput(op));
+  const plain = OPERATIONS.filter((op) => !hasInput(op) && !streamOnly(op));
   const junk = fc.record({
     op: fc.constantFrom(...plain),
     query: fc.constantFrom('', `?${PROTO_QUERY}`, '?index=-1&wait=x', '?a=1&a=2', `?x=${'y'.repeat(5000)}`),
@@ -684,6 +687,16 @@ test('operations without input answer 200 whatever query and headers come along,
     { numRuns: 40 },
   );
   await expectUnchanged(fx.cluster, before);
+});
+
+test('a plain GET of the renewal stream answers 426, whatever query and headers come along', async () => {
+  const op = OPERATIONS.find(streamOnly)!;
+  for (const [query, headers] of [['', {}], [`?${PROTO_QUERY}`, { 'x-foo': 'y' }], ['?id=1', { upgrade: 'websocket' }]] as const) {
+    record(op, {});
+    const res = await server.app.inject({ method: 'GET', url: op.path + query, headers });
+    assert.equal(res.statusCode, 426, res.body.slice(0, 300));
+    assert.equal(JSON.parse(res.body).error, 'UpgradeRequired');
+  }
 });
 
 /** Pagination (issue 16): a limit out of 1..1000 fails the schema; a cursor of the right

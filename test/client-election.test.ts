@@ -244,7 +244,8 @@ test('a 409 NotLeader on renew revokes with "lost", aborts runWhileLeader with L
 test('an unreachable server revokes with "unconfirmed" within the TTL of the last renewal that reached it, and it leads again once reachable', { timeout: 30_000 }, async (t) => {
   const proxy = await TcpProxy.start(server.port);
   t.after(() => proxy.close());
-  const c = contender(t, clusterOn(proxy.url), { component: 'dispatcher', ttlMs: TTL });
+  // Over HTTP, whose requests the proxy sees (renewalStream.test.ts has the stream's case).
+  const c = contender(t, clusterOn(proxy.url), { component: 'dispatcher', ttlMs: TTL, renewOver: 'http' });
   await granted(c.e.start());
   await sleep(700); // a renewal or two
 

@@ -473,6 +473,23 @@ test('every route answers only what openapi.yaml documents, errors included, in 
   for (const m of messages) assert.ok(message(m), `a watch message: ${specAjv.errorsText(message.errors)}\n${JSON.stringify(m)}`);
   assert.deepEqual(messages.map((m) => (m as { type: string }).type), ['snapshot', 'change']);
 
+  // The renewal stream: 101, and a renewal in the documented shape, answered with its id.
+  const renewal = { id: 1, clusterId: fx.cluster, component: 'rest', contenderId: 'w', sessionId: '3b241101-e2bb-4255-8caf-4136c566a962' };
+  const inShape = validatorOf(derefSpec(SPEC.paths['/v1/renewals'].get.responses['101'].content['application/json'].schema));
+  assert.ok(inShape(renewal), specAjv.errorsText(inShape.errors));
+  const answer = await new Promise<{ id: number; error: string }>((resolve, reject) => {
+    const ws = new WebSocket(server.wsUrl + '/v1/renewals');
+    ws.on('upgrade', (res) => documented('GET', '/v1/renewals', { status: res.statusCode!, contentType: '', body: Buffer.alloc(0) }));
+    ws.on('open', () => ws.send(JSON.stringify(renewal)));
+    ws.on('message', (data) => {
+      ws.close();
+      resolve(JSON.parse(String(data)));
+    });
+    ws.on('error', reject);
+  });
+  assert.equal(answer.id, 1);
+  assert.equal(answer.error, 'NotLeader', 'not that session');
+
   // Every operation was replayed, and taken at least once.
   const untaken = OPS.filter((op) => ![...(replayed.get(op.id) ?? [])].some((s) => s < 300)).map((op) => op.id);
   assert.deepEqual(untaken, [], 'operations never answered with a success');

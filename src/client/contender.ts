@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { LeadershipLostError, NotLeaderError } from './errors.js';
 import { backoffMs, monotonicNow, nextEvent, sleep } from './timing.js';
+import type { RenewalStream, StreamedLease } from './renewals.js';
 
 /** `lost`: the server said the lease is not ours (409 `NotLeader`); `unconfirmed`: no
  * renewal was confirmed in time; `resigned`: `resign()` was called. */
@@ -44,6 +45,10 @@ export interface ContenderOptions {
   renewIntervalMs?: number;
   /** Leadership ends this long before the lease may end (default max(100 ms, TTL/10)). */
   marginMs?: number;
+  /** `stream` (default): renew over the client's renewal stream (one websocket for all its
+   * contenders), over HTTP while it cannot be opened or was cut, and for good against a
+   * server without it; `http`: always over HTTP. */
+  renewOver?: 'stream' | 'http';
 }
 
 const ABORTED = Object.getOwnPropertyDescriptor(AbortSignal.prototype, 'aborted')!.get!;
@@ -63,9 +68,16 @@ export abstract class Contender<H extends Held> extends EventEmitter<ContenderEv
   private loopDone: Promise<void> = Promise.resolve();
   private wake = new AbortController();
   private expiry: NodeJS.Timeout | undefined;
+  /** The renewal stream, null when renewing over HTTP only. */
+  private readonly stream: RenewalStream | null;
+  /** Ends this contender's use of the stream (on resign). */
+  private unuse: (() => void) | undefined;
+  /** Stops listening for the server's `lost` of the lease held. */
+  private unwatch: (() => void) | undefined;
 
-  constructor(options: ContenderOptions) {
+  constructor(options: ContenderOptions, stream: RenewalStream) {
     super();
+    this.stream = options.renewOver === 'http' ? null : stream;
     this.contenderId = options.contenderId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.ttlMs = options.ttlMs ?? 10_000;
     this.renewIntervalMs = options.renewIntervalMs ?? Math.floor(this.ttlMs / 3);
@@ -85,6 +97,7 @@ export abstract class Contender<H extends Held> extends EventEmitter<ContenderEv
   start(): this {
     if (!this.running) {
       this.running = true;
+      this.unuse = this.stream?.use();
       this.loopDone = this.loop();
     }
     return this;
@@ -116,6 +129,7 @@ export abstract class Contender<H extends Held> extends EventEmitter<ContenderEv
       this.session = null;
       await this.release(session).catch((err) => this.report(err));
     }
+    this.unuse?.();
   }
 
   /**
@@ -139,6 +153,12 @@ export abstract class Contender<H extends Held> extends EventEmitter<ContenderEv
       this.off('revoked', onRevoked);
       options.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** A request's timeout: long enough for a busy server; a renewal that times out is
+   * retried while the leadership lasts. */
+  protected get requestTimeoutMs(): number {
+    return Math.max(1000, this.renewIntervalMs);
   }
 
   /** The leadership, or `NotLeaderError`. */
@@ -188,6 +208,24 @@ export abstract class Contender<H extends Held> extends EventEmitter<ContenderEv
     }
   }
 
+  /**
+   * One renewal of `h`: over the renewal stream when it is open, else `overHttp()`. The
+   * answer is the same either way; a stream cut before it is an unknown outcome
+   * (`UnavailableError`), as a 503 is. Once the stream renewed `h`, a `lost` the server
+   * pushes for it revokes it at once.
+   */
+  protected async renewal<T>(h: Holding<H>, lease: StreamedLease, overHttp: () => Promise<T>): Promise<T> {
+    const streamed = this.stream?.renew<T>(lease, this.ttlMs, this.requestTimeoutMs, this.wakeSignal());
+    if (!streamed) return overHttp();
+    const answer = await streamed;
+    if (this.held === h && this.unwatch === undefined) {
+      this.unwatch = this.stream!.watch(h.sessionId, () => {
+        if (this.held === h) this.lost(h);
+      });
+    }
+    return answer;
+  }
+
   /** The lease of a grant sent at `sentAt` with `remainingMs` left, or null when the answer
    * came too late to be of use (campaign again: we get this grant back). */
   protected holding(fields: Omit<H, 'validUntil'>, remainingMs: number, sentAt: number): Holding<H> | null {
@@ -231,6 +269,8 @@ export abstract class Contender<H extends Held> extends EventEmitter<ContenderEv
 
   protected revoke(reason: RevokeReason): void {
     this.held = null;
+    this.unwatch?.();
+    this.unwatch = undefined;
     clearTimeout(this.expiry);
     this.wake.abort();
     this.emit('revoked', reason);

@@ -41,7 +41,7 @@ export class LeaderElection extends Contender<Leadership> {
     private readonly http: Http,
     options: LeaderElectionOptions,
   ) {
-    super(options);
+    super(options, http.renewals);
     this.clusterId = options.clusterId;
     this.component = options.component;
     this.address = options.address;
@@ -103,7 +103,10 @@ export class LeaderElection extends Contender<Leadership> {
   protected async renew(h: Leadership & { renewAt: number }): Promise<void> {
     const sentAt = monotonicNow();
     try {
-      const res = await this.post<{ leader: Leader }>('renew', { sessionId: h.sessionId, ttlMs: this.ttlMs }, this.wakeSignal());
+      const { clusterId, component, contenderId } = this;
+      const res = await this.renewal(h, { clusterId, component, contenderId, sessionId: h.sessionId }, () =>
+        this.post<{ leader: Leader }>('renew', { sessionId: h.sessionId, ttlMs: this.ttlMs }, this.wakeSignal()),
+      );
       if (this.held === h) {
         h.leader = res.leader;
         this.extend(h, res.leader.leaseRemainingMs, sentAt);
@@ -119,9 +122,7 @@ export class LeaderElection extends Contender<Leadership> {
     return this.http.request<T>(`${this.path}/${action}`, {
       body: { contenderId: this.contenderId, ...body },
       signal,
-      // Long enough for a busy server; a renewal that times out is retried while the
-      // leadership lasts.
-      timeoutMs: Math.max(1000, this.renewIntervalMs),
+      timeoutMs: this.requestTimeoutMs,
     });
   }
 }

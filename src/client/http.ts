@@ -1,6 +1,7 @@
 /** One HTTP connection point to a leasehold server: URLs, the bearer token, timeouts, and
  * error answers turned into typed errors. Uses Node's own fetch (keep-alive). */
 import { errorFor, UnavailableError } from './errors.js';
+import { RenewalStream } from './renewals.js';
 
 export interface ClientOptions {
   /** The server, e.g. `http://127.0.0.1:8080` (default: `LEASEHOLD_URL`, else that). */
@@ -26,11 +27,17 @@ export class Http {
   readonly baseUrl: string;
   readonly token: string | undefined;
   readonly timeoutMs: number;
+  private stream: RenewalStream | undefined;
 
   constructor(options: ClientOptions = {}) {
     this.baseUrl = (options.url ?? process.env.LEASEHOLD_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
     this.token = options.token ?? (process.env.LEASEHOLD_TOKEN || undefined);
     this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** The renewal stream of this server's contenders (opened when one starts). */
+  get renewals(): RenewalStream {
+    return (this.stream ??= new RenewalStream(this));
   }
 
   /** `path` under the server, e.g. `/v1/clusters/c/leaders`. */

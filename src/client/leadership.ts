@@ -44,7 +44,7 @@ export class ClusterLeadership extends Contender<HeldLeadership> {
     private readonly http: Http,
     options: ClusterLeadershipOptions,
   ) {
-    super(options);
+    super(options, http.renewals);
     this.clusterId = options.clusterId;
     this.republish = options.republish ?? false;
     this.base = `/v1/clusters/${seg(this.clusterId)}`;
@@ -124,10 +124,9 @@ export class ClusterLeadership extends Contender<HeldLeadership> {
   protected async renew(h: HeldLeadership & { renewAt: number }): Promise<void> {
     const sentAt = monotonicNow();
     try {
-      const res = await this.post<{ leadership: LeadershipInfo }>(
-        'renew',
-        { contenderId: this.contenderId, sessionId: h.sessionId, ttlMs: this.ttlMs },
-        this.wakeSignal(),
+      const { clusterId, contenderId } = this;
+      const res = await this.renewal(h, { clusterId, leadership: true, contenderId, sessionId: h.sessionId }, () =>
+        this.post<{ leadership: LeadershipInfo }>('renew', { contenderId, sessionId: h.sessionId, ttlMs: this.ttlMs }, this.wakeSignal()),
       );
       if (this.held === h) {
         h.leadership = res.leadership;
@@ -152,7 +151,7 @@ export class ClusterLeadership extends Contender<HeldLeadership> {
     return this.http.request<T>(`${this.base}/leadership/${action}`, {
       body,
       signal,
-      timeoutMs: Math.max(1000, this.renewIntervalMs),
+      timeoutMs: this.requestTimeoutMs,
     });
   }
 }

@@ -105,6 +105,20 @@ export interface RenewRequest {
   ttlMs?: TtlMs;
 }
 
+/**
+ * A renewal sent over `GET /v1/renewals`: of one per-component lease (`component`) or of a
+ * cluster's leadership (`leadership: true`), exactly one of the two.
+ */
+export interface StreamRenewal extends RenewRequest {
+  /** Chosen by the client; the answer to this renewal carries it back. */
+  id: number | string;
+  clusterId: ClusterId;
+  /** The per-component lease to renew (job ids in either case); absent with `leadership`. */
+  component?: string;
+  /** The cluster's leadership to renew; absent with `component`. */
+  leadership?: true;
+}
+
 export interface ConfirmRequest {
   contenderId: ContenderId;
   sessionId: SessionId;

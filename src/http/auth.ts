@@ -10,6 +10,14 @@ import { httpError } from './errors.js';
 
 export { ROLES, type Role, type TokenGrant };
 
+/** A caller whose token was checked: its name, whether it is an admin's, and a check of
+ * each cluster it names. */
+export interface Caller {
+  name: string;
+  admin: boolean;
+  mayTouch(clusterId: string | undefined): void;
+}
+
 interface Grant {
   digest: Buffer;
   name: string;
@@ -37,15 +45,30 @@ export class Access {
    * `role` on `clusterId`; answers the token's name and whether it is an admin's (null when
    * open). */
   check(authorization: string | undefined, role: Role, clusterId: string | undefined): { name: string; admin: boolean } | null {
+    const caller = this.caller(authorization, role);
+    if (caller) caller.mayTouch(clusterId);
+    return caller;
+  }
+
+  /** As `check`, for a caller that names its clusters later (the renewal stream, one
+   * cluster per message): 401 or 403 for the token and its role now, and `mayTouch`, which
+   * throws 403 for a cluster the token may not touch. null when open. */
+  caller(authorization: string | undefined, role: Role): Caller | null {
     if (this.open) return null;
     const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? '');
     const grant = m && this.find(m[1]);
     if (!grant) throw httpError(401, 'this needs a valid token: Authorization: Bearer <token>');
     if (grant.rank < ROLES.indexOf(role)) throw httpError(403, `token '${grant.name}' has a role below '${role}', which this needs`);
-    if (grant.clusters && !(clusterId !== undefined && grant.clusters.has(clusterId))) {
-      throw httpError(403, `token '${grant.name}' may not touch cluster '${clusterId}'`);
-    }
-    return { name: grant.name, admin: grant.rank === ROLES.indexOf('admin') };
+    const { name, clusters } = grant;
+    return {
+      name,
+      admin: grant.rank === ROLES.indexOf('admin'),
+      mayTouch: (clusterId) => {
+        if (clusters && !(clusterId !== undefined && clusters.has(clusterId))) {
+          throw httpError(403, `token '${name}' may not touch cluster '${clusterId}'`);
+        }
+      },
+    };
   }
 
   /** Compares the digest against every grant's, all of them, in constant time each. */

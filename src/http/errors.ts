@@ -111,6 +111,19 @@ function extraOf(err: HaError): Record<string, unknown> {
   return err.details;
 }
 
+/** An error as a websocket message answers it (the renewal stream): the body an HTTP
+ * answer would have, `statusCode` included; null for a bug (a 500), which the caller logs. */
+export function errorBody(err: unknown): { error: string; message: string; statusCode: number } | null {
+  if (err instanceof HaError) return { error: err.code, message: err.message, statusCode: HA_STATUS[err.code], ...extraOf(err) };
+  const fe = err as FastifyError;
+  const status = fe.statusCode ?? 500;
+  const code = (fe as { error?: string }).error;
+  if ((status >= 400 && status < 500) || (status === 503 && code)) {
+    return { error: code ?? STATUS_CODE[status] ?? 'ClientError', message: fe.message, statusCode: status };
+  }
+  return null;
+}
+
 /** The handler of every error, logging what is a bug to `log`. */
 export const errorHandler = (log: Log) => (err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
   if (err instanceof HaError) {
@@ -124,11 +137,8 @@ export const errorHandler = (log: Log) => (err: FastifyError | Error, req: Fasti
     return sendError(reply, 400, 'RequestAborted', 'the request was cut off before its body ended');
   }
   if (fe.validation) return sendError(reply, 400, 'BadRequest', fe.message);
-  const status = fe.statusCode ?? 500;
-  const code = (fe as { error?: string }).error;
-  if ((status >= 400 && status < 500) || (status === 503 && code)) {
-    return sendError(reply, status, code ?? STATUS_CODE[status] ?? 'ClientError', fe.message);
-  }
+  const body = errorBody(fe);
+  if (body) return sendError(reply, body.statusCode, body.error, body.message);
   log.error({ err, reqId: req.id, method: req.method, url: loggedUrl(req.url) }, 'internal error');
   return sendError(reply, 500, 'Internal', 'internal server error');
 };

@@ -109,6 +109,30 @@ function makeElectionBodies(config: Config) {
     renew: Type.Object({ contenderId: ContenderId, sessionId: SessionId, ttlMs: Type.Optional(TtlMs) }, strict),
     confirm: Type.Object({ contenderId: ContenderId, sessionId: SessionId, address: Address }, strict),
     resign: Type.Object({ contenderId: ContenderId, sessionId: SessionId }, strict),
+    streamRenewal: Type.Object(
+      {
+        id: Type.Union([Type.Integer(), Type.String({ maxLength: 64 })], {
+          description: 'Chosen by the client; the answer to this renewal carries it back.',
+        }),
+        clusterId: ClusterId,
+        component: Type.Optional(
+          Type.String({
+            pattern: `^${ANY_COMPONENT}$`,
+            description: 'The per-component lease to renew (job ids in either case); absent with `leadership`.',
+          }),
+        ),
+        leadership: Type.Optional(Type.Literal(true, { description: "The cluster's leadership to renew; absent with `component`." })),
+        contenderId: ContenderId,
+        sessionId: SessionId,
+        ttlMs: Type.Optional(TtlMs),
+      },
+      {
+        ...strict,
+        description:
+          'A renewal sent over `GET /v1/renewals`: of one per-component lease (`component`) or of ' +
+          "a cluster's leadership (`leadership: true`), exactly one of the two.",
+      },
+    ),
   };
 }
 

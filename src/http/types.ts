@@ -5,6 +5,7 @@ import type { HaServices } from '../ha/index.js';
 import type { Log } from '../ha/log.js';
 import type { Metrics } from '../metrics.js';
 import type { WatcherSockets } from './watcherSockets.js';
+import type { Access } from './auth.js';
 
 /** The Fastify instance with TypeBox typing of requests. */
 export type App = FastifyInstance<
@@ -22,6 +23,8 @@ export interface RouteContext {
   metrics: Metrics;
   sockets: WatcherSockets;
   log: Log;
+  /** The access tokens, for routes that check them themselves (the renewal stream). */
+  access: Access;
 }
 
 declare module 'fastify' {

@@ -27,6 +27,7 @@ export function wireSchemas(config: Config): Record<string, TSchema> {
     LeadersResponse: s.LeadersResponse,
     CampaignRequest: election.campaign,
     RenewRequest: election.renew,
+    StreamRenewal: election.streamRenewal,
     ConfirmRequest: election.confirm,
     ResignRequest: election.resign,
     CampaignResponse: s.CampaignResponse,

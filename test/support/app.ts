@@ -127,8 +127,9 @@ export class Watch {
     });
   }
 
-  static open(t: TestContext | null, url: string): Promise<Watch> {
-    const ws = new WebSocket(url);
+  /** Opens it, or rejects with the refused upgrade's `status` and `body` (text). */
+  static open(t: TestContext | null, url: string, headers: Record<string, string> = {}): Promise<Watch> {
+    const ws = new WebSocket(url, { headers });
     const w = new Watch(ws);
     t?.after(() => ws.terminate());
     return new Promise((resolve, reject) => {
@@ -136,7 +137,7 @@ export class Watch {
       ws.once('unexpected-response', (_req, res) => {
         let body = '';
         res.on('data', (d) => (body += d));
-        res.on('end', () => reject(new Error(`upgrade refused: ${res.statusCode} ${body}`)));
+        res.on('end', () => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode} ${body}`), { status: res.statusCode, body })));
       });
       ws.once('error', reject);
     });

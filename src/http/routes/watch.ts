@@ -64,7 +64,7 @@ export function watchRoutes(app: App, { ha, sockets, log, config, metrics }: Rou
  * decides), but when it is open, only pages of the server's own origin: else any site a
  * user visits could watch, from the user's network, a server that trusts its network.
  */
-function originRule(list: string[], open: boolean): (origin: string, host: string | undefined) => boolean {
+export function originRule(list: string[], open: boolean): (origin: string, host: string | undefined) => boolean {
   if (list.includes('*')) return () => true;
   if (list.length > 0) {
     const origins = new Set(list);
@@ -81,6 +81,6 @@ function originRule(list: string[], open: boolean): (origin: string, host: strin
 }
 
 /** Job ids are answered in lower case. */
-function normalise(component: string): string {
+export function normalise(component: string): string {
   return component.startsWith('jobmanager/') ? component.toLowerCase() : component;
 }

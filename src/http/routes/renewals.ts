@@ -1,0 +1,262 @@
+/**
+ * Renewals over a websocket (docs/api.md, "Renewals over a stream"), etcd's LeaseKeepAlive
+ * shape: one stream carries the renewals of any number of leases and leaderships, each
+ * message answered with its `id`, through the same HA-core calls (and so the same scripts,
+ * batching and session binding) as `POST …/renew`. The token is checked on the upgrade
+ * (role `contend`), each message's cluster against it; the leases renewed on a stream are
+ * owned by that token, as those renewed over HTTP by the requests'.
+ *
+ * A lease this stream renewed that the server sees end (expired, revoked, taken) is told at
+ * once with a `lost` message; the next renewal of it answers NotLeader in any case.
+ */
+import type { FastifyRequest } from 'fastify';
+import { Compile } from 'typebox/compile';
+import type { Static } from 'typebox';
+import type { WebSocket } from 'ws';
+import { HaError, type WatchMessage } from '../../ha/index.js';
+import type { Caller } from '../auth.js';
+import { renewedText } from '../encode.js';
+import { errorBody, httpError, sendError } from '../errors.js';
+import { electionBodies } from '../schemas.js';
+import type { App, RouteContext } from '../types.js';
+import { normalise, originRule } from './watch.js';
+
+/** Messages are text frames, even when passed as bytes. */
+const TEXT = { binary: false };
+
+/** Renewals of one stream the server works on at once; more are refused (429) until some
+ * are answered: a stream cannot queue unbounded work on the server. */
+export const MAX_IN_FLIGHT = 1024;
+
+/** Unsent bytes after which the peer counts as too slow to read its answers. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+
+/** Errors after which a lease is not ours any more: no `lost` to push for it. */
+const GONE = new Set(['NotLeader', 'NotLeaseOwner', 'NotLeadershipOwner']);
+
+interface Lease {
+  clusterId: string;
+  /** null: the cluster's leadership. */
+  component: string | null;
+  contenderId: string;
+  sessionId: string;
+}
+
+export function renewalRoutes(app: App, context: RouteContext): void {
+  const { config, access, sockets } = context;
+  const allowed = originRule(config.wsAllowedOrigins, access.open);
+  const schema = electionBodies(config).streamRenewal;
+  const valid = Compile(schema);
+  const callers = new WeakMap<FastifyRequest, Caller | null>();
+  app.route({
+    method: 'GET',
+    url: '/v1/renewals',
+    // Checked before the upgrade, so that a refusal is a plain HTTP answer: a browser's
+    // origin as for the watch, then the token, which must be allowed to contend. Each
+    // message's cluster is checked against it (403 in the answer).
+    onRequest: (req, _reply, done) => {
+      const origin = req.headers.origin;
+      if (origin !== undefined && !allowed(origin, req.headers.host)) {
+        done(httpError(403, `origin '${origin}' is not allowed (WS_ALLOWED_ORIGINS)`));
+        return;
+      }
+      try {
+        callers.set(req, access.caller(req.headers.authorization, 'contend'));
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
+    },
+    handler: async (_req, reply) =>
+      sendError(reply.header('upgrade', 'websocket'), 426, 'UpgradeRequired', 'this route is a websocket: send an upgrade request'),
+    wsHandler: (socket, req) => {
+      sockets.add(socket);
+      const stream = new RenewalStream(socket, callers.get(req) ?? null, context, (m) => valid.Check(m), (m) => [...valid.Errors(m)]);
+      socket.on('message', (data) => stream.receive(data.toString()));
+      socket.once('close', () => stream.close());
+    },
+  });
+}
+
+type Renewal = Static<ReturnType<typeof electionBodies>['streamRenewal']>;
+
+class RenewalStream {
+  private inFlight = 0;
+  private closed = false;
+  /** The leases renewed here, by cluster and component ('' for the leadership). */
+  private readonly leases = new Map<string, Lease>();
+  /** Each cluster's watch (for `lost`): its stop, once it started. */
+  private readonly watches = new Map<string, { stop: (() => void) | null }>();
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly caller: Caller | null,
+    private readonly ctx: RouteContext,
+    private readonly valid: (m: unknown) => boolean,
+    private readonly errors: (m: unknown) => Array<{ instancePath: string; message: string }>,
+  ) {}
+
+  receive(text: string): void {
+    let m: unknown;
+    try {
+      m = JSON.parse(text);
+    } catch {
+      this.refuse(null, httpError(400, 'a message must be a JSON object'));
+      return;
+    }
+    const id = idOf(m);
+    if (!this.valid(m)) {
+      // The most precise error: one about a property rather than the whole message.
+      const errors = this.errors(m);
+      const e = errors.filter((x) => x.instancePath !== '').pop() ?? errors[0];
+      this.refuse(id, httpError(400, `message${e?.instancePath ?? ''} ${e?.message ?? 'is invalid'}`));
+      return;
+    }
+    const r = m as Renewal;
+    if ((r.component === undefined) === (r.leadership === undefined)) {
+      this.refuse(id, httpError(400, 'message must name either a component or the leadership'));
+      return;
+    }
+    if (this.inFlight >= MAX_IN_FLIGHT) {
+      this.refuse(id, httpError(429, `more than ${MAX_IN_FLIGHT} renewals in flight on this stream; wait for answers`, 'TooManyRequests'));
+      return;
+    }
+    try {
+      this.caller?.mayTouch(r.clusterId);
+    } catch (err) {
+      this.refuse(id, err);
+      return;
+    }
+    this.renew(r);
+  }
+
+  private renew(r: Renewal): void {
+    const { ha, config } = this.ctx;
+    const owner = this.caller?.name ?? '';
+    const component = r.component === undefined ? null : normalise(r.component);
+    const lease: Lease = { clusterId: r.clusterId, component, contenderId: r.contenderId, sessionId: r.sessionId };
+    const idText = JSON.stringify(r.id);
+    this.inFlight++;
+    const answered =
+      component === null
+        ? ha.leadership
+            .renew(r.clusterId, { contenderId: r.contenderId, sessionId: r.sessionId, ttlMs: r.ttlMs, fallbackTtlMs: config.leaseTtl.defaultMs, owner })
+            .then((leadership) => '{"id":' + idText + ',"leadership":' + JSON.stringify(leadership) + '}')
+        : ha.election
+            .renew(r.clusterId, component, r.contenderId, r.sessionId, r.ttlMs, config.leaseTtl.defaultMs, owner)
+            // renewedText is `{"leader":…}`, cached per leader: the id goes in front.
+            .then((s) => '{"id":' + idText + ',' + renewedText(s).slice(1));
+    answered.then(
+      (text) => {
+        this.inFlight--;
+        this.hold(lease);
+        this.send(text);
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        if (err instanceof HaError && GONE.has(err.code)) this.leases.delete(keyOf(lease));
+        this.refuse(r.id, err);
+      },
+    );
+  }
+
+  /** Answers an error as HTTP would, with the message's id (null when it had none). */
+  private refuse(id: unknown, err: unknown): void {
+    let body = errorBody(err);
+    if (!body) {
+      this.ctx.log.error({ err }, 'internal error in a streamed renewal');
+      body = { error: 'Internal', message: 'internal server error', statusCode: 500 };
+    }
+    this.send(JSON.stringify({ id: id ?? null, ...body }));
+  }
+
+  private send(text: string): void {
+    const socket = this.socket;
+    if (this.closed || socket.readyState !== socket.OPEN) return;
+    if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+      socket.close(1013, 'too slow: read the answers');
+      return;
+    }
+    socket.send(text, TEXT);
+  }
+
+  /** A renewed lease: watched from now on, so that its end is told at once. */
+  private hold(lease: Lease): void {
+    const key = keyOf(lease);
+    const known = this.leases.get(key);
+    if (known?.sessionId === lease.sessionId) return;
+    this.leases.set(key, lease);
+    this.watch(lease.clusterId);
+  }
+
+  /** Follows the cluster's changes (the watch's own machinery, from the view's index: no
+   * snapshot to send) while this stream lives. */
+  private watch(clusterId: string): void {
+    if (this.watches.has(clusterId) || this.closed) return;
+    const entry: { stop: (() => void) | null } = { stop: null };
+    this.watches.set(clusterId, entry);
+    this.ctx.ha.views
+      .get(clusterId)
+      .then((view) => view.watch(null, view.index, (m) => this.changed(clusterId, m)))
+      .then(
+        (stop) => {
+          if (this.closed) stop();
+          else entry.stop = stop;
+        },
+        // Redis is down: the renewals answer that; the next one held watches again.
+        () => this.watches.delete(clusterId),
+      );
+  }
+
+  private changed(clusterId: string, m: WatchMessage): void {
+    const leadership = this.leases.get(clusterId + ' ');
+    if (m.type === 'snapshot') {
+      for (const lease of this.leases.values()) {
+        if (lease.clusterId !== clusterId || lease.component === null) continue;
+        const now = m.leaders.find((l) => l.component === lease.component);
+        if (now?.leader?.leader.sessionId !== lease.sessionId) this.lost(lease, 'ended');
+      }
+      if (leadership) this.checkLeadership(leadership);
+      return;
+    }
+    const c = m.change;
+    const lease = this.leases.get(clusterId + ' ' + c.component);
+    if (lease && (c.leader === null || c.leader.sessionId !== lease.sessionId)) this.lost(lease, c.event);
+    // A leadership's components end with it; one unpublished ends alone: ask.
+    if (leadership && c.leader === null) this.checkLeadership(leadership);
+  }
+
+  private checkLeadership(lease: Lease): void {
+    this.ctx.ha.leadership.get(lease.clusterId).then(
+      (now) => {
+        if (now?.sessionId !== lease.sessionId) this.lost(lease, 'ended');
+      },
+      () => {},
+    );
+  }
+
+  private lost(lease: Lease, reason: string): void {
+    const key = keyOf(lease);
+    if (this.leases.get(key) !== lease) return;
+    this.leases.delete(key);
+    const { clusterId, component, contenderId, sessionId } = lease;
+    const what = component === null ? { leadership: true } : { component };
+    this.send(JSON.stringify({ type: 'lost', clusterId, ...what, contenderId, sessionId, reason }));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.watches.values()) w.stop?.();
+    this.watches.clear();
+  }
+}
+
+function keyOf(lease: Lease): string {
+  return lease.clusterId + ' ' + (lease.component ?? '');
+}
+
+/** The message's id, if it has one of the allowed kinds, for its error answer. */
+function idOf(m: unknown): number | string | null {
+  const id = typeof m === 'object' && m !== null ? (m as { id?: unknown }).id : undefined;
+  return (typeof id === 'number' && Number.isInteger(id)) || (typeof id === 'string' && id.length <= 64) ? id : null;
+}

@@ -65,6 +65,11 @@ export class Floors {
     return f;
   }
 
+  /** The cluster's floors if this server has any (adds no cluster). */
+  peek(clusterId: string): ClusterFloors | undefined {
+    return this.clusters.get(clusterId);
+  }
+
   /** The highest token answered for a component, 0 for none (adds no cluster). */
   token(clusterId: string, component: string): number {
     return this.clusters.get(clusterId)?.tokens[component] ?? 0;

@@ -35,6 +35,8 @@ export interface HaOptions {
   replicaAck: { replicas: 'auto' | number; timeoutMs: number };
   changeLogSize: number;
   viewIdleMs: number;
+  /** The most cluster views kept in memory (views.ts). */
+  maxViews: number;
   /** How long a write's answer is kept for a retry with the same Idempotency-Key. */
   idempotencyTtlMs: number;
   /** What one cluster may hold. */
@@ -104,6 +106,7 @@ export class HaServices {
       store,
       floors: this.floors,
       idleMs: opts.viewIdleMs,
+      maxViews: opts.maxViews,
       onChange: opts.onChange ?? (() => {}),
       onRollback: (clusterId) => this.link.reportRollback(clusterId),
       events: this.events,

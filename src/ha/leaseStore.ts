@@ -201,13 +201,14 @@ export class LeaseStore {
   private async syncInBatches(req: SyncRequest): Promise<SyncResult> {
     const { keys, believed } = req;
     const redis = this.scripts.redisClient;
-    const out: SyncResult = { index: -1, rolledBack: false, changes: [], state: new Map() };
+    const out: SyncResult = { index: -1, rolledBack: false, changes: [], state: new Map(), stored: false };
     const batch = async (components: Component[]) => {
       for (let i = 0; i < components.length; i += SYNC_BATCH) {
         const r = await this.syncBatch(req, components.slice(i, i + SYNC_BATCH), false);
         if (r === Code.Changed) throw new Error('sync.lua answered CHANGED to a batch');
         if (out.index < 0) out.index = r.startIndex!;
         out.rolledBack ||= r.rolledBack;
+        out.stored ||= r.stored;
         out.changes.push(...r.changes);
         for (const [c, s] of r.state) out.state.set(c, s);
       }

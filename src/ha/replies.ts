@@ -260,6 +260,9 @@ export interface SyncResult {
   state: Map<Component, { leader: Leader | null; ttlMs: number }>;
   /** The index before the call's own changes (sync.lua; leaseStore.ts reads it). */
   startIndex?: number;
+  /** False when the cluster has no index (no data): `index` then comes from Redis's clock
+   * and was not stored (issue 16: reads create no state). */
+  stored: boolean;
 }
 
 export interface ChangesResult {
@@ -280,7 +283,8 @@ export function decodeSync(r: ScriptReply, components: readonly Component[]): Sy
     state.set(c, { leader: parseLeader(r[3 + n + 2 * k] as string | null), ttlMs: r[4 + n + 2 * k] as number });
   });
   const startIndex = r[3 + n + 2 * components.length] as number;
-  return { index: r[0], rolledBack: r[1] === 1, changes: changesOf(r, 3, 3 + n), state, startIndex };
+  const stored = r[4 + n + 2 * components.length] === 1;
+  return { index: r[0], rolledBack: r[1] === 1, changes: changesOf(r, 3, 3 + n), state, startIndex, stored };
 }
 
 /** raise_index.lua: the new index. */

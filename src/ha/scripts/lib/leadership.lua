@@ -36,6 +36,17 @@ local function next_value(stored, floor)
   return v
 end
 
+-- A cluster that has no data has no index: a read answers one derived from Redis's clock
+-- (sync.lua) and stores nothing, so that reads create no state (issue 16). The first write
+-- stores it, above every index a read answered (next_value: the clock, or the caller's
+-- floor), and tells every server on BORN_CHANNEL, where the views of clusters that had no
+-- data (which subscribe to no channel of their own) hear of it (views.ts).
+local BORN_CHANNEL = 'lh:born'
+local function store_index(idx, prev)
+  redis.call('SET', index_key, idx)
+  if not prev then redis.call('PUBLISH', BORN_CHANNEL, channel) end
+end
+
 -- The leader hash's fields, in the order of the positions CONTENDER .. PUBLISHED_AT
 -- (lib/leader_hash.lua).
 local function read_leader(key)
@@ -64,7 +75,7 @@ local function emit(event, component, leader, ttl, at_least)
   local p = int(tonumber(prev) or 0)
   local payload = '{"i":' .. idx .. ',"p":' .. p .. ',"e":"' .. event .. '","c":"' .. component
     .. '","l":' .. (leader or 'null') .. ',"r":' .. int(ttl) .. '}'
-  redis.call('SET', index_key, idx)
+  store_index(idx, prev)
   redis.call('XADD', log_key, 'MAXLEN', log_size, idx .. '-0', 'p', p, 'd', payload)
   redis.call('PUBLISH', channel, payload)
   return payload

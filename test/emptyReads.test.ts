@@ -91,4 +91,11 @@ test('the index of an empty cluster never goes backwards, and its first grant re
   assert.equal(change.type, 'change');
   assert.equal(change.event, 'granted', 'the first grant, as a change');
   assert.ok(change.index > snapshot.index);
+
+  // A watcher resuming from an index answered while the cluster had no data is replayed
+  // the first grant, not sent a snapshot.
+  const resumed = await Watch.open(t, `${srv.wsUrl}${base(c)}/watch?since=${i1}`);
+  const [replayed] = await resumed.count(1);
+  assert.equal(replayed.type, 'change', JSON.stringify(replayed));
+  assert.equal(replayed.index, change.index);
 });

@@ -96,7 +96,7 @@ export class HaServices {
     const { replicas, timeoutMs } = opts.replicaAck;
     this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
     const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
-    const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'));
+    const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'), opts.quotas.jobManagers);
     this.store = store;
     this.log = opts.logger;
     this.leases = new AcknowledgedLeases(this.requiredAcks);

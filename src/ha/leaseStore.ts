@@ -75,9 +75,11 @@ export class LeaseStore {
     /** This server's name in the messages of new TTLs, so that it skips its own: a field
      * of the message, so neither empty (no origin) nor with a space. */
     readonly origin: string,
+    /** The quota of job managers per cluster (campaign.lua, leadership_publish.lua). */
+    private readonly jobManagers = Number.MAX_SAFE_INTEGER,
   ) {
     if (!/^\S+$/.test(origin)) throw new Error(`an origin is a word without spaces, not '${origin}'`);
-    this.leadership = new LeadershipStore(scripts, logSize, origin);
+    this.leadership = new LeadershipStore(scripts, logSize, origin, jobManagers);
   }
 
   campaign(
@@ -95,6 +97,7 @@ export class LeaseStore {
       floors.graceMs,
       a.lockDelayMs ?? 0,
       a.owner ?? '',
+      this.jobManagers,
     ]);
   }
 

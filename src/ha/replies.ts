@@ -133,6 +133,11 @@ export function codeError(code: Code, owner: Component, values: string[] = []): 
   return CODE_ERRORS[code]?.(owner, values);
 }
 
+/** A campaign or publish refused by the cluster's quota of job managers (lib/quota.lua). */
+function throwIfQuota(name: ScriptName, r: ScriptReply): void {
+  if (r[0] === Code.QuotaExceeded) throw codeError(Code.QuotaExceeded, name, r.slice(1).map(String))!;
+}
+
 function changesOf(r: ScriptReply, from: number, to = r.length): Change[] {
   const out: Change[] = [];
   for (let i = from; i < to; i++) out.push(parseChange(r[i] as string));
@@ -173,6 +178,7 @@ export type OpScript = keyof typeof OP_CODES;
 type OpCode<N extends OpScript> = (typeof OP_CODES)[N][number];
 
 export function decodeOp<N extends OpScript>(name: N, r: ScriptReply): OpResult<OpCode<N>> {
+  throwIfQuota(name, r);
   const code = r[0] as OpCode<N>;
   if (!(OP_CODES[name] as readonly Code[]).includes(code)) throw unexpectedReply(name, code);
   return { code, leader: parseLeader(r[1] as string | null), ttlMs: r[2] as number, changes: changesOf(r, 3) };
@@ -235,6 +241,7 @@ const LEADERSHIP_CODES: Record<LeadershipScript, readonly Code[]> = {
 };
 
 export function decodeLeadership(name: LeadershipScript, r: ScriptReply): LeadershipReply {
+  throwIfQuota(name, r);
   const code = r[0] as Code;
   if (!LEADERSHIP_CODES[name].includes(code)) throw unexpectedReply(name, code);
   if (code === Code.Changed) return { code, leader: null, remainingMs: 0, ttlMs: 0, changes: [], extra: [] };

@@ -10,7 +10,9 @@
 
   Returns {index (0 when Redis has none), complete (1 or 0), change payloads...}
   complete is 0 when the log no longer holds every change after `since` (trimmed, or
-  Redis lost its data): the caller must read the whole state instead.
+  Redis lost its data): the caller must read the whole state instead. An odd `since` was
+  answered while the cluster had no data (lib/leadership.lua, unborn_index): the changes
+  after it are complete from the cluster's first (whose index before is 0).
   Codes: none
 ]]
 
@@ -27,6 +29,8 @@ local complete = 0
 if #entries == 0 then
   if tonumber(idx) == tonumber(since) then complete = 1 end
 elseif tonumber(entries[1][2][PREV]) == tonumber(since) then
+  complete = 1
+elseif tonumber(entries[1][2][PREV]) == 0 and tonumber(since) % 2 == 1 then
   complete = 1
 end
 local out = {tonumber(idx), complete}

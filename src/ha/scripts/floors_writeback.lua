@@ -35,7 +35,7 @@ local grace_key = KEYS[3]
 local grace_ms, lost = tonumber(ARGV[4]), ARGV[5] == '1'
 
 local rolled = rolled_back()
-if rolled then redis.call('SET', index_key, int(next_value(redis.call('GET', index_key), index_floor))) end
+if rolled then redis.call('SET', index_key, int(next_index(redis.call('GET', index_key), index_floor))) end
 if rolled or lost then start_grace(grace_key, grace_ms) end
 
 local raised = 0

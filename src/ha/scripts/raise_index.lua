@@ -17,6 +17,6 @@
 -- @include "lib/leadership.lua"
 
 local prev = redis.call('GET', index_key)
-local idx = int(next_value(prev, index_floor))
+local idx = int(next_index(prev, index_floor))
 store_index(idx, prev)
 return {DONE, tonumber(idx)}

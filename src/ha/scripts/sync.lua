@@ -59,14 +59,14 @@ end
 
 local rolled = rolled_back()
 if rolled then
-  redis.call('SET', index_key, int(next_value(redis.call('GET', index_key), index_floor)))
+  redis.call('SET', index_key, int(next_index(redis.call('GET', index_key), index_floor)))
   start_grace(grace_key, grace_ms)
 end
 -- A cluster without an index has no data: it is answered an index from Redis's clock,
 -- above every index answered before (as long as the clock does not step back), and nothing
 -- is stored (issue 16: reads create no state; lib/leadership.lua, store_index).
 local start = redis.call('GET', index_key)
-if not start then start = int(next_value(nil, index_floor)) end
+if not start then start = int(unborn_index(index_floor)) end
 
 local changes = {}
 local state = {}

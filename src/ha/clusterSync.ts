@@ -240,8 +240,10 @@ export class ClusterSync {
   }
 
   private async catchUp(): Promise<boolean> {
-    // An unborn cluster's log, once written, starts from none: read it all.
-    const r = await this.store.changes(this.unborn ? 0 : this.index);
+    // An unborn cluster's log, once written, starts from none (its first change's index
+    // before is 0): changes.lua takes an odd index as one answered while the cluster had no
+    // data, and replays from there; an even one (kept from before a deletion) from 0.
+    const r = await this.store.changes(this.unborn && this.index % 2 === 0 ? 0 : this.index);
     if (!r.complete) return false;
     for (const c of r.changes) if (c.index > this.index) this.apply(c);
     return true;

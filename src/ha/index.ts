@@ -133,7 +133,7 @@ export class HaServices {
     this.executionPlans = new RedisExecutionPlanStore(bulk, writer);
     this.checkpoints = new RedisCheckpointStore(bulk, writer, this.floors);
     this.blobs = new RedisBlobStore(bulk, writer);
-    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, opts.changeLogSize);
+    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, opts.changeLogSize, this.floors);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */

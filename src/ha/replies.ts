@@ -306,11 +306,12 @@ export function decodeIndexMigrate(r: ScriptReply): number {
   return r[1];
 }
 
-/** Whether Redis was found below what the caller answered of the cluster: its index
- * rolled back (and raised), or a checkpoint id counter below a value handed out (raised). */
-export function decodeFloorsWriteback(r: ScriptReply): boolean {
+/** Whether Redis was found below what the caller answered of the cluster (`behind`): its
+ * index rolled back (and raised), or a checkpoint id counter below a value handed out
+ * (raised); whether the cluster is gone (no index, no loss known); Redis's clock. */
+export function decodeFloorsWriteback(r: ScriptReply): { behind: boolean; gone: boolean; nowUs: number } {
   if (r[0] !== Code.Done) throw unexpectedReply('floors_writeback', r[0]);
-  return r[1] === 1 || r[2] === 1;
+  return { behind: r[1] === 1 || r[2] === 1, gone: r[3] === 1, nowUs: Number(r[4]) };
 }
 
 /** failover_grace.lua: the grace period's time left (ms). */

@@ -99,3 +99,30 @@ test('the index of an empty cluster never goes backwards, and its first grant re
   assert.equal(replayed.type, 'change', JSON.stringify(replayed));
   assert.equal(replayed.index, change.index);
 });
+
+test('past VIEWS_MAX the least recently used views go, but not one with a watcher or timing a live lease', { timeout: 120_000 }, async (t) => {
+  const capped = await startApp(null, redisProcess.url, { VIEWS_MAX: '10' });
+  t.after(() => capped.close());
+  const [watched, leased] = [uniqueCluster('lru'), uniqueCluster('lru')];
+  const watch = await Watch.open(t, `${capped.wsUrl}${base(watched)}/watch`);
+  await watch.count(1);
+  const lease = await post(capped.url, `${base(leased)}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 2000 });
+  assert.equal(lease.body.granted, true);
+  for (let i = 0; i < 100; i++) assert.equal((await get(capped.url, `${base(uniqueCluster('lru'))}/leaders`)).status, 200);
+  const watchedGauge = async () => {
+    const text = await (await fetch(`${capped.url}/metrics`)).text();
+    return Number(/^leasehold_clusters_watched (\S+)$/m.exec(text)![1]);
+  };
+  assert.ok((await watchedGauge()) <= 10, `views ${await watchedGauge()} ≤ 10`);
+
+  // The watcher's view stayed: it still hears of a change (through a write on another server).
+  const r = await post(srv.url, `${base(watched)}/leaders/rest/campaign`, { contenderId: 'x' });
+  assert.equal(r.body.granted, true);
+  const [, change] = await watch.count(2, 10_000);
+  assert.equal(change.event, 'granted');
+  // The leased cluster's view stayed too: it records the expiry, with nobody watching.
+  const leader = `lh:{${leased}}:leader:dispatcher`;
+  const deadline = Date.now() + 20_000;
+  while ((await redis.exists(leader)) === 1 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+  assert.equal(await redis.exists(leader), 0, 'the expiry was recorded (the leader hash is gone)');
+});

@@ -44,12 +44,22 @@ export class ViewRegistry {
   constructor(private readonly opts: ViewRegistryOptions) {
     const { link } = opts;
     link.on('message', (channel, message) => (channel === BORN_CHANNEL ? this.onBorn(message) : this.onMessage(channel, message)));
-    // Failing here is no loss of correctness: every view resyncs when the link is up again.
-    link.sub.subscribe(BORN_CHANNEL).catch((err: unknown) => opts.logger.warn({ err }, 'could not subscribe to the births of clusters'));
     link.on('down', () => this.views.forEach((v) => v.suspend()));
-    link.on('up', () => this.views.forEach((v) => void v.resync()));
+    // On every return of the link: the pub/sub connection may be a new one (a failover), and
+    // the views resync, which catches up on a birth missed meanwhile.
+    link.on('up', () => {
+      this.followBirths();
+      this.views.forEach((v) => void v.resync());
+    });
+    if (link.isHealthy) this.followBirths();
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, opts.idleMs / 4));
     this.sweeper.unref();
+  }
+
+  /** Subscribes to BORN_CHANNEL (again: harmless). A failure is no loss of correctness:
+   * every view resyncs when the link is up again. */
+  private followBirths(): void {
+    this.opts.link.sub.subscribe(BORN_CHANNEL).catch((err: unknown) => this.opts.logger.warn({ err }, 'could not subscribe to the births of clusters'));
   }
 
   /** Reads every cluster again, whole: after Redis lost data, once what this server

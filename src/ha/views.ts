@@ -147,7 +147,7 @@ export class ViewRegistry {
       this.drop(view);
       throw err;
     }
-    this.evict();
+    this.evict(view);
     return view;
   }
 
@@ -163,6 +163,8 @@ export class ViewRegistry {
       this.subscribed.delete(id);
       throw new RedisUnavailableError(err);
     }
+    // A sync under way may have read the log before the subscription took: one more after.
+    await view.settled();
     await view.resync();
     if (!view.live) throw new RedisUnavailableError();
   }
@@ -210,13 +212,14 @@ export class ViewRegistry {
     return view.idle && !view.timing && !view.settling;
   }
 
-  /** Past `maxViews`, drops the least recently used droppable views, down to 90% of it, so
-   * that the sort is paid once every tenth of the cap rather than on every open. */
-  private evict(): void {
+  /** Past `maxViews`, drops the least recently used droppable views (never `opened`, about
+   * to be answered from), down to 90% of it, so that the sort is paid once every tenth of
+   * the cap rather than on every open. */
+  private evict(opened: ClusterView): void {
     const { maxViews } = this.opts;
     if (this.views.size <= maxViews) return;
     const excess = this.views.size - Math.floor(maxViews * 0.9);
-    const candidates = [...this.views.values()].filter((v) => this.droppable(v)).sort((a, b) => a.lastUsed - b.lastUsed);
+    const candidates = [...this.views.values()].filter((v) => v !== opened && this.droppable(v)).sort((a, b) => a.lastUsed - b.lastUsed);
     for (const view of candidates.slice(0, excess)) this.drop(view);
   }
 

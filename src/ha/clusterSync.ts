@@ -272,11 +272,12 @@ export class ClusterSync {
     // gap); else a new one. Raised before any slot changes, so that a failure leaves this
     // view to resync again (nothing untold was applied: their indexes would be above).
     const leaderDiffers = [...r.state].some(([component, s]) => !sameLeader(this.slots.get(component)?.leader ?? null, s.leader));
-    // A cluster with no data answers a fresh index from Redis's clock to every sync: the one
-    // held stays good (a write would have stored one above both), and keeping it spares
-    // watchers and long-polls a wake for nothing.
+    // A cluster with no data answers a fresh index from Redis's clock to every sync. One that
+    // had none at the last sync either keeps the index held (a write would have stored one
+    // above both), sparing watchers and long-polls a wake for nothing; one that had data
+    // (lost with Redis's, or deleted) moves on to the fresh one, above the floor.
     const unborn = !r.stored && r.changes.length === 0 && ![...r.state.values()].some((s) => s.leader);
-    let index = unborn && this.index > 0 ? this.index : Math.max(this.index, r.index);
+    let index = unborn && this.unborn && this.index > 0 ? this.index : Math.max(this.index, r.index);
     if (leaderDiffers && index <= toldIndex) index = await this.store.raiseIndex(toldIndex);
     const differs = leaderDiffers || index > toldIndex;
     const now = this.clock.now();

@@ -133,11 +133,6 @@ export function codeError(code: Code, owner: Component, values: string[] = []): 
   return CODE_ERRORS[code]?.(owner, values);
 }
 
-/** A campaign or publish refused by the cluster's quota of job managers (lib/quota.lua). */
-function throwIfQuota(name: ScriptName, r: ScriptReply): void {
-  if (r[0] === Code.QuotaExceeded) throw codeError(Code.QuotaExceeded, name, r.slice(1).map(String))!;
-}
-
 function changesOf(r: ScriptReply, from: number, to = r.length): Change[] {
   const out: Change[] = [];
   for (let i = from; i < to; i++) out.push(parseChange(r[i] as string));
@@ -153,12 +148,21 @@ export interface OpResult<C extends Code = Code> {
   leader: Leader | null;
   ttlMs: number;
   changes: Change[];
+  /** What followed a refusal's code: QuotaExceeded's quota and limit (lib/quota.lua). */
+  values?: string[];
 }
 
 /** RolledBack, InGrace and LockDelay grant nothing; their ttlMs is the grace period's, or
  * the lock delay's, time left. */
 export type CampaignResult = OpResult<
-  typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held | typeof Code.RolledBack | typeof Code.InGrace | typeof Code.LockDelay | typeof Code.LeadershipHeld
+  | typeof Code.Done
+  | typeof Code.AlreadyHeld
+  | typeof Code.Held
+  | typeof Code.RolledBack
+  | typeof Code.InGrace
+  | typeof Code.LockDelay
+  | typeof Code.LeadershipHeld
+  | typeof Code.QuotaExceeded
 >;
 export type ConfirmResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free | typeof Code.NotLeaseOwner>;
 export type ResignResult = OpResult<typeof Code.Done | typeof Code.Free | typeof Code.Held | typeof Code.NotLeaseOwner>;
@@ -169,7 +173,7 @@ export type RenewResult = OpResult<typeof Code.Done | typeof Code.Held | typeof 
 
 /** The scripts whose reply is {code, leader json or false, lease ms left, changes...}. */
 const OP_CODES = {
-  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.LockDelay, Code.LeadershipHeld],
+  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.LockDelay, Code.LeadershipHeld, Code.QuotaExceeded],
   confirm: [Code.Done, Code.Held, Code.Free, Code.NotLeaseOwner],
   resign: [Code.Done, Code.Free, Code.Held, Code.NotLeaseOwner],
   expire: [Code.Done, Code.Held, Code.Free, Code.Published],
@@ -178,9 +182,9 @@ export type OpScript = keyof typeof OP_CODES;
 type OpCode<N extends OpScript> = (typeof OP_CODES)[N][number];
 
 export function decodeOp<N extends OpScript>(name: N, r: ScriptReply): OpResult<OpCode<N>> {
-  throwIfQuota(name, r);
   const code = r[0] as OpCode<N>;
   if (!(OP_CODES[name] as readonly Code[]).includes(code)) throw unexpectedReply(name, code);
+  if (code === Code.QuotaExceeded) return { code, leader: null, ttlMs: 0, changes: [], values: r.slice(1).map(String) };
   return { code, leader: parseLeader(r[1] as string | null), ttlMs: r[2] as number, changes: changesOf(r, 3) };
 }
 
@@ -235,16 +239,17 @@ const LEADERSHIP_CODES: Record<LeadershipScript, readonly Code[]> = {
   leadership_resign: [Code.Done, Code.Free, Code.Held, Code.NotOwner, Code.Changed],
   leadership_revoke: [Code.Done, Code.Free, Code.Held, Code.Changed],
   leadership_expire: [Code.Done, Code.Held, Code.Free, Code.Changed],
-  leadership_publish: [Code.Done, Code.Held, Code.Free, Code.NotOwner],
+  leadership_publish: [Code.Done, Code.Held, Code.Free, Code.NotOwner, Code.QuotaExceeded],
   leadership_unpublish: [Code.Done, Code.Held, Code.Free, Code.NotOwner],
   leadership_get: [Code.Held, Code.Free],
 };
 
 export function decodeLeadership(name: LeadershipScript, r: ScriptReply): LeadershipReply {
-  throwIfQuota(name, r);
   const code = r[0] as Code;
   if (!LEADERSHIP_CODES[name].includes(code)) throw unexpectedReply(name, code);
   if (code === Code.Changed) return { code, leader: null, remainingMs: 0, ttlMs: 0, changes: [], extra: [] };
+  // The quota and the limit follow (lib/quota.lua).
+  if (code === Code.QuotaExceeded) return { code, leader: null, remainingMs: 0, ttlMs: 0, changes: [], extra: r.slice(1).map(String) };
   const n = r[4] as number;
   return {
     code,

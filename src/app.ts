@@ -74,6 +74,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     replicaAck: config.redisReplicaAck,
     changeLogSize: config.changeLogSize,
     viewIdleMs: 5 * 60_000,
+    maxViews: config.viewsMax,
     idempotencyTtlMs: config.idempotencyTtlMs,
     quotas: config.quotas,
     logger: log,

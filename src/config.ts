@@ -88,6 +88,8 @@ const schema = {
     QUOTA_BLOBS: { type: 'integer', minimum: 1, maximum: MAX_QUOTA, default: 100_000 },
     QUOTA_BLOB_BYTES: { type: 'integer', minimum: 1, maximum: MAX_QUOTA, default: 8 * 1024 * MIB },
     QUOTA_IDEMPOTENCY_RECORDS: { type: 'integer', minimum: 1, maximum: MAX_QUOTA, default: 100_000 },
+    QUOTA_JOB_MANAGERS: { type: 'integer', minimum: 1, maximum: MAX_QUOTA, default: 1000 },
+    VIEWS_MAX: { type: 'integer', minimum: 1, maximum: 10_000_000, default: 10_000 },
     ADMIN_TOKENS: { type: 'string', pattern: '^([\\x21-\\x2B\\x2D-\\x7E]{16,})?(,[\\x21-\\x2B\\x2D-\\x7E]{16,})*$', default: '' },
     AUTH_TOKENS: { type: 'string', default: '' },
     AUTH_TOKENS_FILE: { type: 'string', default: '' },
@@ -144,6 +146,8 @@ interface Env {
   QUOTA_BLOBS: number;
   QUOTA_BLOB_BYTES: number;
   QUOTA_IDEMPOTENCY_RECORDS: number;
+  QUOTA_JOB_MANAGERS: number;
+  VIEWS_MAX: number;
   ADMIN_TOKENS: string;
   AUTH_TOKENS: string;
   AUTH_TOKENS_FILE: string;
@@ -184,6 +188,8 @@ export interface Config {
   metricsClusterLabelsMax: number;
   leaseTtl: { defaultMs: number; minMs: number; maxMs: number };
   changeLogSize: number;
+  /** The most cluster views a server keeps in memory (views.ts). */
+  viewsMax: number;
   redisCommandTimeoutMs: number;
   redisHealthIntervalMs: number;
   /** How many replicas must hold a grant, a renewal or a store write before it is
@@ -241,6 +247,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsClusterLabelsMax: e.METRICS_CLUSTER_LABELS_MAX,
     leaseTtl: { defaultMs: e.LEASE_TTL_DEFAULT_MS, minMs: e.LEASE_TTL_MIN_MS, maxMs: e.LEASE_TTL_MAX_MS },
     changeLogSize: e.CHANGE_LOG_SIZE,
+    viewsMax: e.VIEWS_MAX,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     redisHealthIntervalMs: e.REDIS_HEALTH_INTERVAL_MS,
     redisReplicaAck: {
@@ -264,6 +271,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       blobs: e.QUOTA_BLOBS,
       blobBytes: e.QUOTA_BLOB_BYTES,
       idempotencyRecords: e.QUOTA_IDEMPOTENCY_RECORDS,
+      jobManagers: e.QUOTA_JOB_MANAGERS,
     },
     tokens: [
       ...e.ADMIN_TOKENS.split(',')

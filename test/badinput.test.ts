@@ -780,8 +780,8 @@ test('deeply nested JSON where any JSON is allowed never answers a 5xx, and stay
  * The quotas (docs/operations.md): a valid request past one answers the error openapi.yaml
  * documents for it, as JSON, and writes nothing. The fixture is stored through the server
  * without quotas; a second server on the same Redis has a quota of 1 of everything, so that
- * each new job result, plan or blob is one too many, and one idempotency record fills
- * their quota.
+ * each new job result, plan, blob or job manager is one too many, and one idempotency record
+ * fills their quota.
  */
 test('past a quota, every write that openapi.yaml says may answer 507 or 429 IdempotencyQuotaExceeded does, and writes nothing', async () => {
   const quotas = await startApp(null, await sharedRedisUrl(), {
@@ -791,6 +791,7 @@ test('past a quota, every write that openapi.yaml says may answer 507 or 429 Ide
     QUOTA_EXECUTION_PLANS: '1',
     QUOTA_BLOBS: '1',
     QUOTA_IDEMPOTENCY_RECORDS: '1',
+    QUOTA_JOB_MANAGERS: '1',
   });
   try {
     const viaQuotas = (req: Req) => quotas.app.inject({ method: req.method as 'GET', url: req.path + req.query, headers: req.headers, payload: req.body });
@@ -804,12 +805,15 @@ test('past a quota, every write that openapi.yaml says may answer 507 or 429 Ide
       await expectUnchanged(fx.cluster, before);
     };
     const storing = OPERATIONS.filter((op) => op.answers.get('507') === 'StorageQuotaExceeded');
-    assert.deepEqual(storing.map((op) => op.id).sort(), ['createDirtyResult', 'putBlob', 'putExecutionPlan']);
+    assert.deepEqual(storing.map((op) => op.id).sort(), ['campaignJobManager', 'createDirtyResult', 'publishLeaderInformation', 'putBlob', 'putExecutionPlan']);
     for (const op of storing) {
       // A job of the cluster that has nothing yet: what the write stores is new.
       const seededFx = await seeded(op);
       const fx = { ...seededFx, job: seededFx.freshJob };
-      await expectRefused(op, fx, build(op, fx, {}), 507, 'StorageQuotaExceeded');
+      const req = build(op, fx, {});
+      // The baseline publishes a singleton: here, the job manager of the new job.
+      if (op.id === 'publishLeaderInformation') req.body = JSON.stringify({ sessionId: fx.dispatcher.sessionId, component: `jobmanager/${fx.job}`, address: 'http://new:3' });
+      await expectRefused(op, fx, req, 507, 'StorageQuotaExceeded');
     }
     const remembering = OPERATIONS.filter((op) => op.answers.get('429') === 'TooManyRequestsOrIdempotencyRecords');
     assert.ok(remembering.length >= 12, remembering.map((op) => op.id).join());

@@ -16,13 +16,16 @@ import { post, randomJobId, sleep, startApp, uniqueCluster, waitFor, type Runnin
 const JOB_MANAGERS = Number(process.env.LEFTOVERS_JOB_MANAGERS ?? 10_000);
 const CONCURRENCY = 20;
 
+// The cases hold JOB_MANAGERS job managers live at once in one cluster: a quota above them.
+const ENV = { QUOTA_JOB_MANAGERS: String(JOB_MANAGERS) };
+
 let redisProcess: RedisProcess;
 let redis: Redis;
 let srv: Running;
 before(async () => {
   redisProcess = await RedisProcess.start();
   redis = new Redis(redisProcess.url);
-  srv = await startApp(null, redisProcess.url);
+  srv = await startApp(null, redisProcess.url, ENV);
 });
 after(async () => {
   await srv.close();
@@ -167,7 +170,7 @@ test(`opening a cluster with ${JOB_MANAGERS} job managers that ran out unnoticed
   await redis.call('SLOWLOG', 'RESET');
   try {
     // A fresh server opens the cluster: every expiry is recorded, in batches.
-    srv = await startApp(null, redisProcess.url);
+    srv = await startApp(null, redisProcess.url, ENV);
     const started = Date.now();
     const r = await fetch(`${srv.url}${base(c)}/leaders`);
     assert.equal(r.status, 200);

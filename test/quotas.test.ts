@@ -1,6 +1,6 @@
 /**
  * Quotas per cluster (docs/operations.md, Quotas; docs/decisions.md): job results, execution
- * plans, blobs and their bytes, idempotency records. Beyond one a write is refused whole
+ * plans, blobs and their bytes, idempotency records, job managers. Beyond one a write is refused whole
  * (507 for stored data, 429 for idempotency records, which free up as they expire), checked
  * inside the write's script so that concurrent writers cannot overshoot; deletes free quota.
  * And idempotency records are compact: a pointer and a digest, not a copy of the answer.
@@ -18,6 +18,7 @@ const QUOTAS = {
   QUOTA_BLOBS: '3',
   QUOTA_BLOB_BYTES: '1000',
   QUOTA_IDEMPOTENCY_RECORDS: '10',
+  QUOTA_JOB_MANAGERS: '3',
   IDEMPOTENCY_TTL_MS: '3000',
   STORE_BODY_MAX_BYTES: String(8 * 1024 * 1024),
   // A 4 MiB job result takes Redis well over the tests' 200 ms health check on a busy machine.
@@ -188,6 +189,44 @@ describe('each quota refuses beyond its limit, writes nothing, and frees up on d
     expect(await k.result(over), 201);
     await sleep(3200);
     expect(await k.call('POST', `/job-results/${jobs[1]}/clean`, { idem: 'key-clean-2' }), 200);
+  });
+});
+
+describe('job managers', () => {
+  const jm = (k: Cluster, job: string, op: string, body: unknown) => post(app.url, `/v1/clusters/${k.id}/leaders/jobmanager/${job}/${op}`, body);
+
+  test('a campaign for a new job manager past QUOTA_JOB_MANAGERS is 507 jobManagers; singletons and held ones do not count; an ended one frees one', async () => {
+    const k = await new Cluster().open(); // the dispatcher: a singleton, not counted
+    const jobs = [randomJobId(), randomJobId(), randomJobId()];
+    const leaders = [];
+    for (const j of jobs) leaders.push(expect(await jm(k, j, 'campaign', { contenderId: 'a', ttlMs: 300_000 }), 200).leader);
+    const over = randomJobId();
+    const body = expect(await jm(k, over, 'campaign', { contenderId: 'a' }), 507, 'StorageQuotaExceeded');
+    assert.deepEqual([body.quota, body.limit], ['jobManagers', 3]);
+    assert.equal(await redis.exists(`lh:{${k.id}}:leader:jobmanager/${over}`), 0, 'nothing written');
+    // Campaigning again for one held is no new one; so is a singleton.
+    assert.equal(expect(await jm(k, jobs[0], 'campaign', { contenderId: 'a' }), 200).granted, true);
+    expect(await post(app.url, `/v1/clusters/${k.id}/leaders/rest/campaign`, { contenderId: 'r' }), 200);
+    // GET leaders stays bounded by the quota.
+    const all = expect(await k.call('GET', '/leaders'), 200);
+    assert.equal(all.leaders.filter((l: any) => l.component.startsWith('jobmanager/')).length, 3);
+    expect(await jm(k, jobs[1], 'resign', { contenderId: 'a', sessionId: leaders[1].sessionId }), 200);
+    assert.equal(expect(await jm(k, over, 'campaign', { contenderId: 'a' }), 200).granted, true);
+  });
+
+  test('publishing a new job manager under a leadership past QUOTA_JOB_MANAGERS is 507 jobManagers', async () => {
+    const id = uniqueCluster('qls');
+    const ls = await post(app.url, `/v1/clusters/${id}/leadership/campaign`, { contenderId: 'p', ttlMs: 300_000 });
+    assert.equal(ls.status, 200, JSON.stringify(ls.body));
+    const { sessionId } = ls.body.leadership;
+    const publish = (component: string) => post(app.url, `/v1/clusters/${id}/leadership/publish`, { sessionId, component, address: 'http://a:1' });
+    expect(await publish('dispatcher'), 200);
+    const jobs = [randomJobId(), randomJobId(), randomJobId()];
+    for (const j of jobs) expect(await publish(`jobmanager/${j}`), 200);
+    const body = expect(await publish(`jobmanager/${randomJobId()}`), 507, 'StorageQuotaExceeded');
+    assert.deepEqual([body.quota, body.limit], ['jobManagers', 3]);
+    // A new address for one published is no new one.
+    expect(await publish(`jobmanager/${jobs[0]}`), 200);
   });
 });
 

@@ -11,6 +11,7 @@ import { Code, decodeCleanupCluster, decodeCleanupJob, JOB_PARTS, staleFence, ty
 import { requireFence, type Fence } from './storeWriter.js';
 import type { RedisBlobStore } from './blobs.js';
 import type { ViewRegistry } from './views.js';
+import type { Floors } from './floors.js';
 
 export { JOB_PARTS, type JobPart };
 
@@ -60,6 +61,8 @@ export class Cleanup {
     private readonly views: ViewRegistry,
     private readonly blobs: RedisBlobStore,
     private readonly logSize: number,
+    /** What this server answered: a deleted job or cluster takes its floors with it. */
+    private readonly floors: Floors,
   ) {}
 
   /** Deletes all of a job's data but its job result, at once; fenced by the dispatcher.
@@ -102,6 +105,9 @@ export class Cleanup {
         if (reply.code === Code.Changed) continue;
         if (reply.code === Code.FenceStale) throw staleFence('dispatcher');
         view?.ingest(reply.changes);
+        // The job is done: neither its job manager's token nor its counter needs a floor.
+        this.floors.noteChanges(clusterId, reply.changes);
+        this.floors.forgetCounter(clusterId, jobId);
         const parts = {} as Record<JobPart, string>;
         for (const p of JOB_PARTS) parts[p] = reply.deleted[p] ? 'deleted' : 'absent';
         return { jobId, parts, failed: false };
@@ -137,6 +143,7 @@ export class Cleanup {
       if (reply.code === Code.Changed) continue;
       const deleted = { leaders: 0, jobResults: 0, executionPlans: 0, checkpoints: 0, checkpointIdCounters: 0, blobs: 0, keys: 0 };
       for (const k of Object.keys(deleted) as Array<keyof typeof deleted>) deleted[k] = reply.tally[k] ?? 0;
+      this.floors.forget(clusterId);
       return { clusterId, deleted };
     }
     throw new RedisUnavailableError(new Error('the components kept changing during cleanup'));

@@ -98,6 +98,10 @@ export class ClusterSync {
   /** Whether the state is known to be exact: false until the first sync, after a failed
    * one, and while Redis is away. */
   live = false;
+  /** The last sync found no index in Redis (a cluster with no data) and no change came
+   * since: the index held was derived from Redis's clock, not stored, so the first change
+   * to come follows on from none (its `prev` is 0). */
+  unborn = false;
   private readonly slots = new Map<Component, Slot>();
   /** The components a full listing names, in order: listed again once a leader changed. */
   private listed: Component[] | null = null;
@@ -181,7 +185,7 @@ export class ClusterSync {
         this.pending.push(c);
       } else if (c.index <= this.index) {
         continue;
-      } else if (c.prev === this.index) {
+      } else if (c.prev === this.index || (this.unborn && c.prev === 0)) {
         this.apply(c);
       } else {
         this.pending.push(c);
@@ -236,7 +240,10 @@ export class ClusterSync {
   }
 
   private async catchUp(): Promise<boolean> {
-    const r = await this.store.changes(this.index);
+    // An unborn cluster's log, once written, starts from none (its first change's index
+    // before is 0): changes.lua takes an odd index as one answered while the cluster had no
+    // data, and replays from there; an even one (kept from before a deletion) from 0.
+    const r = await this.store.changes(this.unborn && this.index % 2 === 0 ? 0 : this.index);
     if (!r.complete) return false;
     for (const c of r.changes) if (c.index > this.index) this.apply(c);
     return true;
@@ -265,7 +272,12 @@ export class ClusterSync {
     // gap); else a new one. Raised before any slot changes, so that a failure leaves this
     // view to resync again (nothing untold was applied: their indexes would be above).
     const leaderDiffers = [...r.state].some(([component, s]) => !sameLeader(this.slots.get(component)?.leader ?? null, s.leader));
-    let index = Math.max(this.index, r.index);
+    // A cluster with no data answers a fresh index from Redis's clock to every sync. One that
+    // had none at the last sync either keeps the index held (a write would have stored one
+    // above both), sparing watchers and long-polls a wake for nothing; one that had data
+    // (lost with Redis's, or deleted) moves on to the fresh one, above the floor.
+    const unborn = !r.stored && r.changes.length === 0 && ![...r.state.values()].some((s) => s.leader);
+    let index = unborn && this.unborn && this.index > 0 ? this.index : Math.max(this.index, r.index);
     if (leaderDiffers && index <= toldIndex) index = await this.store.raiseIndex(toldIndex);
     const differs = leaderDiffers || index > toldIndex;
     const now = this.clock.now();
@@ -282,6 +294,7 @@ export class ClusterSync {
       }
     }
     this.index = index;
+    this.unborn = unborn;
     this.listener.resynced(differs);
   }
 
@@ -295,6 +308,7 @@ export class ClusterSync {
       slot.maxToken = Math.max(slot.maxToken, c.leader.fencingToken);
     }
     this.index = c.index;
+    this.unborn = false;
     this.rearm(slot);
     this.listener.changed(c, told);
   }

@@ -70,6 +70,12 @@ export class ClusterView {
     return this.subscribers.idle;
   }
 
+  /** Whether the cluster had no data at the last sync, and no change came since (its index
+   * then comes from Redis's clock; clusterSync.ts). */
+  get unborn(): boolean {
+    return this.sync.unborn;
+  }
+
   /** Whether it times a live lease, whose expiry it is to record. */
   get timing(): boolean {
     return this.sync.timing;

@@ -76,6 +76,7 @@ export class ElectionService {
       if (r.code === Code.RolledBack) void (view ? view.resync(true) : this.reopen(clusterId));
       throw new GracePeriodError(component, r.ttlMs);
     }
+    if (r.code === Code.QuotaExceeded) throw codeError(r.code, component, r.values)!;
     if (r.code === Code.LeadershipHeld) {
       // Refused while the leadership lives; one that ran out unnoticed is ended first.
       await this.leadership!.refuseOrEnd(clusterId);

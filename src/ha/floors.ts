@@ -65,6 +65,11 @@ export class Floors {
     return f;
   }
 
+  /** The cluster's floors if this server has any (adds no cluster). */
+  peek(clusterId: string): ClusterFloors | undefined {
+    return this.clusters.get(clusterId);
+  }
+
   /** The highest token answered for a component, 0 for none (adds no cluster). */
   token(clusterId: string, component: string): number {
     return this.clusters.get(clusterId)?.tokens[component] ?? 0;
@@ -95,12 +100,31 @@ export class Floors {
     }
   }
 
-  /** Notes what changes answered: their indexes, and the tokens and TTLs of their leaders. */
+  /** Notes what changes answered: their indexes, and the tokens and TTLs of their leaders.
+   * A lease that ended takes its component's token floor with it (issue 16: nothing kept
+   * per ended job manager): every grant raised the cluster's index to its token, so the
+   * index floor, raised by the same changes, stays above it. */
   noteChanges(clusterId: string, changes: readonly Change[]): void {
     for (const c of changes) {
       this.raiseIndex(clusterId, c.index);
       if (c.leader) this.raiseToken(clusterId, c.component, c.leader.fencingToken, c.ttlMs);
+      else this.forgetToken(clusterId, c.component);
     }
+  }
+
+  private forgetToken(clusterId: string, component: string): void {
+    const f = this.clusters.get(clusterId);
+    if (f && component in f.tokens) {
+      delete f.tokens[component];
+      this.changed();
+    }
+  }
+
+  /** The cluster was deleted (cleanupAllData), or found gone from a Redis that lost
+   * nothing (floorsWriteback.ts): its floors go too. What is answered for it afterwards
+   * still rises, by Redis's clock (lib/leadership.lua). */
+  forget(clusterId: string): void {
+    if (this.clusters.delete(clusterId)) this.changed();
   }
 
   raiseCounter(clusterId: string, jobId: string, value: number): void {

@@ -16,6 +16,13 @@ import type { RedisLink } from './redisLink.js';
 import { decodeFloorsWriteback } from './replies.js';
 import type { Scripts } from './scripts.js';
 
+/** The most checkpoint id counters one floors_writeback.lua call writes back. */
+export const WRITEBACK_BATCH = 500;
+/** A cluster found gone (no index, no loss known) drops out of the floors once what was
+ * last answered for it is this old: a replica that lagged may lack a cluster created
+ * moments before a failover, never one an hour old. */
+export const GONE_AFTER_US = 3600 * 1e6;
+
 export interface FloorsWritebackOptions {
   link: RedisLink;
   scripts: Scripts;
@@ -56,18 +63,29 @@ export class FloorsWriteback {
 
   private async run(lost: boolean): Promise<void> {
     const { floors, scripts, link, log } = this.opts;
-    const behind: string[] = [];
+    const behind = new Set<string>();
     for (const clusterId of floors.clusterIds()) {
       const f = floors.of(clusterId);
       const keys = new ClusterKeys(clusterId);
       const jobs = Object.keys(f.counters);
       try {
-        const reply = await scripts.run(
-          'floors_writeback',
-          [keys.index, keys.log, keys.grace, ...jobs.map((j) => keys.checkpointIdCounter(j))],
-          [keys.channel, f.index, this.opts.logSize, f.maxTtlMs, lost ? 1 : 0, ...jobs.map((j) => f.counters[j])],
-        );
-        if (decodeFloorsWriteback(reply)) behind.push(clusterId);
+        // In batches of counters; the first call (or the only one) also repairs the index.
+        for (let i = 0; i === 0 || i < jobs.length; i += WRITEBACK_BATCH) {
+          const batch = jobs.slice(i, i + WRITEBACK_BATCH);
+          const reply = decodeFloorsWriteback(
+            await scripts.run(
+              'floors_writeback',
+              [keys.index, keys.log, keys.grace, ...batch.map((j) => keys.checkpointIdCounter(j))],
+              [keys.channel, f.index, this.opts.logSize, f.maxTtlMs, lost ? 1 : 0, ...batch.map((j) => f.counters[j])],
+            ),
+          );
+          if (reply.behind) behind.add(clusterId);
+          if (reply.gone) {
+            // Deleted (cleanupAllData on another server, say): nothing to write back.
+            if (reply.nowUs - f.index > GONE_AFTER_US) floors.forget(clusterId);
+            break;
+          }
+        }
       } catch (err) {
         // The views' syncs still find a rolled-back index; counters keep this server's floor.
         log.warn({ err, clusterId }, 'could not write the floors of a cluster back into redis');

@@ -156,5 +156,10 @@ export class ClusterKeys {
   }
 }
 
+/** Where every server hears of the first write of a cluster that had no data (its
+ * channel is the message; lib/leadership.lua, store_index): views of such clusters
+ * subscribe to no channel of their own (issue 16: reads open no subscription). */
+export const BORN_CHANNEL = 'lh:born';
+
 /** The key the servers watch to notice that Redis lost its data. */
 export const MARKER_KEY = 'leasehold:marker';

@@ -35,6 +35,8 @@ export interface HaOptions {
   replicaAck: { replicas: 'auto' | number; timeoutMs: number };
   changeLogSize: number;
   viewIdleMs: number;
+  /** The most cluster views kept in memory (views.ts). */
+  maxViews: number;
   /** How long a write's answer is kept for a retry with the same Idempotency-Key. */
   idempotencyTtlMs: number;
   /** What one cluster may hold. */
@@ -94,7 +96,7 @@ export class HaServices {
     const { replicas, timeoutMs } = opts.replicaAck;
     this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
     const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
-    const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'));
+    const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'), opts.quotas.jobManagers);
     this.store = store;
     this.log = opts.logger;
     this.leases = new AcknowledgedLeases(this.requiredAcks);
@@ -104,6 +106,7 @@ export class HaServices {
       store,
       floors: this.floors,
       idleMs: opts.viewIdleMs,
+      maxViews: opts.maxViews,
       onChange: opts.onChange ?? (() => {}),
       onRollback: (clusterId) => this.link.reportRollback(clusterId),
       events: this.events,
@@ -130,7 +133,7 @@ export class HaServices {
     this.executionPlans = new RedisExecutionPlanStore(bulk, writer);
     this.checkpoints = new RedisCheckpointStore(bulk, writer, this.floors);
     this.blobs = new RedisBlobStore(bulk, writer);
-    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, opts.changeLogSize);
+    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, opts.changeLogSize, this.floors);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */

@@ -112,6 +112,7 @@ export class LeadershipService {
   async publish(clusterId: string, req: { sessionId: string; component: Component; address: string; owner: Owner }): Promise<LeaderState> {
     const { keys, view } = this.election.target(clusterId);
     const r = await this.store.publish(keys, req.component, req.sessionId, req.address, req.owner, view?.index ?? 0);
+    if (r.code === Code.QuotaExceeded) throw codeError(r.code, req.component, r.extra)!;
     this.election.record(clusterId, view, r.changes);
     this.check(r);
     return { leader: r.leader!, remainingMs: r.remainingMs };

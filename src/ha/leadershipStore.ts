@@ -22,6 +22,8 @@ export class LeadershipStore {
     private readonly scripts: Scripts,
     private readonly logSize: number,
     private readonly origin: string,
+    /** The quota of job managers per cluster (leadership_publish.lua). */
+    private readonly jobManagers: number,
   ) {}
 
   campaign(
@@ -80,6 +82,7 @@ export class LeadershipStore {
       sessionId,
       address,
       owner,
+      this.jobManagers,
     ]);
   }
 

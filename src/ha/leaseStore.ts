@@ -75,9 +75,11 @@ export class LeaseStore {
     /** This server's name in the messages of new TTLs, so that it skips its own: a field
      * of the message, so neither empty (no origin) nor with a space. */
     readonly origin: string,
+    /** The quota of job managers per cluster (campaign.lua, leadership_publish.lua). */
+    private readonly jobManagers = Number.MAX_SAFE_INTEGER,
   ) {
     if (!/^\S+$/.test(origin)) throw new Error(`an origin is a word without spaces, not '${origin}'`);
-    this.leadership = new LeadershipStore(scripts, logSize, origin);
+    this.leadership = new LeadershipStore(scripts, logSize, origin, jobManagers);
   }
 
   campaign(
@@ -95,6 +97,7 @@ export class LeaseStore {
       floors.graceMs,
       a.lockDelayMs ?? 0,
       a.owner ?? '',
+      this.jobManagers,
     ]);
   }
 
@@ -201,13 +204,14 @@ export class LeaseStore {
   private async syncInBatches(req: SyncRequest): Promise<SyncResult> {
     const { keys, believed } = req;
     const redis = this.scripts.redisClient;
-    const out: SyncResult = { index: -1, rolledBack: false, changes: [], state: new Map() };
+    const out: SyncResult = { index: -1, rolledBack: false, changes: [], state: new Map(), stored: false };
     const batch = async (components: Component[]) => {
       for (let i = 0; i < components.length; i += SYNC_BATCH) {
         const r = await this.syncBatch(req, components.slice(i, i + SYNC_BATCH), false);
         if (r === Code.Changed) throw new Error('sync.lua answered CHANGED to a batch');
         if (out.index < 0) out.index = r.startIndex!;
         out.rolledBack ||= r.rolledBack;
+        out.stored ||= r.stored;
         out.changes.push(...r.changes);
         for (const [c, s] of r.state) out.state.set(c, s);
       }

@@ -148,12 +148,21 @@ export interface OpResult<C extends Code = Code> {
   leader: Leader | null;
   ttlMs: number;
   changes: Change[];
+  /** What followed a refusal's code: QuotaExceeded's quota and limit (lib/quota.lua). */
+  values?: string[];
 }
 
 /** RolledBack, InGrace and LockDelay grant nothing; their ttlMs is the grace period's, or
  * the lock delay's, time left. */
 export type CampaignResult = OpResult<
-  typeof Code.Done | typeof Code.AlreadyHeld | typeof Code.Held | typeof Code.RolledBack | typeof Code.InGrace | typeof Code.LockDelay | typeof Code.LeadershipHeld
+  | typeof Code.Done
+  | typeof Code.AlreadyHeld
+  | typeof Code.Held
+  | typeof Code.RolledBack
+  | typeof Code.InGrace
+  | typeof Code.LockDelay
+  | typeof Code.LeadershipHeld
+  | typeof Code.QuotaExceeded
 >;
 export type ConfirmResult = OpResult<typeof Code.Done | typeof Code.Held | typeof Code.Free | typeof Code.NotLeaseOwner>;
 export type ResignResult = OpResult<typeof Code.Done | typeof Code.Free | typeof Code.Held | typeof Code.NotLeaseOwner>;
@@ -164,7 +173,7 @@ export type RenewResult = OpResult<typeof Code.Done | typeof Code.Held | typeof 
 
 /** The scripts whose reply is {code, leader json or false, lease ms left, changes...}. */
 const OP_CODES = {
-  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.LockDelay, Code.LeadershipHeld],
+  campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.RolledBack, Code.InGrace, Code.LockDelay, Code.LeadershipHeld, Code.QuotaExceeded],
   confirm: [Code.Done, Code.Held, Code.Free, Code.NotLeaseOwner],
   resign: [Code.Done, Code.Free, Code.Held, Code.NotLeaseOwner],
   expire: [Code.Done, Code.Held, Code.Free, Code.Published],
@@ -175,6 +184,7 @@ type OpCode<N extends OpScript> = (typeof OP_CODES)[N][number];
 export function decodeOp<N extends OpScript>(name: N, r: ScriptReply): OpResult<OpCode<N>> {
   const code = r[0] as OpCode<N>;
   if (!(OP_CODES[name] as readonly Code[]).includes(code)) throw unexpectedReply(name, code);
+  if (code === Code.QuotaExceeded) return { code, leader: null, ttlMs: 0, changes: [], values: r.slice(1).map(String) };
   return { code, leader: parseLeader(r[1] as string | null), ttlMs: r[2] as number, changes: changesOf(r, 3) };
 }
 
@@ -229,7 +239,7 @@ const LEADERSHIP_CODES: Record<LeadershipScript, readonly Code[]> = {
   leadership_resign: [Code.Done, Code.Free, Code.Held, Code.NotOwner, Code.Changed],
   leadership_revoke: [Code.Done, Code.Free, Code.Held, Code.Changed],
   leadership_expire: [Code.Done, Code.Held, Code.Free, Code.Changed],
-  leadership_publish: [Code.Done, Code.Held, Code.Free, Code.NotOwner],
+  leadership_publish: [Code.Done, Code.Held, Code.Free, Code.NotOwner, Code.QuotaExceeded],
   leadership_unpublish: [Code.Done, Code.Held, Code.Free, Code.NotOwner],
   leadership_get: [Code.Held, Code.Free],
 };
@@ -238,6 +248,8 @@ export function decodeLeadership(name: LeadershipScript, r: ScriptReply): Leader
   const code = r[0] as Code;
   if (!LEADERSHIP_CODES[name].includes(code)) throw unexpectedReply(name, code);
   if (code === Code.Changed) return { code, leader: null, remainingMs: 0, ttlMs: 0, changes: [], extra: [] };
+  // The quota and the limit follow (lib/quota.lua).
+  if (code === Code.QuotaExceeded) return { code, leader: null, remainingMs: 0, ttlMs: 0, changes: [], extra: r.slice(1).map(String) };
   const n = r[4] as number;
   return {
     code,
@@ -260,6 +272,9 @@ export interface SyncResult {
   state: Map<Component, { leader: Leader | null; ttlMs: number }>;
   /** The index before the call's own changes (sync.lua; leaseStore.ts reads it). */
   startIndex?: number;
+  /** False when the cluster has no index (no data): `index` then comes from Redis's clock
+   * and was not stored (issue 16: reads create no state). */
+  stored: boolean;
 }
 
 export interface ChangesResult {
@@ -280,7 +295,8 @@ export function decodeSync(r: ScriptReply, components: readonly Component[]): Sy
     state.set(c, { leader: parseLeader(r[3 + n + 2 * k] as string | null), ttlMs: r[4 + n + 2 * k] as number });
   });
   const startIndex = r[3 + n + 2 * components.length] as number;
-  return { index: r[0], rolledBack: r[1] === 1, changes: changesOf(r, 3, 3 + n), state, startIndex };
+  const stored = r[4 + n + 2 * components.length] === 1;
+  return { index: r[0], rolledBack: r[1] === 1, changes: changesOf(r, 3, 3 + n), state, startIndex, stored };
 }
 
 /** raise_index.lua: the new index. */
@@ -295,11 +311,12 @@ export function decodeIndexMigrate(r: ScriptReply): number {
   return r[1];
 }
 
-/** Whether Redis was found below what the caller answered of the cluster: its index
- * rolled back (and raised), or a checkpoint id counter below a value handed out (raised). */
-export function decodeFloorsWriteback(r: ScriptReply): boolean {
+/** Whether Redis was found below what the caller answered of the cluster (`behind`): its
+ * index rolled back (and raised), or a checkpoint id counter below a value handed out
+ * (raised); whether the cluster is gone (no index, no loss known); Redis's clock. */
+export function decodeFloorsWriteback(r: ScriptReply): { behind: boolean; gone: boolean; nowUs: number } {
   if (r[0] !== Code.Done) throw unexpectedReply('floors_writeback', r[0]);
-  return r[1] === 1 || r[2] === 1;
+  return { behind: r[1] === 1 || r[2] === 1, gone: r[3] === 1, nowUs: Number(r[4]) };
 }
 
 /** failover_grace.lua: the grace period's time left (ms). */

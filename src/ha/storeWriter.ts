@@ -31,6 +31,9 @@ export interface Quotas {
   blobs: number;
   blobBytes: number;
   idempotencyRecords: number;
+  /** Job managers with a lease (or a hash kept for a lock delay), per-component or
+   * published under a leadership: campaign.lua and leadership_publish.lua check it. */
+  jobManagers: number;
 }
 
 /** A write's Idempotency-Key, if it has one. */

@@ -34,13 +34,16 @@ export interface SyncStore {
  * went back in time is repaired by the sync and reported through `onRollback`. */
 export function leaseSyncStore(store: LeaseStore, keys: ClusterKeys, floors: Floors, onRollback: (clusterId: string) => void): SyncStore {
   const id = keys.clusterId;
-  const above = (floor: number) => Math.max(floor, floors.of(id).index);
+  // Floors are read without adding the cluster: a read of a cluster with no data leaves no
+  // trace, in Redis or in the floors (issue 16).
+  const above = (floor: number) => Math.max(floor, floors.peek(id)?.index ?? 0);
   return {
     changes: (since) => store.changesSince(keys, since),
     sync: async (believed, floor) => {
-      const f = floors.of(id);
-      const r = await store.sync(keys, believed, above(floor), { tokens: f.tokens, graceMs: f.maxTtlMs });
-      floors.raiseIndex(id, r.index);
+      const f = floors.peek(id);
+      const r = await store.sync(keys, believed, above(floor), { tokens: f?.tokens ?? {}, graceMs: f?.maxTtlMs ?? 0 });
+      // An index derived from Redis's clock needs no floor: the first write stores one above it.
+      if (r.stored) floors.raiseIndex(id, r.index);
       if (r.rolledBack) onRollback(id);
       return r;
     },

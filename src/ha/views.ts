@@ -1,10 +1,15 @@
 /** The cluster views of a server: opened on first use, fed from pub/sub, resynchronised
- * after every Redis outage or data loss, and dropped when nobody used them for a while. */
+ * after every Redis outage or data loss, and dropped when nobody used them for a while, or
+ * when there are more than `maxViews` (the least recently used first).
+ *
+ * A view of a cluster that has no data (unborn) subscribes to nothing of its own: it
+ * hears of the cluster's first write on BORN_CHANNEL, one channel for every cluster, and
+ * only then subscribes to the cluster's channel (issue 16: reads create no state). */
 import type { Log } from './log.js';
 import { messageOrigin, parseMessage, type Change } from './changes.js';
 import { ClusterView } from './clusterView.js';
 import { RedisUnavailableError } from './errors.js';
-import { ClusterKeys, type Component } from './ids.js';
+import { BORN_CHANNEL, ClusterKeys, type Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
 import { leaseSyncStore } from './syncStore.js';
@@ -17,6 +22,9 @@ export interface ViewRegistryOptions {
   /** What this server has answered; every change it sees raises them. */
   floors: Floors;
   idleMs: number;
+  /** The most views kept: past it, the least recently used go, but never one with
+   * watchers or long-polls, nor one that times a live lease (VIEWS_MAX). */
+  maxViews: number;
   onChange: (change: Change) => void;
   /** A sync found that Redis went back in time for this cluster (and repaired it). */
   onRollback: (clusterId: string) => void;
@@ -28,14 +36,30 @@ export interface ViewRegistryOptions {
 export class ViewRegistry {
   private readonly views = new Map<string, ClusterView>();
   private readonly opening = new Map<string, Promise<ClusterView>>();
+  /** The clusters whose own channel this server subscribes to. */
+  private readonly subscribed = new Set<string>();
+  /** Clusters born (first written) while their view was being opened. */
+  private readonly bornWhileOpening = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
   constructor(private readonly opts: ViewRegistryOptions) {
     const { link } = opts;
-    link.on('message', (channel, message) => this.onMessage(channel, message));
+    link.on('message', (channel, message) => (channel === BORN_CHANNEL ? this.onBorn(message) : this.onMessage(channel, message)));
     link.on('down', () => this.views.forEach((v) => v.suspend()));
-    link.on('up', () => this.views.forEach((v) => void v.resync()));
+    // On every return of the link: the pub/sub connection may be a new one (a failover), and
+    // the views resync, which catches up on a birth missed meanwhile.
+    link.on('up', () => {
+      this.followBirths();
+      this.views.forEach((v) => void v.resync());
+    });
+    if (link.isHealthy) this.followBirths();
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, opts.idleMs / 4));
     this.sweeper.unref();
+  }
+
+  /** Subscribes to BORN_CHANNEL (again: harmless). A failure is no loss of correctness:
+   * every view resyncs when the link is up again. */
+  private followBirths(): void {
+    this.opts.link.sub.subscribe(BORN_CHANNEL).catch((err: unknown) => this.opts.logger.warn({ err }, 'could not subscribe to the births of clusters'));
   }
 
   /** Reads every cluster again, whole: after Redis lost data, once what this server
@@ -112,19 +136,50 @@ export class ViewRegistry {
       isRedisHealthy: () => link.isHealthy,
       log: logger,
     });
-    // Subscribe before reading the state, so that no change falls between the two.
-    try {
-      await link.sub.subscribe(view.keys.channel);
-    } catch (err) {
-      throw new RedisUnavailableError(err);
-    }
+    this.bornWhileOpening.delete(clusterId);
     this.views.set(clusterId, view);
     await view.resync(true);
-    if (!view.live) {
+    try {
+      if (!view.live) throw new RedisUnavailableError();
+      // A cluster with data: subscribe, then replay what was written since the read.
+      if (!view.unborn || this.bornWhileOpening.delete(clusterId)) await this.subscribe(view);
+    } catch (err) {
       this.drop(view);
-      throw new RedisUnavailableError();
+      throw err;
     }
+    this.evict(view);
     return view;
+  }
+
+  /** Subscribes to the cluster's channel, then brings the view up to what was written
+   * before the subscription took. */
+  private async subscribe(view: ClusterView): Promise<void> {
+    const id = view.keys.clusterId;
+    if (this.subscribed.has(id)) return;
+    this.subscribed.add(id);
+    try {
+      await this.opts.link.sub.subscribe(view.keys.channel);
+    } catch (err) {
+      this.subscribed.delete(id);
+      throw new RedisUnavailableError(err);
+    }
+    // A sync under way may have read the log before the subscription took: one more after.
+    await view.settled();
+    await view.resync();
+    if (!view.live) throw new RedisUnavailableError();
+  }
+
+  /** A cluster that had no data was written: its view, if any, subscribes and catches up. */
+  private onBorn(channel: string): void {
+    const clusterId = ClusterKeys.clusterOfChannel(channel);
+    if (clusterId === null) return;
+    const view = this.views.get(clusterId);
+    if (!view) {
+      if (this.opening.has(clusterId)) this.bornWhileOpening.add(clusterId);
+      return;
+    }
+    // A failure leaves the view not live; the next read or the link's return resyncs it.
+    this.subscribe(view).catch((err: unknown) => this.opts.logger.warn({ err, clusterId }, 'could not follow a cluster born'));
   }
 
   private onMessage(channel: string, message: string): void {
@@ -148,14 +203,31 @@ export class ViewRegistry {
 
   private sweep(): void {
     const cutoff = Date.now() - this.opts.idleMs;
-    // A view that times a live lease stays: its expiry is to be recorded (election.ts, record).
-    for (const view of this.views.values()) if (view.idle && !view.timing && view.lastUsed < cutoff) this.drop(view);
+    for (const view of this.views.values()) if (this.droppable(view) && view.lastUsed < cutoff) this.drop(view);
+  }
+
+  /** A view that times a live lease stays: its expiry is to be recorded (election.ts,
+   * record); so does one with watchers or long-polls, or a sync under way. */
+  private droppable(view: ClusterView): boolean {
+    return view.idle && !view.timing && !view.settling;
+  }
+
+  /** Past `maxViews`, drops the least recently used droppable views (never `opened`, about
+   * to be answered from), down to 90% of it, so that the sort is paid once every tenth of
+   * the cap rather than on every open. */
+  private evict(opened: ClusterView): void {
+    const { maxViews } = this.opts;
+    if (this.views.size <= maxViews) return;
+    const excess = this.views.size - Math.floor(maxViews * 0.9);
+    const candidates = [...this.views.values()].filter((v) => v !== opened && this.droppable(v)).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const view of candidates.slice(0, excess)) this.drop(view);
   }
 
   private drop(view: ClusterView): void {
+    const id = view.keys.clusterId;
     view.close();
-    this.views.delete(view.keys.clusterId);
-    this.opts.link.sub.unsubscribe(view.keys.channel).catch(() => {});
+    this.views.delete(id);
+    if (this.subscribed.delete(id)) this.opts.link.sub.unsubscribe(view.keys.channel).catch(() => {});
   }
 
   /** The server is shutting down: long-polls answer now rather than hold it up. */
@@ -167,5 +239,6 @@ export class ViewRegistry {
     clearInterval(this.sweeper);
     for (const view of this.views.values()) view.close();
     this.views.clear();
+    this.subscribed.clear();
   }
 }

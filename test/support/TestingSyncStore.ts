@@ -69,7 +69,7 @@ export class TestingSyncStore implements SyncStore {
         const leader = this.leaderOf(component);
         state.set(component, { leader, ttlMs: leader ? this.ttlOf(component) : 0 });
       }
-      return { index: this.index, rolledBack, changes, state };
+      return { index: this.index, rolledBack, changes, state, stored: this.index !== 0 };
     });
   }
 

@@ -14,6 +14,7 @@
         11 lock_delay: ms the component stays free of grants after this grant expires
         12 owner: the name of the caller's access token ('' when the server runs open),
            kept with the grant: only that token renews, confirms or resigns it
+        13 job_managers: the cluster's quota of job managers (lib/quota.lua)
 
   Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
@@ -31,13 +32,16 @@
                                  left follows, as lease ms)
     LOCK_DELAY (7)               free, but in the lock delay after the last lease expired
                                  (its time left follows, as lease ms; the expiry too)
+    QUOTA_EXCEEDED (-10)         a new job manager past the cluster's quota (lib/quota.lua):
+                                 {code, 'jobManagers', limit}
 ]]
 -- @include "lib/leadership.lua"
+-- @include "lib/quota.lua"
 
 local lease_key, leader_key, components_key, grace_key, ls_key = KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local component, contender_id, session_id = ARGV[4], ARGV[5], ARGV[6]
 local ttl, address, token_floor, grace_ms = ARGV[7], ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-local lock_delay, owner = ARGV[11], ARGV[12]
+local lock_delay, owner, job_managers = ARGV[11], ARGV[12], tonumber(ARGV[13])
 
 -- Before anything else: a lease restored from older data must not be handed back.
 if rolled_back() then
@@ -78,6 +82,8 @@ settle_expired(leader_key, h, component, changes, components_key)
 -- resignation or a revocation.
 local delay_left = (tonumber(redis.call('HGET', leader_key, F_DELAYED_UNTIL)) or 0) - math.floor(now_us() / 1000)
 if delay_left > 0 then return {LOCK_DELAY, false, delay_left, unpack(changes)} end
+local refused = quota_job_manager(components_key, component, job_managers)
+if refused then return refused end
 
 -- Above every token of the cluster: its index (the floor of ended leases, whose hashes
 -- are gone) and the last leadership's token.

@@ -24,8 +24,14 @@
 
   Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
-  Returns {DONE, rolled back (1 or 0), a counter raised (1 or 0)}: either shows that Redis
-  lost what the caller answered
+  A cluster with no index in a Redis not known to have lost writes is gone (deleted, most
+  likely): that is answered, with Redis's clock, so that the caller may drop its floors
+  once they are old (floorsWriteback.ts). The caller sends a cluster's counters in
+  batches, a call each (issue 16: no script runs for time proportional to a tenant's data).
+
+  Returns {DONE, rolled back (1 or 0), a counter raised (1 or 0), gone (1 or 0), Redis's
+  clock in microseconds}: either of the first two shows that Redis lost what the caller
+  answered
   Codes:
     DONE (0)
 ]]
@@ -35,7 +41,7 @@ local grace_key = KEYS[3]
 local grace_ms, lost = tonumber(ARGV[4]), ARGV[5] == '1'
 
 local rolled = rolled_back()
-if rolled then redis.call('SET', index_key, int(next_value(redis.call('GET', index_key), index_floor))) end
+if rolled then redis.call('SET', index_key, int(next_index(redis.call('GET', index_key), index_floor))) end
 if rolled or lost then start_grace(grace_key, grace_ms) end
 
 local raised = 0
@@ -49,5 +55,8 @@ if lost or redis.call('EXISTS', index_key) == 1 then
   end
 end
 
-if rolled then return {DONE, 1, raised} end
-return {DONE, 0, raised}
+local gone = 0
+if not lost and redis.call('EXISTS', index_key) == 0 then gone = 1 end
+local rolled_flag = 0
+if rolled then rolled_flag = 1 end
+return {DONE, rolled_flag, raised, gone, now_us()}

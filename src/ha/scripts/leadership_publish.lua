@@ -9,6 +9,7 @@
         7 lease_key  8 leader_key: the component's lease and leader hash
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 session_id  6 address  7 owner: the name of the caller's access token, or ''
+        8 job_managers: the cluster's quota of job managers (lib/quota.lua)
 
   Flags: none (a full Redis refuses it before it runs: nothing half-written)
 
@@ -19,11 +20,14 @@
     HELD (1)                     the leadership is held by another session
     FREE (2)                     no leadership is held
     NOT_OWNER (11)               held by this session, campaigned for with another token
+    QUOTA_EXCEEDED (-10)         a new job manager past the cluster's quota (lib/quota.lua):
+                                 {code, 'jobManagers', limit}
 ]]
 -- @include "lib/cluster_leadership.lua"
+-- @include "lib/quota.lua"
 
 local components_key, lease_key, leader_key = KEYS[6], KEYS[7], KEYS[8]
-local component, session_id, address, owner = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local component, session_id, address, owner, job_managers = ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 
 local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
@@ -43,6 +47,8 @@ if h[SESSION] == session_id and h[LIVE] == LIVE_YES and h[PUBLISHED_AT] == '1' t
   return reply(DONE, leader_json(h), left, ls[TTL], changes)
 end
 
+local refused = quota_job_manager(components_key, component, job_managers)
+if refused then return refused end
 -- An earlier lease of the component that ran out unnoticed is recorded first.
 if not redis.call('GET', lease_key) then settle_expired(leader_key, h, component, changes, components_key) end
 redis.call('SET', lease_key, session_id, 'PX', left)

@@ -16,6 +16,7 @@
 ]]
 -- @include "lib/leadership.lua"
 
-local idx = int(next_value(redis.call('GET', index_key), index_floor))
-redis.call('SET', index_key, idx)
+local prev = redis.call('GET', index_key)
+local idx = int(next_index(prev, index_floor))
+store_index(idx, prev)
 return {DONE, tonumber(idx)}

@@ -34,8 +34,9 @@
 
   Returns {CHANGED}, or {index, rolled back (1 or 0), number of changes, change
   payloads..., then per component: leader json or false, lease ms left, then the index
-  before this call's changes}: an index is never negative, so the first element tells the
-  two apart
+  before this call's changes, then stored (1, or 0 when the cluster has no index: the one
+  answered comes from Redis's clock and was not stored)}: an index is never negative, so
+  the first element tells the two apart
   Codes:
     CHANGED (-9)                 whole, and the set names components the caller did not
                                  pass: read it again
@@ -58,14 +59,14 @@ end
 
 local rolled = rolled_back()
 if rolled then
-  redis.call('SET', index_key, int(next_value(redis.call('GET', index_key), index_floor)))
+  redis.call('SET', index_key, int(next_index(redis.call('GET', index_key), index_floor)))
   start_grace(grace_key, grace_ms)
 end
+-- A cluster without an index has no data: it is answered an index from Redis's clock,
+-- above every index answered before (as long as the clock does not step back), and nothing
+-- is stored (issue 16: reads create no state; lib/leadership.lua, store_index).
 local start = redis.call('GET', index_key)
-if not start then
-  start = int(next_value(nil, index_floor))
-  redis.call('SET', index_key, start)
-end
+if not start then start = int(unborn_index(index_floor)) end
 
 local changes = {}
 local state = {}
@@ -96,8 +97,10 @@ end
 
 local rolled_flag = 0
 if rolled then rolled_flag = 1 end
-local out = {tonumber(redis.call('GET', index_key)), rolled_flag, #changes}
+local stored = redis.call('GET', index_key)
+local out = {tonumber(stored or start), rolled_flag, #changes}
 for _, c in ipairs(changes) do out[#out + 1] = c end
 for _, s in ipairs(state) do out[#out + 1] = s end
 out[#out + 1] = tonumber(start)
+out[#out + 1] = stored and 1 or 0
 return out

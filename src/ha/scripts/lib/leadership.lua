@@ -36,6 +36,37 @@ local function next_value(stored, floor)
   return v
 end
 
+-- A cluster that has no data has no index: a read answers one derived from Redis's clock
+-- (sync.lua, unborn_index) and stores nothing, so that reads create no state (issue 16).
+-- The first write stores one, above every index a read answered (the clock, or the
+-- caller's floor), and tells every server on BORN_CHANNEL, where the views of clusters that
+-- had no data (which subscribe to no channel of their own) hear of it (views.ts).
+--
+-- Stored indexes are even and derived ones odd: an odd index tells changes.lua that the
+-- cluster had no data then, so that a watcher resuming from it is replayed the log from the
+-- cluster's first change (its `p` is 0) rather than sent a snapshot.
+local BORN_CHANNEL = 'lh:born'
+
+local function next_index(stored, floor)
+  local v = next_value(stored, floor)
+  if v % 2 == 1 then v = v + 1 end
+  return v
+end
+
+-- The index answered for a cluster without one: odd, not above Redis's clock less one (so
+-- that the first write's index, at least the clock then, is above it), and above the floor.
+local function unborn_index(floor)
+  local v = now_us() - 1
+  if floor + 1 > v then v = floor + 1 end
+  if v % 2 == 0 then v = v + 1 end
+  return v
+end
+
+local function store_index(idx, prev)
+  redis.call('SET', index_key, idx)
+  if not prev then redis.call('PUBLISH', BORN_CHANNEL, channel) end
+end
+
 -- The leader hash's fields, in the order of the positions CONTENDER .. PUBLISHED_AT
 -- (lib/leader_hash.lua).
 local function read_leader(key)
@@ -58,13 +89,13 @@ end
 -- hash is gone (forget_leader).
 local function emit(event, component, leader, ttl, at_least)
   local prev = redis.call('GET', index_key)
-  local v = next_value(prev, index_floor)
-  if at_least and at_least > v then v = at_least end
+  local v = next_index(prev, index_floor)
+  if at_least and at_least > v then v = at_least + at_least % 2 end
   local idx = int(v)
   local p = int(tonumber(prev) or 0)
   local payload = '{"i":' .. idx .. ',"p":' .. p .. ',"e":"' .. event .. '","c":"' .. component
     .. '","l":' .. (leader or 'null') .. ',"r":' .. int(ttl) .. '}'
-  redis.call('SET', index_key, idx)
+  store_index(idx, prev)
   redis.call('XADD', log_key, 'MAXLEN', log_size, idx .. '-0', 'p', p, 'd', payload)
   redis.call('PUBLISH', channel, payload)
   return payload

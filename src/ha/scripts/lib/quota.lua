@@ -4,7 +4,8 @@
 --
 -- Each check answers nil when the write may go on, else the refusal to return:
 -- {QUOTA_EXCEEDED, quota name, limit[, ms until one frees up]}. Names are those of
--- docs/operations.md: jobResults, executionPlans, blobs, blobBytes, idempotencyRecords.
+-- docs/operations.md: jobResults, executionPlans, blobs, blobBytes, idempotencyRecords,
+-- jobManagers.
 -- The blobs' usage lives in a hash of the cluster (ClusterKeys.usage): blobs, blobBytes.
 -- @include "lib/codes.lua"
 
@@ -56,4 +57,17 @@ local function quota_idempotency(index_key, now, limit)
   if redis.call('ZCARD', index_key) - redis.call('ZCOUNT', index_key, '-inf', now) < limit then return nil end
   local first = redis.call('ZRANGEBYSCORE', index_key, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   return over_quota('idempotencyRecords', limit, math.max(1, tonumber(first[2]) - now))
+end
+
+-- A job manager new to the cluster (a campaign, or a publish under a leadership, for one
+-- its components set does not name): refused once the cluster has `limit` of them, so that
+-- GET leaders and a watch's snapshot stay bounded. The set also names the singletons (at
+-- most 3, counted off with SISMEMBER): the check stays O(1).
+local SINGLETONS = {'resourcemanager', 'dispatcher', 'rest'}
+local function quota_job_manager(components_key, component, limit)
+  if string.sub(component, 1, 11) ~= 'jobmanager/' or redis.call('SISMEMBER', components_key, component) == 1 then return nil end
+  local n = redis.call('SCARD', components_key)
+  if n < limit then return nil end
+  for _, s in ipairs(SINGLETONS) do n = n - redis.call('SISMEMBER', components_key, s) end
+  if n >= limit then return over_quota('jobManagers', limit) end
 end

@@ -227,7 +227,7 @@ export class ServerProcess {
   static async start(t: TestContext | null, env: Record<string, string>, cwd = ROOT, fileLimit?: number): Promise<ServerProcess> {
     const s = await ServerProcess.create(env, cwd);
     s.fileLimit = fileLimit;
-    t?.after(() => s.kill());
+    t?.after(() => s.stop());
     await s.launch();
     return s;
   }
@@ -284,5 +284,16 @@ export class ServerProcess {
 
   async kill(): Promise<void> {
     await this.signal('SIGKILL');
+  }
+
+  /** After a test: SIGTERM first, so that a server running its own redis-server (no
+   * REDIS_URL) stops it too; SIGKILL if it has not exited within 5 s. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    const exited = this.signal('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
   }
 }

@@ -110,8 +110,10 @@ export class ElectionService {
     const replicated = this.leases.replicated();
     const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known, owner }, view?.index ?? 0);
     this.record(clusterId, view, r.changes);
-    if (r.code !== Code.Done) this.events.of('renewFailed', clusterId, component, contenderId, known?.fencingToken ?? null);
-    if (r.code !== Code.Done) throw refusal(component, r);
+    if (r.code !== Code.Done) {
+      this.events.of('renewFailed', clusterId, component, contenderId, known?.fencingToken ?? null);
+      throw refusal(component, r);
+    }
     view?.extend(component, sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
     this.leases.note(clusterId, r.ttlMs, replicated);

@@ -32,7 +32,7 @@ import {
   type Operation,
 } from './support/arbitraries.js';
 import { randomJobId, sharedRedisUrl, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
-import { stopAllRedis } from './support/redis.js';
+import { scanKeys, stopAllRedis } from './support/redis.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20_261_126);
 fc.configureGlobal({ seed: SEED, includeErrorInReport: true });
@@ -551,14 +551,7 @@ type Snapshot = Map<string, string>;
 
 /** Every key of the cluster: its DUMP, and whether it has a long TTL, a short one or none. */
 async function snapshot(cluster: string): Promise<Snapshot> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `lh:{${cluster}}:*`, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  keys.sort();
+  const keys = await scanKeys(redis, `lh:{${cluster}}:*`);
   const pipeline = redis.pipeline();
   for (const k of keys) pipeline.dumpBuffer(k).pttl(k);
   const replies = (await pipeline.exec()) ?? [];

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
+import { RedisProcess, scanKeys, stopAllRedis } from './support/redis.js';
 import { get, post, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
 
 /** The app under test and a client of its Redis, to read the keys themselves. */
@@ -39,14 +39,7 @@ async function call(app: string, method: string, path: string, token?: string, b
 
 /** Every key of the cluster (SCAN) with its DUMP, in hex. */
 async function dumpKeys(c: string): Promise<Map<string, string>> {
-  const found = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `lh:{${c}}:*`, 'COUNT', 1000);
-    batch.forEach((k) => found.add(k));
-    cursor = next;
-  } while (cursor !== '0');
-  const keys = [...found].sort();
+  const keys = await scanKeys(redis, `lh:{${c}}:*`);
   const dumps = await Promise.all(keys.map((k) => redis.dumpBuffer(k)));
   return new Map(keys.map((k, i) => [k, dumps[i]?.toString('hex') ?? 'gone']));
 }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test, type TestContext } from 'node:test';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { randomJobId, ServerProcess, sleep, uniqueCluster } from './support/app.js';
+import { randomJobId, request, ServerProcess, sleep, uniqueCluster } from './support/app.js';
 
 let redis: RedisProcess;
 before(async () => {
@@ -22,28 +22,13 @@ const PLAN_BYTES = 16 * 1024 * 1024;
  * trigger at random and which is not what these tests are about. */
 const NO_SHEDDING = { SHED_EVENT_LOOP_DELAY_MS: '0' };
 
-async function call(base: string, method: string, path: string, opts: { body?: unknown; raw?: Buffer; headers?: Record<string, string> } = {}) {
-  const headers: Record<string, string> = { ...opts.headers };
-  let body: string | Uint8Array<ArrayBuffer> | undefined;
-  if (opts.raw) {
-    headers['content-type'] = 'application/octet-stream';
-    body = opts.raw as Uint8Array<ArrayBuffer>;
-  } else if (opts.body !== undefined) {
-    headers['content-type'] = 'application/json';
-    body = JSON.stringify(opts.body);
-  }
-  const res = await fetch(base + path, { method, headers, body });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
-}
-
 /** Stores a plan of PLAN_BYTES for a new job of cluster `c` (under its dispatcher's lease); answers its path. */
 async function storePlan(base: string, c: string, auth: Record<string, string> = {}): Promise<string> {
   const jobId = randomJobId();
-  const won = await call(base, 'POST', `/v1/clusters/${c}/leaders/dispatcher/campaign`, { body: { contenderId: 'dispatcher', ttlMs: 60_000 }, headers: auth });
+  const won = await request(base, 'POST', `/v1/clusters/${c}/leaders/dispatcher/campaign`, { body: { contenderId: 'dispatcher', ttlMs: 60_000 }, headers: auth });
   assert.equal(won.status, 200, JSON.stringify(won.body));
   const path = `/v1/clusters/${c}/execution-plans/${jobId}`;
-  const put = await call(base, 'PUT', path, {
+  const put = await request(base, 'PUT', path, {
     raw: randomBytes(PLAN_BYTES),
     headers: { ...auth, 'x-fencing-token': String(won.body.leader.fencingToken) },
   });
@@ -80,7 +65,7 @@ test('40 concurrent reads of a 16 MiB plan in one cluster: another cluster renew
   const plan = await storePlan(server.url, flooded);
 
   const c = uniqueCluster('calm');
-  const won = await call(server.url, 'POST', `/v1/clusters/${c}/leaders/dispatcher/campaign`, { body: { contenderId: 'd', ttlMs: 5000 } });
+  const won = await request(server.url, 'POST', `/v1/clusters/${c}/leaders/dispatcher/campaign`, { body: { contenderId: 'd', ttlMs: 5000 } });
   assert.equal(won.status, 200);
   const { sessionId } = won.body.leader;
 
@@ -89,7 +74,7 @@ test('40 concurrent reads of a 16 MiB plan in one cluster: another cluster renew
   const renewing = (async () => {
     while (flooding) {
       const start = performance.now();
-      const r = await call(server.url, 'POST', `/v1/clusters/${c}/leaders/dispatcher/renew`, { body: { contenderId: 'd', sessionId } });
+      const r = await request(server.url, 'POST', `/v1/clusters/${c}/leaders/dispatcher/renew`, { body: { contenderId: 'd', sessionId } });
       renewals.push({ status: r.status, ms: performance.now() - start });
       await sleep(50);
     }
@@ -110,7 +95,7 @@ test('40 concurrent reads of a 16 MiB plan in one cluster: another cluster renew
   const slowest = Math.max(...renewals.map((r) => r.ms));
   // Generous: the machine is shared; a renewal stuck behind the flood took seconds.
   assert.ok(slowest < 1500, `the slowest renewal took ${slowest.toFixed(0)} ms`);
-  const after = await call(server.url, 'POST', `/v1/clusters/${c}/leaders/dispatcher/renew`, { body: { contenderId: 'd', sessionId } });
+  const after = await request(server.url, 'POST', `/v1/clusters/${c}/leaders/dispatcher/renew`, { body: { contenderId: 'd', sessionId } });
   assert.equal(after.status, 200, 'the lease lived through it');
 });
 

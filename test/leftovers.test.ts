@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { CLEANUP_BATCH } from '../src/ha/cleanup.js';
 import { SYNC_BATCH } from '../src/ha/leaseStore.js';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
+import { RedisProcess, scanKeys, stopAllRedis } from './support/redis.js';
 import { post, randomJobId, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 
 const JOB_MANAGERS = Number(process.env.LEFTOVERS_JOB_MANAGERS ?? 10_000);
@@ -36,15 +36,8 @@ after(async () => {
 const base = (c: string) => `/v1/clusters/${c}`;
 
 /** Every key of the cluster (SCAN of this test's own Redis). */
-async function keysOf(c: string): Promise<string[]> {
-  const found = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `lh:{${c}}:*`, 'COUNT', 1000);
-    batch.forEach((k) => found.add(k));
-    cursor = next;
-  } while (cursor !== '0');
-  return [...found].sort();
+function keysOf(c: string): Promise<string[]> {
+  return scanKeys(redis, `lh:{${c}}:*`);
 }
 
 /** Keys that name a job (a job id in them): what must not outlive a job manager's lease. */
@@ -156,13 +149,7 @@ test(`opening a cluster with ${JOB_MANAGERS} job managers that ran out unnoticed
   await inParallel(jobs, async (job) => void (await campaign(c, job, 300_000)));
   // The server goes; the leases run out with nobody to see it (their keys deleted here).
   await srv.close();
-  const leases: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `lh:{${c}}:lease:*`, 'COUNT', 1000);
-    leases.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
+  const leases = await scanKeys(redis, `lh:{${c}}:lease:*`);
   assert.equal(leases.length, JOB_MANAGERS);
   for (let i = 0; i < leases.length; i += 1000) await redis.del(...leases.slice(i, i + 1000));
   await redis.config('SET', 'slowlog-log-slower-than', '0');

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { post, randomJobId, sleep, startApp, uniqueCluster, type Running } from './support/app.js';
+import { post, randomJobId, request, sleep, startApp, uniqueCluster, type Running } from './support/app.js';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
 
 const QUOTAS = {
@@ -63,21 +63,10 @@ class Cluster {
     return this;
   }
 
-  async call(method: string, path: string, opts: { body?: unknown; raw?: Buffer; idem?: string } = {}): Promise<Reply> {
+  call(method: string, path: string, opts: { body?: unknown; raw?: Buffer; idem?: string } = {}): Promise<Reply> {
     const headers: Record<string, string> = { 'x-fencing-token': this.token };
-    let body: RequestInit['body'];
-    if (opts.raw) {
-      headers['content-type'] = 'application/octet-stream';
-      body = opts.raw as Uint8Array<ArrayBuffer>;
-    } else if (opts.body !== undefined) {
-      headers['content-type'] = 'application/json';
-      body = JSON.stringify(opts.body);
-    }
     if (opts.idem) headers['idempotency-key'] = opts.idem;
-    const res = await fetch(`${this.server.url}/v1/clusters/${this.id}${path}`, { method, headers, body });
-    const text = await res.text();
-    const isJson = (res.headers.get('content-type') ?? '').includes('json') && text;
-    return { status: res.status, body: isJson ? JSON.parse(text) : text, headers: res.headers };
+    return request(this.server.url, method, `/v1/clusters/${this.id}${path}`, { body: opts.body, raw: opts.raw, headers });
   }
 
   result(jobId: string, body: unknown = { applicationStatus: 'SUCCEEDED' }, idem?: string) {

@@ -110,6 +110,29 @@ export async function get(base: string, path: string): Promise<{ status: number;
   return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
 }
 
+/** Any request: `body` goes as JSON, `raw` as application/octet-stream; a JSON answer is
+ * parsed, any other answered as text. */
+export async function request(
+  base: string,
+  method: string,
+  path: string,
+  opts: { body?: unknown; raw?: Buffer; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const headers: Record<string, string> = { ...opts.headers };
+  let body: RequestInit['body'];
+  if (opts.raw) {
+    headers['content-type'] = 'application/octet-stream';
+    body = opts.raw as Uint8Array<ArrayBuffer>;
+  } else if (opts.body !== undefined) {
+    headers['content-type'] = 'application/json';
+    body = JSON.stringify(opts.body);
+  }
+  const res = await fetch(base + path, { method, headers, body });
+  const text = await res.text();
+  const isJson = text && (res.headers.get('content-type') ?? '').includes('json');
+  return { status: res.status, headers: res.headers, body: isJson ? JSON.parse(text) : text };
+}
+
 /** A websocket client that keeps every message and can wait for the next ones. */
 export class Watch {
   readonly messages: any[] = [];

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 
 const running = new Set<RedisProcess>();
 process.on('exit', () => {
@@ -118,4 +119,17 @@ export class RedisProcess {
 /** Stops every redis-server this file started. */
 export async function stopAllRedis(): Promise<void> {
   await Promise.all([...running].map((r) => r.stop()));
+}
+
+/** Every key matching `pattern`, by SCAN (never KEYS), sorted, each once: SCAN may return a
+ * key twice while the keyspace is rehashed. */
+export async function scanKeys(redis: Pick<Redis, 'scan'>, pattern: string): Promise<string[]> {
+  const found = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    batch.forEach((k) => found.add(k));
+    cursor = next;
+  } while (cursor !== '0');
+  return [...found].sort();
 }

@@ -26,6 +26,7 @@ import { executionPlanRoutes } from './http/routes/executionPlans.js';
 import { checkpointRoutes } from './http/routes/checkpoints.js';
 import { blobRoutes } from './http/routes/blobs.js';
 import { cleanupRoutes } from './http/routes/cleanup.js';
+import { clusterRoutes } from './http/routes/clusters.js';
 import { Access, routeRole } from './http/auth.js';
 import type { App, RouteContext } from './http/types.js';
 import { Metrics } from './metrics.js';
@@ -106,10 +107,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     app.addHook('onRoute', (route) => {
       const role = routeRole([route.method].flat()[0], route.url);
       if (!role) return;
+      // The listing of clusters names none: it shows each caller those it may touch.
+      const inCluster = route.url.startsWith('/v1/clusters/');
       const check: onRequestHookHandler = (req, _reply, done) => {
         try {
           const override = role === 'write' && req.headers['x-fencing-token'] === 'override';
-          const caller = access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          const caller = inCluster
+            ? access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId)
+            : access.caller(req.headers.authorization, role);
           req.grant = caller && caller.name;
           req.grantAdmin = caller?.admin ?? false;
           done();
@@ -136,7 +141,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     watchRoutes(scope, context);
     renewalRoutes(scope, context);
   });
-  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes]) {
+  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, clusterRoutes]) {
     routes(app, context);
   }
   return app;

@@ -23,7 +23,7 @@
 import type { Redis } from 'ioredis';
 import { ClusterKeys, BORN_CHANNEL, CLUSTER_ID_PATTERN, SINGLETON_COMPONENTS, type SingletonComponent } from './ids.js';
 import type { Log } from './log.js';
-import { lexPage, PAGE_MAX, type Page, type PageRequest } from './paging.js';
+import { lexPage, PAGE_MAX, pageCut, type Page, type PageRequest } from './paging.js';
 import { redisCall } from './redisCall.js';
 import { decodeClusterSummary, type ClusterSummaryReply, type HeldLease } from './replies.js';
 import type { Scripts } from './scripts.js';
@@ -32,8 +32,6 @@ import type { RedisLink } from './redisLink.js';
 export const REGISTRY_KEY = 'lh:clusters';
 /** Keys a SCAN step asks for, and ids per ZADD of the repair. */
 const SCAN_COUNT = 1000;
-/** A byte above every character of a cluster id: the upper bound of a prefix search. */
-const ABOVE_ID_CHARS = '\x7f';
 const CLUSTER_ID = new RegExp(CLUSTER_ID_PATTERN);
 const CLUSTER_OF_KEY = /^lh:\{([^}]*)\}:/;
 
@@ -114,10 +112,7 @@ export class ClusterRegistry {
     const limit = Math.min(req.limit, PAGE_MAX);
     const prefix = req.prefix ?? '';
     if (req.only) return this.idsAmong(req.only, prefix, limit, req.after);
-    if (prefix === '') return lexPage(this.redis, REGISTRY_KEY, { limit, after: req.after });
-    const from = req.after !== undefined && req.after >= prefix ? `(${req.after}` : `[${prefix}`;
-    const ids = await redisCall(() => this.redis.zrangebylex(REGISTRY_KEY, from, `(${prefix}${ABOVE_ID_CHARS}`, 'LIMIT', 0, limit + 1));
-    return ids.length > limit ? { items: ids.slice(0, limit), next: ids[limit - 1] } : { items: ids };
+    return lexPage(this.redis, REGISTRY_KEY, { limit, after: req.after }, prefix);
   }
 
   private async idsAmong(only: ReadonlySet<string>, prefix: string, limit: number, after: string | undefined): Promise<Page<string>> {
@@ -128,7 +123,7 @@ export class ClusterRegistry {
       const scores = await redisCall(() => this.redis.zmscore(REGISTRY_KEY, ...batch));
       batch.forEach((id, j) => scores[j] !== null && found.push(id));
     }
-    return found.length > limit ? { items: found.slice(0, limit), next: found[limit - 1] } : { items: found };
+    return pageCut(found, limit);
   }
 
   /** What the listing shows of each cluster: one read-only script per cluster, all sent

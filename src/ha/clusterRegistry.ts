@@ -12,7 +12,7 @@
  *   write may give data to a cluster that has none: the server that granted the one adds
  *   the cluster at once (not waiting), the one that made the other before answering;
  * - its deletion (cleanup.ts) removes it last, then looks again: a cluster born anew
- *   meanwhile (its index is back) is added back;
+ *   meanwhile (it has data again) is added back;
  * - a repair adds every cluster that has a key (SCAN of every primary, in batches) and
  *   removes ids that have neither a key seen by the scan nor data (hasData), at start-up and
  *   whenever Redis may have lost data (data loss detected, a new primary): so a birth
@@ -71,7 +71,7 @@ export class ClusterRegistry {
     link.on('message', (channel, message) => {
       if (channel !== BORN_CHANNEL) return;
       const clusterId = ClusterKeys.clusterOfChannel(message);
-      if (clusterId !== null) this.note(clusterId);
+      if (clusterId !== null) void this.note(clusterId);
     });
     // At start-up, and whenever Redis may have lost what it held.
     const repair = () => void this.repair();
@@ -85,9 +85,10 @@ export class ClusterRegistry {
     await redisCall(() => this.redis.zadd(REGISTRY_KEY, 0, clusterId));
   }
 
-  /** Lists the cluster without waiting; a failure is logged, and the next repair lists it. */
-  note(clusterId: string): void {
-    this.add(clusterId).catch((err: unknown) => this.log.warn({ err, clusterId }, 'could not list a cluster; the next repair will'));
+  /** Lists the cluster; a failure (a full Redis, say) is logged, not thrown: what made the
+   * cluster's data is done, and the next repair lists it. */
+  note(clusterId: string): Promise<void> {
+    return this.add(clusterId).catch((err: unknown) => this.log.warn({ err, clusterId }, 'could not list a cluster; the next repair will'));
   }
 
   /** Unlists a deleted cluster, unless it was born anew meanwhile (it has data again: its
@@ -158,7 +159,7 @@ export class ClusterRegistry {
   }
 
   /** Adds every cluster that has a key and removes listed ids that have neither a key nor
-   * an index; one at a time (a call while one runs makes it run once more after). A
+   * data; one at a time (a call while one runs makes it run once more after). A
    * failure is logged: the next trigger repairs. */
   repair(): Promise<void> {
     if (this.repairing) {

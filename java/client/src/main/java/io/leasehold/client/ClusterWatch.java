@@ -67,7 +67,7 @@ final class ClusterWatch {
     void add(LeaderRetrieval r) {
         run(() -> {
             retrievals.add(r);
-            if (known) r.snapshot(lastIndex, new HashMap<>(leaders));
+            if (known) r.snapshot(lastIndex, java.util.Collections.unmodifiableMap(new HashMap<>(leaders)));
         });
     }
 
@@ -136,7 +136,9 @@ final class ClusterWatch {
         leaders.putAll(now);
         known = true;
         lastIndex = index;
-        for (LeaderRetrieval r : retrievals) r.snapshot(index, new HashMap<>(now));
+        // One copy for all: the retrievals read it on their own threads.
+        Map<String, Leader> copy = java.util.Collections.unmodifiableMap(new HashMap<>(now));
+        for (LeaderRetrieval r : retrievals) r.snapshot(index, copy);
     }
 
     private void message(String text) {

@@ -1,0 +1,125 @@
+package io.leasehold.flink;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.leasehold.client.ClusterClient;
+import io.leasehold.client.LeaseholdClient;
+import io.leasehold.client.Leadership;
+import io.leasehold.client.testing.LeaseholdServer;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.flink.client.program.rest.RestClusterClient;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.runtime.jobgraph.JobGraph;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A paused JobManager's store write, sent while it led and delivered only after another took
+ * over, is refused by leasehold's fencing (ProcessFailoverIT's setting: two JobManager JVMs and a
+ * TaskManager JVM on the plugin's shaded jar). jobmanager-1 reaches leasehold through a {@link
+ * HoldingProxy}: the proxy holds what it sends until a fenced write (a checkpoint's) is among
+ * it, then jobmanager-1 is paused (SIGSTOP) past its lease; jobmanager-2 takes over; the proxy
+ * delivers the held write, which the server refuses ({@code FencingTokenStale}); resumed
+ * (SIGCONT), jobmanager-1 steps down and jobmanager-2 still leads.
+ */
+class FencedInFlightWriteIT {
+    @RegisterExtension
+    static LeaseholdServer server = new LeaseholdServer();
+
+    @TempDir
+    Path tmp;
+
+    private final FlinkCluster flink = new FlinkCluster();
+
+    @AfterEach
+    void stopAll() throws Exception {
+        flink.close();
+    }
+
+    /** Writes the server refused for a stale fencing token, for {@code cluster}. */
+    static double staleRefusals(String cluster) throws Exception {
+        return server.metric("leasehold_fencing_refusals_total")
+                .getOrDefault("code=\"FencingTokenStale\",cluster=\"" + cluster + "\"", 0.0);
+    }
+
+    @Test
+    void aPausedLeadersWriteInFlightIsRefusedByFencing() throws Exception {
+        String clusterId = "flink-inflight";
+        Map<String, String> m = FlinkHa.config(server.url(), clusterId, tmp.resolve("checkpoints"), Duration.ofSeconds(3));
+        FlinkCluster.processConfig(m);
+        m.put("heartbeat.interval", "1000");
+        m.put("heartbeat.timeout", "5000");
+        Path conf = FlinkProcess.configDir(tmp.resolve("conf"), m);
+        ClusterClient cluster = new LeaseholdClient(server.url(), null).cluster(clusterId);
+        Map<String, String> env = Map.of("LEASEHOLD_COUNT_FILE", tmp.resolve("counts.txt").toString());
+
+        try (HoldingProxy proxy = new HoldingProxy(Integer.parseInt(server.url().replaceAll(".*:", "")))) {
+            Map<String, String> m1 = new HashMap<>(m);
+            m1.put("high-availability.leasehold.url", "http://127.0.0.1:" + proxy.port());
+            FlinkProcess jm1 = flink.start("jobmanager-1", FlinkProcess.JOB_MANAGER, FlinkProcess.configDir(tmp.resolve("conf-1"), m1), env);
+            FlinkHa.await("jobmanager-1 leads", Duration.ofSeconds(90), () -> {
+                Leadership l = cluster.leadership();
+                assertTrue(jm1.alive(), () -> "jobmanager-1 died" + flink.logs());
+                return l != null && l.contenderId().startsWith(jm1.pid() + "@");
+            });
+            FlinkProcess jm2 = flink.start("jobmanager-2", FlinkProcess.JOB_MANAGER, conf, env);
+            flink.start("taskmanager", FlinkProcess.TASK_MANAGER, conf, env);
+            FlinkHa.await("the rest endpoint published", Duration.ofSeconds(60), () -> {
+                var r = cluster.leader("rest");
+                return r != null && r.address() != null;
+            });
+            Configuration clientConf = FlinkHa.conf(m);
+            StreamExecutionEnvironment envBuilder = StreamExecutionEnvironment.getExecutionEnvironment(clientConf);
+            envBuilder.setParallelism(1);
+            JobGraph job = CountingJob.graph(envBuilder, Long.MAX_VALUE, 5).getJobGraph(getClass().getClassLoader(), null);
+            String jid = job.getJobID().toHexString();
+            try (RestClusterClient<String> client = new RestClusterClient<>(clientConf, clusterId)) {
+                client.submitJob(job).get();
+            }
+            FlinkHa.await("checkpoints in leasehold", Duration.ofSeconds(120), () -> cluster.checkpoints(jid).counter() > 3);
+            Leadership first = cluster.leadership();
+            double refusedBefore = staleRefusals(clusterId);
+
+            // A checkpoint every 300 ms: within jobmanager-1's lease, one of its fenced writes is on the wire.
+            proxy.hold();
+            FlinkHa.await("a fenced write of jobmanager-1 on the wire", Duration.ofSeconds(10),
+                    () -> proxy.heldText().toLowerCase().contains("x-fencing-token"));
+            jm1.signal("STOP");
+            try {
+                FlinkHa.await("jobmanager-2 leads", Duration.ofSeconds(60), () -> {
+                    Leadership l = cluster.leadership();
+                    return l != null && l.contenderId().startsWith(jm2.pid() + "@");
+                });
+                Leadership second = cluster.leadership();
+                assertTrue(second.token() > first.token());
+                proxy.release();
+                FlinkHa.await("the held write refused by fencing", Duration.ofSeconds(30), () -> {
+                    try {
+                        return staleRefusals(clusterId) > refusedBefore;
+                    } catch (Exception e) {
+                        throw new AssertionError(e);
+                    }
+                });
+            } finally {
+                proxy.release();
+                jm1.signal("CONT");
+            }
+            FlinkHa.await("jobmanager-1 steps down", Duration.ofSeconds(30),
+                    () -> jm1.logTail(400).contains("revoked: unconfirmed") || jm1.logTail(400).contains("revoked: lost"));
+            Thread.sleep(3000);
+            Leadership now = cluster.leadership();
+            assertTrue(now.contenderId().startsWith(jm2.pid() + "@"), "jobmanager-2 still leads: " + now);
+            assertTrue(jm1.alive(), () -> "jobmanager-1 died after resuming" + flink.logs());
+            // The checkpoints jobmanager-2 keeps go on.
+            long counter = cluster.checkpoints(jid).counter();
+            FlinkHa.await("jobmanager-2 checkpoints", Duration.ofSeconds(60), () -> cluster.checkpoints(jid).counter() > counter);
+        }
+    }
+}

@@ -9,7 +9,6 @@ import io.leasehold.client.testing.LeaseholdServer;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import org.apache.flink.client.program.rest.RestClusterClient;
 import org.apache.flink.configuration.Configuration;
@@ -113,6 +112,9 @@ class FencedInFlightWriteIT {
             }
             FlinkHa.await("jobmanager-1 steps down", Duration.ofSeconds(30),
                     () -> jm1.logTail(400).contains("revoked: unconfirmed") || jm1.logTail(400).contains("revoked: lost"));
+            // …and was told so: the held write was its own.
+            FlinkHa.await("jobmanager-1 told FencingTokenStale", Duration.ofSeconds(30),
+                    () -> jm1.logTail(2000).contains("FencingTokenStale"));
             Thread.sleep(3000);
             Leadership now = cluster.leadership();
             assertTrue(now.contenderId().startsWith(jm2.pid() + "@"), "jobmanager-2 still leads: " + now);

@@ -9,7 +9,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ThreadLocalRandom;
@@ -170,35 +169,15 @@ final class ClusterWatch {
         }
     }
 
-    private final class Socket implements WebSocket.Listener {
-        private final StringBuilder text = new StringBuilder();
-
+    private final class Socket extends TextSocket {
         @Override
-        public void onOpen(WebSocket ws) {
-            ws.request(1);
+        void message(String text) {
+            run(() -> ClusterWatch.this.message(text));
         }
 
         @Override
-        public CompletionStage<?> onText(WebSocket ws, CharSequence data, boolean last) {
-            text.append(data);
-            if (last) {
-                String t = text.toString();
-                text.setLength(0);
-                run(() -> message(t));
-            }
-            ws.request(1);
-            return null;
-        }
-
-        @Override
-        public CompletionStage<?> onClose(WebSocket ws, int status, String reason) {
-            run(() -> reconnectLater(new IllegalStateException("closed " + status + " " + reason)));
-            return null;
-        }
-
-        @Override
-        public void onError(WebSocket ws, Throwable error) {
-            run(() -> reconnectLater(error));
+        void ended(String why, Throwable error) {
+            run(() -> reconnectLater(error != null ? error : new IllegalStateException(why)));
         }
     }
 

@@ -8,7 +8,6 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ThreadLocalRandom;
@@ -235,9 +234,8 @@ final class RenewalStream {
     }
 
     /** One websocket of the stream, with the renewals sent on it and not answered yet. */
-    private final class Conn implements WebSocket.Listener {
+    private final class Conn extends TextSocket {
         final Map<Long, CompletableFuture<JsonNode>> pending = new ConcurrentHashMap<>();
-        private final StringBuilder text = new StringBuilder();
         volatile WebSocket ws;
         /** A websocket takes one send at a time: each waits for the one before. */
         private CompletableFuture<?> sending = CompletableFuture.completedFuture(null);
@@ -251,31 +249,13 @@ final class RenewalStream {
         }
 
         @Override
-        public void onOpen(WebSocket ws) {
-            ws.request(1);
+        void message(String text) {
+            receive(this, text);
         }
 
         @Override
-        public CompletionStage<?> onText(WebSocket ws, CharSequence data, boolean last) {
-            text.append(data);
-            if (last) {
-                String t = text.toString();
-                text.setLength(0);
-                receive(this, t);
-            }
-            ws.request(1);
-            return null;
-        }
-
-        @Override
-        public CompletionStage<?> onClose(WebSocket ws, int status, String reason) {
-            drop(this, "closed " + status + " " + reason);
-            return null;
-        }
-
-        @Override
-        public void onError(WebSocket ws, Throwable error) {
-            drop(this, error.toString());
+        void ended(String why, Throwable error) {
+            drop(this, why);
         }
 
         void close() {

@@ -31,13 +31,7 @@ class StreamTest {
     }
 
     static Map<String, Long> requests(String cluster) throws Exception {
-        Map<String, Long> out = new java.util.TreeMap<>();
-        java.util.regex.Pattern p = java.util.regex.Pattern.compile("method=\"(\\w+)\",route=\"([^\"]+)\",cluster=\"" + cluster + "\"");
-        server.metric("leasehold_http_requests_total").forEach((labels, n) -> {
-            java.util.regex.Matcher m = p.matcher(labels);
-            if (m.matches()) out.merge(m.group(1) + " " + m.group(2), n.longValue(), Long::sum);
-        });
-        return out;
+        return server.requests(cluster);
     }
 
     static void await(String what, long ms, BooleanSupplier done) throws InterruptedException {

@@ -10,10 +10,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
-import org.apache.flink.client.program.rest.RestClusterClient;
-import org.apache.flink.configuration.Configuration;
-import org.apache.flink.runtime.jobgraph.JobGraph;
-import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -51,10 +47,7 @@ class FencedInFlightWriteIT {
     @Test
     void aPausedLeadersWriteInFlightIsRefusedByFencing() throws Exception {
         String clusterId = "flink-inflight";
-        Map<String, String> m = FlinkHa.config(server.url(), clusterId, tmp.resolve("checkpoints"), Duration.ofSeconds(3));
-        FlinkCluster.processConfig(m);
-        m.put("heartbeat.interval", "1000");
-        m.put("heartbeat.timeout", "5000");
+        Map<String, String> m = FlinkCluster.processTestConfig(server.url(), clusterId, tmp.resolve("checkpoints"));
         Path conf = FlinkProcess.configDir(tmp.resolve("conf"), m);
         ClusterClient cluster = new LeaseholdClient(server.url(), null).cluster(clusterId);
         Map<String, String> env = Map.of("LEASEHOLD_COUNT_FILE", tmp.resolve("counts.txt").toString());
@@ -63,25 +56,14 @@ class FencedInFlightWriteIT {
             Map<String, String> m1 = new HashMap<>(m);
             m1.put("high-availability.leasehold.url", "http://127.0.0.1:" + proxy.port());
             FlinkProcess jm1 = flink.start("jobmanager-1", FlinkProcess.JOB_MANAGER, FlinkProcess.configDir(tmp.resolve("conf-1"), m1), env);
-            FlinkHa.await("jobmanager-1 leads", Duration.ofSeconds(90), () -> {
-                Leadership l = cluster.leadership();
-                assertTrue(jm1.alive(), () -> "jobmanager-1 died" + flink.logs());
-                return l != null && l.contenderId().startsWith(jm1.pid() + "@");
-            });
+            flink.awaitLeader(cluster, jm1, Duration.ofSeconds(90));
             FlinkProcess jm2 = flink.start("jobmanager-2", FlinkProcess.JOB_MANAGER, conf, env);
             flink.start("taskmanager", FlinkProcess.TASK_MANAGER, conf, env);
             FlinkHa.await("the rest endpoint published", Duration.ofSeconds(60), () -> {
                 var r = cluster.leader("rest");
                 return r != null && r.address() != null;
             });
-            Configuration clientConf = FlinkHa.conf(m);
-            StreamExecutionEnvironment envBuilder = StreamExecutionEnvironment.getExecutionEnvironment(clientConf);
-            envBuilder.setParallelism(1);
-            JobGraph job = CountingJob.graph(envBuilder, Long.MAX_VALUE, 5).getJobGraph(getClass().getClassLoader(), null);
-            String jid = job.getJobID().toHexString();
-            try (RestClusterClient<String> client = new RestClusterClient<>(clientConf, clusterId)) {
-                client.submitJob(job).get();
-            }
+            String jid = FlinkCluster.submitCountingJob(m, clusterId);
             FlinkHa.await("checkpoints in leasehold", Duration.ofSeconds(120), () -> cluster.checkpoints(jid).counter() > 3);
             Leadership first = cluster.leadership();
             double refusedBefore = staleRefusals(clusterId);
@@ -92,10 +74,7 @@ class FencedInFlightWriteIT {
                     () -> proxy.heldText().toLowerCase().contains("x-fencing-token"));
             jm1.signal("STOP");
             try {
-                FlinkHa.await("jobmanager-2 leads", Duration.ofSeconds(60), () -> {
-                    Leadership l = cluster.leadership();
-                    return l != null && l.contenderId().startsWith(jm2.pid() + "@");
-                });
+                flink.awaitLeader(cluster, jm2, Duration.ofSeconds(60));
                 Leadership second = cluster.leadership();
                 assertTrue(second.token() > first.token());
                 proxy.release();

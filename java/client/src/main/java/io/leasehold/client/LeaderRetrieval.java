@@ -60,11 +60,13 @@ public final class LeaderRetrieval implements AutoCloseable {
         return watch != null && watch.longPolling();
     }
 
-    /** The watch's leaders at {@code index} (called on its thread): the watched components absent have none. */
+    /** The watch's leaders at {@code index} (called on its thread): the watched components absent
+     * have none. Its index replaces ours, as the server's snapshot does (a Redis that lost its data
+     * starts again lower). */
     void snapshot(long index, Map<String, Leader> leaders) {
         run(() -> {
             for (String c : components) update(c, leaders.get(c));
-            lastIndex = Math.max(lastIndex, index);
+            lastIndex = index;
         });
     }
 

@@ -1,28 +1,20 @@
 package io.leasehold.client;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import java.net.http.WebSocket;
-import java.net.http.WebSocketHandshakeException;
-import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.ThreadLocalRandom;
-import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
 /**
- * Follows the leaders of some components: the websocket watch, resumed with {@code since} (the
- * last index seen) after any disconnect, with exponential backoff and full jitter (100 ms to 5 s).
- * When no websocket can be had (the upgrade is refused three times in a row, by a proxy say) it
- * long-polls {@code GET leaders} instead. Changes at or below the last index seen are skipped, so
- * the listener sees each component's leader change once, in index order.
+ * Follows the leaders of some components, on the cluster's watch that every retrieval of the
+ * same {@link LeaseholdClient} shares ({@link ClusterWatch}: one websocket, resumed with {@code
+ * since} after any disconnect, long-polls when no websocket can be had). Changes at or below the
+ * last index seen are skipped, so the listener sees each component's leader change once, in
+ * index order.
  */
 public final class LeaderRetrieval implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(LeaderRetrieval.class.getName());
@@ -42,11 +34,8 @@ public final class LeaderRetrieval implements AutoCloseable {
     });
     private final Map<String, Leader> known = new HashMap<>();
     private volatile long lastIndex = -1;
-    private volatile boolean closed;
-    private volatile WebSocket socket;
-    private int failures;
-    private int refusedUpgrades;
-    private volatile boolean longPolling;
+    private ClusterWatch watch;
+    private boolean closed;
 
     LeaderRetrieval(ClusterClient cluster, List<String> components, Listener listener) {
         this.cluster = cluster;
@@ -54,8 +43,10 @@ public final class LeaderRetrieval implements AutoCloseable {
         this.listener = listener;
     }
 
-    public LeaderRetrieval start() {
-        events.execute(this::connect);
+    public synchronized LeaderRetrieval start() {
+        if (watch != null || closed) throw new IllegalStateException(closed ? "closed" : "started already");
+        watch = cluster.client.acquire(cluster);
+        watch.add(this);
         return this;
     }
 
@@ -64,67 +55,40 @@ public final class LeaderRetrieval implements AutoCloseable {
         return lastIndex;
     }
 
-    /** True once it has fallen back to long-polls. */
-    public boolean longPolling() {
-        return longPolling;
+    /** True once the cluster's watch has fallen back to long-polls. */
+    public synchronized boolean longPolling() {
+        return watch != null && watch.longPolling();
     }
 
-    private void connect() {
-        if (closed) return;
-        if (longPolling) {
-            longPoll();
-            return;
-        }
-        StringBuilder path = new StringBuilder(cluster.base).append("/watch?components=")
-                .append(LeaseholdClient.enc(String.join(",", components)));
-        if (lastIndex >= 0) path.append("&since=").append(lastIndex);
-        WebSocket.Builder b = cluster.client.http().newWebSocketBuilder().connectTimeout(Duration.ofSeconds(5));
-        if (cluster.client.token() != null) b.header("Authorization", "Bearer " + cluster.client.token());
-        b.buildAsync(cluster.client.wsUri(path.toString()), new Socket()).whenComplete((ws, err) -> {
-            if (err != null) {
-                Throwable cause = err instanceof java.util.concurrent.CompletionException && err.getCause() != null ? err.getCause() : err;
-                events.execute(() -> {
-                    if (cause instanceof WebSocketHandshakeException && ++refusedUpgrades >= 3) {
-                        LOG.info("websocket upgrade refused " + refusedUpgrades + " times; long-polling instead");
-                        longPolling = true;
-                    }
-                    reconnectLater(cause);
-                });
-            } else {
-                socket = ws;
-                if (closed) ws.abort();
-            }
+    /** The watch's leaders at {@code index} (called on its thread): the watched components absent
+     * have none. Its index replaces ours, as the server's snapshot does (a Redis that lost its data
+     * starts again lower). */
+    void snapshot(long index, Map<String, Leader> leaders) {
+        run(() -> {
+            for (String c : components) update(c, leaders.get(c));
+            lastIndex = index;
         });
     }
 
-    private void reconnectLater(Throwable cause) {
-        if (closed) return;
-        failures++;
-        long cap = Math.min(5000, 100L << Math.min(failures, 6));
-        long delay = ThreadLocalRandom.current().nextLong(cap + 1);
-        LOG.log(Level.FINE, "watch disconnected; reconnecting in " + delay + " ms", cause);
-        CompletableFuture.delayedExecutor(delay, TimeUnit.MILLISECONDS, events).execute(this::connect);
+    /** A change the watch saw (called on its thread, in index order). */
+    void change(long index, String component, Leader leader) {
+        if (!components.contains(component)) return;
+        run(() -> {
+            if (index <= lastIndex) return;
+            update(component, leader);
+            lastIndex = index;
+        });
     }
 
-    private void longPoll() {
+    private void run(Runnable task) {
         try {
-            ClusterClient.Snapshot s = lastIndex < 0 ? cluster.leaders() : cluster.leaders(lastIndex, Duration.ofSeconds(30));
-            failures = 0;
-            if (s.index() > lastIndex || lastIndex < 0) snapshot(s.index(), s.leaders());
-            events.execute(this::connect);
-        } catch (RuntimeException e) {
-            reconnectLater(e);
+            events.execute(task);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // closed
         }
     }
 
-    /** Replaces what is known of the watched components: those absent have no leader. */
-    private void snapshot(long index, Map<String, Leader> leaders) {
-        for (String c : components) update(c, leaders.get(c));
-        lastIndex = Math.max(lastIndex, index);
-    }
-
     private void update(String component, Leader leader) {
-        if (!components.contains(component)) return;
         // The first state of each component is told even when it is "no leader".
         boolean seen = known.containsKey(component);
         Leader before = known.put(component, leader);
@@ -142,70 +106,18 @@ public final class LeaderRetrieval implements AutoCloseable {
                 && a.fencingToken() == b.fencingToken();
     }
 
-    private void message(String text) {
-        JsonNode n;
-        try {
-            n = LeaseholdClient.JSON.readTree(text);
-        } catch (Exception e) {
-            LOG.log(Level.WARNING, "bad watch message", e);
-            return;
-        }
-        failures = 0;
-        refusedUpgrades = 0;
-        long index = n.path("index").asLong();
-        switch (n.path("type").asText()) {
-            case "snapshot" -> {
-                Map<String, Leader> m = new HashMap<>();
-                for (JsonNode e : n.path("leaders")) m.put(e.path("component").asText(), Leader.from(e.get("leader")));
-                snapshot(index, m);
-                lastIndex = index;
-            }
-            case "change" -> {
-                if (index <= lastIndex) return;
-                update(n.path("component").asText(), Leader.from(n.get("leader")));
-                lastIndex = index;
-            }
-            default -> { }
-        }
-    }
-
-    private final class Socket implements WebSocket.Listener {
-        private final StringBuilder text = new StringBuilder();
-
-        @Override
-        public void onOpen(WebSocket ws) {
-            ws.request(1);
-        }
-
-        @Override
-        public CompletionStage<?> onText(WebSocket ws, CharSequence data, boolean last) {
-            text.append(data);
-            if (last) {
-                String t = text.toString();
-                text.setLength(0);
-                events.execute(() -> message(t));
-            }
-            ws.request(1);
-            return null;
-        }
-
-        @Override
-        public CompletionStage<?> onClose(WebSocket ws, int status, String reason) {
-            events.execute(() -> reconnectLater(new IllegalStateException("closed " + status + " " + reason)));
-            return null;
-        }
-
-        @Override
-        public void onError(WebSocket ws, Throwable error) {
-            events.execute(() -> reconnectLater(error));
-        }
-    }
-
     @Override
     public void close() {
-        closed = true;
-        WebSocket ws = socket;
-        if (ws != null) ws.abort();
+        ClusterWatch w;
+        synchronized (this) {
+            if (closed) return;
+            closed = true;
+            w = watch;
+        }
+        if (w != null) {
+            w.remove(this);
+            cluster.client.release(w);
+        }
         events.shutdownNow();
     }
 }

@@ -1,5 +1,7 @@
 package io.leasehold.client;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.time.Duration;
 import java.util.UUID;
 import java.util.concurrent.Executors;
@@ -28,6 +30,14 @@ import java.util.logging.Logger;
  * request is still hanging. A {@code 409 NotLeader} revokes at once ({@code lost}). After any
  * revocation it resigns what it may still hold and campaigns again, so that a new grant comes
  * with a new session and a new fencing token.
+ *
+ * <p>While it leads, it renews over the client's renewal stream ({@link RenewalStream}, one
+ * websocket for every leadership of the client), or over HTTP while the stream cannot be had or
+ * when the client was built with {@code renewalStream(false)}; the answers are the same either
+ * way. A stream cut before the answer is an unknown outcome, retried as a 503 is; the server's
+ * {@code lost} push revokes at once ({@code lost}). A renewal answered only after the local
+ * deadline is distrusted, over either: the leadership was revoked ({@code unconfirmed}) when the
+ * deadline passed, or is revoked now.
  */
 public final class LeadershipElection implements Fence, AutoCloseable {
     private static final Logger LOG = Logger.getLogger(LeadershipElection.class.getName());
@@ -72,6 +82,9 @@ public final class LeadershipElection implements Fence, AutoCloseable {
     private boolean closed;
     private ScheduledFuture<?> deadline;
     private boolean started;
+    /** Ends this election's use of the renewal stream (while it leads), and the watch of its {@code lost}. */
+    private Runnable unuseStream;
+    private Runnable unwatchLost;
     /** The cluster's change index as the standby last read it, or -1 (the loop's thread only). */
     private long index = -1;
 
@@ -167,6 +180,9 @@ public final class LeadershipElection implements Fence, AutoCloseable {
                         // A regrant (same contender) may have less left than its TTL.
                         extend(sent, Math.min(l.ttlMs(), Math.max(l.remainingMs(), 0)));
                         events.execute(() -> listener.granted(l));
+                        // Opened now, the stream is likely open for the first renewal, a third of a TTL on.
+                        RenewalStream stream = cluster.client.renewals();
+                        if (stream != null && unuseStream == null) unuseStream = stream.use();
                     }
                 }
                 if (resign) {
@@ -266,10 +282,17 @@ public final class LeadershipElection implements Fence, AutoCloseable {
         }
         long sent = System.nanoTime();
         try {
-            Leadership r = cluster.renewLeadership(o.contenderId(), l.sessionId(), o.ttlMs(), timeout());
+            Leadership r = renewOnce(l);
+            boolean late;
             synchronized (lock) {
                 if (current != l) return;
-                extend(sent, r.ttlMs());
+                late = System.nanoTime() - validUntilNanos >= 0;
+                if (!late) extend(sent, r.ttlMs());
+            }
+            if (late) {
+                // The deadline passed while the renewal was under way: distrusted, as the timer would.
+                revoke(l, "unconfirmed");
+                return;
             }
             loop.schedule(this::renew, o.renewIntervalMs(), TimeUnit.MILLISECONDS);
         } catch (LeaseholdException.NotLeader | LeaseholdException.Auth e) {
@@ -281,6 +304,24 @@ public final class LeadershipElection implements Fence, AutoCloseable {
         }
     }
 
+    /** One renewal of {@code l}: over the renewal stream when it is open, else over HTTP. */
+    private Leadership renewOnce(Leadership l) {
+        RenewalStream stream = cluster.client.renewals();
+        if (stream != null) {
+            ObjectNode lease = ClusterClient.obj().put("clusterId", cluster.id())
+                    .put("leadership", true).put("contenderId", o.contenderId()).put("sessionId", l.sessionId());
+            JsonNode answer = stream.renew(lease, o.ttlMs(), timeout());
+            if (answer != null) {
+                synchronized (lock) {
+                    // Renewed over the stream: the server's push of its end revokes at once.
+                    if (current == l && unwatchLost == null) unwatchLost = stream.watch(l.sessionId(), () -> revoke(l, "lost"));
+                }
+                return Leadership.from(answer.get("leadership"));
+            }
+        }
+        return cluster.renewLeadership(o.contenderId(), l.sessionId(), o.ttlMs(), timeout());
+    }
+
     /** Ends leadership {@code l} locally at once (any thread), tells the listener, then resigns and campaigns again on the loop. */
     private void revoke(Leadership l, String reason) {
         synchronized (lock) {
@@ -288,6 +329,11 @@ public final class LeadershipElection implements Fence, AutoCloseable {
             current = null;
             if (deadline != null) deadline.cancel(false);
             events.execute(() -> listener.revoked(l, reason));
+            if (unwatchLost != null) unwatchLost.run();
+            unwatchLost = null;
+            // A standby renews nothing: no stream for it (the process's other users keep theirs).
+            if (unuseStream != null) unuseStream.run();
+            unuseStream = null;
         }
         LOG.info(() -> "leadership " + l.sessionId() + " revoked: " + reason);
         if (!"resigned".equals(reason)) {

@@ -16,8 +16,11 @@ import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * A leasehold server: {@code new LeaseholdClient(url, token).cluster("prod-1")}. Thread-safe; one
- * {@link HttpClient} is shared by everything made from it.
+ * A leasehold server: {@code new LeaseholdClient(url, token).cluster("prod-1")}, or {@code
+ * LeaseholdClient.builder(url).token(t).renewalStream(false).build()}. Thread-safe; one {@link
+ * HttpClient} is shared by everything made from it, and so are one renewal stream (the
+ * leaderships' renewals, {@link RenewalStream}) and one watch per cluster (every {@link
+ * LeaderRetrieval} of that cluster, {@link ClusterWatch}).
  */
 public final class LeaseholdClient {
     static final ObjectMapper JSON = new ObjectMapper();
@@ -26,6 +29,10 @@ public final class LeaseholdClient {
     private final String token;
     private final HttpClient http;
     private final Duration requestTimeout;
+    /** Null when leaderships renew over HTTP only. */
+    private final RenewalStream renewals;
+    /** The shared watch of each cluster some retrieval follows (guarded by itself). */
+    private final Map<String, ClusterWatch> watches = new java.util.HashMap<>();
 
     public LeaseholdClient(String url, String token) {
         this(url, token, Duration.ofSeconds(10));
@@ -33,6 +40,10 @@ public final class LeaseholdClient {
 
     /** @param requestTimeout the default timeout of one request (long-polls add their wait) */
     public LeaseholdClient(String url, String token, Duration requestTimeout) {
+        this(url, token, requestTimeout, true);
+    }
+
+    private LeaseholdClient(String url, String token, Duration requestTimeout, boolean renewalStream) {
         String u = url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
         this.base = URI.create(u);
         this.token = token == null || token.isEmpty() ? null : token;
@@ -41,6 +52,79 @@ public final class LeaseholdClient {
                 .connectTimeout(Duration.ofSeconds(5))
                 .version(HttpClient.Version.HTTP_1_1)
                 .build();
+        this.renewals = renewalStream ? new RenewalStream(this) : null;
+    }
+
+    public static Builder builder(String url) {
+        return new Builder(url);
+    }
+
+    /** The client's settings; what is not set has the two-argument constructor's default. */
+    public static final class Builder {
+        private final String url;
+        private String token;
+        private Duration requestTimeout = Duration.ofSeconds(10);
+        private boolean renewalStream = true;
+
+        private Builder(String url) {
+            this.url = url;
+        }
+
+        /** Bearer token; null or empty for none. */
+        public Builder token(String token) {
+            this.token = token;
+            return this;
+        }
+
+        /** The default timeout of one request (long-polls add their wait). */
+        public Builder requestTimeout(Duration requestTimeout) {
+            this.requestTimeout = requestTimeout;
+            return this;
+        }
+
+        /**
+         * Whether leaderships renew over the renewal stream ({@code GET /v1/renewals}, one websocket
+         * for all of them, HTTP while it cannot be had): true by default; false renews over HTTP only.
+         */
+        public Builder renewalStream(boolean renewalStream) {
+            this.renewalStream = renewalStream;
+            return this;
+        }
+
+        public LeaseholdClient build() {
+            return new LeaseholdClient(url, token, requestTimeout, renewalStream);
+        }
+    }
+
+    /** The renewal stream, or null when renewals go over HTTP only. */
+    RenewalStream renewals() {
+        return renewals;
+    }
+
+    /** Renewals answered over the stream, sent over HTTP while it was not open, and cut off with
+     * it (outcome unknown); and the streams opened. Zeros when the stream is off. */
+    public Map<String, Long> renewalStats() {
+        if (renewals == null) return Map.of("streamed", 0L, "overHttp", 0L, "cut", 0L, "opened", 0L);
+        return Map.of("streamed", renewals.streamed.get(), "overHttp", renewals.overHttp.get(),
+                "cut", renewals.cut.get(), "opened", renewals.opened.get());
+    }
+
+    /** The cluster's shared watch, opened by its first user; give it back with {@link #release}. */
+    ClusterWatch acquire(ClusterClient cluster) {
+        synchronized (watches) {
+            ClusterWatch w = watches.computeIfAbsent(cluster.id(), id -> new ClusterWatch(cluster));
+            w.users++;
+            return w;
+        }
+    }
+
+    /** One user less; the last one closes the watch (a later user opens a new one). */
+    void release(ClusterWatch w) {
+        synchronized (watches) {
+            if (--w.users > 0) return;
+            watches.remove(w.cluster.id(), w);
+        }
+        w.close();
     }
 
     public ClusterClient cluster(String clusterId) {

@@ -120,13 +120,7 @@ class ElectionTest {
 
     /** HTTP requests the server answered for {@code cluster} (its Prometheus counter), by route. */
     static java.util.Map<String, Long> requests(String cluster) throws Exception {
-        java.util.Map<String, Long> out = new java.util.TreeMap<>();
-        java.util.regex.Pattern p = java.util.regex.Pattern.compile("method=\"(\\w+)\",route=\"([^\"]+)\",cluster=\"" + cluster + "\"");
-        server.metric("leasehold_http_requests_total").forEach((labels, n) -> {
-            java.util.regex.Matcher m = p.matcher(labels);
-            if (m.matches()) out.merge(m.group(1) + " " + m.group(2), n.longValue(), Long::sum);
-        });
-        return out;
+        return server.requests(cluster);
     }
 
     static long total(java.util.Map<String, Long> counts) {

@@ -35,6 +35,13 @@ public final class LeaseholdHaOptions {
             .defaultValue(Duration.ofSeconds(10))
             .withDescription("Timeout of one request to leasehold (renewals use a third of the lease TTL at most).");
 
+    public static final ConfigOption<Boolean> RENEWAL_STREAM = ConfigOptions.key("high-availability.leasehold.renewal-stream")
+            .booleanType()
+            .defaultValue(true)
+            .withDescription("Whether the leader renews its lease over leasehold's renewal stream (one websocket per"
+                    + " process, GET /v1/renewals; HTTP while it cannot be opened) rather than one HTTP request per"
+                    + " renewal.");
+
     /**
      * The leasehold cluster id of Flink's {@code high-availability.cluster-id}: its leading slashes
      * dropped (Flink's default is {@code /default}), any character leasehold does not take in a

@@ -19,7 +19,8 @@ import org.apache.flink.runtime.leaderretrieval.LeaderRetrievalService;
  * Flink's high-availability services on leasehold, a subclass of Flink's own {@link
  * AbstractHaServices}: one leadership per JobManager process (its {@link
  * LeaseholdLeaderElectionDriver}), publishing each component's address; retrieval on leasehold's
- * websocket watch; and every store on leasehold's fenced stores, fenced by the token of this
+ * websocket watch, one per process for all of Flink's retrievals (the client's shared {@code
+ * ClusterWatch}); and every store on leasehold's fenced stores, fenced by the token of this
  * process's leadership.
  *
  * <p>Component names are leasehold's: {@code resourcemanager}, {@code dispatcher}, {@code rest}
@@ -34,8 +35,11 @@ public class LeaseholdHaServices extends AbstractHaServices {
         final AtomicReference<LeaseholdLeaderElectionDriver> driver = new AtomicReference<>();
 
         Shared(Configuration conf) {
-            LeaseholdClient client = new LeaseholdClient(conf.get(LeaseholdHaOptions.URL),
-                    conf.getOptional(LeaseholdHaOptions.TOKEN).orElse(null), conf.get(LeaseholdHaOptions.REQUEST_TIMEOUT));
+            LeaseholdClient client = LeaseholdClient.builder(conf.get(LeaseholdHaOptions.URL))
+                    .token(conf.getOptional(LeaseholdHaOptions.TOKEN).orElse(null))
+                    .requestTimeout(conf.get(LeaseholdHaOptions.REQUEST_TIMEOUT))
+                    .renewalStream(conf.get(LeaseholdHaOptions.RENEWAL_STREAM))
+                    .build();
             this.cluster = client.cluster(LeaseholdHaOptions.clusterId(conf));
             this.leaseTtl = conf.get(LeaseholdHaOptions.LEASE_TTL);
         }

@@ -12,7 +12,7 @@ import org.apache.flink.runtime.rpc.FatalErrorHandler;
 
 /**
  * Follows one component's leader on leasehold's websocket watch (resumed by index, long-polls
- * when no websocket can be had), and tells Flink its session id and address; a component without
+ * when no websocket can be had), the one watch every retrieval of the process shares, and tells Flink its session id and address; a component without
  * a leader, or whose leader has not published an address yet, is empty leader information.
  */
 public final class LeaseholdLeaderRetrievalDriver implements LeaderRetrievalDriver {

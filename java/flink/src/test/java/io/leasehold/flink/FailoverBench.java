@@ -47,8 +47,9 @@ import org.junit.jupiter.api.io.TempDir;
  *
  * <p>Steady-state HA load: an idle cluster (two JobManagers, a TaskManager) running J jobs that
  * do not checkpoint; requests and writes per second seen by the HA backend over a window:
- * leasehold's HTTP requests (its {@code leasehold_http_requests_total}) and websocket pongs (its
- * watchers, one ping each 15 s) and its Redis's commands and writes (INFO), against
+ * leasehold's HTTP requests (its {@code leasehold_http_requests_total}), the leader's streamed
+ * renewals (one each TTL/3) and websocket pongs (its watchers and the renewal stream, one ping
+ * each 15 s) and its Redis's commands and writes (INFO), against
  * ZooKeeper's packets received ({@code mntr}) and transactions ({@code srvr}'s Zxid).
  *
  * <p>Not a test that runs by default: {@code mvn -f java/pom.xml -Pbench verify} (or {@code npm
@@ -157,6 +158,8 @@ class FailoverBench {
 
     static final class LeaseholdHa implements Ha {
         private final LeaseholdServer server = new LeaseholdServer();
+        /** The leader's lease TTL, for its streamed renewals. */
+        private Duration leaseTtl = LeaseholdHaOptions.LEASE_TTL.defaultValue();
 
         LeaseholdHa() throws Exception {
             server.start();
@@ -170,6 +173,7 @@ class FailoverBench {
             m.put("high-availability.leasehold.url", server.url());
             // Default: the plugin's own (LeaseholdHaOptions.LEASE_TTL, 10 s).
             if (t == Timeouts.SHORT) m.put("high-availability.leasehold.lease-ttl", shortTimeout.toMillis() + " ms");
+            leaseTtl = t == Timeouts.SHORT ? shortTimeout : LeaseholdHaOptions.LEASE_TTL.defaultValue();
             return m;
         }
 
@@ -197,11 +201,15 @@ class FailoverBench {
             // WS_HEARTBEAT_MS (15 s by default) and the watcher answers a pong, which the server
             // does not count: computed from the watchers open, as ZooKeeper's packets count pings.
             double watchers = b.get("watchers");
-            double pongs = watchers / 15.0;
-            return new Load(http + pongs, (b.get("writes") - a.get("writes")) / seconds,
-                    "HTTP requests and websocket pongs", "Redis key changes",
-                    String.format("HTTP requests %.2f/s, pongs %.2f/s (%.0f watchers, a ping each 15 s); Redis commands %.2f/s",
-                            http, pongs, watchers, commands));
+            // The leader renews over its process's renewal stream (one websocket, pinged as the
+            // watches are): a message per renewal, every TTL/3, which the server does not count
+            // either: computed from the TTL, one stream, as the pongs are.
+            double streamed = 3.0 / (leaseTtl.toMillis() / 1000.0);
+            double pongs = (watchers + 1) / 15.0;
+            return new Load(http + streamed + pongs, (b.get("writes") - a.get("writes")) / seconds,
+                    "HTTP requests, streamed renewals and websocket pongs", "Redis key changes",
+                    String.format("HTTP requests %.2f/s, streamed renewals %.2f/s (every TTL/3), pongs %.2f/s (%.0f watchers"
+                            + " + 1 renewal stream, a ping each 15 s); Redis commands %.2f/s", http, streamed, pongs, watchers, commands));
         }
 
         @Override

@@ -1,11 +1,20 @@
 package io.leasehold.flink;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.leasehold.client.ClusterClient;
+import io.leasehold.client.Leadership;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.client.program.rest.RestClusterClient;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.runtime.jobgraph.JobGraph;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 
 /**
  * The Flink processes of one test or benchmark run (JobManagers and TaskManagers, each its own
@@ -39,6 +48,36 @@ final class FlinkCluster implements AutoCloseable {
         m.put("taskmanager.memory.jvm-overhead.max", "64m");
         m.put("jobmanager.memory.process.size", "512m");
         return m;
+    }
+
+    /** The configuration of the process tests: a 3 s lease, heartbeats of 1 s / 5 s, checkpoints every 300 ms. */
+    static Map<String, String> processTestConfig(String url, String clusterId, Path checkpoints) {
+        Map<String, String> m = FlinkHa.config(url, clusterId, checkpoints, Duration.ofSeconds(3));
+        processConfig(m);
+        m.put("heartbeat.interval", "1000");
+        m.put("heartbeat.timeout", "5000");
+        return m;
+    }
+
+    /** Waits until JobManager {@code p} holds the cluster's leadership (failing should it die). */
+    void awaitLeader(ClusterClient cluster, FlinkProcess p, Duration timeout) throws InterruptedException {
+        FlinkHa.await(p.name + " leads", timeout, () -> {
+            Leadership l = cluster.leadership();
+            assertTrue(p.alive(), () -> p.name + " died" + logs());
+            return l != null && l.contenderId().startsWith(p.pid() + "@");
+        });
+    }
+
+    /** Submits an endless {@link CountingJob} (a count each 5 ms) through the REST endpoint; answers its job id. */
+    static String submitCountingJob(Map<String, String> m, String clusterId) throws Exception {
+        Configuration clientConf = FlinkHa.conf(m);
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(clientConf);
+        env.setParallelism(1);
+        JobGraph job = CountingJob.graph(env, Long.MAX_VALUE, 5).getJobGraph(FlinkCluster.class.getClassLoader(), null);
+        try (RestClusterClient<String> client = new RestClusterClient<>(clientConf, clusterId)) {
+            client.submitJob(job).get();
+        }
+        return job.getJobID().toHexString();
     }
 
     FlinkProcess start(String name, String main, Path conf, Map<String, String> env) throws Exception {

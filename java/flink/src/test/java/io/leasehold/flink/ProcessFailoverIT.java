@@ -12,11 +12,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import org.apache.flink.api.common.JobID;
-import org.apache.flink.client.program.rest.RestClusterClient;
-import org.apache.flink.configuration.Configuration;
-import org.apache.flink.runtime.jobgraph.JobGraph;
-import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -58,10 +53,7 @@ class ProcessFailoverIT {
     @Test
     void pausedThenKilledLeadersAreReplaced() throws Exception {
         String clusterId = "flink-processes";
-        Map<String, String> m = FlinkHa.config(server.url(), clusterId, tmp.resolve("checkpoints"), Duration.ofSeconds(3));
-        FlinkCluster.processConfig(m);
-        m.put("heartbeat.interval", "1000");
-        m.put("heartbeat.timeout", "5000");
+        Map<String, String> m = FlinkCluster.processTestConfig(server.url(), clusterId, tmp.resolve("checkpoints"));
         Path conf = FlinkProcess.configDir(tmp.resolve("conf"), m);
         Path countFile = tmp.resolve("counts.txt");
         Map<String, String> env = Map.of("LEASEHOLD_COUNT_FILE", countFile.toString());
@@ -76,11 +68,7 @@ class ProcessFailoverIT {
             System.out.println("plugin jar of the Flink processes: " + jar);
         }
         FlinkProcess jm1 = start("jobmanager-1", FlinkProcess.JOB_MANAGER, conf, env);
-        FlinkHa.await("jobmanager-1 leads", Duration.ofSeconds(90), () -> {
-            Leadership l = cluster.leadership();
-            assertTrue(jm1.alive(), () -> "jobmanager-1 died" + logs());
-            return l != null && l.contenderId().startsWith(jm1.pid() + "@");
-        });
+        flink.awaitLeader(cluster, jm1, Duration.ofSeconds(90));
         FlinkProcess jm2 = start("jobmanager-2", FlinkProcess.JOB_MANAGER, conf, env);
         start("taskmanager", FlinkProcess.TASK_MANAGER, conf, env);
         FlinkHa.await("the rest endpoint published", Duration.ofSeconds(60), () -> {
@@ -88,15 +76,7 @@ class ProcessFailoverIT {
             return r != null && r.address() != null;
         });
 
-        Configuration clientConf = FlinkHa.conf(m);
-        StreamExecutionEnvironment envBuilder = StreamExecutionEnvironment.getExecutionEnvironment(clientConf);
-        envBuilder.setParallelism(1);
-        JobGraph job = CountingJob.graph(envBuilder, Long.MAX_VALUE, 5).getJobGraph(getClass().getClassLoader(), null);
-        JobID jobId = job.getJobID();
-        String jid = jobId.toHexString();
-        try (RestClusterClient<String> client = new RestClusterClient<>(clientConf, clusterId)) {
-            client.submitJob(job).get();
-        }
+        String jid = FlinkCluster.submitCountingJob(m, clusterId);
         FlinkHa.await("counting, with checkpoints in leasehold", Duration.ofSeconds(120), () -> {
             try {
                 return !counts(countFile).isEmpty() && cluster.checkpoints(jid).counter() > 3;

@@ -164,6 +164,17 @@ public final class LeaseholdServer implements BeforeAllCallback, AfterAllCallbac
         return out;
     }
 
+    /** HTTP requests the server answered for {@code cluster} (its Prometheus counter), by "METHOD route". */
+    public Map<String, Long> requests(String cluster) throws IOException {
+        Map<String, Long> out = new java.util.TreeMap<>();
+        java.util.regex.Pattern p = java.util.regex.Pattern.compile("method=\"(\\w+)\",route=\"([^\"]+)\",cluster=\"" + cluster + "\"");
+        metric("leasehold_http_requests_total").forEach((labels, n) -> {
+            java.util.regex.Matcher m = p.matcher(labels);
+            if (m.matches()) out.merge(m.group(1) + " " + m.group(2), n.longValue(), Long::sum);
+        });
+        return out;
+    }
+
     /** The last lines of the leasehold server's log, for failure messages. */
     public String logTail() {
         try {

@@ -84,6 +84,9 @@ export class RedisClusterProcess {
     // A replica may be promoted even when it lost touch with its primary long ago: the
     // tests decide what a failover loses, not Redis's caution.
     args.push('--cluster-replica-validity-factor', '0');
+    // One shard down must not stop the others (by default Redis refuses every query while
+    // any slot is unserved): the setting leasehold's deployments need too (docs/operations.md).
+    args.push('--cluster-require-full-coverage', 'no');
     const nodes = await Promise.all(Array.from({ length: count }, () => RedisProcess.start({ aof: opts.aof, args })));
     const cluster = new RedisClusterProcess(nodes);
     await run('redis-cli', [
@@ -124,7 +127,8 @@ export class RedisClusterProcess {
   }
 
   /** Waits until every running node says `cluster_state:ok`, none is a primary without
-   * slots, and all agree on who serves every slot and who replicates it. */
+   * slots, every replica is in sync, and all agree on who serves every slot and who
+   * replicates it. */
   async waitOk(timeoutMs = 30_000): Promise<void> {
     await waitFor(
       async () => {
@@ -136,6 +140,8 @@ export class RedisClusterProcess {
           // A primary that lost its slots to a failover turns into a replica soon after.
           const me = parseClusterNodes(await ask(n.port, (c) => c.call('CLUSTER', 'NODES') as Promise<string>)).find((x) => x.port === n.port);
           if (me?.primary && me.slots.length === 0) return false;
+          // A replica counts once it holds its primary's data (WAIT counts on it).
+          if (me && !me.primary && !/^master_link_status:up/m.test(await ask(n.port, (c) => c.info('replication')))) return false;
           views.push(await ask(n.port, (c) => c.call('CLUSTER', 'SLOTS')));
         }
         const first = JSON.stringify(sortSlots(views[0]));
@@ -175,15 +181,31 @@ export class RedisClusterProcess {
   /** A replica takes over from its primary (CLUSTER FAILOVER, FORCE when the primary is
    * down); resolves once the cluster agrees on it. */
   async promote(replica: RedisProcess, force = false): Promise<void> {
+    // A manual failover waits for the replica to catch up: one still syncing (a primary
+    // just demoted) would let it time out.
+    if (!force) {
+      await waitFor(
+        async () => /^master_link_status:up/m.test(await ask(replica.port, (c) => c.info('replication'))),
+        20_000,
+        `node ${replica.port} in sync`,
+      );
+    }
     await ask(replica.port, (c) => (force ? c.call('CLUSTER', 'FAILOVER', 'FORCE') : c.call('CLUSTER', 'FAILOVER')));
-    await this.waitPromoted(replica);
+    try {
+      await this.waitPromoted(replica, 10_000);
+    } catch (err) {
+      // A manual failover whose handshake timed out is abandoned by Redis: force it.
+      if (force) throw err;
+      await ask(replica.port, (c) => c.call('CLUSTER', 'FAILOVER', 'FORCE'));
+      await this.waitPromoted(replica);
+    }
   }
 
   /** Until the node says it is a primary, and every node agrees. */
-  private async waitPromoted(node: RedisProcess): Promise<void> {
+  private async waitPromoted(node: RedisProcess, timeoutMs = 30_000): Promise<void> {
     await waitFor(
       async () => /myself,master/.test(await ask(node.port, (c) => c.call('CLUSTER', 'NODES') as Promise<string>)),
-      30_000,
+      timeoutMs,
       `node ${node.port} promoted`,
     );
     await this.waitOk();

@@ -174,3 +174,62 @@ test('a primary killed (-9): its replica takes over, its clusters recover, the o
   await victim.restart();
   await cluster.waitOk();
 });
+
+test('the slots of clusters under load move to another shard: only retryable 503s, and no watcher misses a change', async (t) => {
+  const s = await server(t);
+  await waitFor(async () => (await get(s.url, '/readyz')).body.redis === 'up', 10_000, 'every shard up');
+  const [from, to] = await cluster.primaries();
+  const tag = `move-${randomBytes(3).toString('hex')}`;
+  const ids: string[] = [];
+  for (let i = 0; ids.length < 3; i++) {
+    const id = await clusterIdOn(cluster, from, `${tag}-${i}`);
+    if (!ids.includes(id)) ids.push(id);
+  }
+  const leaders = await Promise.all(ids.map((id) => lead(s.url, id, 'resourcemanager')));
+  const loops = ids.map((id, i) => renewing(s.url, id, leaders[i]));
+  const watches = await Promise.all(ids.map((id) => Watch.open(t, `${s.wsUrl}/v1/clusters/${id}/watch`)));
+  // Leaders of `rest` come and go on each cluster, as fast as they can, all along.
+  const granted = ids.map(() => [] as string[]);
+  const odd: string[] = [];
+  let churning = true;
+  const churn = ids.map(async (id, i) => {
+    for (let n = 0; churning; n++) {
+      const r = await post(s.url, `${leader(id, 'rest')}/campaign`, { contenderId: `rest-${n}`, ttlMs: 5000 });
+      if (r.status !== 200) {
+        if (r.status !== 503) odd.push(`campaign ${r.status} ${JSON.stringify(r.body)}`);
+        continue;
+      }
+      if (!r.body.granted) continue;
+      granted[i].push(r.body.leader.sessionId);
+      const { contenderId, sessionId } = r.body.leader;
+      for (;;) {
+        const q = await post(s.url, `${leader(id, 'rest')}/resign`, { contenderId, sessionId });
+        if (q.status === 200) break;
+        if (q.status !== 503) odd.push(`resign ${q.status} ${JSON.stringify(q.body)}`);
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  for (const id of ids) await cluster.moveSlot(RedisClusterProcess.slotOf(`{${id}}`), to);
+  for (const id of ids) assert.equal((await cluster.primaryOf(`{${id}}`)).port, to.port);
+  // And redis-cli's reshard, of slots around theirs, while they keep going.
+  await cluster.reshard(from, to, 50);
+  await new Promise((r) => setTimeout(r, 500));
+  churning = false;
+  await Promise.all(churn);
+  const statuses = await Promise.all(loops.map((l) => l.stop()));
+  assert.deepEqual(odd, []);
+  for (const st of statuses) assert.ok([...st.keys()].every((code) => code === 200 || code === 503), JSON.stringify([...st]));
+  for (const [i, w] of watches.entries()) {
+    assert.ok(granted[i].length > 0);
+    await waitFor(
+      () => {
+        const seen = new Set(w.messages.filter((m) => m.type === 'change' && m.component === 'rest' && m.event === 'granted').map((m) => m.leader.sessionId));
+        return granted[i].every((sid) => seen.has(sid));
+      },
+      10_000,
+      `watcher ${i} told of all ${granted[i].length} grants`,
+    );
+    w.close();
+  }
+});

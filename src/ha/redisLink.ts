@@ -191,6 +191,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   /** On a cluster: its shards by the first slot each serves, and by their primary's address. */
   private readonly shards = new Map<number, Shard>();
   private byPrimary = new Map<string, Shard>();
+  /** On a cluster: the node connection its pub/sub is subscribed on (checkSubscriber). */
+  private activeSubscriber: object | null = null;
   private readonly dataLoss: DataLossReport = { count: 0, lastDetectedAt: null, clusters: [] };
   private primaryChangeCount = 0;
   /** This server's beat: its own key (per shard on a cluster). */
@@ -440,6 +442,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
         }
       }),
     );
+    this.checkSubscriber(this.sub as Cluster);
     const whole = served.size > 0 && [...served.values()].reduce((n, s) => n + s.slots, 0) === SLOTS;
     const healthy = whole && [...byPrimary.values()].every((s) => s.healthy);
     if (healthy && !this.healthy) {
@@ -449,6 +452,22 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       this.log.info({ redis: this.where, shards: byPrimary.size }, 'redis available');
     } else if (!healthy) {
       this.markDown(whole ? 'a shard is unavailable' : 'the cluster serves not every slot', false);
+    }
+  }
+
+  /** ioredis subscribes a cluster's pub/sub on one node, and when that node goes away, on
+   * another, subscribing again to every channel: what was published in between is lost.
+   * Once the new one has subscribed (ioredis then makes it `lastActiveSubscriber`), every
+   * view reads its cluster again, as after an outage. ioredis keeps that connection private
+   * (the `subscriber` of a Cluster): this reads it as it is in ioredis 6. */
+  private checkSubscriber(sub: Cluster): void {
+    const active = (sub as unknown as { subscriber?: { lastActiveSubscriber?: object } }).subscriber?.lastActiveSubscriber ?? null;
+    if (active === this.activeSubscriber) return;
+    const replaced = this.activeSubscriber !== null;
+    this.activeSubscriber = active;
+    if (replaced && active !== null) {
+      this.log.info({ redis: this.where }, 'redis pub/sub moved to another node: every cluster is read again');
+      this.emit('up');
     }
   }
 

@@ -11,7 +11,7 @@ import { limitHeavyReads } from './http/heavyReads.js';
 import { connectionCap, fileLimit } from './http/connections.js';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { RedisOptions } from 'ioredis';
+import type { RedisConfig } from './ha/index.js';
 import type { Config } from './config.js';
 import { HaServices } from './ha/index.js';
 import { errorHandler, formatValidationError, sendError } from './http/errors.js';
@@ -35,7 +35,7 @@ import { reportLeadershipEvents } from './telemetry.js';
 export interface AppOptions {
   config: Config;
   /** Overrides config.redis: a URL, or ioredis options (the local server's socket). */
-  redis?: string | RedisOptions;
+  redis?: string | RedisConfig;
   /** A logger, false for none, or options of one (default: the configured level). */
   logger?: Logger | false | { level?: string; stream?: DestinationStream };
   /** Told of every route registered, with its schemas (openapi.yaml is generated from them). */

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import envSchema from 'env-schema';
 import type { RedisOptions } from 'ioredis';
-import type { Quotas } from './ha/index.js';
+import type { Quotas, RedisConfig } from './ha/index.js';
 
 export const ROLES = ['read', 'contend', 'write', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -100,6 +100,7 @@ const schema = {
     REDIS_SENTINELS: { type: 'string', pattern: '^([^,:]+:[0-9]{1,5})?(,[^,:]+:[0-9]{1,5})*$', default: '' },
     REDIS_SENTINEL_NAME: { type: 'string', minLength: 1, default: 'mymaster' },
     REDIS_SENTINEL_PASSWORD: { type: 'string', default: '' },
+    REDIS_CLUSTER_NODES: { type: 'string', pattern: '^([^,]+:[0-9]{1,5})?(,[^,]+:[0-9]{1,5})*$', default: '' },
     SHED_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 1000 },
     SHED_EVENT_LOOP_UTILIZATION: { type: 'number', minimum: 0, maximum: 1, default: 0 },
     RATE_LIMIT_MAX: { type: 'integer', minimum: 0, default: 0 },
@@ -158,6 +159,7 @@ interface Env {
   REDIS_SENTINELS: string;
   REDIS_SENTINEL_NAME: string;
   REDIS_SENTINEL_PASSWORD: string;
+  REDIS_CLUSTER_NODES: string;
   SHED_EVENT_LOOP_DELAY_MS: number;
   SHED_EVENT_LOOP_UTILIZATION: number;
   RATE_LIMIT_MAX: number;
@@ -175,9 +177,9 @@ interface Env {
 export interface Config {
   port: number;
   host: string;
-  /** How to reach Redis (URL, TLS, Sentinel); null: the server starts its own
-   * redis-server, keeping its data under dataDir. */
-  redis: RedisOptions | null;
+  /** How to reach Redis (URL, TLS, Sentinel, a Redis Cluster's nodes); null: the server
+   * starts its own redis-server, keeping its data under dataDir. */
+  redis: RedisConfig | null;
   /** The HTTP server's certificate and key (PEM); null: plain HTTP. */
   tls: { cert: string; key: string } | null;
   dataDir: string;
@@ -326,9 +328,9 @@ function readFile(path: string, name: string): string {
 }
 
 /** ioredis options from REDIS_URL (user, password, database, `rediss:` for TLS), the CA
- * of Redis's certificate, and Sentinel; null when neither URL nor Sentinel is given. */
-function redisOptions(e: Env): RedisOptions | null {
-  if (!e.REDIS_URL && !e.REDIS_SENTINELS) return null;
+ * of Redis's certificate, and Sentinel or a Redis Cluster's nodes; null when none is given. */
+function redisOptions(e: Env): RedisConfig | null {
+  if (!e.REDIS_URL && !e.REDIS_SENTINELS && !e.REDIS_CLUSTER_NODES) return null;
   const url = new URL(e.REDIS_URL ?? 'redis://localhost');
   const tls = url.protocol === 'rediss:' || e.REDIS_TLS_CA_FILE !== '';
   const options: RedisOptions = {
@@ -340,15 +342,26 @@ function redisOptions(e: Env): RedisOptions | null {
     tls: tls ? (e.REDIS_TLS_CA_FILE ? { ca: readFile(e.REDIS_TLS_CA_FILE, 'REDIS_TLS_CA_FILE') } : {}) : undefined,
   };
   if (!Number.isInteger(options.db)) throw new ConfigError('invalid configuration: REDIS_URL must end with a database number, if anything');
+  if (e.REDIS_CLUSTER_NODES) {
+    if (e.REDIS_SENTINELS) throw new ConfigError('invalid configuration: REDIS_CLUSTER_NODES and REDIS_SENTINELS exclude each other');
+    if (options.db) throw new ConfigError('invalid configuration: a Redis Cluster has only database 0, so REDIS_URL may name no other');
+    const { host: _host, port: _port, db: _db, ...rest } = options;
+    return { ...rest, clusterNodes: hostPorts(e.REDIS_CLUSTER_NODES) };
+  }
   if (!e.REDIS_SENTINELS) return options;
   const { host: _host, port: _port, ...rest } = options;
   return {
     ...rest,
-    sentinels: e.REDIS_SENTINELS.split(',').map((hp) => ({ host: hp.slice(0, hp.lastIndexOf(':')), port: Number(hp.slice(hp.lastIndexOf(':') + 1)) })),
+    sentinels: hostPorts(e.REDIS_SENTINELS),
     name: e.REDIS_SENTINEL_NAME,
     sentinelPassword: e.REDIS_SENTINEL_PASSWORD || undefined,
     enableTLSForSentinelMode: tls,
   };
+}
+
+/** `host:port,host:port` (a host may be an IPv6 address in brackets). */
+function hostPorts(list: string): Array<{ host: string; port: number }> {
+  return list.split(',').map((hp) => ({ host: hp.slice(0, hp.lastIndexOf(':')).replace(/^\[|\]$/g, ''), port: Number(hp.slice(hp.lastIndexOf(':') + 1)) }));
 }
 
 /** A JSON array of `{name, token, role, clusters?}`; `clusters` defaults to all (`["*"]`). */

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { serverLogger as telemetryLogger } from './telemetry.js';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { describeRedis } from './ha/redisLink.js';
+import { describeRedis, type RedisConfig } from './ha/redisLink.js';
 import type { App } from './http/types.js';
 import { LocalRedisError, startLocalRedis, type LocalRedis } from './localRedis.js';
 import { stopWithNpm } from './npmParent.js';
@@ -31,7 +31,7 @@ export async function startServer(config: Config, log: Logger = serverLogger(con
   if (config.redis) await checkDatabase(config.redis);
   let local: LocalRedis | undefined;
   if (!config.redis) local = await startLocalRedis(config.dataDir, log);
-  const redis: RedisOptions = local ? { path: local.socketPath } : config.redis!;
+  const redis: RedisConfig = local ? { path: local.socketPath } : config.redis!;
 
   let app: App | undefined;
   const stop = async () => {

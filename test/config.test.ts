@@ -39,6 +39,20 @@ test('Sentinel: the master by name through the listed sentinels, with credential
   assert.equal(c.redis?.host, undefined);
 });
 
+test('Redis Cluster: the listed nodes, with credentials and TLS from the URL', () => {
+  const c = loadConfig({ REDIS_URL: 'rediss://leasehold:secret@ignored:1', REDIS_CLUSTER_NODES: 'r1.example:7000,10.0.0.2:7001,[::1]:7002' });
+  assert.deepEqual(c.redis?.clusterNodes, [
+    { host: 'r1.example', port: 7000 },
+    { host: '10.0.0.2', port: 7001 },
+    { host: '::1', port: 7002 },
+  ]);
+  assert.equal(c.redis?.username, 'leasehold');
+  assert.equal(c.redis?.password, 'secret');
+  assert.deepEqual(c.redis?.tls, {});
+  assert.equal(c.redis?.host, undefined);
+  assert.equal(loadConfig({ REDIS_CLUSTER_NODES: 'r1:7000' }).redis?.clusterNodes?.length, 1);
+});
+
 for (const [name, env, pattern] of [
   ['a port that is not a number', { PORT: 'eighty' }, /PORT/],
   ['a port out of range', { PORT: '70000' }, /PORT/],
@@ -47,6 +61,9 @@ for (const [name, env, pattern] of [
   ['a certificate without its key', { TLS_CERT_FILE: '/etc/hostname' }, /TLS_KEY_FILE is needed too/],
   ['a CA file that cannot be read', { REDIS_URL: 'rediss://r:6379', REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' }, /REDIS_TLS_CA_FILE cannot be read/],
   ['a malformed Sentinel list', { REDIS_SENTINELS: 'a:1,b' }, /REDIS_SENTINELS/],
+  ['a malformed Redis Cluster node list', { REDIS_CLUSTER_NODES: 'a:1,b' }, /REDIS_CLUSTER_NODES/],
+  ['Redis Cluster nodes with Sentinels', { REDIS_CLUSTER_NODES: 'a:1', REDIS_SENTINELS: 's:26379' }, /exclude each other/],
+  ['a Redis Cluster with a database', { REDIS_CLUSTER_NODES: 'a:1', REDIS_URL: 'redis://x/3' }, /only database 0/],
   ['a shedding threshold above 1', { SHED_EVENT_LOOP_UTILIZATION: '1.5' }, /SHED_EVENT_LOOP_UTILIZATION/],
   ['a default TTL outside its limits', { LEASE_TTL_DEFAULT_MS: '500' }, /LEASE_TTL_MIN_MS <= LEASE_TTL_DEFAULT_MS/],
 ] as const) {

@@ -215,6 +215,22 @@ export interface Readiness {
   /** Clusters whose leaders this server keeps in memory. */
   clustersWatched: number;
   /**
+   * On a Redis Cluster (`REDIS_CLUSTER_NODES`), each shard. The clusters whose hash tag a shard
+   * down serves answer 503, the others do not; the server stays ready while any shard is up
+   * (`redis` is `up` only when all are).
+   */
+  shards?: Array<{
+    /** The first hash slot it serves (where its marker lives). */
+    firstSlot: number;
+    /** How many hash slots it serves. */
+    slots: number;
+    /** host:port of its primary. */
+    primary: string;
+    redis: "up" | "down";
+    /** Replicas connected to its primary. */
+    replicas: number;
+  }>;
+  /**
    * Why the server is not ready although Redis answers: a Redis whose `maxmemory-policy` may evict
    * keys (anything but `noeviction`), which can lose leases and stored data. Empty when there is
    * none.

@@ -7,7 +7,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisLink.js';
 import { HaError } from './errors.js';
 import { BLOB_KEY_PATTERN, type ClusterKeys } from './ids.js';
 import { redisCall, redisFailure } from './redisCall.js';
@@ -45,7 +45,7 @@ export interface PutOptions {
 
 export class RedisBlobStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly writer: StoreWriter,
   ) {}
 

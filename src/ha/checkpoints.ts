@@ -1,6 +1,6 @@
 /** Flink's CompletedCheckpointStore and CheckpointIDCounter of each job, fenced by its job
  * manager: checkpoints in a sorted set scored by id, the counter in a string. */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisLink.js';
 import { HaError } from './errors.js';
 import { jobManager, type ClusterKeys } from './ids.js';
 import { redisCall } from './redisCall.js';
@@ -37,7 +37,7 @@ const GLOBALLY_TERMINAL = new Set<JobStatus>(['FINISHED', 'CANCELED', 'FAILED'])
 
 export class RedisCheckpointStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly writer: StoreWriter,
     private readonly floors: Floors,
   ) {}

@@ -2,7 +2,7 @@
  * Global cleanup of a job, and cleanupAllData of a cluster (docs/design.md §6). Both end leases,
  * so their changes go into this server's view as the election's do.
  */
-import type { Redis } from 'ioredis';
+import { connectionFor, type RedisClient } from './redisLink.js';
 import { RedisUnavailableError } from './errors.js';
 import { jobManager, type ClusterKeys } from './ids.js';
 import { redisCall } from './redisCall.js';
@@ -57,7 +57,7 @@ type Phase = 'begin' | 'batch' | 'finish';
 
 export class Cleanup {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly scripts: Scripts,
     private readonly views: ViewRegistry,
     private readonly blobs: RedisBlobStore,
@@ -192,8 +192,10 @@ export class Cleanup {
   private async deleteStores(keys: ClusterKeys): Promise<number> {
     let found = 0;
     let cursor = '0';
+    // On a Redis Cluster, SCAN reads one node: the one serving the cluster's keys.
+    const node = connectionFor(this.redis, keys.index);
     do {
-      const [next, batch] = await redisCall(() => this.redis.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000));
+      const [next, batch] = await redisCall(() => node.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000));
       cursor = next;
       const stores = batch.filter((k) => !LEADERSHIP.has(kindOf(keys, k)));
       if (stores.length === 0) continue;

@@ -20,14 +20,14 @@
  *   with a shard, hide a cluster until the next repair at most.
  * Listing reads and never writes: an unknown cluster is never added (issue 16).
  */
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { ClusterKeys, BORN_CHANNEL, CLUSTER_ID_PATTERN, SINGLETON_COMPONENTS, type SingletonComponent } from './ids.js';
 import type { Log } from './log.js';
 import { lexPage, PAGE_MAX, pageCut, type Page, type PageRequest } from './paging.js';
 import { redisCall } from './redisCall.js';
 import { decodeClusterSummary, type ClusterSummaryReply, type HeldLease } from './replies.js';
 import type { Scripts } from './scripts.js';
-import type { RedisLink } from './redisLink.js';
+import type { RedisClient, RedisLink } from './redisLink.js';
 
 export const REGISTRY_KEY = 'lh:clusters';
 /** Keys a SCAN step asks for, and ids per ZADD of the repair. */
@@ -62,7 +62,7 @@ export class ClusterRegistry {
 
   constructor(
     /** Reads and writes of the registry and the listing: the bulk connection. */
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly scripts: Scripts,
     private readonly log: Log,
     link?: RedisLink,
@@ -222,9 +222,8 @@ export class ClusterRegistry {
 }
 
 /** The primaries to scan: every master of a Redis Cluster, else the one Redis. */
-function primariesOf(redis: Redis): Redis[] {
-  const cluster = redis as unknown as { nodes?: (role: 'master') => Redis[]; isCluster?: boolean };
-  return cluster.isCluster && cluster.nodes ? cluster.nodes('master') : [redis];
+function primariesOf(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
 }
 
 /** Redis orders ids by their bytes; cluster ids are ASCII, so code units order alike. */

@@ -183,7 +183,7 @@ export class ElectionService {
 
   /** The cluster's keys and this server's view of it, if it has one; 503 while Redis is down. */
   target(clusterId: string) {
-    if (!this.link.isHealthy) throw new RedisUnavailableError();
+    if (!this.link.isHealthyFor(clusterId)) throw new RedisUnavailableError();
     const view = this.views.peek(clusterId);
     if (view) view.lastUsed = Date.now();
     return { keys: this.views.keys(clusterId), view };

@@ -10,7 +10,8 @@
  * before (one string) is still read, in ranges of a chunk; its next write makes it a list. */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { ReplyError, type Redis } from 'ioredis';
+import { ReplyError } from 'ioredis';
+import type { RedisClient } from './redisLink.js';
 import { HaError } from './errors.js';
 import type { ClusterKeys } from './ids.js';
 import { lexPage, migrateIndexes, type Page, type PageRequest } from './paging.js';
@@ -39,7 +40,7 @@ export interface PlanRead {
 
 export class RedisExecutionPlanStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly writer: StoreWriter,
   ) {}
 

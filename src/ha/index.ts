@@ -4,14 +4,13 @@
  * nothing of HTTP.
  */
 import { randomBytes } from 'node:crypto';
-import type { RedisOptions } from 'ioredis';
 import type { Log } from './log.js';
 import type { Change } from './changes.js';
 import { RedisUnavailableError } from './errors.js';
 import type { ClusterKeys } from './ids.js';
 import { ElectionService } from './election.js';
 import { LeaseStore } from './leaseStore.js';
-import { RedisLink, type ClockStepReport, type DataLossReport } from './redisLink.js';
+import { RedisLink, type ClockStepReport, type DataLossReport, type RedisConfig, type ShardHealth } from './redisLink.js';
 import { AcknowledgedLeases, type PrimaryLoss } from './acknowledgedLeases.js';
 import { LeadershipService } from './leadership.js';
 import { Scripts } from './scripts.js';
@@ -28,7 +27,7 @@ import { LeaseEvents } from './events.js';
 import { ClusterRegistry } from './clusterRegistry.js';
 
 export interface HaOptions {
-  redis: string | RedisOptions;
+  redis: string | RedisConfig;
   commandTimeoutMs: number;
   healthIntervalMs: number;
   /** Replicas that must hold a grant, renewal or store write before it is acknowledged:
@@ -60,6 +59,9 @@ export interface HaHealth {
   /** Times Redis's clock stepped against this server's monotonic clock. */
   redisClockSteps: ClockStepReport;
   clustersWatched: number;
+  /** On a Redis Cluster, each shard: its clusters answer 503 while it is down, the others'
+   * do not. Absent on one Redis. */
+  shards?: ShardHealth[];
   /** Why this server must not be counted as ready although Redis answers (a Redis that
    * may evict keys); empty when there is none. */
   problems: string[];
@@ -147,7 +149,7 @@ export class HaServices {
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */
   keys(clusterId: string): ClusterKeys {
-    if (!this.link.isHealthy) throw new RedisUnavailableError();
+    if (!this.link.isHealthyFor(clusterId)) throw new RedisUnavailableError();
     return this.views.keys(clusterId);
   }
 
@@ -160,6 +162,7 @@ export class HaServices {
       dataLoss: this.link.dataLossReport,
       redisClockSteps: this.link.clockStepReport,
       clustersWatched: this.views.size,
+      ...(this.link.shardReport && { shards: this.link.shardReport }),
       problems: policy ? [`redis maxmemory-policy is ${policy}, which may evict leases and stored data; set it to noeviction`] : [],
     };
   }
@@ -203,3 +206,4 @@ export { JOB_PARTS, type ClusterCleanupReport, type JobCleanupReport } from './c
 export type { ClusterPageRequest, ClusterRegistry, ClusterSummary } from './clusterRegistry.js';
 export type { HeldLease } from './replies.js';
 export type { Fence, IdempotencyKey, Quotas } from './storeWriter.js';
+export type { RedisConfig, ShardHealth } from './redisLink.js';

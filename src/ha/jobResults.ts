@@ -2,7 +2,7 @@
  * order) of all and of dirty job ids, read in pages. */
 import type { ClusterKeys } from './ids.js';
 import { redisCall, redisFailure } from './redisCall.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisLink.js';
 import { HaError } from './errors.js';
 import type { Fence, IdempotencyKey, StoreWriter } from './storeWriter.js';
 import { lexPage, migrateIndexes, type Page, type PageRequest } from './paging.js';
@@ -35,7 +35,7 @@ const PAGE_BYTES = 8 << 20;
 
 export class RedisJobResultStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly writer: StoreWriter,
   ) {}
 

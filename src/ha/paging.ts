@@ -1,6 +1,6 @@
 /** Reading lists in bounded pages: no Redis command of a list reads more than a page (or
  * a batch of the legacy migration), whatever the size of the tenant's data. */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redisLink.js';
 import type { ClusterKeys } from './ids.js';
 import { redisCall } from './redisCall.js';
 import { decodeIndexMigrate } from './replies.js';
@@ -28,7 +28,7 @@ const ABOVE_ASCII = '\x7f';
 
 /** Up to `limit` members of a sorted set whose scores are all 0, in byte order, after
  * `after`; with `prefix`, only those that begin with it (ASCII members). */
-export async function lexPage(redis: Redis, key: string, page: PageRequest, prefix = ''): Promise<Page<string>> {
+export async function lexPage(redis: RedisClient, key: string, page: PageRequest, prefix = ''): Promise<Page<string>> {
   const limit = Math.min(page.limit, PAGE_MAX);
   const from = page.after !== undefined && page.after >= prefix ? `(${page.after}` : prefix === '' ? '-' : `[${prefix}`;
   const to = prefix === '' ? '+' : `(${prefix}${ABOVE_ASCII}`;
@@ -43,7 +43,7 @@ export function pageCut(ids: string[], limit: number): Page<string> {
 
 /** Moves the ids of the cluster's indexes kept the old way (sets) into their sorted sets,
  * a bounded batch per script, once: afterwards one EXISTS per list tells there is nothing. */
-export async function migrateIndexes(redis: Redis, scripts: Scripts, keys: ClusterKeys): Promise<void> {
+export async function migrateIndexes(redis: RedisClient, scripts: Scripts, keys: ClusterKeys): Promise<void> {
   const legacy = keys.legacyIndexes;
   const present = await redisCall(() => redis.exists(...legacy.map((l) => l.legacy)));
   if (present === 0) return;

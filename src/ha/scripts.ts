@@ -21,7 +21,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, type Redis } from 'ioredis';
+import { Cluster, Command } from 'ioredis';
+import type { RedisClient } from './redisLink.js';
 import { RedisUnavailableError } from './errors.js';
 
 export const SCRIPTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'scripts');
@@ -125,6 +126,12 @@ const shasOf = (sources: Map<ScriptName, string>) =>
 const SHAS = shasOf(SOURCES);
 const LEGACY_SHAS = shasOf(LEGACY_SOURCES);
 
+/** A Redis Cluster's answers to a command sent to a node that does not serve its slot (now),
+ * or cannot yet: the command did not run. */
+const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
+/** How many times a pipeline (runWaitingOn) is sent again after such an answer. */
+const REDIRECTS_FOLLOWED = 5;
+
 /** What Redis before 7 answers to a script that starts with a shebang. */
 const NO_SHEBANG = /^ERR Error compiling script.* near '#'/;
 
@@ -148,7 +155,7 @@ const ACKED = new Set<ScriptName>([
  * connection such writes run on, and how long they wait for the replicas. */
 export interface ReplicaAck {
   required(): number;
-  connection: Redis;
+  connection: RedisClient;
   timeoutMs: number;
 }
 
@@ -157,7 +164,7 @@ export class Scripts {
   private legacy = false;
 
   constructor(
-    readonly redisClient: Redis,
+    readonly redisClient: RedisClient,
     private readonly ack?: ReplicaAck,
   ) {}
 
@@ -167,7 +174,7 @@ export class Scripts {
     return this.runOn(this.redisClient, name, keys, args);
   }
 
-  private async runOn(conn: Redis, name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
+  private async runOn(conn: RedisClient, name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
     const legacy = this.legacy;
     try {
       return await this.send(conn, 'evalsha', (legacy ? LEGACY_SHAS : SHAS).get(name)!, keys, args);
@@ -189,18 +196,55 @@ export class Scripts {
    * connection wrote before it). Too few within the timeout: the write may be lost in a
    * failover, so it is not acknowledged (RedisUnavailable: outcome unknown, 503). */
   private async runAcked(name: ScriptName, keys: string[], args: Arg[], replicas: number, ack: ReplicaAck): Promise<ScriptReply> {
-    const reply = await this.runOn(ack.connection, name, keys, args);
-    const held = (await ack.connection.call('WAIT', replicas, ack.timeoutMs)) as number;
+    const [reply, held] =
+      ack.connection instanceof Cluster
+        ? await this.runWaitingOn(ack.connection, name, keys, args, replicas, ack.timeoutMs)
+        : [await this.runOn(ack.connection, name, keys, args), (await ack.connection.call('WAIT', replicas, ack.timeoutMs)) as number];
     if (held < replicas) {
       throw new RedisUnavailableError(new Error(`${name}: held by ${held} of ${replicas} replicas after ${ack.timeoutMs} ms`));
     }
     return reply;
   }
 
+  /** On a Redis Cluster WAIT, which names no key, would go to any node: it goes in one
+   * pipeline with the script, which ioredis sends to the node serving the script's keys.
+   * ioredis follows a MOVED or ASK only when every command of a pipeline got it, which
+   * WAIT never does: the script not run there (a slot moved, a failover) is sent again once
+   * the slots are refreshed, and a 503 (retryable) answers if it keeps moving. */
+  private async runWaitingOn(conn: Cluster, name: ScriptName, keys: string[], args: Arg[], replicas: number, timeoutMs: number): Promise<[ScriptReply, number]> {
+    const attempt = async (command: 'evalsha' | 'eval', script: string): Promise<[ScriptReply, number]> => {
+      for (let tries = 1; ; tries++) {
+        const replies = (await conn
+          .pipeline()
+          .call(command, script, keys.length, ...keys, ...args)
+          .call('WAIT', replicas, timeoutMs)
+          .exec())!;
+        const [[ran, reply], [waited, held]] = replies;
+        if (ran && REDIRECTED.test(ran.message)) {
+          if (tries >= REDIRECTS_FOLLOWED) throw new RedisUnavailableError(ran);
+          await new Promise<void>((r) => conn.refreshSlotsCache(() => r()));
+          await new Promise((r) => setTimeout(r, 20 * tries));
+          continue;
+        }
+        if (ran) throw ran;
+        // The script ran, but whether replicas hold it is unknown: not acknowledged.
+        if (waited) throw new RedisUnavailableError(waited);
+        return [reply as ScriptReply, held as number];
+      }
+    };
+    const legacy = this.legacy;
+    try {
+      return await attempt('evalsha', (legacy ? LEGACY_SHAS : SHAS).get(name)!);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    }
+    return attempt('eval', (legacy ? LEGACY_SOURCES : SOURCES).get(name)!);
+  }
+
   /** ioredis's own script commands flatten their arguments (Array.prototype.flat, about
    * 70 ns an argument; a batch of renewals has over a hundred) and copy them three times;
    * these are flat already, so the command gets them as they are. */
-  private send(conn: Redis, name: 'eval' | 'evalsha', script: string, keys: string[], args: Arg[]): Promise<ScriptReply> {
+  private send(conn: RedisClient, name: 'eval' | 'evalsha', script: string, keys: string[], args: Arg[]): Promise<ScriptReply> {
     const command = new Command(name, [], { replyEncoding: 'utf8' });
     command.args = [script, keys.length, ...keys, ...args];
     command.stringifyArguments();

@@ -44,12 +44,12 @@ export class ViewRegistry {
   constructor(private readonly opts: ViewRegistryOptions) {
     const { link } = opts;
     link.on('message', (channel, message) => (channel === BORN_CHANNEL ? this.onBorn(message) : this.onMessage(channel, message)));
-    link.on('down', () => this.views.forEach((v) => v.suspend()));
+    link.on('down', (only) => this.views.forEach((v, id) => (!only || only(id)) && v.suspend()));
     // On every return of the link: the pub/sub connection may be a new one (a failover), and
     // the views resync, which catches up on a birth missed meanwhile.
-    link.on('up', () => {
+    link.on('up', (only) => {
       this.followBirths();
-      this.views.forEach((v) => void v.resync());
+      this.views.forEach((v, id) => (!only || only(id)) && void v.resync());
     });
     if (link.isHealthy) this.followBirths();
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, opts.idleMs / 4));
@@ -80,14 +80,14 @@ export class ViewRegistry {
   /** The view when it can answer at once (the hot path of reads), else null: then `get`. */
   ready(clusterId: string): ClusterView | null {
     const view = this.views.get(clusterId);
-    if (!view || !view.live || view.settling || !this.opts.link.isHealthy) return null;
+    if (!view || !view.live || view.settling || !this.opts.link.isHealthyFor(clusterId)) return null;
     view.lastUsed = Date.now();
     return view;
   }
 
   /** A live view of the cluster, opened if needed; RedisUnavailable when Redis is not. */
   async get(clusterId: string): Promise<ClusterView> {
-    if (!this.opts.link.isHealthy) throw new RedisUnavailableError();
+    if (!this.opts.link.isHealthyFor(clusterId)) throw new RedisUnavailableError();
     const view = this.views.get(clusterId);
     if (!view) return this.open(clusterId);
     view.lastUsed = Date.now();
@@ -133,7 +133,7 @@ export class ViewRegistry {
         floors.noteChanges(clusterId, [change]);
         onChange(change);
       },
-      isRedisHealthy: () => link.isHealthy,
+      isRedisHealthy: () => link.isHealthyFor(clusterId),
       log: logger,
     });
     this.bornWhileOpening.delete(clusterId);

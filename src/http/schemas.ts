@@ -310,6 +310,22 @@ export const Readiness = Type.Object({
     },
   ),
   clustersWatched: Type.Integer({ minimum: 0, description: 'Clusters whose leaders this server keeps in memory.' }),
+  shards: Type.Optional(
+    Type.Array(
+      Type.Object({
+        firstSlot: Type.Integer({ minimum: 0, maximum: 16383, description: 'The first hash slot it serves (where its marker lives).' }),
+        slots: Type.Integer({ minimum: 0, description: 'How many hash slots it serves.' }),
+        primary: Type.String({ description: 'host:port of its primary.' }),
+        redis: Type.Unsafe<'up' | 'down'>({ type: 'string', enum: ['up', 'down'] }),
+        replicas: Type.Integer({ minimum: 0, description: 'Replicas connected to its primary.' }),
+      }),
+      {
+        description:
+          'On a Redis Cluster (`REDIS_CLUSTER_NODES`), each shard. The clusters whose hash tag a shard down serves ' +
+          'answer 503, the others do not; the server stays ready while any shard is up (`redis` is `up` only when all are).',
+      },
+    ),
+  ),
   problems: Type.Array(Type.String(), {
     description:
       'Why the server is not ready although Redis answers: a Redis whose `maxmemory-policy` may evict ' +

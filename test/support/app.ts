@@ -12,6 +12,7 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { App } from '../../src/http/types.js';
 import { freePort, RedisProcess } from './redis.js';
+import { RedisClusterProcess } from './redisCluster.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -41,13 +42,28 @@ export function randomJobId(): string {
   return randomBytes(16).toString('hex');
 }
 
-/** REDIS_URL when given (for tests that do not kill Redis), else a redis-server of our own. */
+/** REDIS_URL when given (for tests that do not kill Redis), else a redis-server of our own;
+ * with LEASEHOLD_TEST_REDIS=cluster, a Redis Cluster of our own (test/support/redisCluster.ts),
+ * named by its first node's URL: startApp and ServerProcess given that URL connect to the
+ * whole cluster (REDIS_CLUSTER_NODES) instead. */
 export async function sharedRedisUrl(): Promise<string> {
   if (process.env.REDIS_URL) return process.env.REDIS_URL;
+  if (process.env.LEASEHOLD_TEST_REDIS === 'cluster') {
+    sharedCluster ??= RedisClusterProcess.start();
+    return `redis://127.0.0.1:${(await sharedCluster).nodes[0].port}`;
+  }
   shared ??= RedisProcess.start();
   return (await shared).url;
 }
 let shared: Promise<RedisProcess> | undefined;
+let sharedCluster: Promise<RedisClusterProcess> | undefined;
+
+/** The environment that reaches the shared Redis Cluster, when `url` names it. */
+async function clusterEnv(url: string | undefined): Promise<Record<string, string> | null> {
+  if (!sharedCluster || url === undefined) return null;
+  const cluster = await sharedCluster;
+  return url === `redis://127.0.0.1:${cluster.nodes[0].port}` ? { REDIS_CLUSTER_NODES: cluster.seeds } : null;
+}
 
 export interface Running {
   app: App;
@@ -61,10 +77,16 @@ export interface Running {
 /** An app listening on a free port, closed after the test; with `redisUrl` undefined, on
  * the Redis of the configuration (`env`: Sentinel, say). */
 export async function startApp(t: TestContext | null, redisUrl: string | undefined, env: Record<string, string> = {}): Promise<Running> {
-  const app = await buildApp({ config: testConfig(env), redis: redisUrl, logger: false });
+  const cluster = await clusterEnv(redisUrl);
+  const app = await buildApp({ config: testConfig({ ...cluster, ...env }), redis: cluster ? undefined : redisUrl, logger: false });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, 10_000);
+  // On a Redis Cluster, ready is any shard up: the tests want them all.
+  const ready = async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+    return r.status === 200 && (!cluster || ((await r.json()) as { redis: string }).redis === 'up');
+  };
+  await waitFor(ready, 10_000);
   let closed = false;
   const running: Running = {
     app,
@@ -268,7 +290,7 @@ export class ServerProcess {
       : [process.execPath, serverArgs(this.cwd)];
     const child = spawn(cmd, args, {
       cwd: this.cwd,
-      env: { ...process.env, LOG_LEVEL: 'warn', ...this.env, PORT: String(this.port), HOST: '127.0.0.1' },
+      env: { ...process.env, LOG_LEVEL: 'warn', ...this.env, ...(await clusterEnv(this.env.REDIS_URL)), PORT: String(this.port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;

@@ -10,7 +10,10 @@ export function opsRoutes(app: App, { ha, metrics }: RouteContext): void {
 
   app.get('/readyz', async (_req, reply) => {
     const h = ha.health();
-    const ready = h.redis === 'up' && h.problems.length === 0;
+    // On a Redis Cluster a shard down is down for every server alike: a server still serves
+    // the clusters of the other shards, so it stays ready.
+    const up = h.redis === 'up' || (h.shards?.some((s) => s.redis === 'up') ?? false);
+    const ready = up && h.problems.length === 0;
     if (!ready) reply.code(503).header('retry-after', '1');
     return { status: ready ? 'ready' : 'unavailable', ...h };
   });

@@ -31,6 +31,8 @@ export interface FloorsWritebackOptions {
   log: Log;
   /** Called once every cluster was written back (or failed to be): resync the views. */
   done: () => void;
+  /** Told, before `done`, of the clusters found below what this server answered. */
+  behind?: (clusterIds: Set<string>) => void;
 }
 
 export class FloorsWriteback {
@@ -94,5 +96,6 @@ export class FloorsWriteback {
     // Found below what this server answered: a loss, counted here unless the health check
     // counted it already.
     for (const clusterId of behind) link.reportRollback(clusterId, lost);
+    this.opts.behind?.(behind);
   }
 }

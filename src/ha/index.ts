@@ -128,7 +128,7 @@ export class HaServices {
       log: opts.logger,
       done: () => this.views.resyncAll(),
       // Leaders believed there may be gone: the resync that follows tells (history.ts, lost).
-      behind: (clusterIds) => this.views.suspectLoss(clusterIds),
+      behind: (clusterId) => this.views.suspectLoss([clusterId]),
     });
     this.election = new ElectionService(this.link, store, this.views, this.floors, this.leases);
     this.leadership = new LeadershipService(store.leadership, this.election, this.floors);

@@ -144,9 +144,10 @@ export class ViewRegistry {
     return {
       ...store,
       sync: async (believed, floor) => {
-        const suspected = this.lossSuspects.has(clusterId);
         const r = await store.sync(believed, floor);
-        this.lossSuspects.delete(clusterId);
+        // Read once the sync answered: a suspicion raised while it ran is about the Redis
+        // it read (the loss came before the suspicion).
+        const suspected = this.lossSuspects.delete(clusterId);
         if (!r.rolledBack && !suspected) return r;
         for (const [component, sessionId] of believed) {
           const held = holderOf(component);

@@ -27,6 +27,7 @@ import { checkpointRoutes } from './http/routes/checkpoints.js';
 import { blobRoutes } from './http/routes/blobs.js';
 import { cleanupRoutes } from './http/routes/cleanup.js';
 import { clusterRoutes } from './http/routes/clusters.js';
+import { historyRoutes } from './http/routes/history.js';
 import { Access, routeRole } from './http/auth.js';
 import type { App, RouteContext } from './http/types.js';
 import { Metrics } from './metrics.js';
@@ -74,6 +75,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     healthIntervalMs: config.redisHealthIntervalMs,
     replicaAck: config.redisReplicaAck,
     changeLogSize: config.changeLogSize,
+    history: config.history,
     viewIdleMs: 5 * 60_000,
     maxViews: config.viewsMax,
     idempotencyTtlMs: config.idempotencyTtlMs,
@@ -141,7 +143,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     watchRoutes(scope, context);
     renewalRoutes(scope, context);
   });
-  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, clusterRoutes]) {
+  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, clusterRoutes, historyRoutes]) {
     routes(app, context);
   }
   return app;

@@ -44,8 +44,9 @@ async function send(method: string, path: string, token?: string, body?: unknown
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
-/** Leadership keys change with every campaign, so only the store keys are compared. */
-const LEADERSHIP = /^(index|log|components|lease:.*|leader:.*)$/;
+/** Leadership keys (and the leadership history) change with every campaign, so only the
+ * store keys are compared. */
+const LEADERSHIP = /^(index|log|components|lease:.*|leader:.*|history(:.*)?)$/;
 
 /** Every store key of the cluster with its serialized value (DUMP, hex). */
 async function storeKeys(c: string): Promise<Map<string, string>> {

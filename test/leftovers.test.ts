@@ -185,7 +185,7 @@ test('deleting a cluster of many job managers runs in bounded steps and reports 
     const body = await r.json();
     assert.equal(r.status, 200, JSON.stringify(body));
     assert.equal(body.deleted.leaders, n);
-    assert.equal(body.deleted.keys, 2 * n + 3, 'leases, leader hashes, index, log and components');
+    assert.equal(body.deleted.keys, 2 * n + 6, "leases, leader hashes, index, log, components and the history's three");
     const most = Math.max(...(await scriptCalls()).map((x) => x.keys));
     assert.ok(most <= 2 * CLEANUP_BATCH + 8, `a script call was given ${most} keys`);
   } finally {

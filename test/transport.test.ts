@@ -112,6 +112,8 @@ const ACL = [
   '+rpush', '+llen', '+lindex',
   // Paged lists and chunked plans (issue 16).
   '+zrangebylex', '+zscore', '+spop', '+hscan', '+rename', '+type', '+strlen', '+getrange', '+multi', '+exec',
+  // The leadership history (lib/history.lua, history_read.lua).
+  '+xrevrange', '+xlen', '+xtrim',
 ];
 
 test('as the least-privilege ACL user of docs/operations.md, a whole life cycle runs and Redis denies nothing', async (t) => {

@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Log } from './log.js';
-import type { Change } from './changes.js';
+import type { Change, Leader } from './changes.js';
 import { RedisUnavailableError } from './errors.js';
-import type { ClusterKeys } from './ids.js';
+import type { ClusterKeys, Component } from './ids.js';
 import { ElectionService } from './election.js';
 import { LeaseStore } from './leaseStore.js';
 import { RedisLink, type ClockStepReport, type DataLossReport, type RedisConfig, type ShardHealth } from './redisLink.js';
@@ -25,6 +25,7 @@ import { Floors } from './floors.js';
 import { FloorsWriteback } from './floorsWriteback.js';
 import { LeaseEvents } from './events.js';
 import { ClusterRegistry } from './clusterRegistry.js';
+import { DEFAULT_HISTORY, LeadershipHistory, retentionArg, type HistoryRetention } from './history.js';
 
 export interface HaOptions {
   redis: string | RedisConfig;
@@ -34,6 +35,9 @@ export interface HaOptions {
    * 'auto' for one whenever the primary has any. */
   replicaAck: { replicas: 'auto' | number; timeoutMs: number };
   changeLogSize: number;
+  /** The leadership history's retention (scripts/lib/history.lua); by default 10000 entries
+   * and 30 days. */
+  history?: HistoryRetention;
   viewIdleMs: number;
   /** The most cluster views kept in memory (views.ts). */
   maxViews: number;
@@ -77,6 +81,8 @@ export class HaServices {
   readonly checkpoints: RedisCheckpointStore;
   readonly blobs: RedisBlobStore;
   readonly cleanup: Cleanup;
+  /** The leadership history of each cluster (history.ts). */
+  readonly history: LeadershipHistory;
   readonly floors: Floors;
   readonly writeback: FloorsWriteback;
   /** The clusters this deployment holds, for the listing (clusterRegistry.ts). */
@@ -101,7 +107,8 @@ export class HaServices {
     const { replicas, timeoutMs } = opts.replicaAck;
     this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
     const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
-    const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'), opts.quotas.jobManagers);
+    const logArg = retentionArg(opts.changeLogSize, opts.history ?? DEFAULT_HISTORY);
+    const store = new LeaseStore(scripts, logArg, randomBytes(8).toString('hex'), opts.quotas.jobManagers);
     this.store = store;
     this.log = opts.logger;
     this.leases = new AcknowledgedLeases(this.requiredAcks);
@@ -115,6 +122,7 @@ export class HaServices {
       onChange: opts.onChange ?? (() => {}),
       onRollback: (clusterId) => this.link.reportRollback(clusterId),
       events: this.events,
+      onLost: (clusterId, component, leader) => void this.recordLost(clusterId, component, leader),
       logger: opts.logger,
     });
     this.writeback = new FloorsWriteback({
@@ -124,6 +132,8 @@ export class HaServices {
       logSize: opts.changeLogSize,
       log: opts.logger,
       done: () => this.views.resyncAll(),
+      // Leaders believed there may be gone: the resync that follows tells (history.ts, lost).
+      behind: (clusterId) => this.views.suspectLoss([clusterId]),
     });
     this.election = new ElectionService(this.link, store, this.views, this.floors, this.leases);
     this.leadership = new LeadershipService(store.leadership, this.election, this.floors);
@@ -144,7 +154,8 @@ export class HaServices {
     this.executionPlans = new RedisExecutionPlanStore(bulk, writer);
     this.checkpoints = new RedisCheckpointStore(bulk, writer, this.floors);
     this.blobs = new RedisBlobStore(bulk, writer);
-    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, opts.changeLogSize, this.floors, this.clusters);
+    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, logArg, this.floors, this.clusters);
+    this.history = new LeadershipHistory(storeScripts, scripts, opts.changeLogSize, opts.history ?? DEFAULT_HISTORY);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */
@@ -173,6 +184,9 @@ export class HaServices {
   private async startGrace(loss: PrimaryLoss): Promise<void> {
     const atRisk = this.leases.atRisk(loss);
     if (atRisk.length === 0) return;
+    // The views resync once the link is up again: the leaders they believed that Redis lost
+    // are recorded (history.ts, lost).
+    this.views.suspectLoss(atRisk.map(([clusterId]) => clusterId));
     for (const [clusterId, ms] of atRisk) await this.store.startGrace(this.views.keys(clusterId), ms);
     const longest = Math.max(...atRisk.map(([, ms]) => ms));
     this.log.error(
@@ -181,6 +195,18 @@ export class HaServices {
         ? 'the redis primary changed after this server acknowledged leases that no replica held: the new primary may lack them, so these clusters grant no lease until they have run out'
         : 'redis lost its data while leases this server acknowledged were running: these clusters grant no lease until they have run out',
     );
+  }
+
+  /** A leader this server acknowledged and Redis lost, into the history (once, whichever
+   * server finds it first) and the events; best effort: a failure is logged. */
+  private async recordLost(clusterId: string, component: Component, leader: Leader): Promise<void> {
+    try {
+      if (await this.history.lost(this.views.keys(clusterId), component, leader)) {
+        this.events.of('lost', clusterId, component, leader.contenderId, leader.fencingToken);
+      }
+    } catch (err) {
+      this.log.warn({ err, clusterId, component }, 'could not record a lost leader in the history');
+    }
   }
 
   /** Releases connections and timers; deletes nothing. */

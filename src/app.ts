@@ -26,7 +26,8 @@ import { executionPlanRoutes } from './http/routes/executionPlans.js';
 import { checkpointRoutes } from './http/routes/checkpoints.js';
 import { blobRoutes } from './http/routes/blobs.js';
 import { cleanupRoutes } from './http/routes/cleanup.js';
-import { Access, routeRole } from './http/auth.js';
+import { uiRoutes } from './http/routes/ui.js';
+import { Access, authorizationOf, pickProtocol, routeRole } from './http/auth.js';
 import type { App, RouteContext } from './http/types.js';
 import { Metrics } from './metrics.js';
 import { reportLeadershipEvents } from './telemetry.js';
@@ -109,7 +110,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       const check: onRequestHookHandler = (req, _reply, done) => {
         try {
           const override = role === 'write' && req.headers['x-fencing-token'] === 'override';
-          const caller = access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          const caller = access.check(authorizationOf(req.headers), override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
           req.grant = caller && caller.name;
           req.grantAdmin = caller?.admin ?? false;
           done();
@@ -130,13 +131,13 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // watch and the renewal stream.
   await app.register(async (scope: App) => {
     await scope.register(websocket, {
-      options: { maxPayload: 4096 },
+      options: { maxPayload: 4096, handleProtocols: pickProtocol },
       preClose: async () => sockets.closeAll(),
     });
     watchRoutes(scope, context);
     renewalRoutes(scope, context);
   });
-  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes]) {
+  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, uiRoutes]) {
     routes(app, context);
   }
   return app;

@@ -26,6 +26,7 @@ import { executionPlanRoutes } from './http/routes/executionPlans.js';
 import { checkpointRoutes } from './http/routes/checkpoints.js';
 import { blobRoutes } from './http/routes/blobs.js';
 import { cleanupRoutes } from './http/routes/cleanup.js';
+import { clusterRoutes } from './http/routes/clusters.js';
 import { uiRoutes } from './http/routes/ui.js';
 import { Access, authorizationOf, pickProtocol, routeRole } from './http/auth.js';
 import type { App, RouteContext } from './http/types.js';
@@ -107,10 +108,15 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     app.addHook('onRoute', (route) => {
       const role = routeRole([route.method].flat()[0], route.url);
       if (!role) return;
+      // The listing of clusters names none: it shows each caller those it may touch.
+      const inCluster = route.url.startsWith('/v1/clusters/');
       const check: onRequestHookHandler = (req, _reply, done) => {
         try {
           const override = role === 'write' && req.headers['x-fencing-token'] === 'override';
-          const caller = access.check(authorizationOf(req.headers), override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId);
+          const authorization = authorizationOf(req.headers);
+          const caller = inCluster
+            ? access.check(authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId)
+            : access.caller(authorization, role);
           req.grant = caller && caller.name;
           req.grantAdmin = caller?.admin ?? false;
           done();
@@ -137,7 +143,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     watchRoutes(scope, context);
     renewalRoutes(scope, context);
   });
-  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, uiRoutes]) {
+  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, clusterRoutes, uiRoutes]) {
     routes(app, context);
   }
   return app;

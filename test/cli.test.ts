@@ -139,7 +139,7 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
         cli(['serve', '--redis-url', 'localhost:6379']),
       ]);
     expectExit(help, 0);
-    for (const word of ['serve', 'leaders', 'leadership', 'watch', 'campaign', 'resign', 'job-results', 'cleanup-job', 'cleanup-cluster', 'LEASEHOLD_URL', 'LEASEHOLD_TOKEN', '--timeout']) {
+    for (const word of ['serve', 'clusters', 'leaders', 'leadership', 'watch', 'campaign', 'resign', 'job-results', 'cleanup-job', 'cleanup-cluster', 'LEASEHOLD_URL', 'LEASEHOLD_TOKEN', '--timeout']) {
       assert.match(help.stdout, new RegExp(word));
     }
     assert.match(help.stdout, /Exit codes:[\s\S]*6 {2}unavailable/);
@@ -400,6 +400,34 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
     expectExit(json, 0);
     const entries = JSON.parse(json.stdout).jobResults;
     assert.deepEqual(entries.find((e: { jobId: string }) => e.jobId === cleanJob), clean);
+  });
+
+  test('clusters: a table, --prefix and --json, every page; the SDK lists the same', async () => {
+    const p = uniqueCluster('cli-clusters');
+    const empty = await cli(['clusters', '--prefix', p]);
+    expectExit(empty, 0);
+    assert.equal(empty.stdout, 'CLUSTER  LEADERSHIP  RESOURCEMANAGER  DISPATCHER  REST  JOBS  LAST CHANGE\n');
+    const [a, b] = [`${p}-a`, `${p}-b`];
+    await lead(sdk.cluster(a), 'dispatcher', 'disp-1', 'http://10.0.0.5:8081');
+    await lead(sdk.cluster(a), `jobmanager/${randomJobId()}`, 'jm-1');
+    await sdk.cluster(b).campaignLeadership({ contenderId: 'jm-process', ttlMs: 60_000 });
+    await waitFor(async () => (await sdk.clusters().list({ prefix: p })).length === 2, 10_000, 'both listed');
+    const [table, json] = await Promise.all([cli(['clusters', '--prefix', p]), cli(['clusters', '--prefix', p, '--json'])]);
+    expectExit(table, 0);
+    const rows = cells(table.stdout);
+    assert.deepEqual(rows[0], ['CLUSTER', 'LEADERSHIP', 'RESOURCEMANAGER', 'DISPATCHER', 'REST', 'JOBS', 'LAST CHANGE']);
+    assert.deepEqual(rows[1].slice(0, 6), [a, '-', '-', 'disp-1@http://10.0.0.5:8081', '-', '1']);
+    assert.match(rows[1][6], /^\d{4}-\d\d-\d\dT/);
+    assert.deepEqual(rows[2].slice(0, 6), [b, 'jm-process', '-', '-', '-', '0']);
+    assert.equal(rows.length, 3);
+    expectExit(json, 0);
+    const listed = JSON.parse(json.stdout).clusters;
+    assert.deepEqual(listed.map((e: { clusterId: string }) => e.clusterId), [a, b]);
+    assert.equal(listed[1].leadership.contenderId, 'jm-process');
+    const each: string[] = [];
+    for await (const e of sdk.clusters().each({ prefix: p })) each.push(e.clusterId);
+    assert.deepEqual(each, [a, b]);
+    await assert.rejects(sdk.clusters().list({ prefix: p, max: 1 }), RangeError);
   });
 
   test('cleanup-job: override by default, a stale token (exit 3)', async () => {

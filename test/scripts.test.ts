@@ -14,6 +14,7 @@ import {
   decodeChanges,
   decodeCleanupCluster,
   decodeCleanupJob,
+  decodeClusterSummary,
   decodeFenceCheck,
   decodeLeadership,
   decodeOp,
@@ -151,6 +152,7 @@ describe('the decoders', () => {
     fence_check: (code) => decodeFenceCheck(code),
     cleanup_job: (code) => decodeCleanupJob([code, 1, 0, 1, 0, 1]).code,
     cleanup_cluster: (code) => decodeCleanupCluster([code], 'finish').code,
+    cluster_summary: () => decodeClusterSummary([null, 0, null, 0, 0, 0]).index,
     ...(Object.fromEntries(
       LEADERSHIP_SCRIPTS.map((n) => [n, (code: number) => decodeLeadership(n, [code, null, 0, 0, 0]).code]),
     ) as Record<LeadershipScript, (code: number) => unknown>),

@@ -19,6 +19,7 @@ import { registerLeaders } from './leaders.js';
 import { registerLeadership } from './leadership.js';
 import { registerServe } from './serve.js';
 import { registerStores } from './stores.js';
+import { registerClusters } from './clusters.js';
 import { stopWithNpm } from '../npmParent.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -26,7 +27,7 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 function buildProgram(): Command {
   // Settings made before `.command()` are inherited by every command.
   const program = new Command('leasehold')
-    .description('Operate a leasehold server: leaders, watches, campaigns, job results and cleanup.')
+    .description('Operate a leasehold server: clusters, leaders, watches, campaigns, job results and cleanup.')
     .version(version)
     .addOption(new Option('--url <url>', 'server URL').env('LEASEHOLD_URL').default(DEFAULT_URL))
     .addOption(new Option('--token <token>', 'bearer token').env('LEASEHOLD_TOKEN'))
@@ -39,6 +40,7 @@ function buildProgram(): Command {
   registerLeaders(program);
   registerLeadership(program);
   registerStores(program);
+  registerClusters(program);
   return program.addHelpText('afterAll', EXIT_CODES_HELP);
 }
 

@@ -4,8 +4,8 @@ import { componentPath, seg, Http, type ClientOptions } from './http.js';
 import { LeaderElection, type LeaderElectionOptions } from './election.js';
 import { ClusterLeadership, type ClusterLeadershipOptions } from './leadership.js';
 import { LeaderRetrieval, type LeaderRetrievalOptions } from './retrieval.js';
-import { BlobStore, CheckpointIdCounter, CheckpointStore, ExecutionPlanStore, JobCleaner, JobResultStore, type Fence } from './stores.js';
-import type { CampaignResult, ClusterCleanup, Component, JobCleanup, Leader, LeadershipCampaignResult, LeadershipInfo, LeadersState } from './types.js';
+import { BlobStore, CheckpointIdCounter, CheckpointStore, collect, ExecutionPlanStore, JobCleaner, JobResultStore, paged, type Fence, type ListOptions } from './stores.js';
+import type { CampaignResult, ClusterCleanup, ClusterEntry, Component, JobCleanup, Leader, LeadershipCampaignResult, LeadershipInfo, LeadersState } from './types.js';
 
 export class LeaseholdClient {
   readonly http: Http;
@@ -16,6 +16,27 @@ export class LeaseholdClient {
 
   cluster(clusterId: string): Cluster {
     return new Cluster(this.http, clusterId);
+  }
+
+  /** The clusters the server holds that this client's token may use (`GET /v1/clusters`). */
+  clusters(): ClusterList {
+    return new ClusterList(this.http);
+  }
+}
+
+/** The listing of the server's clusters, sorted by id; `prefix` keeps those whose id begins
+ * with it. */
+export class ClusterList {
+  constructor(private readonly http: Http) {}
+
+  /** Every cluster, every page of them, up to `max` (beyond: RangeError). */
+  list(options: ListOptions & { prefix?: string } = {}): Promise<ClusterEntry[]> {
+    return collect(this.each(options), 'clusters', options);
+  }
+
+  /** The clusters, fetched a page at a time as the caller iterates. */
+  each(options: { prefix?: string } = {}): AsyncGenerator<ClusterEntry> {
+    return paged(this.http, '/v1/clusters', 'clusters', options.prefix ? { prefix: options.prefix } : {});
   }
 }
 

@@ -40,6 +40,31 @@ export interface ListOptions {
   max?: number;
 }
 
+/** Every entry of a paginated list (`path`, answering its entries in `field`), page after
+ * page (following `nextCursor`). */
+export async function* paged<T>(http: Http, path: string, field: string, query: Record<string, string> = {}): AsyncGenerator<T> {
+  let cursor: string | undefined;
+  do {
+    const params = new URLSearchParams({ ...query, limit: String(PAGE_LIMIT), ...(cursor ? { cursor } : {}) });
+    const page = await http.request<Record<string, unknown> & { nextCursor?: string }>(`${path}?${params}`);
+    yield* page[field] as T[];
+    cursor = page.nextCursor;
+  } while (cursor);
+}
+
+/** Every entry of a paginated list, up to `max` (beyond: RangeError); with `keyOf`, an
+ * entry listed twice (a scan may) is kept once, the later one. */
+export async function collect<T>(entries: AsyncIterable<T>, what: string, options: ListOptions, keyOf?: (e: T) => string): Promise<T[]> {
+  const max = options.max ?? LIST_MAX_DEFAULT;
+  const all = new Map<unknown, T>();
+  for await (const e of entries) {
+    const key = keyOf ? keyOf(e) : all.size;
+    if (!all.has(key) && all.size >= max) throw new RangeError(`more than ${max} ${what}: iterate over them, or pass a larger max`);
+    all.set(key, e);
+  }
+  return [...all.values()];
+}
+
 /** A blob transfer may take long; its timeout covers the whole transfer. */
 const TRANSFER_TIMEOUT_MS = 3_600_000;
 
@@ -58,28 +83,13 @@ class Store {
     return this.http.request<T>(this.base + path);
   }
 
-  /** Every entry of a paginated list, page after page (following `nextCursor`). */
-  protected async *paged<T>(path: string, field: string, query: Record<string, string> = {}): AsyncGenerator<T> {
-    let cursor: string | undefined;
-    do {
-      const params = new URLSearchParams({ ...query, limit: String(PAGE_LIMIT), ...(cursor ? { cursor } : {}) });
-      const page = await this.read<Record<string, unknown> & { nextCursor?: string }>(`${path}?${params}`);
-      yield* page[field] as T[];
-      cursor = page.nextCursor;
-    } while (cursor);
+  /** Every entry of a paginated list of the cluster, page after page. */
+  protected paged<T>(path: string, field: string, query: Record<string, string> = {}): AsyncGenerator<T> {
+    return paged<T>(this.http, this.base + path, field, query);
   }
 
-  /** Every entry of a paginated list, up to `max` (beyond: RangeError); with `keyOf`, an
-   * entry listed twice (a scan may) is kept once, the later one. */
-  protected async collect<T>(entries: AsyncIterable<T>, what: string, options: ListOptions, keyOf?: (e: T) => string): Promise<T[]> {
-    const max = options.max ?? LIST_MAX_DEFAULT;
-    const all = new Map<unknown, T>();
-    for await (const e of entries) {
-      const key = keyOf ? keyOf(e) : all.size;
-      if (!all.has(key) && all.size >= max) throw new RangeError(`more than ${max} ${what}: iterate over them, or pass a larger max`);
-      all.set(key, e);
-    }
-    return [...all.values()];
+  protected collect<T>(entries: AsyncIterable<T>, what: string, options: ListOptions, keyOf?: (e: T) => string): Promise<T[]> {
+    return collect(entries, what, options, keyOf);
   }
 
   /** A read that answers null for 404. */

@@ -34,3 +34,7 @@ export type BlobStored = wire.BlobStored;
 export type CleanupPart = keyof wire.JobCleanupParts;
 export type JobCleanup = wire.JobCleanupReport;
 export type ClusterCleanup = wire.ClusterCleanupReport;
+
+/** A cluster as the listing shows it (`GET /v1/clusters`). */
+export type ClusterEntry = wire.ClusterEntry;
+export type LeadershipSummary = wire.LeadershipSummary;

@@ -544,3 +544,59 @@ export interface ClusterCleanupReport {
   /** How many of each were deleted. */
   deleted: Record<"leaders" | "jobResults" | "executionPlans" | "checkpoints" | "checkpointIdCounters" | "blobs" | "keys", number>;
 }
+
+/**
+ * The leader of each cluster-wide component, as `GET …/leaders` answers it, or null when it has
+ * none; a component published under the leadership shows the leadership’s holder.
+ */
+export type ClusterLeaders = Record<"resourcemanager" | "dispatcher" | "rest", LeaderOrNull>;
+
+/** Who holds the cluster’s leadership: `GET …/leadership` tells the rest. */
+export interface LeadershipSummary {
+  contenderId: string;
+  /** The leadership’s session id (a UUID). */
+  sessionId: string;
+  /** The leadership’s fencing token. */
+  token: number;
+  ttlMs: number;
+  /** Milliseconds left on its lease when the server answered. */
+  remainingMs: number;
+  /** How many components it publishes (`GET …/leadership` lists them). */
+  publishedCount: number;
+}
+
+/** The cluster’s leadership, or null when none is held. */
+export type LeadershipSummaryOrNull = LeadershipSummary | null;
+
+/** A cluster of the deployment, as the listing shows it. */
+export interface ClusterEntry {
+  clusterId: string;
+  leaders: ClusterLeaders;
+  leadership: LeadershipSummaryOrNull;
+  /**
+   * Job managers with a lease (per-component or published under the leadership), as the
+   * job-manager quota counts them: one whose lease ran out unnoticed counts until the cluster is
+   * next read whole.
+   */
+  jobCount: number;
+  /**
+   * When the last change of its leaders was recorded, by Redis’s clock (read from `index`, a
+   * hybrid clock: later when the index had to pass a higher token). null when `index` is.
+   */
+  lastChangeAt: string | null;
+  /**
+   * Its change index as stored; null when it has none (it holds only data an admin wrote unfenced:
+   * no lease was ever granted in it).
+   */
+  index: Index | null;
+}
+
+export interface ClustersResponse {
+  /** Sorted by cluster id (byte order); only those the caller’s token may use. */
+  clusters: ClusterEntry[];
+  /**
+   * Present when there may be more entries: pass it as `cursor` for the next page; absent on the
+   * last page.
+   */
+  nextCursor?: string;
+}

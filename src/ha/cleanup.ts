@@ -12,6 +12,7 @@ import { requireFence, type Fence } from './storeWriter.js';
 import type { RedisBlobStore } from './blobs.js';
 import type { ViewRegistry } from './views.js';
 import type { Floors } from './floors.js';
+import type { ClusterRegistry } from './clusterRegistry.js';
 
 export { JOB_PARTS, type JobPart };
 
@@ -63,6 +64,8 @@ export class Cleanup {
     private readonly logSize: number,
     /** What this server answered: a deleted job or cluster takes its floors with it. */
     private readonly floors: Floors,
+    /** The listing: a deleted cluster leaves it last. */
+    private readonly registry?: ClusterRegistry,
   ) {}
 
   /** Deletes all of a job's data but its job result, at once; fenced by the dispatcher.
@@ -144,6 +147,7 @@ export class Cleanup {
       const deleted = { leaders: 0, jobResults: 0, executionPlans: 0, checkpoints: 0, checkpointIdCounters: 0, blobs: 0, keys: 0 };
       for (const k of Object.keys(deleted) as Array<keyof typeof deleted>) deleted[k] = reply.tally[k] ?? 0;
       this.floors.forget(clusterId);
+      await this.registry?.remove(keys);
       return { clusterId, deleted };
     }
     throw new RedisUnavailableError(new Error('the components kept changing during cleanup'));

@@ -25,6 +25,7 @@ import { Cleanup } from './cleanup.js';
 import { Floors } from './floors.js';
 import { FloorsWriteback } from './floorsWriteback.js';
 import { LeaseEvents } from './events.js';
+import { ClusterRegistry } from './clusterRegistry.js';
 
 export interface HaOptions {
   redis: string | RedisOptions;
@@ -76,6 +77,8 @@ export class HaServices {
   readonly cleanup: Cleanup;
   readonly floors: Floors;
   readonly writeback: FloorsWriteback;
+  /** The clusters this deployment holds, for the listing (clusterRegistry.ts). */
+  readonly clusters: ClusterRegistry;
   /** Grants, refused renewals, resignations, expiries and revocations (events.ts). */
   readonly events = new LeaseEvents();
   private readonly requiredAcks: () => number;
@@ -128,12 +131,18 @@ export class HaServices {
     // that bulk traffic never queues ahead of a renewal.
     const bulk = this.link.bulk;
     const storeScripts = new Scripts(bulk, { required: this.requiredAcks, connection: link.bulkAcked, timeoutMs });
+    this.clusters = new ClusterRegistry(bulk, storeScripts, opts.logger, link);
     const writer = new StoreWriter(storeScripts, opts.idempotencyTtlMs, (id, component) => this.views.tokenFloor(id, component), opts.quotas);
+    // An admin's unfenced write may give data to a cluster that has no index, whose
+    // birth nobody publishes: listed before it is answered. So may a leadership with
+    // nothing published (it records no change): listed when granted.
+    writer.unfenced = (clusterId) => this.clusters.add(clusterId);
+    this.events.on((e) => e.event === 'granted' && e.component === null && this.clusters.note(e.clusterId));
     this.jobResults = new RedisJobResultStore(bulk, writer);
     this.executionPlans = new RedisExecutionPlanStore(bulk, writer);
     this.checkpoints = new RedisCheckpointStore(bulk, writer, this.floors);
     this.blobs = new RedisBlobStore(bulk, writer);
-    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, opts.changeLogSize, this.floors);
+    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, opts.changeLogSize, this.floors, this.clusters);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */
@@ -173,6 +182,7 @@ export class HaServices {
 
   /** Releases connections and timers; deletes nothing. */
   async close(): Promise<void> {
+    this.clusters.close();
     this.views.close();
     this.floors.close();
     await this.link.close();
@@ -190,4 +200,6 @@ export { JOB_STATUSES, type Checkpoint, type JobStatus } from './checkpoints.js'
 export { BLOB_POSITION, type BlobMeta } from './blobs.js';
 export { PAGE_MAX, type Page, type PageRequest } from './paging.js';
 export { JOB_PARTS, type ClusterCleanupReport, type JobCleanupReport } from './cleanup.js';
+export type { ClusterPageRequest, ClusterRegistry, ClusterSummary } from './clusterRegistry.js';
+export type { HeldLease } from './replies.js';
 export type { Fence, IdempotencyKey, Quotas } from './storeWriter.js';

@@ -417,3 +417,39 @@ export function decodeCleanupCluster(r: ScriptReply, phase: 'begin' | 'batch' | 
   for (let i = 1; i + 1 < r.length; i += 2) tally[r[i] as string] = Number(r[i + 1]);
   return { code, changes: [], tally };
 }
+
+// ---- the cluster listing ---------------------------------------------------------------
+
+/** A lease as cluster_summary.lua reads it: its holder and the ms left on it. */
+export interface HeldLease {
+  leader: Leader;
+  remainingMs: number;
+}
+
+export interface ClusterSummaryReply {
+  /** null: the cluster has no stored index (no lease was ever granted in it). */
+  index: number | null;
+  jobManagers: number;
+  leadership: (HeldLease & { ttlMs: number; published: number }) | null;
+  /** By singleton, in the order the script was given them; null when free. */
+  singletons: Array<HeldLease | null>;
+}
+
+/** cluster_summary.lua: {index, job managers, leadership, its ms left, ttl, published,
+ * then per singleton: leader, ms left}. */
+export function decodeClusterSummary(r: ScriptReply): ClusterSummaryReply {
+  if (!Array.isArray(r) || r.length < 6 || (r.length - 6) % 2 !== 0) throw unexpectedReply('cluster_summary', r?.[0]);
+  const held = (json: unknown, ms: unknown): HeldLease | null => {
+    const leader = parseLeader(typeof json === 'string' ? json : null);
+    return leader && { leader, remainingMs: Math.max(0, Number(ms)) };
+  };
+  const ls = held(r[2], r[3]);
+  const singletons: Array<HeldLease | null> = [];
+  for (let i = 6; i + 1 < r.length; i += 2) singletons.push(held(r[i], r[i + 1]));
+  return {
+    index: r[0] === null ? null : Number(r[0]),
+    jobManagers: Math.max(0, Number(r[1])),
+    leadership: ls && { ...ls, ttlMs: Number(r[4]), published: Number(r[5]) },
+    singletons,
+  };
+}

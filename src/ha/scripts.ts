@@ -68,6 +68,8 @@ export const SCRIPT_NAMES = [
   // cleanup
   'cleanup_job',
   'cleanup_cluster',
+  // the cluster listing (clusterRegistry.ts)
+  'cluster_summary',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

@@ -62,6 +62,9 @@ export interface Write {
 export class StoreWriter {
   /** The quotas as every store script takes them: JSON, its last argument. */
   private readonly quotasArg: string;
+  /** Told of each unfenced write done (an admin's, rare), before it is answered: the
+   * cluster may have had no data until then (index.ts lists it). */
+  unfenced: (clusterId: string) => Promise<void> = async () => {};
 
   constructor(
     /** Also for the stores' own maintenance scripts (index_migrate). */
@@ -104,7 +107,10 @@ export class StoreWriter {
         this.scripts.run(name, keys, [fence, fingerprint, this.idempotencyTtlMs, this.tokenFloor(w.keys.clusterId, w.owner), ...own.args, this.quotasArg]),
       );
       const reply = decodeStoreWrite(name, r);
-      if (reply.code === Code.Done) return { replayed: reply.replayed, value: reply.value };
+      if (reply.code === Code.Done) {
+        if (fence === 'override') await this.unfenced(w.keys.clusterId);
+        return { replayed: reply.replayed, value: reply.value };
+      }
       if (reply.code === Code.Changed) {
         if (attempt < ATTEMPTS) continue;
         throw unexpectedReply(name, reply.code);

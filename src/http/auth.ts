@@ -17,6 +17,8 @@ export interface Caller {
   name: string;
   admin: boolean;
   mayTouch(clusterId: string | undefined): void;
+  /** The clusters the token may touch; null: all of them. */
+  clusters: ReadonlySet<string> | null;
 }
 
 interface Grant {
@@ -62,6 +64,7 @@ export class Access {
     return {
       name,
       admin: grant.rank === ROLES.indexOf('admin'),
+      clusters,
       mayTouch: (clusterId) => {
         if (clusters && !(clusterId !== undefined && clusters.has(clusterId))) {
           throw httpError(403, `token '${name}' may not touch cluster '${clusterId}'`);
@@ -96,8 +99,11 @@ export class Access {
 }
 
 /** The role a route needs: reads need `read`, elections (and a leadership) `contend`, store
- * writes `write`, deleting a cluster and revoking a leadership `admin`; routes outside a cluster (probes, metrics) need none. */
+ * writes `write`, deleting a cluster and revoking a leadership `admin`; the listing of clusters
+ * `read`; routes outside a cluster (probes, metrics) need none. */
 export function routeRole(method: string, url: string): Role | null {
+  // The listing of clusters: each caller sees those its token may touch (routes/clusters.ts).
+  if (url === '/v1/clusters') return method === 'GET' || method === 'HEAD' ? 'read' : null;
   if (!url.startsWith('/v1/clusters/')) return null;
   if (method === 'GET' || method === 'HEAD') return 'read';
   if (url === '/v1/clusters/:clusterId/leadership/revoke') return 'admin';

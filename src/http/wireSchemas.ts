@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import * as s from './schemas.js';
 import * as st from './storeSchemas.js';
 import * as ls from './leadershipSchemas.js';
+import * as cs from './clusterSchemas.js';
 
 export function wireSchemas(config: Config): Record<string, TSchema> {
   const election = s.electionBodies(config);
@@ -91,5 +92,10 @@ export function wireSchemas(config: Config): Record<string, TSchema> {
     JobCleanupParts: st.JobCleanupParts,
     JobCleanupReport: st.JobCleanupResponse,
     ClusterCleanupReport: st.ClusterCleanupResponse,
+    ClusterLeaders: cs.ClusterLeaders,
+    LeadershipSummary: cs.LeadershipSummaryObject,
+    LeadershipSummaryOrNull: cs.LeadershipSummary,
+    ClusterEntry: cs.ClusterEntry,
+    ClustersResponse: cs.ClustersResponse,
   };
 }

@@ -27,6 +27,7 @@ import { checkpointRoutes } from './http/routes/checkpoints.js';
 import { blobRoutes } from './http/routes/blobs.js';
 import { cleanupRoutes } from './http/routes/cleanup.js';
 import { clusterRoutes } from './http/routes/clusters.js';
+import { historyRoutes } from './http/routes/history.js';
 import { uiRoutes } from './http/routes/ui.js';
 import { Access, authorizationOf, pickProtocol, routeRole } from './http/auth.js';
 import type { App, RouteContext } from './http/types.js';
@@ -75,6 +76,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     healthIntervalMs: config.redisHealthIntervalMs,
     replicaAck: config.redisReplicaAck,
     changeLogSize: config.changeLogSize,
+    history: config.history,
     viewIdleMs: 5 * 60_000,
     maxViews: config.viewsMax,
     idempotencyTtlMs: config.idempotencyTtlMs,
@@ -143,7 +145,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     watchRoutes(scope, context);
     renewalRoutes(scope, context);
   });
-  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, clusterRoutes, uiRoutes]) {
+  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, clusterRoutes, historyRoutes, uiRoutes]) {
     routes(app, context);
   }
   return app;

@@ -70,6 +70,8 @@ const schema = {
     LEASE_TTL_MIN_MS: { type: 'integer', minimum: 1, default: 1_000 },
     LEASE_TTL_MAX_MS: { type: 'integer', minimum: 1, default: 300_000 },
     CHANGE_LOG_SIZE: { type: 'integer', minimum: 10, maximum: 100_000, default: 1_000 },
+    HISTORY_MAX_ENTRIES: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 10_000 },
+    HISTORY_MAX_AGE_MS: { type: 'integer', minimum: 1000, maximum: 10 * 365 * 86_400_000, default: 30 * 86_400_000 },
     REDIS_COMMAND_TIMEOUT_MS: { type: 'integer', minimum: 50, maximum: 60_000, default: 750 },
     REDIS_HEALTH_INTERVAL_MS: { type: 'integer', minimum: 50, maximum: 60_000, default: 500 },
     REDIS_MIN_REPLICAS_ACK: { type: 'string', pattern: '^(auto|[0-9]{1,2})$', default: 'auto' },
@@ -128,6 +130,8 @@ interface Env {
   LEASE_TTL_MIN_MS: number;
   LEASE_TTL_MAX_MS: number;
   CHANGE_LOG_SIZE: number;
+  HISTORY_MAX_ENTRIES: number;
+  HISTORY_MAX_AGE_MS: number;
   REDIS_COMMAND_TIMEOUT_MS: number;
   REDIS_HEALTH_INTERVAL_MS: number;
   REDIS_MIN_REPLICAS_ACK: string;
@@ -188,6 +192,8 @@ export interface Config {
   metricsClusterLabelsMax: number;
   leaseTtl: { defaultMs: number; minMs: number; maxMs: number };
   changeLogSize: number;
+  /** The leadership history's retention per cluster (0 entries: none kept). */
+  history: { maxEntries: number; maxAgeMs: number };
   /** The most cluster views a server keeps in memory (views.ts). */
   viewsMax: number;
   redisCommandTimeoutMs: number;
@@ -247,6 +253,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsClusterLabelsMax: e.METRICS_CLUSTER_LABELS_MAX,
     leaseTtl: { defaultMs: e.LEASE_TTL_DEFAULT_MS, minMs: e.LEASE_TTL_MIN_MS, maxMs: e.LEASE_TTL_MAX_MS },
     changeLogSize: e.CHANGE_LOG_SIZE,
+    history: { maxEntries: e.HISTORY_MAX_ENTRIES, maxAgeMs: e.HISTORY_MAX_AGE_MS },
     viewsMax: e.VIEWS_MAX,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     redisHealthIntervalMs: e.REDIS_HEALTH_INTERVAL_MS,

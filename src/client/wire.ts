@@ -415,6 +415,50 @@ export interface JobResultsResponse {
   nextCursor?: string;
 }
 
+/** A component, or `leadership` for the cluster's leadership itself. */
+export type HistoryComponent = string;
+
+/**
+ * How the leadership ended: `resigned` (its holder released it, or unpublished the component),
+ * `expired` (its lease ran out), `revoked` (an admin, a job cleanup, or its leadership was
+ * revoked), `lost` (Redis lost it in a failover or rollback after this server had acknowledged
+ * it).
+ */
+export type Ending = "resigned" | "expired" | "revoked" | "lost";
+
+/** One leadership of a component, or of the cluster. */
+export interface HistoryEntry {
+  /** The component, or `leadership`. */
+  component: string;
+  contenderId: ContenderId;
+  /** The leader session id of the grant. */
+  sessionId: string;
+  token: FencingToken;
+  /** The address the leader confirmed, or null. */
+  address: string | null;
+  /** When it was granted, by Redis's clock, ISO 8601 UTC. */
+  grantedAt: string;
+  /** When it ended; null while it leads (or when its end is not known). */
+  endedAt: string | null;
+  /** How it ended (see Ending); null while it leads. */
+  ended: "resigned" | "expired" | "revoked" | "lost" | null;
+  /**
+   * Milliseconds from the end of the component's previous leader to this grant; null when none is
+   * known.
+   */
+  takeoverGapMs: number | null;
+}
+
+/** Entries of the history, newest first. */
+export interface HistoryResponse {
+  entries: HistoryEntry[];
+  /**
+   * Present when there may be more entries: pass it as `cursor` for the next page; absent on the
+   * last page.
+   */
+  nextCursor?: string;
+}
+
 export interface ExecutionPlanStored {
   jobId: JobIdAnswer;
   size: number;

@@ -45,7 +45,7 @@ const COUNTED: Record<string, keyof ClusterCleanupReport['deleted']> = {
 };
 /** Leadership keys (and the deletion's tally): ended by cleanup_cluster.lua, which tells
  * watchers; the store passes skip them. */
-const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader', 'grace', 'leadership', 'cleanup']);
+const LEADERSHIP = new Set(['index', 'log', 'components', 'lease', 'leader', 'grace', 'leadership', 'cleanup', 'history']);
 const ATTEMPTS = 10;
 /** The most components one cleanup_cluster.lua step ends (issue 16: bounded scripts). */
 export const CLEANUP_BATCH = 500;
@@ -61,7 +61,7 @@ export class Cleanup {
     private readonly scripts: Scripts,
     private readonly views: ViewRegistry,
     private readonly blobs: RedisBlobStore,
-    private readonly logSize: number,
+    private readonly logSize: number | string,
     /** What this server answered: a deleted job or cluster takes its floors with it. */
     private readonly floors: Floors,
     /** The listing: a deleted cluster leaves it last. */

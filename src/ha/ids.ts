@@ -38,6 +38,11 @@ export class ClusterKeys {
   readonly channel: string;
   /** Set, with a TTL, while no lease may be granted after Redis lost data (the grace). */
   readonly grace: string;
+  /** The leadership history (scripts/lib/history.lua): a stream of grants, their entries,
+   * and each component's last entry. The scripts derive the same names from the index's. */
+  readonly history: string;
+  readonly historyEntries: string;
+  readonly historyState: string;
 
   constructor(readonly clusterId: string) {
     this.prefix = `lh:{${clusterId}}:`;
@@ -46,6 +51,9 @@ export class ClusterKeys {
     this.components = this.prefix + 'components';
     this.channel = this.prefix + 'changes';
     this.grace = this.prefix + 'grace';
+    this.history = this.prefix + 'history';
+    this.historyEntries = this.prefix + 'history:entries';
+    this.historyState = this.prefix + 'history:state';
   }
 
   lease(component: Component): string {

@@ -26,6 +26,7 @@ import { Floors } from './floors.js';
 import { FloorsWriteback } from './floorsWriteback.js';
 import { LeaseEvents } from './events.js';
 import { ClusterRegistry } from './clusterRegistry.js';
+import { DEFAULT_HISTORY, LeadershipHistory, retentionArg, type HistoryRetention } from './history.js';
 
 export interface HaOptions {
   redis: string | RedisOptions;
@@ -35,6 +36,9 @@ export interface HaOptions {
    * 'auto' for one whenever the primary has any. */
   replicaAck: { replicas: 'auto' | number; timeoutMs: number };
   changeLogSize: number;
+  /** The leadership history's retention (scripts/lib/history.lua); by default 10000 entries
+   * and 30 days. */
+  history?: HistoryRetention;
   viewIdleMs: number;
   /** The most cluster views kept in memory (views.ts). */
   maxViews: number;
@@ -75,6 +79,8 @@ export class HaServices {
   readonly checkpoints: RedisCheckpointStore;
   readonly blobs: RedisBlobStore;
   readonly cleanup: Cleanup;
+  /** The leadership history of each cluster (history.ts). */
+  readonly history: LeadershipHistory;
   readonly floors: Floors;
   readonly writeback: FloorsWriteback;
   /** The clusters this deployment holds, for the listing (clusterRegistry.ts). */
@@ -99,7 +105,8 @@ export class HaServices {
     const { replicas, timeoutMs } = opts.replicaAck;
     this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
     const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
-    const store = new LeaseStore(scripts, opts.changeLogSize, randomBytes(8).toString('hex'), opts.quotas.jobManagers);
+    const logArg = retentionArg(opts.changeLogSize, opts.history ?? DEFAULT_HISTORY);
+    const store = new LeaseStore(scripts, logArg, randomBytes(8).toString('hex'), opts.quotas.jobManagers);
     this.store = store;
     this.log = opts.logger;
     this.leases = new AcknowledgedLeases(this.requiredAcks);
@@ -142,7 +149,8 @@ export class HaServices {
     this.executionPlans = new RedisExecutionPlanStore(bulk, writer);
     this.checkpoints = new RedisCheckpointStore(bulk, writer, this.floors);
     this.blobs = new RedisBlobStore(bulk, writer);
-    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, opts.changeLogSize, this.floors, this.clusters);
+    this.cleanup = new Cleanup(this.link.cmd, scripts, this.views, this.blobs, logArg, this.floors, this.clusters);
+    this.history = new LeadershipHistory(storeScripts, scripts, opts.changeLogSize, opts.history ?? DEFAULT_HISTORY);
   }
 
   /** The keys of a cluster, for the stores; fails fast while Redis is down. */

@@ -20,7 +20,7 @@ export class LeadershipStore {
 
   constructor(
     private readonly scripts: Scripts,
-    private readonly logSize: number,
+    private readonly logSize: number | string,
     private readonly origin: string,
     /** The quota of job managers per cluster (leadership_publish.lua). */
     private readonly jobManagers: number,

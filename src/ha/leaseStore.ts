@@ -71,7 +71,9 @@ export class LeaseStore {
 
   constructor(
     private readonly scripts: Scripts,
-    private readonly logSize: number,
+    /** ARGV[3] of the scripts that record changes: the change log's size, then the
+     * history's retention (history.ts, retentionArg). */
+    private readonly logSize: number | string,
     /** This server's name in the messages of new TTLs, so that it skips its own: a field
      * of the message, so neither empty (no origin) nor with a space. */
     readonly origin: string,
@@ -254,7 +256,7 @@ export class LeaseStore {
   }
 
   async changesSince(keys: ClusterKeys, since: number): Promise<ChangesResult> {
-    return decodeChanges(await this.run('changes', [keys.index, keys.log], [since, this.logSize]));
+    return decodeChanges(await this.run('changes', [keys.index, keys.log], [since, parseInt(String(this.logSize), 10)]));
   }
 
   private async op<N extends OpScript>(

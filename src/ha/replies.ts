@@ -7,6 +7,8 @@
 import { parseChange, parseLeader, type Change, type Leader } from './changes.js';
 import { HaError } from './errors.js';
 import type { Component } from './ids.js';
+import { parseHistoryEntry, type HistoryEntry } from './history.js';
+import type { Page } from './paging.js';
 import type { LeadershipScript, ScriptName, ScriptReply } from './scripts.js';
 export { LEADERSHIP_SCRIPTS, type LeadershipScript } from './scripts.js';
 
@@ -452,4 +454,23 @@ export function decodeClusterSummary(r: ScriptReply): ClusterSummaryReply {
     leadership: ls && { ...ls, ttlMs: Number(r[4]), published: Number(r[5]) },
     singletons,
   };
+}
+
+// ---- the leadership history -------------------------------------------------------------
+
+/** history_read.lua: {Done, cursor or false, then per entry id, grant, address, end}. */
+export function decodeHistoryRead(r: ScriptReply): Page<HistoryEntry> {
+  if (r[0] !== Code.Done) throw unexpectedReply('history_read', r[0]);
+  const items: HistoryEntry[] = [];
+  for (let i = 2; i + 3 < r.length; i += 4) {
+    items.push(parseHistoryEntry(r[i + 1] as string, r[i + 2] as string | null, r[i + 3] as string | null));
+  }
+  const next = r[1] ? String(r[1]) : undefined;
+  return next === undefined ? { items } : { items, next };
+}
+
+/** history_lost.lua: {Done, 1 recorded or 0}. */
+export function decodeHistoryLost(r: ScriptReply): boolean {
+  if (r[0] !== Code.Done) throw unexpectedReply('history_lost', r[0]);
+  return r[1] === 1;
 }

@@ -49,6 +49,9 @@ export const SCRIPT_NAMES = [
   'floors_writeback',
   'changes',
   'failover_grace',
+  // the leadership history (lib/history.lua)
+  'history_read',
+  'history_lost',
   // the cluster's leadership (one lease for many components)
   ...LEADERSHIP_SCRIPTS,
   // stores

@@ -6,6 +6,7 @@ import * as s from './schemas.js';
 import * as st from './storeSchemas.js';
 import * as ls from './leadershipSchemas.js';
 import * as cs from './clusterSchemas.js';
+import * as hs from './historySchemas.js';
 
 export function wireSchemas(config: Config): Record<string, TSchema> {
   const election = s.electionBodies(config);
@@ -71,6 +72,10 @@ export function wireSchemas(config: Config): Record<string, TSchema> {
     JobResultRequest: st.JobResultBody,
     JobResult: st.JobResultEntry,
     JobResultsResponse: st.JobResultsResponse,
+    HistoryComponent: hs.HistoryComponent,
+    Ending: hs.Ending,
+    HistoryEntry: hs.HistoryEntry,
+    HistoryResponse: hs.HistoryResponse,
     ExecutionPlanStored: st.PlanResponse,
     JobIdsResponse: st.JobIdsResponse,
     ResourceRequirements: st.RequirementsBody,

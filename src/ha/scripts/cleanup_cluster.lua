@@ -8,7 +8,7 @@
     batch   ends the leases of the components given (pushed as revoked, or expired when
             one had already run out), deletes their keys and members;
     finish  once no component is left, deletes the index, the change log, the leadership
-            keys, the grace and the tally, and answers the tally.
+            keys, the history (lib/history.lua), the grace and the tally, and answers the tally.
   What every step (and the caller's deletion of the stores' keys) deleted is added up in
   the tally hash, which lives (tally_ms) until a finish: so a deletion that failed partway
   (a step timed out: 503) and was run again answers what both attempts deleted.
@@ -38,6 +38,7 @@ local phase, hold_ms, tally_ms = ARGV[4], ARGV[5], ARGV[6]
 if phase == 'finish' then
   if redis.call('SCARD', components_key) > 0 then return {CHANGED} end
   local keys = redis.call('DEL', index_key, log_key, components_key, ls_lease_key, ls_key, published_key)
+    + redis.call('UNLINK', history_key, history_entries_key, history_state_key) -- up to HISTORY_MAX_ENTRIES each
   if keys > 0 then redis.call('HINCRBY', tally_key, 'keys', keys) end
   local tally = redis.call('HGETALL', tally_key)
   redis.call('DEL', grace_key, tally_key)

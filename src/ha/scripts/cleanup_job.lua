@@ -3,7 +3,8 @@
   Global cleanup of a job: removes its job manager's leadership (or its leader information
   published under the cluster's leadership), execution plan, resource
   requirements, checkpoints, checkpoint id counter and blobs, all at once; keeps its job
-  result. A live job-manager lease is pushed as revoked.
+  result. A live job-manager lease is pushed as revoked. Its history entries stay, to age
+  out (lib/history.lua): the history is a record of the past, not state of the job.
 
   KEYS  1 index  2 log  (lib/leadership.lua)
         3 lease_key  4 leader_key: the job manager's lease and leader hash
@@ -56,6 +57,7 @@ if h[LIVE] == LIVE_YES then
   if redis.call('GET', lease_key) then event = 'revoked' end
   changes[1] = emit(event, component, nil, 0)
 end
+history_forget(component)
 local function gone(n) if n > 0 then return 1 end return 0 end
 -- A job manager published under a leadership is unpublished with it.
 local leader = gone(redis.call('DEL', lease_key, leader_key) + redis.call('SREM', components_key, component)

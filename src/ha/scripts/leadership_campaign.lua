@@ -97,4 +97,6 @@ redis.call('SET', ls_lease_key, session_id, 'PX', ttl)
 redis.call('DEL', ls_key, published_key)
 redis.call('HSET', ls_key, F_CONTENDER, contender_id, F_SESSION, session_id, F_TOKEN, tok, F_ACQUIRED, at,
   F_LIVE, LIVE_YES, F_TTL, ttl, F_OWNER, owner)
-return reply(DONE, leader_json({contender_id, session_id, tok, false, at}), tonumber(ttl), ttl, changes)
+local leader = leader_json({contender_id, session_id, tok, false, at})
+history_grant(LEADERSHIP, leader)
+return reply(DONE, leader, tonumber(ttl), ttl, changes)

@@ -33,4 +33,6 @@ local holder = redis.call('GET', ls_lease_key)
 local ls = read_leadership()
 local refused = refusal(holder, ls, list, contender_id, session_id, owner, force == '1')
 if refused then return refused end
-return reply(DONE, false, 0, 0, end_leadership(list, ls, 'revoked', components_key))
+local how = 'resigned'
+if force == '1' then how = 'revoked' end
+return reply(DONE, false, 0, 0, end_leadership(list, ls, 'revoked', components_key, how))

@@ -36,6 +36,6 @@ local changes = {}
 if h[1] == session_id and h[2] == LIVE_YES and h[3] == '1' then
   redis.call('DEL', lease_key)
   forget_leader(leader_key, component, components_key)
-  changes[1] = emit('revoked', component, nil, 0)
+  changes[1] = emit('revoked', component, nil, 0, nil, 'resigned')
 end
 return reply(DONE, false, 0, 0, changes, {removed})

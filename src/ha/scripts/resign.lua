@@ -33,7 +33,9 @@ if holder and holder == session_id and h[SESSION] == session_id and h[CONTENDER]
   end
   redis.call('DEL', lease_key)
   forget_leader(leader_key, component, components_key)
-  changes[1] = emit('revoked', component, nil, 0)
+  local how = 'resigned'
+  if force == '1' then how = 'revoked' end
+  changes[1] = emit('revoked', component, nil, 0, nil, how)
   return {DONE, false, 0, unpack(changes)}
 end
 if not holder then

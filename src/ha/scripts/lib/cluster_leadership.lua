@@ -51,19 +51,21 @@ end
 -- Ends the leadership: every live component published under it becomes leaderless, each
 -- with a change of its own (`event`), in the order of `list`, in this one script, and is
 -- forgotten (forget_leader; `components_key` may be nil). The leadership's own hash stays:
--- one per cluster, its token a floor of the next.
-local function end_leadership(list, ls, event, components_key)
+-- one per cluster, its token a floor of the next. The history records each end, and the
+-- leadership's, as `how` (lib/history.lua; by default the event).
+local function end_leadership(list, ls, event, components_key, how)
   local changes = {}
   for _, c in ipairs(list) do
     local h = redis.call('HMGET', c[3], F_SESSION, F_LIVE, F_PUBLISHED)
     if h[1] == ls[SESSION] and h[2] == LIVE_YES and h[3] == '1' then
       redis.call('DEL', c[2])
       forget_leader(c[3], c[1], components_key)
-      changes[#changes + 1] = emit(event, c[1], nil, 0)
+      changes[#changes + 1] = emit(event, c[1], nil, 0, nil, how)
     end
   end
   redis.call('DEL', ls_lease_key, published_key)
   redis.call('HSET', ls_key, F_LIVE, '0')
+  history_end(LEADERSHIP, how or event)
   return changes
 end
 

@@ -5,7 +5,8 @@
 --   KEYS[2] log_key: the cluster's change log (a stream)
 --   ARGV[1] channel: the cluster's pub/sub channel
 --   ARGV[2] index_floor: the highest index the calling server has seen
---   ARGV[3] log_size: how many changes the log keeps
+--   ARGV[3] log_size: how many changes the log keeps, optionally followed by the history's
+--           retention: '<log size> <history entries> <history ms>' (lib/history.lua)
 -- @include "lib/codes.lua"
 -- @include "lib/leader_hash.lua"
 -- @include "lib/published.lua"
@@ -25,6 +26,8 @@ end
 local function int(n)
   return string.format('%.0f', n)
 end
+
+-- @include "lib/history.lua"
 
 -- The next value of a counter that never goes backwards: above what is stored, above
 -- what the caller has seen, and at least Redis's clock.
@@ -87,7 +90,18 @@ end
 -- A grant passes its token as `at_least`: the index then stays at or above every token
 -- granted in the cluster, so that it is the cluster's token floor once a lease's leader
 -- hash is gone (forget_leader).
-local function emit(event, component, leader, ttl, at_least)
+--
+-- The change goes into the leadership history too (lib/history.lua): a grant opens an entry,
+-- a confirmation sets its address, an expiry or revocation closes it, as `how` says (a
+-- revocation is 'revoked' unless the caller says 'resigned').
+local function emit(event, component, leader, ttl, at_least, how)
+  if event == 'granted' then
+    history_grant(component, leader)
+  elseif event == 'confirmed' then
+    history_address(component, cjson.decode(leader).addr)
+  else
+    history_end(component, how or event)
+  end
   local prev = redis.call('GET', index_key)
   local v = next_index(prev, index_floor)
   if at_least and at_least > v then v = at_least + at_least % 2 end
@@ -96,7 +110,7 @@ local function emit(event, component, leader, ttl, at_least)
   local payload = '{"i":' .. idx .. ',"p":' .. p .. ',"e":"' .. event .. '","c":"' .. component
     .. '","l":' .. (leader or 'null') .. ',"r":' .. int(ttl) .. '}'
   store_index(idx, prev)
-  redis.call('XADD', log_key, 'MAXLEN', log_size, idx .. '-0', 'p', p, 'd', payload)
+  redis.call('XADD', log_key, 'MAXLEN', (retention()), idx .. '-0', 'p', p, 'd', payload)
   redis.call('PUBLISH', channel, payload)
   return payload
 end

@@ -106,23 +106,25 @@ export interface Session {
 
 export interface ClusterSummary {
   clusterId: string;
-  leaders?: unknown;
-  leadership?: unknown;
-  jobCount?: number;
-  lastChangeAt?: string | null;
-  index?: number;
+  /** The cluster-wide components' leaders. */
+  leaders: Record<string, Leader | null>;
+  leadership: { contenderId: string; sessionId: string; token: number; ttlMs: number; remainingMs: number; publishedCount: number } | null;
+  jobCount: number;
+  lastChangeAt: string | null;
+  index: number | null;
 }
 
+/** One leadership of a component (or of the cluster: `leadership`), newest first. */
 export interface HistoryEntry {
   component: string;
   contenderId: string;
   sessionId: string;
-  token?: number;
-  address?: string | null;
+  token: number;
+  address: string | null;
   grantedAt: string;
-  endedAt?: string | null;
-  ended?: string | null;
-  takeoverGapMs?: number | null;
+  endedAt: string | null;
+  ended: 'resigned' | 'expired' | 'revoked' | 'lost' | null;
+  takeoverGapMs: number | null;
 }
 
 // --- the watch ------------------------------------------------------------------------------

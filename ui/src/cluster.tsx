@@ -294,7 +294,7 @@ function History({ clusterId, version }: { clusterId: string; version: number })
   const [missing, setMissing] = useState(false);
   const { data, error } = useLoad(async () => {
     try {
-      return await api<{ entries: HistoryEntry[] }>(`/v1/clusters/${enc(clusterId)}/history?limit=500`);
+      return await api<{ entries: HistoryEntry[] }>(`/v1/clusters/${enc(clusterId)}/history?limit=1000`);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404 && err.code === 'NotFound') setMissing(true);
       throw err;

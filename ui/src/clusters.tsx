@@ -8,18 +8,11 @@ interface Page {
   nextCursor?: string;
 }
 
-/** A short word on a cluster's leaders summary, whatever shape the server gives it. */
+/** Who leads each cluster-wide component, in a few words. */
 function leadersText(c: ClusterSummary): string {
-  const l = c.leaders as unknown;
-  if (Array.isArray(l)) return `${l.filter((x) => x && (x as { leader?: unknown }).leader !== null).length}/${l.length} led`;
-  if (l && typeof l === 'object') {
-    const o = l as Record<string, unknown>;
-    if (typeof o.led === 'number') return `${o.led} led`;
-    return Object.entries(o)
-      .map(([k, v]) => `${k}: ${typeof v === 'object' && v !== null ? ((v as { contenderId?: string }).contenderId ?? '…') : String(v ?? '—')}`)
-      .join(', ');
-  }
-  return l === undefined ? '' : String(l);
+  return Object.entries(c.leaders)
+    .map(([component, l]) => `${component}: ${l ? l.contenderId : '—'}`)
+    .join(', ');
 }
 
 export function ClustersPage() {
@@ -75,6 +68,7 @@ export function ClustersPage() {
             <tr>
               <th>Cluster</th>
               <th>Leaders</th>
+              <th>Leadership</th>
               <th>Jobs</th>
               <th>Last change</th>
               <th>Index</th>
@@ -87,14 +81,15 @@ export function ClustersPage() {
                   <a href={`#/cluster/${enc(c.clusterId)}`}>{c.clusterId}</a>
                 </td>
                 <td>{leadersText(c)}</td>
-                <td>{c.jobCount ?? ''}</td>
+                <td>{c.leadership ? `${c.leadership.contenderId} (${c.leadership.publishedCount} published)` : '—'}</td>
+                <td>{c.jobCount}</td>
                 <td>{fmtTime(c.lastChangeAt)}</td>
-                <td>{c.index ?? ''}</td>
+                <td>{c.index ?? '—'}</td>
               </tr>
             ))}
             {pages.length > 0 && clusters.length === 0 && (
               <tr>
-                <td colSpan={5} class="note">
+                <td colSpan={6} class="note">
                   No cluster{prefix ? ` starts with “${prefix}”` : ''}.
                 </td>
               </tr>

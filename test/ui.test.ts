@@ -181,8 +181,18 @@ describe('the console in Chromium', { skip }, () => {
     const leaders = await w.page.evaluate(() => performance.now());
     t.diagnostic(`first contentful paint ${paint?.toFixed(0)} ms; leaders shown ${leaders.toFixed(0)} ms after navigation (upper bound)`);
     assert.ok(paint !== null && paint < 1000, `first contentful paint after ${paint} ms`);
+    // The clusters, searched by id prefix.
+    const twin = uniqueCluster('uitwin');
+    await campaign(twin, 'dispatcher', 'dispatcher-1');
     await w.page.goto(`${server.url}/ui#/`);
-    await w.page.waitForSelector('main h1');
+    await w.page.waitForSelector(`tr[data-cluster="${c}"]`);
+    await w.page.waitForSelector(`tr[data-cluster="${twin}"]`);
+    await w.page.fill('input[name=prefix]', twin.slice(0, 10));
+    await w.page.waitForFunction((c) => !document.querySelector(`tr[data-cluster="${c}"]`), c);
+    assert.deepEqual(await w.page.locator('tr[data-cluster]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-cluster'))), [twin]);
+    assert.match((await w.page.textContent(`tr[data-cluster="${twin}"]`))!, /dispatcher: dispatcher-1/);
+    await w.page.fill('input[name=prefix]', '');
+    await w.page.waitForSelector(`tr[data-cluster="${c}"]`);
     await sleep(500);
     assert.deepEqual(w.problems, []);
     assert.ok(

@@ -698,7 +698,7 @@ test('a plain GET of the renewal stream answers 426, whatever query and headers 
 test('the list routes refuse a bad limit or cursor with a 400 that names it', async () => {
   const fx = await seeded();
   const v1 = `/v1/clusters/${fx.cluster}`;
-  const lists = [`${v1}/job-results`, `${v1}/execution-plans`, `${v1}/blobs/${fx.job}`, `${v1}/jobs/${fx.job}/checkpoints`];
+  const lists = [`${v1}/job-results`, `${v1}/execution-plans`, `${v1}/blobs/${fx.job}`, `${v1}/jobs/${fx.job}/checkpoints`, '/v1/clusters'];
   const b64 = (text: string) => Buffer.from(text).toString('base64url');
   // A second entry in each list, so that the first page of one has a cursor to misuse.
   assert.equal((await inject('PUT', `${v1}/execution-plans/${fx.freshJob}`, { 'x-fencing-token': fx.dispatcher.token, 'content-type': 'application/octet-stream' }, 'p')).statusCode, 200);

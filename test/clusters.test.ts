@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { get, post, randomJobId, request, sharedRedisUrl, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
-import { stopAllRedis } from './support/redis.js';
+import { RedisProcess, stopAllRedis } from './support/redis.js';
 
 const REGISTRY = 'lh:clusters';
 
@@ -212,4 +212,18 @@ test('DEL lh:clusters: a restart lists every cluster again', async (t) => {
   assert.deepEqual(await listAll(srv.url, p), []);
   const restarted = await startApp(t, redisUrl);
   await waitFor(async () => (await listAll(restarted.url, p)).length === 2, 10_000, 'repaired');
+});
+
+test('Redis lost data (its marker gone with the registry): a running server repairs the listing', async (t) => {
+  // A Redis of its own: the loss's grace must not touch the other tests' clusters.
+  const own = await RedisProcess.start();
+  const app = await startApp(t, own.url);
+  const direct = new Redis(own.url);
+  t.after(() => direct.disconnect());
+  const c = uniqueCluster('cl-loss');
+  await post(app.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 1000 });
+  await waitFor(async () => (await listAll(app.url, c)).length === 1, 5000, 'listed');
+  await direct.del('leasehold:marker', REGISTRY);
+  await waitFor(async () => (await get(app.url, '/readyz')).body.dataLoss.count >= 1, 10_000, 'the loss detected');
+  await waitFor(async () => (await listAll(app.url, c)).length === 1, 10_000, 'listed again');
 });

@@ -51,7 +51,9 @@ describe('the console over HTTP', () => {
   });
 
   test('/ui is the page, with a strict Content-Security-Policy; its files are served gzipped', async () => {
-    for (const path of ['/ui', '/ui/']) {
+    assert.equal((await request(app.url, 'GET', '/ui/')).status, 404, 'one address for the page');
+    assert.equal((await request(app.url, 'GET', '/ui/index.html')).status, 404);
+    for (const path of ['/ui']) {
       const r = await request(app.url, 'GET', path);
       assert.equal(r.status, 200);
       assert.match(r.headers.get('content-type')!, /^text\/html/);

@@ -6,7 +6,7 @@
 import { Fragment } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, ApiError, enc, maybe, Watch, type ComponentLeader, type HistoryEntry, type Leader, type WatchMessage, type WatchState } from './api';
-import { Confirmed, Countdown, ErrorLine, fmtMs, fmtTime, Section, useLoad, useTick } from './parts';
+import { Confirmed, Countdown, ErrorLine, fmtMs, fmtTime, Head, Section, useLoad, useTick } from './parts';
 
 /** A leader with when (performance.now()) its lease time was read. */
 interface Held {
@@ -115,17 +115,7 @@ function LeadersTable({ clusterId, leaders, admin }: { clusterId: string; leader
   const rows = [...leaders].sort(([a], [b]) => order(a, b));
   return (
     <table class="leaders">
-      <thead>
-        <tr>
-          <th>Component</th>
-          <th>Leader</th>
-          <th>Address</th>
-          <th>Session</th>
-          <th>Token</th>
-          <th>Lease</th>
-          {admin && <th>Admin</th>}
-        </tr>
-      </thead>
+      <Head cols={['Component', 'Leader', 'Address', 'Session', 'Token', 'Lease', ...(admin ? ['Admin'] : [])]} />
       <tbody>
         {rows.map(([component, { leader, at }]) => (
           <tr key={component} data-component={component}>
@@ -254,18 +244,7 @@ function Timeline({ component, entries, now }: { component: string; entries: His
         })}
       </div>
       <table class="history">
-        <thead>
-          <tr>
-            <th>Leader</th>
-            <th>Session</th>
-            <th>Token</th>
-            <th>Address</th>
-            <th>Granted</th>
-            <th>Ended</th>
-            <th>How</th>
-            <th>Takeover gap</th>
-          </tr>
-        </thead>
+        <Head cols={['Leader', 'Session', 'Token', 'Address', 'Granted', 'Ended', 'How', 'Takeover gap']} />
         <tbody>
           {sorted
             .slice()
@@ -340,14 +319,7 @@ function Jobs({ clusterId, leaders, version }: { clusterId: string; leaders: Map
         <p class="note">No job has a leader, a plan or a result.</p>
       ) : (
         <table class="jobs">
-          <thead>
-            <tr>
-              <th>Job</th>
-              <th>Job manager</th>
-              <th>Plan</th>
-              <th>Result</th>
-            </tr>
-          </thead>
+          <Head cols={['Job', 'Job manager', 'Plan', 'Result']} />
           <tbody>
             {[...jobs].sort(([a], [b]) => a.localeCompare(b)).map(([id, j]) => (
               <tr key={id} data-job={id}>

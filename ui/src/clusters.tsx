@@ -1,7 +1,7 @@
 /** The clusters this token may see (GET /v1/clusters), searched by prefix, a page at a time. */
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, enc, type ClusterSummary } from './api';
-import { ErrorLine, fmtTime } from './parts';
+import { ErrorLine, fmtTime, Head } from './parts';
 
 interface Page {
   clusters: ClusterSummary[];
@@ -64,16 +64,7 @@ export function ClustersPage() {
       <ErrorLine error={error} />
       {!missing && (
         <table class="clusters">
-          <thead>
-            <tr>
-              <th>Cluster</th>
-              <th>Leaders</th>
-              <th>Leadership</th>
-              <th>Jobs</th>
-              <th>Last change</th>
-              <th>Index</th>
-            </tr>
-          </thead>
+          <Head cols={['Cluster', 'Leaders', 'Leadership', 'Jobs', 'Last change', 'Index']} />
           <tbody>
             {clusters.map((c) => (
               <tr key={c.clusterId} data-cluster={c.clusterId}>

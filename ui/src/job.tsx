@@ -1,6 +1,6 @@
 /** One job's stores: its execution plan's size, checkpoints, checkpoint counter, result and blobs; and its cleanup. */
 import { api, enc, maybe, sizeOf } from './api';
-import { Confirmed, ErrorLine, fmtBytes, fmtTime, Section, useLoad } from './parts';
+import { Confirmed, ErrorLine, fmtBytes, fmtTime, Head, Section, useLoad } from './parts';
 
 interface Checkpoint {
   checkpointId: number;
@@ -88,13 +88,7 @@ export function JobPage({ clusterId, jobId, admin }: { clusterId: string; jobId:
               <p class="note">No blob.</p>
             ) : (
               <table class="blobs">
-                <thead>
-                  <tr>
-                    <th>Key</th>
-                    <th>Size</th>
-                    <th>Created</th>
-                  </tr>
-                </thead>
+                <Head cols={['Key', 'Size', 'Created']} />
                 <tbody>
                   {data.blobs.map((b) => (
                     <tr key={b.blobKey} data-blob={b.blobKey}>

@@ -129,3 +129,16 @@ export function Section({ title, children, id }: { title: string; children: Comp
 export function ErrorLine({ error }: { error: string | null }) {
   return error ? <p class="error">{error}</p> : null;
 }
+
+/** A table's header row. */
+export function Head({ cols }: { cols: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {cols.map((c) => (
+          <th key={c}>{c}</th>
+        ))}
+      </tr>
+    </thead>
+  );
+}

@@ -80,8 +80,8 @@ export function uiRoutes(app: App, { access }: RouteContext): void {
     return reply.send(gzip ? file.gzipped : file.body);
   };
   app.get('/ui', send('index.html'));
-  // /ui/ too: its file is '' (one route, so that openapi.yaml has no path twice).
-  app.get<{ Params: { file: string } }>('/ui/:file', async (req, reply) => send(req.params.file || 'index.html')(req, reply));
+  // Not the page under another name: /ui/ (an empty file) is a 404 like any other unknown file.
+  app.get<{ Params: { file: string } }>('/ui/:file', async (req, reply) => send(req.params.file === 'index.html' ? '' : req.params.file)(req, reply));
 
   // Not under /v1/clusters/, so no role is checked by the app's hook: any known token may ask
   // who it is; an unknown one is a 401. Open (no tokens): everyone is an admin.

@@ -19,7 +19,14 @@ const UNMATCHED = 'unmatched';
 /** Upper bounds (s) of the latency buckets: a leader read takes well under a millisecond,
  * a write that waits for a replica some, a blob upload seconds. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const BUCKET_LABELS = [...BUCKETS.map(String), '+Inf'];
+/** Of takeover gaps (s): from an immediate takeover to a lease TTL and beyond. */
+const GAP_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300];
+/** Of renewal slack (s): how much of the lease was left when its renewal came. */
+const SLACK_BUCKETS = [0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60];
+/** The component kinds of the failover metrics: never job ids, so a handful of series. */
+export const KINDS = ['resourcemanager', 'dispatcher', 'rest', 'jobmanager', 'leadership'] as const;
+export type Kind = (typeof KINDS)[number];
+const ENDED_EVENTS = new Set(['resigned', 'expired', 'revoked', 'lost']);
 const FENCING_CODES = new Set(['FencingTokenStale', 'FencingTokenRequired']);
 const CLUSTER_ID = new RegExp(CLUSTER_ID_PATTERN);
 
@@ -39,25 +46,40 @@ class ClusterStats {
   constructor(readonly label: string) {}
 }
 
-/** One route (method and pattern, never the raw URL) and the latency of its answers. */
-export class RouteStats {
-  /** Answers by bucket, the last for those above every bound; cumulated when scraped. */
-  readonly counts = new Float64Array(BUCKETS.length + 1);
+/** A histogram's counts, plain numbers: observed without allocating, cumulated when scraped. */
+class Buckets {
+  /** Observations by bucket, the last for those above every bound. */
+  readonly counts: Float64Array;
   sum = 0;
   count = 0;
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  observe(value: number): void {
+    let i = 0;
+    while (i < this.bounds.length && value > this.bounds[i]) i++;
+    this.counts[i]++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
+/** One route (method and pattern, never the raw URL) and the latency of its answers. */
+export class RouteStats extends Buckets {
   constructor(
     readonly index: number,
     readonly method: string,
     readonly route: string,
-  ) {}
-
-  observe(seconds: number): void {
-    let i = 0;
-    while (i < BUCKETS.length && seconds > BUCKETS[i]) i++;
-    this.counts[i]++;
-    this.sum += seconds;
-    this.count++;
+  ) {
+    super(BUCKETS);
   }
+}
+
+/** The kind of a component (null: a cluster's leadership), a label of the failover metrics. */
+export function kindOf(component: string | null): Kind {
+  if (component === null || component === 'leadership') return 'leadership';
+  return component.startsWith('jobmanager/') ? 'jobmanager' : (component as Kind);
 }
 
 export class Metrics {
@@ -69,6 +91,10 @@ export class Metrics {
   private readonly routes: RouteStats[] = [];
   private readonly routeByKey = new Map<string, RouteStats>();
   private readonly unmatched: RouteStats;
+  private readonly takeoverGaps = new Map<Kind, Buckets>(KINDS.map((k) => [k, new Buckets(GAP_BUCKETS)]));
+  private readonly renewalSlack = new Map<Kind, Buckets>(KINDS.map((k) => [k, new Buckets(SLACK_BUCKETS)]));
+  /** Leaderships ended, by `${kind} ${how}`. */
+  private readonly ended = new Map<string, number>();
   private readonly changes = new Counter({
     name: 'leasehold_leader_changes_total',
     help: 'Leader changes this server has seen, by event',
@@ -97,6 +123,25 @@ export class Metrics {
       'histogram',
       () => this.routes.flatMap((r) => (r.count === 0 ? [] : histogram('leasehold_http_request_duration_seconds', perRoute(r), r))),
     );
+    const perKind = (name: string, of: Map<Kind, Buckets>) => () => [...of].flatMap(([kind, b]) => histogram(name, { kind }, b));
+    this.scraped(
+      'leasehold_takeover_gap_seconds',
+      "Time from the end of a component's leader (or a cluster's leadership) to the next grant, for the grants this server made, by component kind",
+      'histogram',
+      perKind('leasehold_takeover_gap_seconds', this.takeoverGaps),
+    );
+    this.scraped(
+      'leasehold_renewal_slack_seconds',
+      'Lease time left when a renewal arrived (how close leaders come to losing their lease), for the renewals this server made, by component kind',
+      'histogram',
+      perKind('leasehold_renewal_slack_seconds', this.renewalSlack),
+    );
+    this.scraped('leasehold_leaderships_ended_total', 'Leaderships this server ended or found ended, by component kind and how (resigned, expired, revoked, lost)', 'counter', () =>
+      [...this.ended].map(([key, value]) => {
+        const [kind, ended] = key.split(' ');
+        return { labels: { kind, ended }, value };
+      }),
+    );
     this.scraped('leasehold_fencing_refusals_total', 'Writes refused for their fencing token (FencingTokenStale, FencingTokenRequired), by cluster', 'counter', () =>
       this.perCluster((c, out) => c.fencingRefusals.forEach((n, code) => out.push({ labels: { code, cluster: c.label }, value: n }))),
     );
@@ -117,6 +162,21 @@ export class Metrics {
   onEvent = (e: LeaseEvent): void => {
     const c = this.cluster(e.clusterId);
     c.events.set(e.event, (c.events.get(e.event) ?? 0) + 1);
+    if (e.event === 'granted' && e.takeoverGapMs !== undefined) this.takeoverGaps.get(kindOf(e.component))?.observe(e.takeoverGapMs / 1000);
+    if (ENDED_EVENTS.has(e.event)) {
+      // A leadership's end ends its published components: each is counted, as the history
+      // records each (an expiry names only them).
+      const ended = e.component === null && e.event !== 'expired' ? [null, ...(e.components ?? [])] : (e.components ?? [e.component]);
+      for (const component of ended) {
+        const key = `${kindOf(component)} ${e.event}`;
+        this.ended.set(key, (this.ended.get(key) ?? 0) + 1);
+      }
+    }
+  };
+
+  /** A renewal this server made, and the lease time it had left (ms). */
+  onRenewalSlack = (component: string | null, slackMs: number): void => {
+    this.renewalSlack.get(kindOf(component))?.observe(slackMs / 1000);
   };
 
   /** The stats of a route, made once when it is registered. */
@@ -243,9 +303,9 @@ export class Metrics {
 }
 
 /** A histogram's samples: cumulative buckets, sum and count. */
-function histogram(name: string, labels: Record<string, string>, r: RouteStats): Sample[] {
+function histogram(name: string, labels: Record<string, string>, r: Buckets): Sample[] {
   let acc = 0;
-  const out: Sample[] = BUCKET_LABELS.map((le, i) => {
+  const out: Sample[] = [...r.bounds.map(String), '+Inf'].map((le, i) => {
     acc += r.counts[i];
     return { labels: { ...labels, le }, value: acc, metricName: `${name}_bucket` };
   });

@@ -14,6 +14,7 @@ const MAX_LOGGED_COMPONENTS = 50;
 
 /** Logs every leadership event at info, and counts it. */
 export function reportLeadershipEvents(events: LeaseEvents, log: Log, metrics: Metrics): void {
+  events.renewalSlack = metrics.onRenewalSlack;
   events.on((e: LeaseEvent) => {
     metrics.onEvent(e);
     const line: Record<string, unknown> = {
@@ -24,6 +25,7 @@ export function reportLeadershipEvents(events: LeaseEvents, log: Log, metrics: M
       // The lease's fencing token, a number: access tokens are never logged.
       fencingToken: e.token,
     };
+    if (e.takeoverGapMs !== undefined) line.takeoverGapMs = e.takeoverGapMs;
     if (e.components) {
       line.components = e.components.slice(0, MAX_LOGGED_COMPONENTS);
       if (e.components.length > MAX_LOGGED_COMPONENTS) line.componentCount = e.components.length;

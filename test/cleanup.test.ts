@@ -103,8 +103,9 @@ test('global cleanup removes exactly the job’s leader, plan, checkpoints, coun
 
   const afterKeys = await dumpKeys(c);
   // Indexes that list the job change (`plan-ids` is checked below through GET execution-plans),
-  // and the count of the cluster's blobs (lib/quota.lua): its two went.
-  const changing = new Set(['index', 'log', 'components', 'plan-ids', 'usage'].map((k) => `lh:{${c}}:${k}`));
+  // and the count of the cluster's blobs (lib/quota.lua): its two went; the leadership history
+  // records the revocation (lib/history.lua).
+  const changing = new Set(['index', 'log', 'components', 'plan-ids', 'usage', 'history:entries', 'history:state'].map((k) => `lh:{${c}}:${k}`));
   assert.deepEqual(await redis.hmget(`lh:{${c}}:usage`, 'blobs', 'blobBytes'), ['3', String('jar bytes'.length + 'bin bytes'.length + 'no job'.length)]);
   for (const [k, v] of afterKeys) if (!changing.has(k)) assert.equal(v, before.get(k), `${k} kept byte for byte`);
   const gone = [...before.keys()].filter((k) => !afterKeys.has(k));

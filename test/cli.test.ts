@@ -139,7 +139,7 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
         cli(['serve', '--redis-url', 'localhost:6379']),
       ]);
     expectExit(help, 0);
-    for (const word of ['serve', 'clusters', 'leaders', 'leadership', 'watch', 'campaign', 'resign', 'job-results', 'cleanup-job', 'cleanup-cluster', 'LEASEHOLD_URL', 'LEASEHOLD_TOKEN', '--timeout']) {
+    for (const word of ['serve', 'clusters', 'leaders', 'leadership', 'watch', 'campaign', 'resign', 'job-results', 'cleanup-job', 'cleanup-cluster', 'history', 'LEASEHOLD_URL', 'LEASEHOLD_TOKEN', '--timeout']) {
       assert.match(help.stdout, new RegExp(word));
     }
     assert.match(help.stdout, /Exit codes:[\s\S]*6 {2}unavailable/);
@@ -371,6 +371,39 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
     assert.match(r.stdout.trimEnd().split('\n').at(-1)!, new RegExp(`^\\S+Z revoked the leadership of ${id} from holder \\(resigned\\)$`));
     assert.equal(await cluster.leadership(), null);
     assert.equal(await cluster.leader('rest'), null);
+  });
+
+  test('history: a table newest first, --component, --limit, --json', async () => {
+    const id = uniqueCluster('cli');
+    const cluster = sdk.cluster(id);
+    const a = await lead(cluster, 'rest', 'a', 'http://a');
+    assert.equal(await cluster.resign('rest', { contenderId: 'a', sessionId: a.sessionId }), true);
+    const b = await lead(cluster, 'rest', 'b');
+    const d = await lead(cluster, 'dispatcher', 'd');
+    const [all, rest, one, json] = await Promise.all([
+      cli(['history', id]),
+      cli(['history', id, '--component', 'rest']),
+      cli(['history', id, '--limit', '1']),
+      cli(['history', id, '--json']),
+    ]);
+    expectExit(all, 0);
+    const rows = cells(all.stdout);
+    assert.deepEqual(rows[0], ['COMPONENT', 'CONTENDER', 'TOKEN', 'ADDRESS', 'GRANTED', 'ENDED', 'HOW', 'GAP']);
+    assert.deepEqual(
+      rows.slice(1).map((r) => [r[0], r[1], r[2], r[3], r[6]]),
+      [
+        ['dispatcher', 'd', String(d.fencingToken), '-', 'leading'],
+        ['rest', 'b', String(b.fencingToken), '-', 'leading'],
+        ['rest', 'a', String(a.fencingToken), 'http://a', 'resigned'],
+      ],
+    );
+    assert.match(rows[2][7], /^\d+ ms$/, 'the takeover gap of b');
+    expectExit(rest, 0);
+    assert.deepEqual(cells(rest.stdout).slice(1).map((r) => r[1]), ['b', 'a']);
+    expectExit(one, 0);
+    assert.equal(cells(one.stdout).length, 2);
+    expectExit(json, 0);
+    assert.deepEqual(JSON.parse(json.stdout).entries.map((e: { contenderId: string }) => e.contenderId), ['d', 'b', 'a']);
   });
 
   test('job-results: all, --dirty, --json', async () => {

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { scanKeys, stopAllRedis } from './support/redis.js';
+import { RedisProcess, scanKeys, stopAllRedis } from './support/redis.js';
+import { restoreSnapshot, snapshot } from './support/topology.js';
 import { get, post, randomJobId, request, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 
 let srv: Running;
@@ -190,4 +191,63 @@ test('a cluster cleanup removes the history', async () => {
   assert.equal((await request(srv.url, 'DELETE', base(c))).status, 200);
   assert.deepEqual(await scanKeys(redis, `lh:{${c}}:*`), []);
   assert.deepEqual((await history(srv.url, c)).entries, []);
+});
+
+/** The value of a sample of /metrics, or 0 when absent. */
+async function sample(url: string, line: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const found = text.split('\n').find((l) => l.startsWith(line + ' '));
+  return found ? Number(found.slice(line.length + 1)) : 0;
+}
+
+test('the failover metrics: takeover gaps, renewal slack and ends, by component kind', async () => {
+  const c = uniqueCluster('hist');
+  const gaps = await sample(srv.url, 'leasehold_takeover_gap_seconds_count{kind="rest"}');
+  const resigned = await sample(srv.url, 'leasehold_leaderships_ended_total{kind="rest",ended="resigned"}');
+  const slack = await sample(srv.url, 'leasehold_renewal_slack_seconds_count{kind="rest"}');
+  const slow = await sample(srv.url, 'leasehold_renewal_slack_seconds_bucket{kind="rest",le="7.5"}');
+  const a = await campaign(srv.url, c, 'rest', 'a', 10_000);
+  await sleep(300);
+  const renewed = await post(srv.url, `${base(c)}/leaders/rest/renew`, { contenderId: 'a', sessionId: a.sessionId });
+  assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
+  await resign(srv.url, c, 'rest', 'a', a.sessionId);
+  await campaign(srv.url, c, 'rest', 'b');
+  assert.equal(await sample(srv.url, 'leasehold_takeover_gap_seconds_count{kind="rest"}'), gaps + 1);
+  assert.equal(await sample(srv.url, 'leasehold_leaderships_ended_total{kind="rest",ended="resigned"}'), resigned + 1);
+  assert.equal(await sample(srv.url, 'leasehold_renewal_slack_seconds_count{kind="rest"}'), slack + 1);
+  // Renewed 0.3 s into a 10 s lease: between 7.5 and 10 s were left.
+  assert.equal(await sample(srv.url, 'leasehold_renewal_slack_seconds_bucket{kind="rest",le="7.5"}'), slow);
+  assert.equal(await sample(srv.url, 'leasehold_renewal_slack_seconds_bucket{kind="rest",le="10"}'), slow + 1);
+  const l = await post(srv.url, `${base(c)}-l/leadership/campaign`, { contenderId: 'boss', ttlMs: 10_000 });
+  const leadershipSlack = await sample(srv.url, 'leasehold_renewal_slack_seconds_count{kind="leadership"}');
+  const r = await post(srv.url, `${base(c)}-l/leadership/renew`, { contenderId: 'boss', sessionId: l.body.leadership.sessionId });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(await sample(srv.url, 'leasehold_renewal_slack_seconds_count{kind="leadership"}'), leadershipSlack + 1);
+});
+
+test('a leader Redis lost to a rollback is recorded as lost', async (t) => {
+  const own = await RedisProcess.start();
+  t.after(() => own.stop());
+  const app = await startApp(t, own.url);
+  const c = uniqueCluster('hist');
+  // The cluster has data when the backup is taken: a leader that resigned.
+  const a = await campaign(app.url, c, 'dispatcher', 'a', 3000);
+  await resign(app.url, c, 'dispatcher', 'a', a.sessionId);
+  const backup = await snapshot(own);
+  // B is granted (acknowledged) after the backup, and the server's view believes it; its
+  // lease is long enough to still run when the loss is found.
+  const b = await campaign(app.url, c, 'dispatcher', 'b', 30_000);
+  assert.equal((await get(app.url, `${base(c)}/leaders/dispatcher`)).body.leader.contenderId, 'b');
+  await restoreSnapshot(own, backup);
+  await waitFor(async () => (await history(app.url, c)).entries[0]?.ended === 'lost', 20_000, 'the loss recorded');
+  const { entries } = await history(app.url, c);
+  assert.deepEqual(
+    entries.map((e) => [e.contenderId, e.token, e.ended]),
+    [
+      ['b', b.fencingToken, 'lost'],
+      ['a', a.fencingToken, 'resigned'],
+    ],
+  );
+  assert.equal(entries[0].sessionId, b.sessionId);
+  assert.equal(await sample(app.url, 'leasehold_leaderships_ended_total{kind="dispatcher",ended="lost"}'), 1);
 });

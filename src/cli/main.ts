@@ -15,6 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { DEFAULT_URL, describeError, EXIT, EXIT_CODES_HELP, exitCodeFor, integer, lastOutcome, warn } from './common.js';
+import { registerHistory } from './history.js';
 import { registerLeaders } from './leaders.js';
 import { registerLeadership } from './leadership.js';
 import { registerServe } from './serve.js';
@@ -41,6 +42,7 @@ function buildProgram(): Command {
   registerLeadership(program);
   registerStores(program);
   registerClusters(program);
+  registerHistory(program);
   return program.addHelpText('afterAll', EXIT_CODES_HELP);
 }
 

@@ -5,7 +5,28 @@ import { LeaderElection, type LeaderElectionOptions } from './election.js';
 import { ClusterLeadership, type ClusterLeadershipOptions } from './leadership.js';
 import { LeaderRetrieval, type LeaderRetrievalOptions } from './retrieval.js';
 import { BlobStore, CheckpointIdCounter, CheckpointStore, collect, ExecutionPlanStore, JobCleaner, JobResultStore, paged, type Fence, type ListOptions } from './stores.js';
-import type { CampaignResult, ClusterCleanup, ClusterEntry, Component, JobCleanup, Leader, LeadershipCampaignResult, LeadershipInfo, LeadersState } from './types.js';
+import type {
+  CampaignResult,
+  ClusterCleanup,
+  ClusterEntry,
+  Component,
+  HistoryPage,
+  JobCleanup,
+  Leader,
+  LeadershipCampaignResult,
+  LeadershipInfo,
+  LeadersState,
+} from './types.js';
+
+/** A page of the leadership history: a component's (or `leadership`'s), entries granted
+ * from and up to instants (Date, or ISO 8601), after `cursor` (a page's `nextCursor`). */
+export interface HistoryQuery {
+  component?: Component | 'leadership';
+  from?: Date | string;
+  to?: Date | string;
+  limit?: number;
+  cursor?: string;
+}
 
 export class LeaseholdClient {
   readonly http: Http;
@@ -66,6 +87,19 @@ export class Cluster {
 
   async leader(component: Component): Promise<Leader | null> {
     return (await this.http.request<{ leader: Leader | null }>(`${this.base}/leaders/${componentPath(component)}`)).leader;
+  }
+
+  /** A page of the cluster's leadership history, newest first; follow `nextCursor`. */
+  history(query: HistoryQuery = {}): Promise<HistoryPage> {
+    const iso = (t: Date | string) => (t instanceof Date ? t.toISOString() : t);
+    const params = new URLSearchParams();
+    if (query.component) params.set('component', query.component);
+    if (query.from) params.set('from', iso(query.from));
+    if (query.to) params.set('to', iso(query.to));
+    if (query.limit) params.set('limit', String(query.limit));
+    if (query.cursor) params.set('cursor', query.cursor);
+    const q = params.toString();
+    return this.http.request(`${this.base}/history${q ? `?${q}` : ''}`);
   }
 
   /** One campaign, without renewals (for tools and tests; contenders use `election`). */

@@ -1,5 +1,5 @@
 /** `leasehold/client`: the SDK of a leasehold server. */
-export { LeaseholdClient, Cluster, ClusterList } from './client.js';
+export { LeaseholdClient, Cluster, ClusterList, type HistoryQuery } from './client.js';
 export type { ClientOptions } from './http.js';
 export { LeaderElection, type LeaderElectionOptions, type Leadership, type RevokeReason } from './election.js';
 export { ClusterLeadership, type ClusterLeadershipOptions, type HeldLeadership } from './leadership.js';

@@ -27,6 +27,9 @@ export type JobStatus = wire.JobStatus;
 /** A job's result, as Flink's JobResultStore is given it. */
 export type JobResult = wire.JobResultRequest;
 export type JobResultEntry = wire.JobResult;
+/** One leadership of a component (or of the cluster, `leadership`) in the history. */
+export type HistoryEntry = wire.HistoryEntry;
+export type HistoryPage = wire.HistoryResponse;
 export type Checkpoint = wire.Checkpoint;
 export type CheckpointAdded = wire.CheckpointAdded;
 export type BlobInfo = wire.BlobInfo;

@@ -43,6 +43,13 @@ interface RawChange {
   r: number;
 }
 
+/** The takeover gap (ms) a grant's script answers with its leader (lib/history.lua,
+ * with_gap), or null when the history knows none. */
+export function takeoverGapOf(json: string | null | false): number | null {
+  const m = json ? /,"g":([0-9]+)\}$/.exec(json) : null;
+  return m ? Number(m[1]) : null;
+}
+
 export function parseLeader(json: string | null | false): Leader | null {
   return json ? toLeader(JSON.parse(json) as RawLeader) : null;
 }

@@ -83,7 +83,7 @@ export class ElectionService {
       return this.campaign(clusterId, component, req);
     }
     this.record(clusterId, view, r.changes);
-    if (r.code === Code.Done) this.events.of('granted', clusterId, component, r.leader!.contenderId, r.leader!.fencingToken);
+    if (r.code === Code.Done) this.events.granted(clusterId, component, r.leader!, r.takeoverGapMs);
     // After the expiry it may just have recorded.
     if (r.code === Code.LockDelay) throw new LockDelayError(component, r.ttlMs);
     if (r.code === Code.AlreadyHeld) view?.extend(component, r.leader!.sessionId, r.ttlMs);
@@ -117,6 +117,7 @@ export class ElectionService {
     view?.extend(component, sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);
     this.leases.note(clusterId, r.ttlMs, replicated);
+    if (r.slackMs !== undefined) this.events.renewalSlack?.(component, r.slackMs);
     const leader = r.leader ?? known!;
     if (!view && r.leader) {
       if (this.renewed.size >= MAX_RENEWED) this.renewed.clear();

@@ -14,7 +14,7 @@ import type { Component } from './ids.js';
 import { Code } from './replies.js';
 import type { SyncStore } from './syncStore.js';
 
-export type LeaseEventKind = 'granted' | 'renewFailed' | 'resigned' | 'expired' | 'revoked';
+export type LeaseEventKind = 'granted' | 'renewFailed' | 'resigned' | 'expired' | 'revoked' | 'lost';
 
 export interface LeaseEvent {
   event: LeaseEventKind;
@@ -29,12 +29,18 @@ export interface LeaseEvent {
   contenderId: string | null;
   /** The fencing token of the lease (never an access token); null when not known. */
   token: number | null;
+  /** A grant's takeover gap (ms from the end of the component's previous leader), when the
+   * history knows one (history.ts). */
+  takeoverGapMs?: number;
 }
 
 export type LeaseEventListener = (event: LeaseEvent) => void;
 
 export class LeaseEvents {
   private listeners: LeaseEventListener[] = [];
+  /** Told of every renewal this server made: the component's (null: a leadership's) lease
+   * time left when it came (ms). Not an event: renewals are the hot path, logged never. */
+  renewalSlack: ((component: Component | null, slackMs: number) => void) | null = null;
 
   on(listener: LeaseEventListener): void {
     this.listeners.push(listener);
@@ -48,6 +54,14 @@ export class LeaseEvents {
   of(event: LeaseEventKind, clusterId: string, component: Component | null, contenderId: string | null, token: number | null, components?: Component[]): void {
     if (this.listeners.length === 0) return;
     this.emit({ event, clusterId, component, components, contenderId, token });
+  }
+
+  /** A grant this server made, with its takeover gap when known. */
+  granted(clusterId: string, component: Component | null, leader: Leader, takeoverGapMs: number | null | undefined): void {
+    if (this.listeners.length === 0) return;
+    const e: LeaseEvent = { event: 'granted', clusterId, component, contenderId: leader.contenderId, token: leader.fencingToken };
+    if (takeoverGapMs != null) e.takeoverGapMs = takeoverGapMs;
+    this.emit(e);
   }
 
   /** A lease (`component`) or a leadership (null) resigned or revoked by a call whose reply

@@ -31,6 +31,8 @@ export interface FloorsWritebackOptions {
   log: Log;
   /** Called once every cluster was written back (or failed to be): resync the views. */
   done: () => void;
+  /** Told at once of each cluster found below what this server answered. */
+  behind?: (clusterId: string) => void;
 }
 
 export class FloorsWriteback {
@@ -79,7 +81,10 @@ export class FloorsWriteback {
               [keys.channel, f.index, this.opts.logSize, f.maxTtlMs, lost ? 1 : 0, ...batch.map((j) => f.counters[j])],
             ),
           );
-          if (reply.behind) behind.add(clusterId);
+          if (reply.behind) {
+            behind.add(clusterId);
+            this.opts.behind?.(clusterId);
+          }
           if (reply.gone) {
             // Deleted (cleanupAllData on another server, say): nothing to write back.
             if (reply.nowUs - f.index > GONE_AFTER_US) floors.forget(clusterId);

@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import type { RedisOptions } from 'ioredis';
 import type { Log } from './log.js';
-import type { Change } from './changes.js';
+import type { Change, Leader } from './changes.js';
 import { RedisUnavailableError } from './errors.js';
-import type { ClusterKeys } from './ids.js';
+import type { ClusterKeys, Component } from './ids.js';
 import { ElectionService } from './election.js';
 import { LeaseStore } from './leaseStore.js';
 import { RedisLink, type ClockStepReport, type DataLossReport } from './redisLink.js';
@@ -120,6 +120,7 @@ export class HaServices {
       onChange: opts.onChange ?? (() => {}),
       onRollback: (clusterId) => this.link.reportRollback(clusterId),
       events: this.events,
+      onLost: (clusterId, component, leader) => void this.recordLost(clusterId, component, leader),
       logger: opts.logger,
     });
     this.writeback = new FloorsWriteback({
@@ -129,6 +130,8 @@ export class HaServices {
       logSize: opts.changeLogSize,
       log: opts.logger,
       done: () => this.views.resyncAll(),
+      // Leaders believed there may be gone: the resync that follows tells (history.ts, lost).
+      behind: (clusterId) => this.views.suspectLoss([clusterId]),
     });
     this.election = new ElectionService(this.link, store, this.views, this.floors, this.leases);
     this.leadership = new LeadershipService(store.leadership, this.election, this.floors);
@@ -178,6 +181,9 @@ export class HaServices {
   private async startGrace(loss: PrimaryLoss): Promise<void> {
     const atRisk = this.leases.atRisk(loss);
     if (atRisk.length === 0) return;
+    // The views resync once the link is up again: the leaders they believed that Redis lost
+    // are recorded (history.ts, lost).
+    this.views.suspectLoss(atRisk.map(([clusterId]) => clusterId));
     for (const [clusterId, ms] of atRisk) await this.store.startGrace(this.views.keys(clusterId), ms);
     const longest = Math.max(...atRisk.map(([, ms]) => ms));
     this.log.error(
@@ -186,6 +192,18 @@ export class HaServices {
         ? 'the redis primary changed after this server acknowledged leases that no replica held: the new primary may lack them, so these clusters grant no lease until they have run out'
         : 'redis lost its data while leases this server acknowledged were running: these clusters grant no lease until they have run out',
     );
+  }
+
+  /** A leader this server acknowledged and Redis lost, into the history (once, whichever
+   * server finds it first) and the events; best effort: a failure is logged. */
+  private async recordLost(clusterId: string, component: Component, leader: Leader): Promise<void> {
+    try {
+      if (await this.history.lost(this.views.keys(clusterId), component, leader)) {
+        this.events.of('lost', clusterId, component, leader.contenderId, leader.fencingToken);
+      }
+    } catch (err) {
+      this.log.warn({ err, clusterId, component }, 'could not record a lost leader in the history');
+    }
   }
 
   /** Releases connections and timers; deletes nothing. */

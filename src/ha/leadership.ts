@@ -63,7 +63,7 @@ export class LeadershipService {
       throw new HaError('ComponentLeasesHeld', 'per-component leases live in this cluster: no leadership until they end', { leaders });
     }
     this.floors.raiseTtl(clusterId, r.ttlMs);
-    if (r.code === Code.Done) this.election.events.of('granted', clusterId, null, r.leader!.contenderId, r.leader!.fencingToken);
+    if (r.code === Code.Done) this.election.events.granted(clusterId, null, r.leader!, r.takeoverGapMs);
     if (r.code === Code.AlreadyHeld) for (const c of pairs(r.extra)) view?.extend(c.component, r.leader!.sessionId, r.ttlMs);
     // Granted or not, a campaign that gets this far answers a holder.
     return { granted: r.code !== Code.Held, leadership: leadershipOf(r)! };
@@ -78,6 +78,7 @@ export class LeadershipService {
     this.election.record(clusterId, view, r.changes);
     if (r.code !== Code.Done) this.election.events.of('renewFailed', clusterId, null, req.contenderId, null);
     this.check(r);
+    if (r.slackMs !== undefined) this.election.events.renewalSlack?.(null, r.slackMs);
     const leadership = leadershipOf(r)!;
     for (const c of leadership.components) view?.extend(c.component, req.sessionId, r.ttlMs);
     this.floors.raiseTtl(clusterId, r.ttlMs);

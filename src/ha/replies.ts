@@ -4,7 +4,7 @@
  * a script's header lists is here), the one table mapping codes to errors, and the decoding
  * of each script's reply into its own typed result. Nothing else reads a script's reply.
  */
-import { parseChange, parseLeader, type Change, type Leader } from './changes.js';
+import { parseChange, parseLeader, takeoverGapOf, type Change, type Leader } from './changes.js';
 import { HaError } from './errors.js';
 import type { Component } from './ids.js';
 import { parseHistoryEntry, type HistoryEntry } from './history.js';
@@ -152,6 +152,10 @@ export interface OpResult<C extends Code = Code> {
   changes: Change[];
   /** What followed a refusal's code: QuotaExceeded's quota and limit (lib/quota.lua). */
   values?: string[];
+  /** A grant's takeover gap (ms), when the history knows one (lib/history.lua). */
+  takeoverGapMs?: number | null;
+  /** A renewal's slack: the ms its lease had left when it came. */
+  slackMs?: number;
 }
 
 /** RolledBack, InGrace and LockDelay grant nothing; their ttlMs is the grace period's, or
@@ -187,7 +191,9 @@ export function decodeOp<N extends OpScript>(name: N, r: ScriptReply): OpResult<
   const code = r[0] as OpCode<N>;
   if (!(OP_CODES[name] as readonly Code[]).includes(code)) throw unexpectedReply(name, code);
   if (code === Code.QuotaExceeded) return { code, leader: null, ttlMs: 0, changes: [], values: r.slice(1).map(String) };
-  return { code, leader: parseLeader(r[1] as string | null), ttlMs: r[2] as number, changes: changesOf(r, 3) };
+  const out: OpResult<OpCode<N>> = { code, leader: parseLeader(r[1] as string | null), ttlMs: r[2] as number, changes: changesOf(r, 3) };
+  if (name === 'campaign' && code === Code.Done) out.takeoverGapMs = takeoverGapOf(r[1] as string);
+  return out;
 }
 
 /** Decodes a batch of renewals (renew.lua) and hands each its result, in order. `deliver`
@@ -197,11 +203,11 @@ export function decodeRenewals<T>(r: ScriptReply, items: readonly T[], deliver: 
   for (const item of items) {
     const code = r[at];
     if (code === Code.Done) {
-      deliver(item, { code: Code.Done, leader: null, ttlMs: r[at + 1] as number, changes: [] });
-      at += 2;
-    } else if (code === Code.RenewedNewLeader) {
-      deliver(item, { code: Code.Done, leader: parseLeader(r[at + 1] as string), ttlMs: r[at + 2] as number, changes: [] });
+      deliver(item, { code: Code.Done, leader: null, ttlMs: r[at + 1] as number, changes: [], slackMs: r[at + 2] as number });
       at += 3;
+    } else if (code === Code.RenewedNewLeader) {
+      deliver(item, { code: Code.Done, leader: parseLeader(r[at + 1] as string), ttlMs: r[at + 2] as number, changes: [], slackMs: r[at + 3] as number });
+      at += 4;
     } else if (code === Code.Held || code === Code.Free) {
       const n = r[at + 3] as number;
       deliver(item, {
@@ -232,8 +238,11 @@ export interface LeadershipReply {
   ttlMs: number;
   changes: Change[];
   extra: string[];
+  /** leadership_campaign's grant: its takeover gap (ms), when the history knows one. */
+  takeoverGapMs?: number | null;
+  /** leadership_renew: the ms the lease had left when the renewal came. */
+  slackMs?: number;
 }
-
 
 const LEADERSHIP_CODES: Record<LeadershipScript, readonly Code[]> = {
   leadership_campaign: [Code.Done, Code.AlreadyHeld, Code.Held, Code.ComponentLeasesHeld, Code.RolledBack, Code.InGrace, Code.Changed],
@@ -253,7 +262,7 @@ export function decodeLeadership(name: LeadershipScript, r: ScriptReply): Leader
   // The quota and the limit follow (lib/quota.lua).
   if (code === Code.QuotaExceeded) return { code, leader: null, remainingMs: 0, ttlMs: 0, changes: [], extra: r.slice(1).map(String) };
   const n = r[4] as number;
-  return {
+  const out: LeadershipReply = {
     code,
     leader: parseLeader(r[1] as string | null),
     remainingMs: r[2] as number,
@@ -261,6 +270,9 @@ export function decodeLeadership(name: LeadershipScript, r: ScriptReply): Leader
     changes: changesOf(r, 5, 5 + n),
     extra: r.slice(5 + n).map(String),
   };
+  if (code === Code.Done && name === 'leadership_renew') out.slackMs = Number(out.extra.shift());
+  if (code === Code.Done && name === 'leadership_campaign') out.takeoverGapMs = takeoverGapOf(r[1] as string);
+  return out;
 }
 
 // ---- views: sync, changes ---------------------------------------------------------------

@@ -6,13 +6,13 @@
  * hears of the cluster's first write on BORN_CHANNEL, one channel for every cluster, and
  * only then subscribes to the cluster's channel (issue 16: reads create no state). */
 import type { Log } from './log.js';
-import { messageOrigin, parseMessage, type Change } from './changes.js';
+import { messageOrigin, parseMessage, type Change, type Leader } from './changes.js';
 import { ClusterView } from './clusterView.js';
 import { RedisUnavailableError } from './errors.js';
 import { BORN_CHANNEL, ClusterKeys, type Component } from './ids.js';
 import type { LeaseStore } from './leaseStore.js';
 import type { RedisLink } from './redisLink.js';
-import { leaseSyncStore } from './syncStore.js';
+import { leaseSyncStore, type SyncStore } from './syncStore.js';
 import type { Floors } from './floors.js';
 import { reportingStore, type LeaseEvents } from './events.js';
 
@@ -30,6 +30,9 @@ export interface ViewRegistryOptions {
   onRollback: (clusterId: string) => void;
   /** Told of the expiries this server's own scripts record. */
   events?: LeaseEvents;
+  /** A leader this server believed held, which Redis lost (a rollback, a failover, lost
+   * data), as the first sync after the loss found: for the history (history.ts). */
+  onLost?: (clusterId: string, component: Component, leader: Leader) => void;
   logger: Log;
 }
 
@@ -40,6 +43,9 @@ export class ViewRegistry {
   private readonly subscribed = new Set<string>();
   /** Clusters born (first written) while their view was being opened. */
   private readonly bornWhileOpening = new Set<string>();
+  /** Clusters where Redis may have lost leases this server acknowledged (a failover, lost
+   * data): their next sync tells which (lostLeaders). */
+  private readonly lossSuspects = new Set<string>();
   private readonly sweeper: NodeJS.Timeout;
   constructor(private readonly opts: ViewRegistryOptions) {
     const { link } = opts;
@@ -66,6 +72,13 @@ export class ViewRegistry {
    * answered was written back into it (floorsWriteback.ts). */
   resyncAll(): void {
     this.views.forEach((v) => void v.resync(true));
+  }
+
+  /** Redis may have lost leases of these clusters: at their views' next sync (the caller
+   * sees that one follows), the leaders they believed that Redis no longer has are
+   * reported lost. */
+  suspectLoss(clusterIds: Iterable<string>): void {
+    for (const id of clusterIds) if (this.views.has(id)) this.lossSuspects.add(id);
   }
 
   get size(): number {
@@ -122,12 +135,39 @@ export class ViewRegistry {
     return p;
   }
 
+  /** A sync store that reports the leaders the view believed held and a sync no longer
+   * finds, when Redis went back in time (the sync says) or may have lost leases (a
+   * suspected loss): `holderOf` answers what the view believed, before the sync applies. */
+  private lostLeaders(clusterId: string, store: SyncStore, holderOf: (c: Component) => Leader | null): SyncStore {
+    const onLost = this.opts.onLost;
+    if (!onLost) return store;
+    return {
+      ...store,
+      sync: async (believed, floor) => {
+        const r = await store.sync(believed, floor);
+        // Read once the sync answered: a suspicion raised while it ran is about the Redis
+        // it read (the loss came before the suspicion).
+        const suspected = this.lossSuspects.delete(clusterId);
+        if (!r.rolledBack && !suspected) return r;
+        for (const [component, sessionId] of believed) {
+          const held = holderOf(component);
+          if (held?.sessionId === sessionId && r.state.get(component)?.leader?.sessionId !== sessionId) onLost(clusterId, component, held);
+        }
+        return r;
+      },
+    };
+  }
+
   private async openView(clusterId: string): Promise<ClusterView> {
     const { link, store, floors, onChange, onRollback, logger } = this.opts;
     const keys = new ClusterKeys(clusterId);
-    const view = new ClusterView(keys, {
-      store: reportingStore(leaseSyncStore(store, keys, floors, onRollback), (changes) =>
-        this.opts.events?.recorded(clusterId, changes, (c) => view.holder(c)),
+    const view: ClusterView = new ClusterView(keys, {
+      store: this.lostLeaders(
+        clusterId,
+        reportingStore(leaseSyncStore(store, keys, floors, onRollback), (changes) =>
+          this.opts.events?.recorded(clusterId, changes, (c) => view.holder(c)),
+        ),
+        (c) => view.holder(c),
       ),
       onChange: (change) => {
         floors.noteChanges(clusterId, [change]);

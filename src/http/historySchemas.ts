@@ -14,6 +14,9 @@ export const HistoryComponent = Type.String({
 
 const Time = Type.String({
   format: 'date-time',
+  // Besides the format, for openapi.yaml's readers and the bad-input sweep.
+  pattern:
+    '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-4]):[0-5][0-9])$',
   description: 'An instant as ISO 8601 with a time zone, as `2026-12-04T17:00:00Z`.',
   examples: ['2026-12-04T17:00:00Z'],
 });

@@ -20,7 +20,8 @@
 
   Returns {code, leader json or false, lease ms left, change payloads...}
   Codes:
-    DONE (0)                     granted now
+    DONE (0)                     granted now (the leader json with its takeover gap, "g",
+                                 when the history knows one: lib/history.lua, with_gap)
     ALREADY_HELD (3)             held by this contender already (campaigned for with this
                                  token): extended (and confirmed)
     HELD (1)                     held by another contender or session
@@ -99,4 +100,4 @@ redis.call('PERSIST', leader_key)
 redis.call('SADD', components_key, component)
 local leader = leader_json({contender_id, session_id, tok, address, at})
 changes[#changes + 1] = emit('granted', component, leader, tonumber(ttl), tonumber(tok))
-return {DONE, leader, tonumber(ttl), unpack(changes)}
+return {DONE, with_gap(leader), tonumber(ttl), unpack(changes)}

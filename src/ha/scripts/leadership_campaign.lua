@@ -99,4 +99,4 @@ redis.call('HSET', ls_key, F_CONTENDER, contender_id, F_SESSION, session_id, F_T
   F_LIVE, LIVE_YES, F_TTL, ttl, F_OWNER, owner)
 local leader = leader_json({contender_id, session_id, tok, false, at})
 history_grant(LEADERSHIP, leader)
-return reply(DONE, leader, tonumber(ttl), ttl, changes)
+return reply(DONE, with_gap(leader), tonumber(ttl), ttl, changes)

@@ -15,8 +15,9 @@
 
   Flags: allow-oom (it frees memory or keeps leadership safe: it runs on a full Redis)
 
-  Returns as lib/cluster_leadership.lua's reply; after DONE and HELD, the published
-  components (component, address, flat)
+  Returns as lib/cluster_leadership.lua's reply; after DONE the ms the lease had left
+  before the renewal (its slack, for the metrics), then the published components
+  (component, address, flat); after HELD, the published components
   Codes:
     DONE (0)                     renewed
     HELD (1)                     held by another contender or session
@@ -40,7 +41,10 @@ elseif ttl ~= ls[TTL] then
   redis.call('HSET', ls_key, F_TTL, ttl)
 end
 local notices = {}
+-- The slack (metrics): what was left before the extension.
+local extra = {redis.call('PTTL', ls_lease_key)}
 redis.call('PEXPIRE', ls_lease_key, ttl)
 for _, c in ipairs(list) do set_ttl(c[2], c[1], session_id, ttl, notices) end
 publish_ttls(notices, origin)
-return reply(DONE, leader_json(ls), tonumber(ttl), ttl, {}, redis.call('HGETALL', published_key))
+for _, x in ipairs(redis.call('HGETALL', published_key)) do extra[#extra + 1] = x end
+return reply(DONE, leader_json(ls), tonumber(ttl), ttl, {}, extra)

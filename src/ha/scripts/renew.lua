@@ -18,11 +18,11 @@
 
   Returns, for each renewal in turn, a code and what that code says follows:
   Codes:
-    DONE (0)                     renewed; the leader is the one the caller knows. Follows:
-                                 lease ms left (the hot path, kept short: each element
-                                 costs the decoder)
+    DONE (0)                     renewed; the leader is the one the caller knows. Follow:
+                                 lease ms left, ms that were left before the renewal (the
+                                 hot path, kept short: each element costs the decoder)
     RENEWED_NEW_LEADER (4)       renewed; the leader is not what the caller knows. Follow:
-                                 leader json, lease ms left
+                                 leader json, lease ms left, ms left before the renewal
     HELD (1)                     held by another contender or session
     FREE (2)                     not held by anyone. After HELD and FREE follow: leader
                                  json or false, lease ms left, how many change payloads
@@ -54,6 +54,9 @@ for i = 1, (#KEYS - 2) / 2 do
     elseif ttl ~= h_ttl then
       redis.call('HSET', leader_key, F_TTL, ttl)
     end
+    -- What was left of the lease when the renewal came: the slack (metrics), read in the
+    -- same call, before the extension.
+    local slack = redis.call('PTTL', lease_key)
     set_ttl(lease_key, component, session_id, ttl, notices)
     if known == 'a' .. (h_address or '') then
       out[#out + 1] = DONE
@@ -62,6 +65,7 @@ for i = 1, (#KEYS - 2) / 2 do
       out[#out + 1] = leader_json(read_leader(leader_key))
     end
     out[#out + 1] = tonumber(ttl)
+    out[#out + 1] = slack
   else
     h = read_leader(leader_key)
     local changes = {}

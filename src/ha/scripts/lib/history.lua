@@ -26,6 +26,8 @@ local history_prefix = string.sub(index_key, 1, #index_key - #'index')
 local history_key = history_prefix .. 'history'
 local history_entries_key = history_prefix .. 'history:entries'
 local history_state_key = history_prefix .. 'history:state'
+-- The takeover gap of the grant this script recorded (history_grant), for with_gap.
+local granted_gap = false
 
 -- ARGV[3] is the change log's size, or that followed by the history's retention (entries,
 -- ms): '1000 10000 2592000000'. Read only by a script that records a change, so that a
@@ -69,6 +71,7 @@ local function history_grant(component, leader, granted_at)
   local st = redis.call('HGET', history_state_key, component)
   local ended = st and tonumber(string.match(st, ' (%d+)$'))
   if ended and not granted_at then gap = math.max(0, now - ended) end
+  granted_gap = gap or false
   local id = redis.call('XADD', history_key, '*', 'c', component)
   local g = 'null'
   if gap then g = int(gap) end
@@ -77,6 +80,14 @@ local function history_grant(component, leader, granted_at)
   redis.call('HSET', history_state_key, component, id)
   history_trim(now, max, age)
   return gap
+end
+
+-- A grant's leader json as its script answers it: with the takeover gap ("g", ms) when
+-- the history knows one, which the server that made the grant puts in its metrics
+-- (changes.ts, takeoverGapOf). Never in a change payload: watchers see the leader only.
+local function with_gap(leader)
+  if not granted_gap then return leader end
+  return string.sub(leader, 1, -2) .. ',"g":' .. int(granted_gap) .. '}'
 end
 
 -- The end of `component`'s leader, `how`: 'resigned', 'expired', 'revoked' or 'lost'.

@@ -165,6 +165,7 @@ test('2,500 clusters page without repeats or gaps, at any limit, and by prefix',
   }
   assert.deepEqual(ids(await listAll(srv.url, `${p}-12`)), sorted.filter((id) => id.startsWith(`${p}-12`)));
   assert.equal((await listAll(srv.url, `${p}-12`)).length, 100);
+  assert.deepEqual(ids(await listAll(srv.url, `${p}-12`, 7)), sorted.filter((id) => id.startsWith(`${p}-12`)));
   assert.deepEqual(await listAll(srv.url, `${p}-9`), []);
   // A cursor of another list, or of no list, is a 400.
   const other = Buffer.from('jr:0123456789abcdef0123456789abcdef').toString('base64url');

@@ -12,7 +12,7 @@
  *   write may give data to a cluster that has none: the server that granted the one adds
  *   the cluster at once (not waiting), the one that made the other before answering;
  * - its deletion (cleanup.ts) removes it last, then looks again: a cluster born anew
- *   meanwhile (its index is back) is added back;
+ *   meanwhile (it has data again) is added back;
  * - a repair adds every cluster that has a key (SCAN of every primary, in batches) and
  *   removes ids that have neither a key seen by the scan nor data (hasData), at start-up and
  *   whenever Redis may have lost data (data loss detected, a new primary): so a birth
@@ -23,7 +23,7 @@
 import type { Redis } from 'ioredis';
 import { ClusterKeys, BORN_CHANNEL, CLUSTER_ID_PATTERN, SINGLETON_COMPONENTS, type SingletonComponent } from './ids.js';
 import type { Log } from './log.js';
-import { lexPage, PAGE_MAX, type Page, type PageRequest } from './paging.js';
+import { lexPage, PAGE_MAX, pageCut, type Page, type PageRequest } from './paging.js';
 import { redisCall } from './redisCall.js';
 import { decodeClusterSummary, type ClusterSummaryReply, type HeldLease } from './replies.js';
 import type { Scripts } from './scripts.js';
@@ -32,8 +32,6 @@ import type { RedisLink } from './redisLink.js';
 export const REGISTRY_KEY = 'lh:clusters';
 /** Keys a SCAN step asks for, and ids per ZADD of the repair. */
 const SCAN_COUNT = 1000;
-/** A byte above every character of a cluster id: the upper bound of a prefix search. */
-const ABOVE_ID_CHARS = '\x7f';
 const CLUSTER_ID = new RegExp(CLUSTER_ID_PATTERN);
 const CLUSTER_OF_KEY = /^lh:\{([^}]*)\}:/;
 
@@ -73,7 +71,7 @@ export class ClusterRegistry {
     link.on('message', (channel, message) => {
       if (channel !== BORN_CHANNEL) return;
       const clusterId = ClusterKeys.clusterOfChannel(message);
-      if (clusterId !== null) this.note(clusterId);
+      if (clusterId !== null) void this.note(clusterId);
     });
     // At start-up, and whenever Redis may have lost what it held.
     const repair = () => void this.repair();
@@ -87,9 +85,10 @@ export class ClusterRegistry {
     await redisCall(() => this.redis.zadd(REGISTRY_KEY, 0, clusterId));
   }
 
-  /** Lists the cluster without waiting; a failure is logged, and the next repair lists it. */
-  note(clusterId: string): void {
-    this.add(clusterId).catch((err: unknown) => this.log.warn({ err, clusterId }, 'could not list a cluster; the next repair will'));
+  /** Lists the cluster; a failure (a full Redis, say) is logged, not thrown: what made the
+   * cluster's data is done, and the next repair lists it. */
+  note(clusterId: string): Promise<void> {
+    return this.add(clusterId).catch((err: unknown) => this.log.warn({ err, clusterId }, 'could not list a cluster; the next repair will'));
   }
 
   /** Unlists a deleted cluster, unless it was born anew meanwhile (it has data again: its
@@ -114,10 +113,7 @@ export class ClusterRegistry {
     const limit = Math.min(req.limit, PAGE_MAX);
     const prefix = req.prefix ?? '';
     if (req.only) return this.idsAmong(req.only, prefix, limit, req.after);
-    if (prefix === '') return lexPage(this.redis, REGISTRY_KEY, { limit, after: req.after });
-    const from = req.after !== undefined && req.after >= prefix ? `(${req.after}` : `[${prefix}`;
-    const ids = await redisCall(() => this.redis.zrangebylex(REGISTRY_KEY, from, `(${prefix}${ABOVE_ID_CHARS}`, 'LIMIT', 0, limit + 1));
-    return ids.length > limit ? { items: ids.slice(0, limit), next: ids[limit - 1] } : { items: ids };
+    return lexPage(this.redis, REGISTRY_KEY, { limit, after: req.after }, prefix);
   }
 
   private async idsAmong(only: ReadonlySet<string>, prefix: string, limit: number, after: string | undefined): Promise<Page<string>> {
@@ -128,7 +124,7 @@ export class ClusterRegistry {
       const scores = await redisCall(() => this.redis.zmscore(REGISTRY_KEY, ...batch));
       batch.forEach((id, j) => scores[j] !== null && found.push(id));
     }
-    return found.length > limit ? { items: found.slice(0, limit), next: found[limit - 1] } : { items: found };
+    return pageCut(found, limit);
   }
 
   /** What the listing shows of each cluster: one read-only script per cluster, all sent
@@ -163,7 +159,7 @@ export class ClusterRegistry {
   }
 
   /** Adds every cluster that has a key and removes listed ids that have neither a key nor
-   * an index; one at a time (a call while one runs makes it run once more after). A
+   * data; one at a time (a call while one runs makes it run once more after). A
    * failure is logged: the next trigger repairs. */
   repair(): Promise<void> {
     if (this.repairing) {

@@ -146,8 +146,8 @@ export class HaServices {
     // An admin's unfenced write may give data to a cluster that has no index, whose
     // birth nobody publishes: listed before it is answered. So may a leadership with
     // nothing published (it records no change): listed when granted.
-    writer.unfenced = (clusterId) => this.clusters.add(clusterId);
-    this.events.on((e) => e.event === 'granted' && e.component === null && this.clusters.note(e.clusterId));
+    writer.unfenced = (clusterId) => this.clusters.note(clusterId);
+    this.events.on((e) => void (e.event === 'granted' && e.component === null && this.clusters.note(e.clusterId)));
     this.jobResults = new RedisJobResultStore(bulk, writer);
     this.executionPlans = new RedisExecutionPlanStore(bulk, writer);
     this.checkpoints = new RedisCheckpointStore(bulk, writer, this.floors);

@@ -23,12 +23,21 @@ export interface Page<T> {
   next?: string;
 }
 
-/** Up to `limit` members of a sorted set whose scores are all 0, in byte order, after `after`. */
-export async function lexPage(redis: Redis, key: string, page: PageRequest): Promise<Page<string>> {
+/** A byte above every character of the ids paged here (ASCII): the end of a prefix range. */
+const ABOVE_ASCII = '\x7f';
+
+/** Up to `limit` members of a sorted set whose scores are all 0, in byte order, after
+ * `after`; with `prefix`, only those that begin with it (ASCII members). */
+export async function lexPage(redis: Redis, key: string, page: PageRequest, prefix = ''): Promise<Page<string>> {
   const limit = Math.min(page.limit, PAGE_MAX);
-  const from = page.after === undefined ? '-' : `(${page.after}`;
+  const from = page.after !== undefined && page.after >= prefix ? `(${page.after}` : prefix === '' ? '-' : `[${prefix}`;
+  const to = prefix === '' ? '+' : `(${prefix}${ABOVE_ASCII}`;
   // One more than asked tells whether there is a next page.
-  const ids = await redisCall(() => redis.zrangebylex(key, from, '+', 'LIMIT', 0, limit + 1));
+  return pageCut(await redisCall(() => redis.zrangebylex(key, from, to, 'LIMIT', 0, limit + 1)), limit);
+}
+
+/** A page of `limit` of `ids`, fetched one more than asked to tell whether a next follows. */
+export function pageCut(ids: string[], limit: number): Page<string> {
   return ids.length > limit ? { items: ids.slice(0, limit), next: ids[limit - 1] } : { items: ids };
 }
 

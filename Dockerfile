@@ -21,6 +21,7 @@ RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY src ./src
+COPY ui ./ui
 RUN npm run build
 
 # --- runtime --------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 /**
  * `npm run build`: compiles src/ to dist/ (tsconfig.build.json: the server, the CLI and the
  * SDK with its types) and copies beside the modules the files they read at runtime (the Lua
- * scripts of src/ha/scripts). dist/ is emptied first, so nothing of a removed source lingers;
- * dist/.built is written last, once everything else is in place.
+ * scripts of src/ha/scripts), and bundles the operator console (ui/) into dist/ui. dist/ is
+ * emptied first, so nothing of a removed source lingers; dist/.built is written last, once everything else is in place.
  *
  * `--if-stale` (npm start's prestart; bin/leasehold.js and the tests' server processes do
  * the same in a checkout): builds only when dist/.built is missing or older than a file under
@@ -25,7 +25,12 @@ const LOCK = join(ROOT, '.build.lock');
 /** Folders of src/ read at runtime that hold more than TypeScript: copied to dist/, less the .ts. */
 const ASSETS = ['ha/scripts'];
 /** What the build depends on. */
-const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build.js'];
+const INPUTS = ['src', 'ui', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build.js'];
+/** The operator console (ui/), bundled by esbuild into dist/ui, which the server serves at /ui. */
+const UI = join(ROOT, 'ui');
+const UI_OUT = join(DIST, 'ui');
+/** The browsers the console is built for: those of the last two years or so. */
+const UI_TARGETS = ['chrome110', 'firefox115', 'safari16'];
 
 function newestMtime(path) {
   const st = statSync(path);
@@ -69,7 +74,23 @@ function compile() {
   for (const dir of ASSETS) {
     cpSync(join(ROOT, 'src', dir), join(DIST, dir), { recursive: true, filter: (src) => statSync(src).isDirectory() || !src.endsWith('.ts') });
   }
+  buildUi();
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
+}
+
+/** The console: one minified script (preact included) and one stylesheet, with its page and
+ * icon; nothing is fetched from elsewhere at runtime. esbuild does not check types: npm test
+ * does (tsc -p ui). */
+function buildUi() {
+  const esbuild = createRequire(import.meta.url)('esbuild');
+  const common = { absWorkingDir: ROOT, bundle: true, minify: true, target: UI_TARGETS, logLevel: 'error', legalComments: 'none' };
+  try {
+    esbuild.buildSync({ ...common, entryPoints: [join(UI, 'src/main.tsx')], outfile: join(UI_OUT, 'app.js'), format: 'esm', tsconfig: join(UI, 'tsconfig.json') });
+    esbuild.buildSync({ ...common, entryPoints: [join(UI, 'style.css')], outfile: join(UI_OUT, 'app.css') });
+  } catch {
+    throw new Error('the build failed: esbuild could not bundle ui/ (its errors are above)');
+  }
+  for (const file of ['index.html', 'icon.svg']) cpSync(join(UI, file), join(UI_OUT, file));
 }
 
 /** Runs fn holding LOCK; waits while a live process holds it, takes it from a dead one. */

@@ -28,7 +28,8 @@ import { blobRoutes } from './http/routes/blobs.js';
 import { cleanupRoutes } from './http/routes/cleanup.js';
 import { clusterRoutes } from './http/routes/clusters.js';
 import { historyRoutes } from './http/routes/history.js';
-import { Access, routeRole } from './http/auth.js';
+import { uiRoutes } from './http/routes/ui.js';
+import { Access, authorizationOf, pickProtocol, routeRole } from './http/auth.js';
 import type { App, RouteContext } from './http/types.js';
 import { Metrics } from './metrics.js';
 import { reportLeadershipEvents } from './telemetry.js';
@@ -114,9 +115,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       const check: onRequestHookHandler = (req, _reply, done) => {
         try {
           const override = role === 'write' && req.headers['x-fencing-token'] === 'override';
+          const authorization = authorizationOf(req.headers);
           const caller = inCluster
-            ? access.check(req.headers.authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId)
-            : access.caller(req.headers.authorization, role);
+            ? access.check(authorization, override ? 'admin' : role, (req.params as { clusterId?: string }).clusterId)
+            : access.caller(authorization, role);
           req.grant = caller && caller.name;
           req.grantAdmin = caller?.admin ?? false;
           done();
@@ -137,13 +139,13 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // watch and the renewal stream.
   await app.register(async (scope: App) => {
     await scope.register(websocket, {
-      options: { maxPayload: 4096 },
+      options: { maxPayload: 4096, handleProtocols: pickProtocol },
       preClose: async () => sockets.closeAll(),
     });
     watchRoutes(scope, context);
     renewalRoutes(scope, context);
   });
-  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, clusterRoutes, historyRoutes]) {
+  for (const routes of [opsRoutes, leaderRoutes, leadershipRoutes, jobResultRoutes, executionPlanRoutes, checkpointRoutes, blobRoutes, cleanupRoutes, clusterRoutes, historyRoutes, uiRoutes]) {
     routes(app, context);
   }
   return app;

@@ -190,6 +190,7 @@ function baselineParam(name: string, op: Operation, fx: Fixture): string {
     component: 'dispatcher',
     jobId: op.id === 'createDirtyResult' ? fx.freshJob : fx.job,
     blobKey: 'k',
+    file: 'app.js',
   };
   assert.ok(values[name], `no valid value for path parameter ${name} (${op.id})`);
   return values[name];

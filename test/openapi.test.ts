@@ -367,7 +367,7 @@ function bodyOf(op: Op, fx: Fixture): { payload?: string | Buffer; headers: Reco
 }
 
 function urlOf(op: Op, fx: Fixture, values: Record<string, string> = {}): string {
-  const defaults: Record<string, string> = { clusterId: fx.cluster, component: 'dispatcher', jobId: fx.job, blobKey: 'k' };
+  const defaults: Record<string, string> = { clusterId: fx.cluster, component: 'dispatcher', jobId: fx.job, blobKey: 'k', file: 'app.js' };
   return op.path.replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? defaults[name]);
 }
 

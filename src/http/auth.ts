@@ -4,6 +4,7 @@
  * it. With no token configured the server is open, and every caller counts as admin.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyRequest } from 'fastify';
 import { ROLES, type Role, type TokenGrant } from '../config.js';
 import { httpError } from './errors.js';
@@ -57,9 +58,7 @@ export class Access {
    * throws 403 for a cluster the token may not touch. null when open. */
   caller(authorization: string | undefined, role: Role): Caller | null {
     if (this.open) return null;
-    const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? '');
-    const grant = m && this.find(m[1]);
-    if (!grant) throw httpError(401, 'this needs a valid token: Authorization: Bearer <token>');
+    const grant = this.grantOf(authorization);
     if (grant.rank < ROLES.indexOf(role)) throw httpError(403, `token '${grant.name}' has a role below '${role}', which this needs`);
     const { name, clusters } = grant;
     return {
@@ -72,6 +71,22 @@ export class Access {
         }
       },
     };
+  }
+
+  /** Who a token is: its name, role and clusters (null when open); 401 for an unknown one.
+   * The console asks, to show a token's admin actions only to an admin. */
+  whoIs(authorization: string | undefined): { name: string; role: Role; clusters: string[] } | null {
+    if (this.open) return null;
+    const grant = this.grantOf(authorization);
+    return { name: grant.name, role: ROLES[grant.rank], clusters: grant.clusters ? [...grant.clusters] : ['*'] };
+  }
+
+  /** The grant of a bearer token; 401 without a known one. */
+  private grantOf(authorization: string | undefined): Grant {
+    const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? '');
+    const grant = m && this.find(m[1]);
+    if (!grant) throw httpError(401, 'this needs a valid token: Authorization: Bearer <token>');
+    return grant;
   }
 
   /** Compares the digest against every grant's, all of them, in constant time each. */
@@ -107,6 +122,30 @@ export function ownerOf(req: FastifyRequest): string {
  * admin's (open: anyone's, but there every lease has the same owner anyway). */
 export function mayForce(req: FastifyRequest): boolean {
   return req.grantAdmin === true;
+}
+
+/** The subprotocol that carries a bearer token on a browser's websocket (a browser can set
+ * no Authorization header there): `leasehold.bearer.` and the token in base64url. The
+ * server answers with another of the offered subprotocols (pickProtocol). */
+export const BEARER_PROTOCOL = 'leasehold.bearer.';
+
+/** The request's Authorization header, else one made of a bearer subprotocol. */
+export function authorizationOf(headers: IncomingHttpHeaders): string | undefined {
+  if (headers.authorization !== undefined) return headers.authorization;
+  const offered = headers['sec-websocket-protocol'];
+  if (offered === undefined) return undefined;
+  for (const p of offered.split(',')) {
+    const name = p.trim();
+    if (name.startsWith(BEARER_PROTOCOL)) return `Bearer ${Buffer.from(name.slice(BEARER_PROTOCOL.length), 'base64url').toString('latin1')}`;
+  }
+  return undefined;
+}
+
+/** The subprotocol the server answers a websocket with: the first offered that is not a
+ * token (none: the upgrade goes on without one), so that no token is ever echoed. */
+export function pickProtocol(offered: Set<string>): string | false {
+  for (const p of offered) if (!p.startsWith(BEARER_PROTOCOL)) return p;
+  return false;
 }
 
 function digest(token: string): Buffer {

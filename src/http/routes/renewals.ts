@@ -10,7 +10,7 @@
  * once with a `lost` message; the next renewal of it answers NotLeader in any case.
  */
 import type { FastifyRequest } from 'fastify';
-import type { Validator } from 'typebox/compile';
+import { Compile } from 'typebox/compile';
 import type { Static } from 'typebox';
 import type { WebSocket } from 'ws';
 import { HaError, type WatchMessage } from '../../ha/index.js';
@@ -46,11 +46,7 @@ export function renewalRoutes(app: App, context: RouteContext): void {
   const { config, access, sockets } = context;
   const allowed = originRule(config.wsAllowedOrigins, access.open);
   const schema = electionBodies(config).streamRenewal;
-  // TypeBox's compiler adds 2.3 MiB to the heap of every server, most of which never see a
-  // stream: it is loaded, and the messages' check compiled, by the first upgrade.
-  let valid: Validator | undefined;
-  let compiling: Promise<unknown> | undefined;
-  const compile = () => (compiling ??= import('typebox/compile').then(({ Compile }) => (valid = Compile(schema))));
+  const valid = Compile(schema);
   const callers = new WeakMap<FastifyRequest, Caller | null>();
   app.route({
     method: 'GET',
@@ -66,8 +62,7 @@ export function renewalRoutes(app: App, context: RouteContext): void {
       }
       try {
         callers.set(req, access.caller(req.headers.authorization, 'contend'));
-        if (valid) done();
-        else compile().then(() => done(), done);
+        done();
       } catch (err) {
         done(err as Error);
       }
@@ -76,7 +71,7 @@ export function renewalRoutes(app: App, context: RouteContext): void {
       sendError(reply.header('upgrade', 'websocket'), 426, 'UpgradeRequired', 'this route is a websocket: send an upgrade request'),
     wsHandler: (socket, req) => {
       sockets.add(socket);
-      const stream = new RenewalStream(socket, callers.get(req) ?? null, context, (m) => valid!.Check(m), (m) => [...valid!.Errors(m)]);
+      const stream = new RenewalStream(socket, callers.get(req) ?? null, context, (m) => valid.Check(m), (m) => [...valid.Errors(m)]);
       socket.on('message', (data) => stream.receive(data.toString()));
       socket.once('close', () => stream.close());
     },

@@ -5,7 +5,6 @@
  * a retry, so reads and store writes go first.
  */
 import { monitorEventLoopDelay, performance, type EventLoopUtilization } from 'node:perf_hooks';
-import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { routeRole } from './auth.js';
 import { httpError } from './errors.js';
@@ -63,6 +62,9 @@ export async function protect(app: App, options: ProtectionOptions): Promise<voi
     app.addHook('onRoute', (route) => {
       if (exempt([route.method].flat()[0], route.url)) route.config = { ...route.config, rateLimit: false };
     });
+    // Imported only when the limit is on (it is off by default), as the idle server's heap
+    // holds whatever it imports.
+    const { default: rateLimit } = await import('@fastify/rate-limit');
     await app.register(rateLimit, {
       global: true,
       max: options.rateLimitMax,

@@ -1,9 +1,12 @@
 /** Probes, metrics and the API description. */
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { App, RouteContext } from '../types.js';
 
-const OPENAPI = readFileSync(fileURLToPath(new URL('../../../openapi.yaml', import.meta.url)), 'utf8');
+/** The API description (150 KiB), read when first asked for rather than held by every idle
+ * server from its start. */
+let openapi: Promise<string> | undefined;
+const openapiText = () => (openapi ??= readFile(fileURLToPath(new URL('../../../openapi.yaml', import.meta.url)), 'utf8'));
 
 export function opsRoutes(app: App, { ha, metrics }: RouteContext): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -24,7 +27,8 @@ export function opsRoutes(app: App, { ha, metrics }: RouteContext): void {
   });
 
   app.get('/openapi.yaml', async (_req, reply) => {
+    const text = await openapiText();
     reply.type('application/yaml');
-    return OPENAPI;
+    return text;
   });
 }

@@ -94,6 +94,9 @@ interface LinkEvents {
   rollback: [clusterId: string];
   clockStep: [stepMs: number];
   message: [channel: string, message: string];
+  /** On a cluster: ioredis subscribed a shard's channels anew (a failover, a slot moved);
+   * what was published before it took may be lost. */
+  resubscribed: [];
 }
 
 const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
@@ -266,7 +269,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     if (this.cluster) {
       this.sub.on('smessage', (channel: string, message: string) => this.emit('message', channel, message));
       // ioredis made a shard's subscriber anew, and subscribed it again, after a failover or
-      // a slot that moved: what was published meanwhile is lost, so every view reads again.
+      // a slot that moved: what was published meanwhile is lost, so the views read again.
       this.sub.on('subscribersReady', () => void this.resubscribed());
     }
     this.timer = setInterval(() => void this.check(), opts.healthIntervalMs);
@@ -289,8 +292,8 @@ export class RedisLink extends EventEmitter<LinkEvents> {
 
   /** After ioredis renewed the sharded subscribers (ClusterSubscriberGroup.reset, which
    * sends their SSUBSCRIBEs without waiting), waits until each answered a PING, which comes
-   * after its SSUBSCRIBE on the same connection; then every view resyncs, so that a change
-   * published between the old subscription and the new one is read from the log. ioredis
+   * after its SSUBSCRIBE on the same connection; then the views resync (views.ts), so that a
+   * change published between the old subscription and the new one is read from the log. ioredis
    * keeps those connections private: this reads them as they are in ioredis 6. */
   private async resubscribed(): Promise<void> {
     if (this.closed) return;
@@ -299,7 +302,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     await Promise.allSettled(conns.map((c) => withTimeout(c.ping(), this.pingTimeoutMs)));
     if (this.closed) return;
     this.log.info({ redis: this.where }, 'redis sharded pub/sub subscribed anew: every cluster is read again');
-    this.emit('up');
+    this.emit('resubscribed');
   }
 
   /** Whether the Redis that holds this cluster's keys is usable: on a cluster, its shard. */

@@ -125,16 +125,16 @@ interface Variant {
 
 const shasOf = (sources: Map<ScriptName, string>) =>
   new Map([...sources].map(([n, lua]) => [n, createHash('sha1').update(lua).digest('hex')]));
-function variant(overrides: Record<string, string> = {}): Variant {
+function assembleAll(overrides: Record<string, string> = {}): Variant {
   const sources = new Map<ScriptName, string>(SCRIPT_NAMES.map((n) => [n, assemble(n, overrides)]));
   const legacySources = new Map<ScriptName, string>([...sources].map(([n, lua]) => [n, lua.replace(/^#!lua.*\n/, '')]));
   return { sources, shas: shasOf(sources), legacySources, legacyShas: shasOf(legacySources) };
 }
 
 /** One Redis: changes go by PUBLISH. */
-const PLAIN = variant();
+const PLAIN = assembleAll();
 /** A Redis Cluster: changes go by SPUBLISH to the shard of their cluster (lib/pubsub.lua). */
-const SHARDED = variant({ CHANGES_PUBLISH: "'SPUBLISH'" });
+const SHARDED = assembleAll({ CHANGES_PUBLISH: "'SPUBLISH'" });
 
 /** A script's source as Redis runs it (the benchmarks run it with redis-benchmark). */
 export function scriptSource(name: ScriptName): string {
@@ -143,7 +143,6 @@ export function scriptSource(name: ScriptName): string {
 
 export type ScriptReply = Array<string | number | null>;
 type Arg = string | number | Buffer;
-
 
 /** A Redis Cluster's answers to a command sent to a node that does not serve its slot (now),
  * or cannot yet: the command did not run. */
@@ -182,13 +181,13 @@ export class Scripts {
   /** Redis refused a shebang (before 7): the sources without it from now on. */
   private legacy = false;
   /** On a Redis Cluster, the scripts that publish changes by SPUBLISH. */
-  private readonly scripts: Variant;
+  private readonly variant: Variant;
 
   constructor(
     readonly redisClient: RedisClient,
     private readonly ack?: ReplicaAck,
   ) {
-    this.scripts = redisClient instanceof Cluster ? SHARDED : PLAIN;
+    this.variant = redisClient instanceof Cluster ? SHARDED : PLAIN;
   }
 
   async run(name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
@@ -200,18 +199,18 @@ export class Scripts {
   private async runOn(conn: RedisClient, name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
     const legacy = this.legacy;
     try {
-      return await this.send(conn, 'evalsha', (legacy ? this.scripts.legacyShas : this.scripts.shas).get(name)!, keys, args);
+      return await this.send(conn, 'evalsha', (legacy ? this.variant.legacyShas : this.variant.shas).get(name)!, keys, args);
     } catch (err) {
       // The script did not run: Redis did not know it.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
     }
     try {
-      return await this.send(conn, 'eval', (legacy ? this.scripts.legacySources : this.scripts.sources).get(name)!, keys, args);
+      return await this.send(conn, 'eval', (legacy ? this.variant.legacySources : this.variant.sources).get(name)!, keys, args);
     } catch (err) {
       // Not compiled, so not run: a Redis before 7, which knows no shebang.
       if (legacy || !(err instanceof Error) || !NO_SHEBANG.test(err.message)) throw err;
       this.legacy = true;
-      return this.send(conn, 'eval', this.scripts.legacySources.get(name)!, keys, args);
+      return this.send(conn, 'eval', this.variant.legacySources.get(name)!, keys, args);
     }
   }
 
@@ -257,11 +256,11 @@ export class Scripts {
     };
     const legacy = this.legacy;
     try {
-      return await attempt('evalsha', (legacy ? this.scripts.legacyShas : this.scripts.shas).get(name)!);
+      return await attempt('evalsha', (legacy ? this.variant.legacyShas : this.variant.shas).get(name)!);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
     }
-    return attempt('eval', (legacy ? this.scripts.legacySources : this.scripts.sources).get(name)!);
+    return attempt('eval', (legacy ? this.variant.legacySources : this.variant.sources).get(name)!);
   }
 
   /** ioredis's own script commands flatten their arguments (Array.prototype.flat, about

@@ -8,7 +8,7 @@
  *
  * On a Redis Cluster a cluster's channel is sharded (RedisLink.follow): a change reaches only
  * the shard that owns it. When ioredis subscribes a shard again (a failover, a slot moved),
- * the link is `up` again and every view resyncs, which reads what the gap missed. Births
+ * every view resyncs (`resubscribed`), which reads what the gap missed. Births
  * stay on plain pub/sub, broadcast to every node: they are rare, one per cluster. */
 import type { Log } from './log.js';
 import { messageOrigin, parseMessage, type Change, type Leader } from './changes.js';
@@ -62,6 +62,9 @@ export class ViewRegistry {
       this.followBirths();
       this.views.forEach((v, id) => (!only || only(id)) && void v.resync());
     });
+    // Sharded pub/sub subscribed anew (a Redis Cluster's failover or moved slot): the views
+    // whose shard serves resync now, the others when their shard is up again.
+    link.on('resubscribed', () => this.views.forEach((v, id) => link.isHealthyFor(id) && void v.resync()));
     if (link.isHealthy) this.followBirths();
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, opts.idleMs / 4));
     this.sweeper.unref();

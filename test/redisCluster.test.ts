@@ -175,6 +175,69 @@ test('a primary killed (-9): its replica takes over, its clusters recover, the o
   await cluster.waitOk();
 });
 
+/** Leaders of `rest` come and go on each cluster, as fast as they can, until stopped: the
+ * session ids granted, per cluster, and every answer but a 200 or a retryable 503. */
+function churning(base: string, ids: string[]) {
+  const granted = ids.map(() => [] as string[]);
+  const odd: string[] = [];
+  let running = true;
+  const retry = (status: number, what: string, body: unknown) => {
+    if (status !== 503) odd.push(`${what} ${status} ${JSON.stringify(body)}`);
+    return new Promise((r) => setTimeout(r, 20));
+  };
+  const loops = ids.map(async (id, i) => {
+    for (let n = 0; running; n++) {
+      const r = await post(base, `${leader(id, 'rest')}/campaign`, { contenderId: `rest-${n}`, ttlMs: 5000 });
+      if (r.status !== 200) {
+        await retry(r.status, 'campaign', r.body);
+        continue;
+      }
+      if (!r.body.granted) continue;
+      granted[i].push(r.body.leader.sessionId);
+      const { contenderId, sessionId } = r.body.leader;
+      for (;;) {
+        const q = await post(base, `${leader(id, 'rest')}/resign`, { contenderId, sessionId });
+        if (q.status === 200) break;
+        await retry(q.status, 'resign', q.body);
+      }
+    }
+  });
+  return {
+    granted,
+    odd,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** Waits until each watcher was told of every grant of its cluster. */
+async function toldOfEveryGrant(watches: Watch[], granted: string[][]): Promise<void> {
+  for (const [i, w] of watches.entries()) {
+    assert.ok(granted[i].length > 0, `cluster ${i} granted`);
+    await waitFor(
+      () => {
+        const seen = new Set(w.messages.filter((m) => m.type === 'change' && m.component === 'rest' && m.event === 'granted').map((m) => m.leader.sessionId));
+        return granted[i].every((sid) => seen.has(sid));
+      },
+      10_000,
+      `watcher ${i} told of all ${granted[i].length} grants`,
+    );
+  }
+}
+
+/** How many sharded subscribers each cluster's channel has on this node (PUBSUB SHARDNUMSUB). */
+async function shardSubscribers(node: { port: number }, ids: string[]): Promise<number[]> {
+  const c = new Redis({ port: node.port, host: '127.0.0.1' });
+  try {
+    const counts = (await c.call('PUBSUB', 'SHARDNUMSUB', ...ids.map((id) => `lh:{${id}}:changes`))) as Array<string | number>;
+    return counts.filter((_, i) => i % 2 === 1).map(Number);
+  } finally {
+    c.disconnect();
+  }
+}
+
 test('the slots of clusters under load move to another shard: only retryable 503s, and no watcher misses a change', async (t) => {
   const s = await server(t);
   await waitFor(async () => (await get(s.url, '/readyz')).body.redis === 'up', 10_000, 'every shard up');
@@ -189,47 +252,82 @@ test('the slots of clusters under load move to another shard: only retryable 503
   const loops = ids.map((id, i) => renewing(s.url, id, leaders[i]));
   const watches = await Promise.all(ids.map((id) => Watch.open(t, `${s.wsUrl}/v1/clusters/${id}/watch`)));
   // Leaders of `rest` come and go on each cluster, as fast as they can, all along.
-  const granted = ids.map(() => [] as string[]);
-  const odd: string[] = [];
-  let churning = true;
-  const churn = ids.map(async (id, i) => {
-    for (let n = 0; churning; n++) {
-      const r = await post(s.url, `${leader(id, 'rest')}/campaign`, { contenderId: `rest-${n}`, ttlMs: 5000 });
-      if (r.status !== 200) {
-        if (r.status !== 503) odd.push(`campaign ${r.status} ${JSON.stringify(r.body)}`);
-        continue;
-      }
-      if (!r.body.granted) continue;
-      granted[i].push(r.body.leader.sessionId);
-      const { contenderId, sessionId } = r.body.leader;
-      for (;;) {
-        const q = await post(s.url, `${leader(id, 'rest')}/resign`, { contenderId, sessionId });
-        if (q.status === 200) break;
-        if (q.status !== 503) odd.push(`resign ${q.status} ${JSON.stringify(q.body)}`);
-      }
-    }
-  });
+  const churn = churning(s.url, ids);
   await new Promise((r) => setTimeout(r, 500));
   for (const id of ids) await cluster.moveSlot(RedisClusterProcess.slotOf(`{${id}}`), to);
   for (const id of ids) assert.equal((await cluster.primaryOf(`{${id}}`)).port, to.port);
   // And redis-cli's reshard, of slots around theirs, while they keep going.
   await cluster.reshard(from, to, 50);
   await new Promise((r) => setTimeout(r, 500));
-  churning = false;
-  await Promise.all(churn);
+  await churn.stop();
   const statuses = await Promise.all(loops.map((l) => l.stop()));
-  assert.deepEqual(odd, []);
+  assert.deepEqual(churn.odd, []);
   for (const st of statuses) assert.ok([...st.keys()].every((code) => code === 200 || code === 503), JSON.stringify([...st]));
-  for (const [i, w] of watches.entries()) {
-    assert.ok(granted[i].length > 0);
-    await waitFor(
-      () => {
-        const seen = new Set(w.messages.filter((m) => m.type === 'change' && m.component === 'rest' && m.event === 'granted').map((m) => m.leader.sessionId));
-        return granted[i].every((sid) => seen.has(sid));
-      },
-      10_000,
-      `watcher ${i} told of all ${granted[i].length} grants`,
-    );
-    w.close();
+  // The server's sharded subscriptions moved with the slots.
+  assert.deepEqual(await shardSubscribers(to, ids), [1, 1, 1]);
+  await toldOfEveryGrant(watches, churn.granted);
+  for (const w of watches) w.close();
+});
+
+/** Every node's port but those of `primary`'s shard (it and its replicas). */
+async function nodesOutside(primary: { port: number }): Promise<number[]> {
+  const shard = new Set([primary.port, ...(await cluster.replicasOf(cluster.node(primary.port))).map((r) => r.port)]);
+  return cluster.nodes.filter((n) => n.child && !shard.has(n.port)).map((n) => n.port);
+}
+
+test('a change is published on its own shard only (sharded pub/sub): no node of another shard hears it', async (t) => {
+  const s = await server(t);
+  await waitFor(async () => (await get(s.url, '/readyz')).body.redis === 'up', 10_000, 'every shard up');
+  const [id] = await spread('shard');
+  const channel = `lh:{${id}}:changes`;
+  const owner = await cluster.primaryOf(`{${id}}`);
+  const w = await Watch.open(t, `${s.wsUrl}/v1/clusters/${id}/watch`);
+  await lead(s.url, id, 'dispatcher');
+  // The server follows the channel on the shard that owns it.
+  await waitFor(async () => (await shardSubscribers(owner, [id]))[0] === 1, 10_000, 'the server sharded-subscribed on the owner');
+  // A plain subscriber on each node of the other shards, and a sharded one on the owner.
+  const heard = new Map<number, string[]>();
+  const clients: Redis[] = [];
+  t.after(() => clients.forEach((c) => c.disconnect()));
+  for (const port of await nodesOutside(owner)) {
+    const c = new Redis({ port, host: '127.0.0.1' });
+    clients.push(c);
+    heard.set(port, []);
+    c.on('message', (_ch: string, m: string) => heard.get(port)!.push(m));
+    await c.subscribe(channel);
   }
+  const sharded = new Redis({ port: owner.port, host: '127.0.0.1' });
+  clients.push(sharded);
+  const onShard: string[] = [];
+  sharded.on('smessage', (_ch: string, m: string) => onShard.push(m));
+  await sharded.ssubscribe(channel);
+  const { sessionId } = await lead(s.url, id, 'rest');
+  await waitFor(() => onShard.some((m) => m.includes(sessionId)), 10_000, 'the change heard on its shard');
+  await waitFor(() => w.messages.some((m) => m.type === 'change' && m.leader?.sessionId === sessionId), 10_000, 'the watcher told');
+  await new Promise((r) => setTimeout(r, 300));
+  for (const [port, ms] of heard) assert.deepEqual(ms, [], `node ${port} of another shard heard the change`);
+});
+
+test('a primary killed (-9) under churn: its watchers miss no change, the other shards\' watchers neither', async (t) => {
+  // Grants are acknowledged once a replica holds them, so none is lost with the primary.
+  const s = await startApp(t, undefined, { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_COMMAND_TIMEOUT_MS: '1000', REDIS_MIN_REPLICAS_ACK: '1' });
+  await waitFor(async () => (await get(s.url, '/readyz')).body.redis === 'up', 10_000, 'every shard up');
+  const ids = await spread('killwatch');
+  const watches = await Promise.all(ids.map((id) => Watch.open(t, `${s.wsUrl}/v1/clusters/${id}/watch`)));
+  const churn = churning(s.url, ids);
+  await new Promise((r) => setTimeout(r, 500));
+  const victim = await cluster.primaryOf(`{${ids[0]}}`);
+  const promoted = await cluster.killPrimary(victim);
+  // The promoted primary's shard answers again, and serves changes to the watchers.
+  await waitFor(async () => (await get(s.url, leader(ids[0], 'rest'))).status === 200, 20_000, 'the first shard back');
+  await new Promise((r) => setTimeout(r, 1000));
+  await churn.stop();
+  assert.deepEqual(churn.odd, []);
+  await toldOfEveryGrant(watches, churn.granted);
+  // The other shards' watchers got changes only, never a snapshot again (they noticed nothing).
+  for (const w of watches.slice(1)) assert.equal(w.messages.filter((m) => m.type === 'snapshot').length, 1);
+  // The server follows the victim's clusters on the promoted primary now.
+  assert.deepEqual(await shardSubscribers(promoted, [ids[0]]), [1]);
+  await victim.restart();
+  await cluster.waitOk();
 });

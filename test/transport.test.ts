@@ -114,6 +114,8 @@ const ACL = [
   '+zrangebylex', '+zscore', '+spop', '+hscan', '+rename', '+type', '+strlen', '+getrange', '+multi', '+exec',
   // The leadership history (lib/history.lua, history_read.lua).
   '+xrevrange', '+xlen', '+xtrim',
+  // Sharded pub/sub of changes, on a Redis Cluster (lib/pubsub.lua).
+  '+spublish', '+ssubscribe', '+sunsubscribe',
 ];
 
 test('as the least-privilege ACL user of docs/operations.md, a whole life cycle runs and Redis denies nothing', async (t) => {

@@ -94,6 +94,9 @@ interface LinkEvents {
   rollback: [clusterId: string];
   clockStep: [stepMs: number];
   message: [channel: string, message: string];
+  /** On a cluster: ioredis subscribed a shard's channels anew (a failover, a slot moved);
+   * what was published before it took may be lost. */
+  resubscribed: [];
 }
 
 const reconnectDelay = (attempt: number) => Math.min(50 * attempt, 1000);
@@ -240,7 +243,9 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.cmd = make('leasehold', { commandTimeout: opts.commandTimeoutMs });
     this.cluster = clusterNodes ? (this.cmd as Cluster) : null;
     this.single = clusterNodes ? null : new Shard(MARKER_KEY, `leasehold:beat:${this.beatId}`);
-    this.sub = make('leasehold-sub', {});
+    // On a cluster, ioredis keeps one subscriber connection per primary for sharded pub/sub
+    // (SSUBSCRIBE), which the changes of each cluster use (follow, lib/pubsub.lua).
+    this.sub = clusterNodes ? makeCluster(clusterNodes, opts.redis as RedisConfig, { ...base, connectionName: 'leasehold-sub' }, true) : make('leasehold-sub', {});
     // A store's answer of megabytes may queue behind others' on its connection: it gets
     // longer than a lease's command. An outage is answered fast all the same: the health
     // check (on `cmd`) marks Redis down, and the stores refuse while it is.
@@ -261,12 +266,43 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       conn.on('ready', () => void this.check());
     }
     this.sub.on('message', (channel: string, message: string) => this.emit('message', channel, message));
+    if (this.cluster) {
+      this.sub.on('smessage', (channel: string, message: string) => this.emit('message', channel, message));
+      // ioredis made a shard's subscriber anew, and subscribed it again, after a failover or
+      // a slot that moved: what was published meanwhile is lost, so the views read again.
+      this.sub.on('subscribersReady', () => void this.resubscribed());
+    }
     this.timer = setInterval(() => void this.check(), opts.healthIntervalMs);
     this.timer.unref();
   }
 
   get isHealthy(): boolean {
     return this.healthy;
+  }
+
+  /** Subscribes to a cluster's channel of changes: on a Redis Cluster on the shard that owns
+   * it (SSUBSCRIBE), as its scripts SPUBLISH there; on one Redis, SUBSCRIBE. */
+  async follow(channel: string): Promise<void> {
+    await (this.cluster ? this.sub.ssubscribe(channel) : this.sub.subscribe(channel));
+  }
+
+  async unfollow(channel: string): Promise<void> {
+    await (this.cluster ? this.sub.sunsubscribe(channel) : this.sub.unsubscribe(channel));
+  }
+
+  /** After ioredis renewed the sharded subscribers (ClusterSubscriberGroup.reset, which
+   * sends their SSUBSCRIBEs without waiting), waits until each answered a PING, which comes
+   * after its SSUBSCRIBE on the same connection; then the views resync (views.ts), so that a
+   * change published between the old subscription and the new one is read from the log. ioredis
+   * keeps those connections private: this reads them as they are in ioredis 6. */
+  private async resubscribed(): Promise<void> {
+    if (this.closed) return;
+    const group = (this.sub as unknown as { shardedSubscribers?: { shardedSubscribers?: Map<string, { getInstance(): Redis | null }> } }).shardedSubscribers;
+    const conns = [...(group?.shardedSubscribers?.values() ?? [])].map((s) => s.getInstance()).filter((c): c is Redis => c !== null && c.status === 'ready');
+    await Promise.allSettled(conns.map((c) => withTimeout(c.ping(), this.pingTimeoutMs)));
+    if (this.closed) return;
+    this.log.info({ redis: this.where }, 'redis sharded pub/sub subscribed anew: every cluster is read again');
+    this.emit('resubscribed');
   }
 
   /** Whether the Redis that holds this cluster's keys is usable: on a cluster, its shard. */
@@ -595,7 +631,7 @@ export function connectionFor(client: RedisClient, key: string): Redis {
 /** One connection of the link to a Redis Cluster: the options of a connection to one Redis
  * apply to each node (user, password, TLS, timeouts); the cluster's own queue is off, as
  * one Redis's is, and a node that goes away is found again by refreshing the slots. */
-function makeCluster(nodes: Array<{ host: string; port: number }>, config: RedisConfig, options: RedisOptions): Cluster {
+function makeCluster(nodes: Array<{ host: string; port: number }>, config: RedisConfig, options: RedisOptions, shardedSubscribers = false): Cluster {
   const { clusterNodes: _nodes, host: _host, port: _port, path: _path, sentinels: _sentinels, retryStrategy, enableOfflineQueue: _queue, ...redisOptions } = { ...config, ...options };
   return new Cluster(nodes, {
     redisOptions,
@@ -606,6 +642,7 @@ function makeCluster(nodes: Array<{ host: string; port: number }>, config: Redis
     retryDelayOnFailover: 50,
     retryDelayOnClusterDown: 50,
     maxRedirections: 8,
+    shardedSubscribers,
   });
 }
 

@@ -97,14 +97,16 @@ function load(file: string, loading: Loading): string {
   });
 }
 
-/** A script as Redis runs it: libs pasted in, constants written in place, no comments. */
-function assemble(name: ScriptName): string {
+/** A script as Redis runs it: libs pasted in, constants written in place (`overrides`
+ * replacing some), no comments. */
+function assemble(name: ScriptName, overrides: Record<string, string> = {}): string {
   const loading: Loading = { included: new Set(), constants: new Map() };
   let lua = load(`${name}.lua`, loading)
     .replace(/^--\[\[[\s\S]*?\]\]\n/gm, '')
     .replace(/^[ \t]*--.*\n/gm, '')
     .replace(/\n{3,}/g, '\n\n')
     .trim();
+  for (const [n, literal] of Object.entries(overrides)) if (loading.constants.has(n)) loading.constants.set(n, literal);
   if (loading.constants.size > 0) {
     const names = [...loading.constants.keys()].sort((a, b) => b.length - a.length);
     lua = lua.replace(new RegExp(`\\b(?:${names.join('|')})\\b`, 'g'), (n) => loading.constants.get(n)!);
@@ -112,22 +114,35 @@ function assemble(name: ScriptName): string {
   return lua;
 }
 
-const SOURCES = new Map<ScriptName, string>(SCRIPT_NAMES.map((n) => [n, assemble(n)]));
-/** The same without the shebang, for Redis before 7. */
-const LEGACY_SOURCES = new Map<ScriptName, string>([...SOURCES].map(([n, lua]) => [n, lua.replace(/^#!lua.*\n/, '')]));
+/** The scripts of one kind of Redis, with their SHA1s, and the same without the shebang
+ * for Redis before 7. */
+interface Variant {
+  sources: Map<ScriptName, string>;
+  shas: Map<ScriptName, string>;
+  legacySources: Map<ScriptName, string>;
+  legacyShas: Map<ScriptName, string>;
+}
+
+const shasOf = (sources: Map<ScriptName, string>) =>
+  new Map([...sources].map(([n, lua]) => [n, createHash('sha1').update(lua).digest('hex')]));
+function assembleAll(overrides: Record<string, string> = {}): Variant {
+  const sources = new Map<ScriptName, string>(SCRIPT_NAMES.map((n) => [n, assemble(n, overrides)]));
+  const legacySources = new Map<ScriptName, string>([...sources].map(([n, lua]) => [n, lua.replace(/^#!lua.*\n/, '')]));
+  return { sources, shas: shasOf(sources), legacySources, legacyShas: shasOf(legacySources) };
+}
+
+/** One Redis: changes go by PUBLISH. */
+const PLAIN = assembleAll();
+/** A Redis Cluster: changes go by SPUBLISH to the shard of their cluster (lib/pubsub.lua). */
+const SHARDED = assembleAll({ CHANGES_PUBLISH: "'SPUBLISH'" });
 
 /** A script's source as Redis runs it (the benchmarks run it with redis-benchmark). */
 export function scriptSource(name: ScriptName): string {
-  return SOURCES.get(name)!;
+  return PLAIN.sources.get(name)!;
 }
 
 export type ScriptReply = Array<string | number | null>;
 type Arg = string | number | Buffer;
-
-const shasOf = (sources: Map<ScriptName, string>) =>
-  new Map([...sources].map(([n, lua]) => [n, createHash('sha1').update(lua).digest('hex')]));
-const SHAS = shasOf(SOURCES);
-const LEGACY_SHAS = shasOf(LEGACY_SOURCES);
 
 /** A Redis Cluster's answers to a command sent to a node that does not serve its slot (now),
  * or cannot yet: the command did not run. */
@@ -165,11 +180,15 @@ export interface ReplicaAck {
 export class Scripts {
   /** Redis refused a shebang (before 7): the sources without it from now on. */
   private legacy = false;
+  /** On a Redis Cluster, the scripts that publish changes by SPUBLISH. */
+  private readonly variant: Variant;
 
   constructor(
     readonly redisClient: RedisClient,
     private readonly ack?: ReplicaAck,
-  ) {}
+  ) {
+    this.variant = redisClient instanceof Cluster ? SHARDED : PLAIN;
+  }
 
   async run(name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
     const replicas = this.ack && ACKED.has(name) ? this.ack.required() : 0;
@@ -180,18 +199,18 @@ export class Scripts {
   private async runOn(conn: RedisClient, name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
     const legacy = this.legacy;
     try {
-      return await this.send(conn, 'evalsha', (legacy ? LEGACY_SHAS : SHAS).get(name)!, keys, args);
+      return await this.send(conn, 'evalsha', (legacy ? this.variant.legacyShas : this.variant.shas).get(name)!, keys, args);
     } catch (err) {
       // The script did not run: Redis did not know it.
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
     }
     try {
-      return await this.send(conn, 'eval', (legacy ? LEGACY_SOURCES : SOURCES).get(name)!, keys, args);
+      return await this.send(conn, 'eval', (legacy ? this.variant.legacySources : this.variant.sources).get(name)!, keys, args);
     } catch (err) {
       // Not compiled, so not run: a Redis before 7, which knows no shebang.
       if (legacy || !(err instanceof Error) || !NO_SHEBANG.test(err.message)) throw err;
       this.legacy = true;
-      return this.send(conn, 'eval', LEGACY_SOURCES.get(name)!, keys, args);
+      return this.send(conn, 'eval', this.variant.legacySources.get(name)!, keys, args);
     }
   }
 
@@ -237,11 +256,11 @@ export class Scripts {
     };
     const legacy = this.legacy;
     try {
-      return await attempt('evalsha', (legacy ? LEGACY_SHAS : SHAS).get(name)!);
+      return await attempt('evalsha', (legacy ? this.variant.legacyShas : this.variant.shas).get(name)!);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
     }
-    return attempt('eval', (legacy ? LEGACY_SOURCES : SOURCES).get(name)!);
+    return attempt('eval', (legacy ? this.variant.legacySources : this.variant.sources).get(name)!);
   }
 
   /** ioredis's own script commands flatten their arguments (Array.prototype.flat, about

@@ -4,7 +4,12 @@
  *
  * A view of a cluster that has no data (unborn) subscribes to nothing of its own: it
  * hears of the cluster's first write on BORN_CHANNEL, one channel for every cluster, and
- * only then subscribes to the cluster's channel (issue 16: reads create no state). */
+ * only then subscribes to the cluster's channel (issue 16: reads create no state).
+ *
+ * On a Redis Cluster a cluster's channel is sharded (RedisLink.follow): a change reaches only
+ * the shard that owns it. When ioredis subscribes a shard again (a failover, a slot moved),
+ * every view resyncs (`resubscribed`), which reads what the gap missed. Births
+ * stay on plain pub/sub, broadcast to every node: they are rare, one per cluster. */
 import type { Log } from './log.js';
 import { messageOrigin, parseMessage, type Change, type Leader } from './changes.js';
 import { ClusterView } from './clusterView.js';
@@ -57,6 +62,9 @@ export class ViewRegistry {
       this.followBirths();
       this.views.forEach((v, id) => (!only || only(id)) && void v.resync());
     });
+    // Sharded pub/sub subscribed anew (a Redis Cluster's failover or moved slot): the views
+    // whose shard serves resync now, the others when their shard is up again.
+    link.on('resubscribed', () => this.views.forEach((v, id) => link.isHealthyFor(id) && void v.resync()));
     if (link.isHealthy) this.followBirths();
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, opts.idleMs / 4));
     this.sweeper.unref();
@@ -198,7 +206,7 @@ export class ViewRegistry {
     if (this.subscribed.has(id)) return;
     this.subscribed.add(id);
     try {
-      await this.opts.link.sub.subscribe(view.keys.channel);
+      await this.opts.link.follow(view.keys.channel);
     } catch (err) {
       this.subscribed.delete(id);
       throw new RedisUnavailableError(err);
@@ -267,7 +275,7 @@ export class ViewRegistry {
     const id = view.keys.clusterId;
     view.close();
     this.views.delete(id);
-    if (this.subscribed.delete(id)) this.opts.link.sub.unsubscribe(view.keys.channel).catch(() => {});
+    if (this.subscribed.delete(id)) this.opts.link.unfollow(view.keys.channel).catch(() => {});
   }
 
   /** The server is shutting down: long-polls answer now rather than hold it up. */

@@ -10,6 +10,7 @@
 -- @include "lib/codes.lua"
 -- @include "lib/leader_hash.lua"
 -- @include "lib/published.lua"
+-- @include "lib/pubsub.lua"
 
 local index_key, log_key = KEYS[1], KEYS[2]
 local channel, index_floor, log_size = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -111,7 +112,7 @@ local function emit(event, component, leader, ttl, at_least, how)
     .. '","l":' .. (leader or 'null') .. ',"r":' .. int(ttl) .. '}'
   store_index(idx, prev)
   redis.call('XADD', log_key, 'MAXLEN', (retention()), idx .. '-0', 'p', p, 'd', payload)
-  redis.call('PUBLISH', channel, payload)
+  redis.call(CHANGES_PUBLISH, channel, payload)
   return payload
 end
 
@@ -207,5 +208,5 @@ end
 -- field; '' for none. An origin has no spaces (LeaseStore checks it).
 local function publish_ttls(notices, origin)
   if #notices == 0 then return end
-  redis.call('PUBLISH', channel, 'ttls ' .. (origin or '') .. ' [' .. table.concat(notices, ',') .. ']')
+  redis.call(CHANGES_PUBLISH, channel, 'ttls ' .. (origin or '') .. ' [' .. table.concat(notices, ',') .. ']')
 end

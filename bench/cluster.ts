@@ -155,7 +155,7 @@ async function watchable(url: string, timeoutMs = 20_000): Promise<void> {
 /** How many of IDS cluster ids (`flink-<n>`, as operators number them, and random ones)
  * each primary serves, by the slot of the id's hash tag. */
 async function spreadRow(cluster: RedisClusterProcess): Promise<Row> {
-  const primaries = (await cluster.topology()).filter((n) => n.primary && n.slots.length > 0);
+  const primaries = (await cluster.topology()).filter((n) => n.primary && n.slots.length > 0).sort((a, b) => a.slots[0][0] - b.slots[0][0]);
   const shardOf = (slot: number) => primaries.findIndex((p) => p.slots.some(([a, b]) => slot >= a && slot <= b));
   const describe = (ids: string[]) => {
     const counts = primaries.map(() => 0);

@@ -16,7 +16,7 @@ import { RedisClusterProcess } from '../test/support/redisCluster.js';
 import { keySlot } from '../src/ha/keySlot.js';
 import type { ServerProcess } from '../test/support/app.js';
 import type { BenchEnv } from './env.js';
-import { baselineRow, CONNECTIONS, rounds, throughputRow } from './http.js';
+import { baselineRow, renewSpec, rounds, throughputRow } from './http.js';
 import type { LoadResult, LoadSpec } from './loadWorker.js';
 import { post } from './post.js';
 import { Watchers } from './push.js';
@@ -42,7 +42,7 @@ export async function clusterBenches(env: BenchEnv): Promise<Row[]> {
     const specs: Partial<Record<Side, LoadSpec>> = {};
     const runs = await rounds(env, roundCount, durationS, async (r) => {
       const servers = await Promise.all(SIDES.map(serve));
-      for (const [i, side] of SIDES.entries()) specs[side] = specs[side] ? { ...specs[side]!, url: servers[i].url } : await renewSpec(servers[i].url, leases);
+      for (const [i, side] of SIDES.entries()) specs[side] = specs[side] ? { ...specs[side]!, url: servers[i].url } : await renewSpec(servers[i].url, leases, RENEW_CLUSTERS);
       const order = r % 2 === 0 ? SIDES : [...SIDES].reverse();
       return { specs: order.map((side) => specs[side]!), stop: () => Promise.all(servers.map((s) => env.stopServer(s))).then(() => {}) };
     });
@@ -64,25 +64,6 @@ export async function clusterBenches(env: BenchEnv): Promise<Row[]> {
   } finally {
     await cluster.stop();
   }
-}
-
-/** Renewals cycling through `n` leases of job managers, spread over RENEW_CLUSTERS cluster ids. */
-async function renewSpec(base: string, n: number): Promise<LoadSpec> {
-  const tag = randomBytes(3).toString('hex');
-  const requests: Array<{ path: string; body: string }> = [];
-  for (let i = 0; i < n; i += 50) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(50, n - i) }, async (_, k) => {
-        const path = `/v1/clusters/bench-shards-${tag}-${(i + k) % RENEW_CLUSTERS}/leaders/jobmanager/${randomBytes(16).toString('hex')}`;
-        const contenderId = `jm-${i + k}`;
-        const r = await post(`${base}${path}/campaign`, { contenderId, ttlMs: 300_000 });
-        if (r.status !== 200 || !r.body.granted) throw new Error(`cluster bench: campaign answered ${r.status} ${JSON.stringify(r.body)}`);
-        return { path: `${path}/renew`, body: JSON.stringify({ contenderId, sessionId: r.body.leader.sessionId, ttlMs: 300_000 }) };
-      }),
-    );
-    requests.push(...batch);
-  }
-  return { url: base, connections: CONNECTIONS, durationS: 1, method: 'POST', requests };
 }
 
 /** Grant and resign cycles through server A of each side, to watchers on A and B of that

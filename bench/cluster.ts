@@ -75,8 +75,8 @@ async function pushLatency(env: BenchEnv, serve: (side: Side) => Promise<ServerP
   const clusterId = `bench-cluster-push-${randomBytes(4).toString('hex')}`;
   const watchers: Watchers[] = [];
   try {
-    // A server answers /readyz before its change subscription may be up on every shard: a
-    // watch opened then is refused (503), so wait for one that opens.
+    // A watch opened as soon as /readyz answers 200 was once refused (503) under load, on
+    // which side is not known: wait until one opens on each server.
     await Promise.all(servers.map((s) => watchable(`${s.url}/v1/clusters/${clusterId}/watch`)));
     for (const [i] of SIDES.entries()) watchers.push(await Watchers.open([servers[2 * i].url, servers[2 * i + 1].url], clusterId, WATCHERS_PER_SERVER));
     const samples: Record<Side, number[]> = { single: [], cluster: [] };

@@ -150,13 +150,15 @@ export function throughputRow(name: string, runs: LoadResult[], base: LoadResult
   };
 }
 
-/** Renewals cycling through `n` leases of job managers, each held by its contender. */
-export async function renewSpec(base: string, n: number): Promise<LoadSpec> {
-  const c = `bench-renew-${randomBytes(3).toString('hex')}`;
+/** Renewals cycling through `n` leases of job managers, each held by its contender, in one
+ * cluster id or spread over `clusters` (on a Redis Cluster, over its shards). */
+export async function renewSpec(base: string, n: number, clusters = 1): Promise<LoadSpec> {
+  const tag = `bench-renew-${randomBytes(3).toString('hex')}`;
   const requests: Array<{ path: string; body: string }> = [];
   for (let i = 0; i < n; i += 50) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(50, n - i) }, async (_, k) => {
+        const c = clusters === 1 ? tag : `${tag}-${(i + k) % clusters}`;
         const component = jobManager();
         const r = await post(base, `/v1/clusters/${c}/leaders/${component}/campaign`, { contenderId: `jm-${i + k}`, ttlMs: 300_000 });
         const body = JSON.stringify({ contenderId: `jm-${i + k}`, sessionId: r.body.leader.sessionId, ttlMs: 300_000 });

@@ -33,7 +33,7 @@ interface Expectation {
 }
 
 /** Websocket watchers of a whole cluster, on both replicas, and the changes they are expected to see. */
-class Watchers {
+export class Watchers {
   private readonly sockets: WebSocket[] = [];
   readonly replicaOf: Replica[] = [];
   private readonly pending = new Set<Expectation>();

@@ -17,6 +17,7 @@ import { replicaAckBenches } from './replicaAck.js';
 import { sentinelBenches } from './sentinelFailover.js';
 import { leadershipBenches } from './leadership.js';
 import { fairnessBenches } from './fairness.js';
+import { clusterBenches } from './cluster.js';
 import { table, type Row } from './stats.js';
 
 const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
@@ -28,6 +29,7 @@ const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
   sentinel: sentinelBenches,
   leadership: leadershipBenches,
   fairness: fairnessBenches,
+  cluster: clusterBenches,
 };
 
 const { values } = parseArgs({

@@ -3,9 +3,11 @@
  * loads it (compose-go with the Compose Specification's schema, tools/composecheck), and the
  * replicated one describes the topology the tests run as processes (test/support/topology.ts
  * in test/redisRollback.test.ts and test/redisReplication.test.ts): a primary, a replica,
- * three Sentinels with a quorum of two, and leasehold finding the primary through them.
+ * three Sentinels with a quorum of two, and leasehold finding the primary through them; the
+ * Redis Cluster one (issue 21) is run as processes here, its leasehold started with the
+ * file's own environment on a cluster of the harness (test/support/redisCluster.ts).
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,9 +15,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { get, post, ServerProcess } from './support/app.js';
+import { stopAllRedis } from './support/redis.js';
+import { clusterIdOn, RedisClusterProcess } from './support/redisCluster.js';
+
+after(() => stopAllRedis());
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const FILES = ['docker-compose.yml', 'docker-compose.ha.yml'];
+const FILES = ['docker-compose.yml', 'docker-compose.ha.yml', 'docker-compose.cluster.yml'];
 
 /** composecheck's report of the files, with the settings compose would read from env. */
 function composeCheck(env: Record<string, string> = {}): string {
@@ -101,4 +108,64 @@ test('docker-compose.ha.yml: a primary, a replica of it, three Sentinels with a 
   assert.equal(env.REDIS_SENTINEL_NAME, 'leasehold');
   assert.equal(env.REDIS_URL, undefined, 'the primary is found through the Sentinels, not named');
   assert.notEqual(env.REDIS_MIN_REPLICAS_ACK, '0', 'writes wait for the replica');
+});
+
+type Services = Record<string, { command: string[]; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }> }>;
+const clusterServices = () => parse(readFileSync(`${ROOT}docker-compose.cluster.yml`, 'utf8'), { merge: true }).services as Services;
+
+test('docker-compose.cluster.yml: six cluster nodes with AOF, a one-shot idempotent create of three primaries and three replicas, leasehold on them', () => {
+  const services = clusterServices();
+  const nodes = Object.keys(services).filter((s) => /^redis-\d$/.test(s));
+  assert.deepEqual(nodes, ['redis-1', 'redis-2', 'redis-3', 'redis-4', 'redis-5', 'redis-6']);
+  for (const n of nodes) {
+    const args = services[n].command.join(' ');
+    assert.match(args, /--cluster-enabled yes/, n);
+    assert.match(args, /--cluster-require-full-coverage no/, `${n}: one shard down leaves the others serving`);
+    assert.match(args, /--appendonly yes/, `${n} keeps an AOF`);
+    assert.match(args, /--maxmemory-policy noeviction/, `${n} never evicts`);
+    assert.match(args, new RegExp(`--cluster-announce-hostname ${n}$`), `${n} is announced by its name`);
+  }
+  const init = services['redis-cluster-init'];
+  const script = init.command.join('\n');
+  assert.match(script, /redis-cli --cluster create \$\$addrs --cluster-replicas 1 --cluster-yes/);
+  assert.match(script, /cluster_known_nodes.*-gt 1.*\n.*exit 0/, 'a cluster already created is left alone');
+  for (const n of nodes) assert.equal(init.depends_on?.[n]?.condition, 'service_healthy', n);
+  const leasehold = services.leasehold;
+  assert.equal(leasehold.depends_on?.['redis-cluster-init']?.condition, 'service_completed_successfully');
+  const env = leasehold.environment!;
+  assert.deepEqual(env.REDIS_CLUSTER_NODES.split(','), nodes.map((n) => `${n}:6379`));
+  assert.equal(env.REDIS_URL, undefined);
+  assert.equal(env.REDIS_SENTINELS, undefined);
+  assert.notEqual(env.REDIS_MIN_REPLICAS_ACK, '0', 'writes wait for the shard\'s replica');
+});
+
+test('docker-compose.cluster.yml as processes: leasehold with the file\'s environment serves clusters on all three shards', { timeout: 120_000 }, async (t) => {
+  const cluster = await RedisClusterProcess.start({ aof: true });
+  t.after(() => cluster.stop());
+  // The file's environment, as compose interpolates it with nothing set, each node's name
+  // swapped for the harness node in its place.
+  const env = Object.fromEntries(
+    Object.entries(clusterServices().leasehold.environment!).map(([k, v]) => [
+      k,
+      String(v)
+        .replace(/\$\{[A-Z_]+:-\}/g, '')
+        .replace(/redis-(\d):6379/g, (_, i: string) => `127.0.0.1:${cluster.nodes[Number(i) - 1].port}`),
+    ]),
+  );
+  const dataDir = mkdtempSync(join(tmpdir(), 'leasehold-cluster-'));
+  t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const server = await ServerProcess.start(t, { ...env, REDIS_URL: '', DATA_DIR: dataDir });
+  const ready = await get(server.url, '/readyz');
+  assert.equal(ready.status, 200, JSON.stringify(ready.body));
+  assert.equal(ready.body.shards.length, 3, JSON.stringify(ready.body));
+  for (const primary of await cluster.primaries()) {
+    const id = await clusterIdOn(cluster, primary, 'compose');
+    const granted = await post(server.url, `/v1/clusters/${id}/leaders/dispatcher/campaign`, { contenderId: 'a', ttlMs: 10_000 });
+    assert.equal(granted.status, 200, JSON.stringify(granted.body));
+    assert.equal(granted.body.granted, true);
+    // Acknowledged by the shard's replica (REDIS_MIN_REPLICAS_ACK from the file).
+    const renewed = await post(server.url, `/v1/clusters/${id}/leaders/dispatcher/renew`, { contenderId: 'a', sessionId: granted.body.leader.sessionId });
+    assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
+    assert.equal((await get(server.url, `/v1/clusters/${id}/leaders/dispatcher`)).body.leader.sessionId, granted.body.leader.sessionId);
+  }
 });

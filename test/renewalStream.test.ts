@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { buildApp } from '../src/app.js';
 import { LeaseholdClient, UnavailableError, type ClusterLeadership, type LeaderElection } from '../src/client/index.js';
 import { stopAllRedis } from './support/redis.js';
-import { post, randomJobId, sharedRedisUrl, sleep, startApp, testConfig, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
+import { appRedis, post, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
 
 let redisUrl: string;
 let open: Running;
@@ -298,7 +298,7 @@ test('the SDK renews over the stream by default, every contender of a client on 
 });
 
 test('the SDK falls back to HTTP for good against a server without the stream (404 on the upgrade)', { timeout: 30_000 }, async (t) => {
-  const app = await buildApp({ config: testConfig(), redis: redisUrl, logger: false });
+  const app = await buildApp({ ...(await appRedis(redisUrl)), logger: false });
   // An older server: no such route.
   app.addHook('onRequest', (req, reply, done) => {
     if (req.url.startsWith('/v1/renewals')) void reply.code(404).send({ error: 'NotFound', message: 'no route', statusCode: 404 });

@@ -172,7 +172,7 @@ test('2,500 clusters page without repeats or gaps, at any limit, and by prefix',
   assert.equal((await get(srv.url, '/v1/clusters?limit=0')).status, 400);
   assert.equal((await get(srv.url, '/v1/clusters?prefix=a%20b')).status, 400);
   await redis.zrem(REGISTRY, ...all);
-  await redis.del(...all.map((id) => `lh:{${id}}:index`));
+  await Promise.all(all.map((id) => redis.del(`lh:{${id}}:index`)));
 });
 
 test('a deleted cluster leaves the listing', async () => {

@@ -21,7 +21,7 @@ import type { Static } from 'typebox';
 import type * as schemas from '../src/http/schemas.js';
 import type * as storeSchemas from '../src/http/storeSchemas.js';
 import type * as wire from '../src/client/wire.js';
-import { appRedis, randomJobId, sharedRedisUrl, startApp, testConfig, uniqueCluster, waitFor } from './support/app.js';
+import { readyEverywhere, appRedis, randomJobId, sharedRedisUrl, startApp, testConfig, uniqueCluster, waitFor } from './support/app.js';
 import { freePort, stopAllRedis } from './support/redis.js';
 
 after(() => stopAllRedis());
@@ -94,7 +94,7 @@ test('answers match the response schemas of openapi.yaml', async (t) => {
   const deref = (o: any): any => (o?.$ref ? deref(o.$ref.replace('openapi#/', '').split('/').reduce((x: any, k: string) => x[k], spec)) : o);
 
   const a = await app(t);
-  await waitFor(async () => (await a.inject('/readyz')).statusCode === 200, 10_000);
+  await waitFor(() => readyEverywhere(a), 10_000);
   const v1 = `/v1/clusters/${uniqueCluster('spec')}`;
   const base = `${v1}/leaders`;
   const post = (url: string, body: object): InjectOptions => ({ method: 'POST', url, payload: body });
@@ -396,7 +396,7 @@ test('every route answers only what openapi.yaml documents, errors included, in 
   const url = await sharedRedisUrl();
   const a = await buildApp({ ...(await appRedis(url, LIMITS)), logger: false });
   t.after(() => a.close());
-  await waitFor(async () => (await a.inject('/readyz')).statusCode === 200, 10_000);
+  await waitFor(() => readyEverywhere(a), 10_000);
   const fx = await fixture(a);
 
   // Every operation, taken: the stores are written first, so that reads find something.

@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import WebSocket from 'ws';
 import { buildApp } from '../src/app.js';
 import { stopAllRedis } from './support/redis.js';
-import { appRedis, get, post, randomJobId, sharedRedisUrl, uniqueCluster, waitFor } from './support/app.js';
+import { readyEverywhere, appRedis, get, post, randomJobId, sharedRedisUrl, uniqueCluster, waitFor } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -27,7 +27,7 @@ async function loggedApp(t: { after: (fn: () => Promise<void>) => void }, env: R
   t.after(() => app.close());
   await app.listen({ port: 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 10_000);
+  await waitFor(() => readyEverywhere(app), 10_000);
   return { app, url, lines };
 }
 

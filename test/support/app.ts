@@ -98,6 +98,14 @@ export async function appRedis(url: string | undefined, env: Record<string, stri
   return { config: testConfig({ ...cluster, ...env }), redis: cluster ? undefined : url };
 }
 
+/** Whether `app` is ready on every shard: on a Redis Cluster /readyz answers 200 once any
+ * shard is up, and the tests want them all (`redis` is `up` only then; on one Redis, whenever
+ * it is up). */
+export async function readyEverywhere(app: App): Promise<boolean> {
+  const r = await app.inject('/readyz');
+  return r.statusCode === 200 && (r.json() as { redis: string }).redis === 'up';
+}
+
 export interface Running {
   app: App;
   /** http://127.0.0.1:port */
@@ -110,16 +118,10 @@ export interface Running {
 /** An app listening on a free port, closed after the test; with `redisUrl` undefined, on
  * the Redis of the configuration (`env`: Sentinel, say). */
 export async function startApp(t: TestContext | null, redisUrl: string | undefined, env: Record<string, string> = {}): Promise<Running> {
-  const cluster = await clusterEnv(redisUrl);
   const app = await buildApp({ ...(await appRedis(redisUrl, env)), logger: false });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
-  // On a Redis Cluster, ready is any shard up: the tests want them all.
-  const ready = async () => {
-    const r = await fetch(`http://127.0.0.1:${port}/readyz`);
-    return r.status === 200 && (!cluster || ((await r.json()) as { redis: string }).redis === 'up');
-  };
-  await waitFor(ready, 10_000);
+  await waitFor(() => readyEverywhere(app), 10_000);
   let closed = false;
   const running: Running = {
     app,

@@ -57,6 +57,7 @@ export async function sharedRedisUrl(): Promise<string> {
   return (await shared).url;
 }
 let shared: Promise<RedisProcess> | undefined;
+let sharedCluster: Promise<RedisClusterProcess> | undefined;
 
 /** A Redis for a file that wants no other file's keys about but never kills, pauses nor
  * reconfigures it: a redis-server of its own; with LEASEHOLD_TEST_REDIS=cluster, the file's
@@ -65,7 +66,6 @@ export async function ownRedisUrl(): Promise<string> {
   if (process.env.LEASEHOLD_TEST_REDIS === 'cluster' && !process.env.REDIS_URL) return sharedRedisUrl();
   return (await RedisProcess.start()).url;
 }
-let sharedCluster: Promise<RedisClusterProcess> | undefined;
 
 /** The environment that reaches the shared Redis Cluster, when `url` names it. */
 async function clusterEnv(url: string | undefined): Promise<Record<string, string> | null> {

@@ -13,7 +13,7 @@ import { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { buildApp } from '../src/app.js';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { randomJobId, sharedRedisUrl, startApp, testConfig, uniqueCluster } from './support/app.js';
+import { appRedis, randomJobId, sharedRedisUrl, startApp, uniqueCluster } from './support/app.js';
 import { stopAllRedis } from './support/redis.js';
 
 after(() => stopAllRedis());
@@ -179,7 +179,7 @@ test('tokens never reach the log', async (t) => {
       done();
     },
   });
-  const app = await buildApp({ config: testConfig({ AUTH_TOKENS: TOKENS, LOG_LEVEL: 'debug' }), redis: await sharedRedisUrl(), logger: { level: 'debug', stream } });
+  const app = await buildApp({ ...(await appRedis(await sharedRedisUrl(), { AUTH_TOKENS: TOKENS, LOG_LEVEL: 'debug' })), logger: { level: 'debug', stream } });
   t.after(() => app.close());
   for (const token of [T.read, T.write, 'wrong-token-but-still-secret']) {
     await app.inject({ method: 'GET', url: `/v1/clusters/${A}/leaders`, headers: { authorization: `Bearer ${token}` } });

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import {
   badHeaderValue,
   badJsonText,
@@ -31,7 +31,7 @@ import {
   schemaNamed,
   type Operation,
 } from './support/arbitraries.js';
-import { randomJobId, sharedRedisUrl, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
+import { connectRedis, randomJobId, sharedRedisUrl, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 import { scanKeys, stopAllRedis } from './support/redis.js';
 
 const SEED = Number(process.env.FC_SEED ?? 20_261_126);
@@ -59,7 +59,7 @@ before(async () => {
     BLOB_MAX_BYTES: String(LIMITS.blob),
   });
   port = Number(new URL(server.url).port);
-  redis = new Redis(url);
+  redis = await connectRedis(url);
 });
 after(async () => {
   redis?.disconnect();

@@ -5,15 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { RedisProcess, scanKeys, stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
+import { get, post, randomJobId, connectRedis, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
 
 /** The app under test and a client of its Redis, to read the keys themselves. */
 let srv: Running;
 let redis: Redis;
 before(async () => {
-  redis = new Redis(await sharedRedisUrl());
+  redis = await connectRedis(await sharedRedisUrl());
   srv = await startApp(null, await sharedRedisUrl());
 });
 after(async () => {

@@ -563,7 +563,10 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
     expectExit(flagOverEnv, 0);
   });
 
-  test('serve: runs the server on --port with --redis-url, stops on SIGTERM', async () => {
+  // --redis-url names one Redis: on a Redis Cluster it would reach one node, and serve has no
+  // flag for REDIS_CLUSTER_NODES yet (docs/design.md, "Where the code stands").
+  const oneRedis = process.env.LEASEHOLD_TEST_REDIS === 'cluster' ? 'serve --redis-url reaches one Redis, not a Redis Cluster' : false;
+  test('serve: runs the server on --port with --redis-url, stops on SIGTERM', { skip: oneRedis }, async () => {
     const port = await freePort();
     const server = new Cli(['serve', '--port', String(port), '--host', '127.0.0.1', '--redis-url', await sharedRedisUrl()], { LOG_LEVEL: 'warn' });
     const healthy = () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);

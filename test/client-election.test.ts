@@ -6,16 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test, type TestContext } from 'node:test';
 import { LeadershipLostError, LeaseholdClient, NotLeaderError, type Cluster, type LeaderElection, type RevokeReason } from '../src/client/index.js';
-import { ServerProcess, sleep, uniqueCluster, waitFor } from './support/app.js';
+import { ownRedisUrl, ServerProcess, sleep, uniqueCluster, waitFor } from './support/app.js';
 import { TcpProxy } from './support/proxy.js';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
+import { stopAllRedis } from './support/redis.js';
 import { ContenderProcess, sharedNow } from './support/sdkContender.js';
 
 let server: ServerProcess;
 
 before(async () => {
-  const redis = await RedisProcess.start();
-  server = await ServerProcess.start(null, { REDIS_URL: redis.url });
+  server = await ServerProcess.start(null, { REDIS_URL: await ownRedisUrl() });
 });
 
 after(async () => {

@@ -21,7 +21,7 @@ import {
   type Component,
   type LeaderElection,
 } from '../src/client/index.js';
-import { randomJobId, ServerProcess, sleep, startApp, uniqueCluster, waitFor } from './support/app.js';
+import { ownRedisUrl, randomJobId, ServerProcess, sleep, startApp, uniqueCluster, waitFor } from './support/app.js';
 import { TcpProxy } from './support/proxy.js';
 import { freePort, RedisProcess, stopAllRedis } from './support/redis.js';
 import { ContenderProcess, sharedNow } from './support/sdkContender.js';
@@ -30,9 +30,8 @@ let server: ServerProcess;
 let redisUrl: string;
 
 before(async () => {
-  const redis = await RedisProcess.start();
-  redisUrl = redis.url;
-  server = await ServerProcess.start(null, { REDIS_URL: redis.url });
+  redisUrl = await ownRedisUrl();
+  server = await ServerProcess.start(null, { REDIS_URL: redisUrl });
 });
 
 after(async () => {

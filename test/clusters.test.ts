@@ -12,8 +12,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { get, post, randomJobId, request, sharedRedisUrl, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
+import { connectRedis, get, post, randomJobId, request, sharedRedisUrl, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
+import { RedisProcess, scanKeys, stopAllRedis } from './support/redis.js';
 
 const REGISTRY = 'lh:clusters';
 
@@ -23,7 +23,7 @@ let redisUrl: string;
 before(async () => {
   redisUrl = await sharedRedisUrl();
   srv = await startApp(null, redisUrl);
-  redis = new Redis(redisUrl);
+  redis = await connectRedis(redisUrl);
 });
 after(async () => {
   redis?.disconnect();
@@ -126,7 +126,7 @@ test('reads of unknown clusters add nothing to the listing', async () => {
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(await listAll(srv.url, c), []);
   assert.equal(await redis.zscore(REGISTRY, c), null);
-  assert.deepEqual(await redis.keys(`lh:{${c}}:*`), []);
+  assert.deepEqual(await scanKeys(redis, `lh:{${c}}:*`), []);
 });
 
 test('a token sees only its clusters; a token for * sees all; a token without read is refused', async (t) => {
@@ -152,10 +152,9 @@ test('2,500 clusters page without repeats or gaps, at any limit, and by prefix',
   // Born the way a campaign bears them (an index, then the birth's ZADD), in bulk.
   for (let i = 0; i < all.length; i += 500) {
     const batch = all.slice(i, i + 500);
-    const pipeline = redis.pipeline();
-    for (const id of batch) pipeline.set(`lh:{${id}}:index`, String(Date.now() * 1000 + 2));
-    pipeline.zadd(REGISTRY, ...batch.flatMap((id) => [0, id]));
-    await pipeline.exec();
+    // Not one pipeline: on a Redis Cluster the indexes live on every shard.
+    await Promise.all(batch.map((id) => redis.set(`lh:{${id}}:index`, String(Date.now() * 1000 + 2))));
+    await redis.zadd(REGISTRY, ...batch.flatMap((id) => [0, id]));
   }
   const sorted = [...all].sort();
   for (const limit of [1000, 333, undefined]) {
@@ -173,7 +172,7 @@ test('2,500 clusters page without repeats or gaps, at any limit, and by prefix',
   assert.equal((await get(srv.url, '/v1/clusters?limit=0')).status, 400);
   assert.equal((await get(srv.url, '/v1/clusters?prefix=a%20b')).status, 400);
   await redis.zrem(REGISTRY, ...all);
-  await redis.del(...all.map((id) => `lh:{${id}}:index`));
+  await Promise.all(all.map((id) => redis.del(`lh:{${id}}:index`)));
 });
 
 test('a deleted cluster leaves the listing', async () => {

@@ -8,12 +8,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test, type TestContext } from 'node:test';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { randomJobId, request, ServerProcess, sleep, uniqueCluster } from './support/app.js';
+import { stopAllRedis } from './support/redis.js';
+import { ownRedisUrl, randomJobId, request, ServerProcess, sleep, uniqueCluster } from './support/app.js';
 
-let redis: RedisProcess;
+let redisUrl: string;
 before(async () => {
-  redis = await RedisProcess.start();
+  redisUrl = await ownRedisUrl();
 });
 after(() => stopAllRedis());
 
@@ -54,13 +54,13 @@ async function twoClients(t: TestContext, env: Record<string, string>) {
     { name: 'flood', token: 'tok-flood-0123456789', role: 'write' },
     { name: 'other', token: 'tok-other-0123456789', role: 'read' },
   ]);
-  const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redis.url, AUTH_TOKENS: tokens, ...env });
+  const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redisUrl, AUTH_TOKENS: tokens, ...env });
   return { server, flood: { authorization: 'Bearer tok-flood-0123456789' }, other: { authorization: 'Bearer tok-other-0123456789' } };
 }
 
 test('40 concurrent reads of a 16 MiB plan in one cluster: another cluster renews throughout', async (t) => {
   // Unpaced (no byte budget): the worst case for the connections' isolation.
-  const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redis.url, HEAVY_READ_WAIT_MS: '120000', HEAVY_READ_BYTES_PER_SEC: '0' });
+  const server = await ServerProcess.start(t, { ...NO_SHEDDING, REDIS_URL: redisUrl, HEAVY_READ_WAIT_MS: '120000', HEAVY_READ_BYTES_PER_SEC: '0' });
   const flooded = uniqueCluster('flood');
   const plan = await storePlan(server.url, flooded);
 

@@ -5,16 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
-import { stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
+import type { Redis } from 'ioredis';
+import { scanKeys, stopAllRedis } from './support/redis.js';
+import { get, post, randomJobId, connectRedis, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 
 let srv: Running;
 let redis: Redis;
 before(async () => {
   const url = await sharedRedisUrl();
   srv = await startApp(null, url);
-  redis = new Redis(url);
+  redis = await connectRedis(url);
 });
 after(async () => {
   redis.disconnect();
@@ -51,7 +51,7 @@ const LEADERSHIP = /^(index|log|components|lease:.*|leader:.*|history(:.*)?)$/;
 /** Every store key of the cluster with its serialized value (DUMP, hex). */
 async function storeKeys(c: string): Promise<Map<string, string>> {
   const prefix = `lh:{${c}}:`;
-  const keys = (await redis.keys(`${prefix}*`)).filter((k) => !LEADERSHIP.test(k.slice(prefix.length))).sort();
+  const keys = (await scanKeys(redis, `${prefix}*`)).filter((k) => !LEADERSHIP.test(k.slice(prefix.length))).sort();
   const dumps = await Promise.all(keys.map((k) => redis.dumpBuffer(k)));
   return new Map(keys.map((k, i) => [k, dumps[i]?.toString('hex') ?? 'gone']));
 }

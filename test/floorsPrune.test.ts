@@ -11,23 +11,23 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import pino from 'pino';
 import { Floors } from '../src/ha/floors.js';
 import { FloorsWriteback, WRITEBACK_BATCH } from '../src/ha/floorsWriteback.js';
 import { ClusterKeys } from '../src/ha/ids.js';
 import type { RedisLink } from '../src/ha/redisLink.js';
 import { Scripts } from '../src/ha/scripts.js';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { post, randomJobId, startApp, uniqueCluster } from './support/app.js';
+import { stopAllRedis } from './support/redis.js';
+import { connectRedis, ownRedisUrl, post, randomJobId, startApp, uniqueCluster } from './support/app.js';
 
 const quiet = pino({ enabled: false });
-let redisProcess: RedisProcess;
+let redisUrl: string;
 let redis: Redis;
 let dir: string;
 before(async () => {
-  redisProcess = await RedisProcess.start();
-  redis = new Redis(redisProcess.url);
+  redisUrl = await ownRedisUrl();
+  redis = await connectRedis(redisUrl);
   dir = mkdtempSync(join(tmpdir(), 'leasehold-floors-prune-'));
 });
 after(async () => {
@@ -37,7 +37,7 @@ after(async () => {
 });
 
 test('ended job managers, cleaned jobs and deleted clusters leave nothing in the floors file', { timeout: 120_000 }, async () => {
-  const srv = await startApp(null, redisProcess.url, { DATA_DIR: dir });
+  const srv = await startApp(null, redisUrl, { DATA_DIR: dir });
   const [kept, deleted] = [uniqueCluster('fl'), uniqueCluster('fl')];
   const v1 = (c: string) => `/v1/clusters/${c}`;
   const d = await post(srv.url, `${v1(kept)}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 300_000 });

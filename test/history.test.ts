@@ -8,12 +8,12 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisProcess, scanKeys, stopAllRedis } from './support/redis.js';
 import { restoreSnapshot, snapshot } from './support/topology.js';
-import { get, post, randomJobId, request, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
+import { connectRedis, get, post, randomJobId, request, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 
 let srv: Running;
 let redis: Redis;
 before(async () => {
-  redis = new Redis(await sharedRedisUrl());
+  redis = await connectRedis(await sharedRedisUrl());
   srv = await startApp(null, await sharedRedisUrl());
 });
 after(async () => {

@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
-import { stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
+import type { Redis } from 'ioredis';
+import { scanKeys, stopAllRedis } from './support/redis.js';
+import { get, post, randomJobId, connectRedis, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
 
 let a: Running;
 let b: Running;
@@ -17,7 +17,7 @@ before(async () => {
   redisUrl = await sharedRedisUrl();
   a = await startApp(null, redisUrl);
   b = await startApp(null, redisUrl);
-  redis = new Redis(redisUrl);
+  redis = await connectRedis(redisUrl);
 });
 after(async () => {
   redis.disconnect();
@@ -288,7 +288,7 @@ describe('cleanup', () => {
     const all = await send(a.url, 'DELETE', `/v1/clusters/${c}`);
     assert.equal(all.status, 200, JSON.stringify(all.body));
     assert.equal((await get(a.url, L(c))).body.leadership, null);
-    assert.deepEqual(await redis.keys(`lh:{${c}}:*`), []);
+    assert.deepEqual(await scanKeys(redis, `lh:{${c}}:*`), []);
     const renew = await post(a.url, `${L(c)}/renew`, { contenderId: 'jm-1', sessionId: l.sessionId });
     assert.equal(renew.status, 409);
   });

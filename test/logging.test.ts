@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { buildApp } from '../src/app.js';
 import { stopAllRedis } from './support/redis.js';
-import { sharedRedisUrl, testConfig, uniqueCluster, waitFor } from './support/app.js';
+import { readyEverywhere, appRedis, sharedRedisUrl, uniqueCluster, waitFor } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -16,12 +16,12 @@ test('each request logs one JSON line with method, url, status, duration and req
       done();
     },
   });
-  const app = await buildApp({ config: testConfig(), redis: await sharedRedisUrl(), logger: { level: 'info', stream } });
+  const app = await buildApp({ ...(await appRedis(await sharedRedisUrl())), logger: { level: 'info', stream } });
   t.after(() => app.close());
   // Over the wire: the request id is set by the HTTP server, before Fastify.
   await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  await waitFor(async () => (await fetch(`${base}/readyz`)).status === 200, 10_000);
+  await waitFor(() => readyEverywhere(app), 10_000);
   const made = await fetch(`${base}/healthz`);
   assert.match(made.headers.get('x-request-id') ?? '', /^req-[0-9a-z]+$/, 'a request without an id gets one');
   lines.length = 0;

@@ -21,7 +21,7 @@ import type { Static } from 'typebox';
 import type * as schemas from '../src/http/schemas.js';
 import type * as storeSchemas from '../src/http/storeSchemas.js';
 import type * as wire from '../src/client/wire.js';
-import { randomJobId, sharedRedisUrl, startApp, testConfig, uniqueCluster, waitFor } from './support/app.js';
+import { readyEverywhere, appRedis, randomJobId, sharedRedisUrl, startApp, testConfig, uniqueCluster, waitFor } from './support/app.js';
 import { freePort, stopAllRedis } from './support/redis.js';
 
 after(() => stopAllRedis());
@@ -35,7 +35,7 @@ interface Spec {
 }
 
 async function app(t: TestContext, onRoute?: AppOptions['onRoute']) {
-  const a = await buildApp({ config: testConfig(), redis: await sharedRedisUrl(), logger: false, onRoute });
+  const a = await buildApp({ ...(await appRedis(await sharedRedisUrl())), logger: false, onRoute });
   t.after(() => a.close());
   await a.ready();
   return a;
@@ -94,7 +94,7 @@ test('answers match the response schemas of openapi.yaml', async (t) => {
   const deref = (o: any): any => (o?.$ref ? deref(o.$ref.replace('openapi#/', '').split('/').reduce((x: any, k: string) => x[k], spec)) : o);
 
   const a = await app(t);
-  await waitFor(async () => (await a.inject('/readyz')).statusCode === 200, 10_000);
+  await waitFor(() => readyEverywhere(a), 10_000);
   const v1 = `/v1/clusters/${uniqueCluster('spec')}`;
   const base = `${v1}/leaders`;
   const post = (url: string, body: object): InjectOptions => ({ method: 'POST', url, payload: body });
@@ -394,9 +394,9 @@ const LIMITS = { STORE_BODY_MAX_BYTES: '1024', PLAN_MAX_BYTES: '1024', BLOB_MAX_
 
 test('every route answers only what openapi.yaml documents, errors included, in the shapes it documents', async (t) => {
   const url = await sharedRedisUrl();
-  const a = await buildApp({ config: testConfig(LIMITS), redis: url, logger: false });
+  const a = await buildApp({ ...(await appRedis(url, LIMITS)), logger: false });
   t.after(() => a.close());
-  await waitFor(async () => (await a.inject('/readyz')).statusCode === 200, 10_000);
+  await waitFor(() => readyEverywhere(a), 10_000);
   const fx = await fixture(a);
 
   // Every operation, taken: the stores are written first, so that reads find something.
@@ -501,8 +501,8 @@ test('401, 403, 429 and 503 answers of every route are documented', async (t) =>
   const cluster = uniqueCluster('replay');
   const reader = 'reader-token-0123456789';
   const tokens = JSON.stringify([{ name: 'reader', token: reader, role: 'read', clusters: [cluster] }]);
-  const guarded = await buildApp({ config: testConfig({ AUTH_TOKENS: tokens }), redis: url, logger: false });
-  const limited = await buildApp({ config: testConfig({ RATE_LIMIT_MAX: '1', RATE_LIMIT_WINDOW_MS: '3600000' }), redis: url, logger: false });
+  const guarded = await buildApp({ ...(await appRedis(url, { AUTH_TOKENS: tokens })), logger: false });
+  const limited = await buildApp({ ...(await appRedis(url, { RATE_LIMIT_MAX: '1', RATE_LIMIT_WINDOW_MS: '3600000' })), logger: false });
   // A Redis that is not there: every cluster route answers 503.
   const down = await buildApp({
     config: testConfig({ REDIS_COMMAND_TIMEOUT_MS: '100' }),

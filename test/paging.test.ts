@@ -15,9 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { LeaseholdClient } from '../src/client/index.js';
-import { post, sharedRedisUrl, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
+import { post, connectRedis, nodeUrlOf, sharedRedisUrl, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 import { stopAllRedis } from './support/redis.js';
 
 const LIST_SIZE = Number(process.env.LIST_SIZE ?? 10_000);
@@ -30,7 +30,7 @@ before(async () => {
   const url = (redisUrl = await sharedRedisUrl());
   // Plans of megabytes are written in one script: a generous timeout on a loaded machine.
   srv = await startApp(null, url, { REDIS_COMMAND_TIMEOUT_MS: '10000' });
-  redis = new Redis(url);
+  redis = await connectRedis(url);
 });
 after(async () => {
   redis?.disconnect();
@@ -70,9 +70,9 @@ async function pages(path: string, field: string, limit?: number, from?: string)
 }
 
 /** The commands Redis runs while `fn` runs that name a key of `cluster`'s stores, from
- * MONITOR on a plain socket of its own. */
+ * MONITOR on a plain socket of its own (on a Redis Cluster, to the primary of its slot). */
 async function monitored(cluster: string, fn: () => Promise<void>): Promise<string[][]> {
-  const { hostname, port } = new URL(redisUrl);
+  const { hostname, port } = new URL(await nodeUrlOf(redisUrl, `lh:{${cluster}}`));
   const socket = connect(Number(port), hostname);
   await once(socket, 'connect');
   socket.write('MONITOR\r\n');
@@ -83,8 +83,9 @@ async function monitored(cluster: string, fn: () => Promise<void>): Promise<stri
   const marker = `paging-test-end-${randomBytes(4).toString('hex')}`;
   try {
     await fn();
-    // MONITOR's stream trails the replies: wait for a command sent after them.
-    await redis.echo(marker);
+    // MONITOR's stream trails the replies: wait for a command sent after them (on a key of
+    // the cluster's slot, so that it reaches the node monitored on a Redis Cluster too).
+    await redis.exists(`lh:{${cluster}}:${marker}`);
     await waitFor(() => text.includes(marker), 10_000, 'MONITOR to catch up');
   } finally {
     socket.destroy();

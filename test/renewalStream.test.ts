@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { buildApp } from '../src/app.js';
 import { LeaseholdClient, UnavailableError, type ClusterLeadership, type LeaderElection } from '../src/client/index.js';
 import { stopAllRedis } from './support/redis.js';
-import { post, randomJobId, sharedRedisUrl, sleep, startApp, testConfig, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
+import { readyEverywhere, appRedis, post, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, Watch, type Running } from './support/app.js';
 
 let redisUrl: string;
 let open: Running;
@@ -152,6 +152,7 @@ test('bad messages are answered with an error, and the stream stays open', async
   // Still renews.
   const c = uniqueCluster('rs-bad');
   const won = await post(open.url, `/v1/clusters/${c}/leaders/rest/campaign`, { contenderId: 'r1', ttlMs: 5000 });
+  assert.equal(won.status, 200, JSON.stringify(won.body));
   const ok = await s.renew({ clusterId: c, component: 'rest', contenderId: 'r1', sessionId: won.body.leader.sessionId });
   assert.equal(ok.leader.contenderId, 'r1');
 });
@@ -298,7 +299,7 @@ test('the SDK renews over the stream by default, every contender of a client on 
 });
 
 test('the SDK falls back to HTTP for good against a server without the stream (404 on the upgrade)', { timeout: 30_000 }, async (t) => {
-  const app = await buildApp({ config: testConfig(), redis: redisUrl, logger: false });
+  const app = await buildApp({ ...(await appRedis(redisUrl)), logger: false });
   // An older server: no such route.
   app.addHook('onRequest', (req, reply, done) => {
     if (req.url.startsWith('/v1/renewals')) void reply.code(404).send({ error: 'NotFound', message: 'no route', statusCode: 404 });
@@ -307,7 +308,7 @@ test('the SDK falls back to HTTP for good against a server without the stream (4
   await app.listen({ port: 0, host: '127.0.0.1' });
   t.after(() => app.close());
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 10_000, 'ready');
+  await waitFor(() => readyEverywhere(app), 10_000, 'ready');
   const { cluster, stats } = sdkCluster(url, uniqueCluster('rs-old'));
   const e = cluster.election({ component: 'dispatcher', ttlMs: 1500 });
   const tracked = track(t, e);

@@ -36,7 +36,7 @@ import {
 } from '../src/ha/replies.js';
 import { SCRIPT_NAMES, SCRIPTS_DIR, Scripts, scriptSource, type ScriptName } from '../src/ha/scripts.js';
 import { stopAllRedis } from './support/redis.js';
-import { sharedRedisUrl, uniqueCluster } from './support/app.js';
+import { connectRedis, sharedRedisUrl, uniqueCluster } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -263,7 +263,7 @@ describe('against Redis', () => {
   test('the leader hash has exactly the fields that lib/leader_hash.lua and LEADER_FIELDS name', async () => {
     const inLua = [...constants('lib/leader_hash.lua')].filter(([k]) => k.startsWith('F_')).map(([, v]) => v.slice(1, -1));
     assert.deepEqual(inLua.sort(), Object.values(LEADER_FIELDS).sort());
-    const redis = new Redis(await sharedRedisUrl());
+    const redis = await connectRedis(await sharedRedisUrl());
     try {
       const keys = new ClusterKeys(uniqueCluster('contract'));
       const store = new LeaseStore(new Scripts(redis), 100, 'me');
@@ -285,8 +285,8 @@ describe('against Redis', () => {
 
   test('renewals publish their TTLs with the origin as its own field; changes have none', async () => {
     const url = await sharedRedisUrl();
-    const redis = new Redis(url);
-    const sub = new Redis(url);
+    const redis = await connectRedis(url);
+    const sub = await connectRedis(url);
     try {
       const keys = new ClusterKeys(uniqueCluster('contract'));
       const store = new LeaseStore(new Scripts(redis), 100, 'server-1');

@@ -7,16 +7,16 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { stopAllRedis } from './support/redis.js';
-import { sharedRedisUrl, sleep, startApp, uniqueCluster, Watch, type Running } from './support/app.js';
+import { connectRedis, sharedRedisUrl, sleep, startApp, uniqueCluster, Watch, type Running } from './support/app.js';
 
 let redisUrl: string;
 let redis: Redis;
 let watcher: Running;
 before(async () => {
   redisUrl = await sharedRedisUrl();
-  redis = new Redis(redisUrl);
+  redis = await connectRedis(redisUrl);
   // Open, on the same Redis: it sees every change pushed, whoever made it.
   watcher = await startApp(null, redisUrl);
 });

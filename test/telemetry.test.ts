@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import WebSocket from 'ws';
 import { buildApp } from '../src/app.js';
 import { stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, sharedRedisUrl, testConfig, uniqueCluster, waitFor } from './support/app.js';
+import { readyEverywhere, appRedis, get, post, randomJobId, sharedRedisUrl, uniqueCluster, waitFor } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -23,11 +23,11 @@ async function loggedApp(t: { after: (fn: () => Promise<void>) => void }, env: R
       done();
     },
   });
-  const app = await buildApp({ config: testConfig(env), redis: await sharedRedisUrl(), logger: { level: 'info', stream } });
+  const app = await buildApp({ ...(await appRedis(await sharedRedisUrl(), env)), logger: { level: 'info', stream } });
   t.after(() => app.close());
   await app.listen({ port: 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-  await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, 10_000);
+  await waitFor(() => readyEverywhere(app), 10_000);
   return { app, url, lines };
 }
 

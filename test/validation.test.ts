@@ -4,13 +4,13 @@ import { after, before, test } from 'node:test';
 import { buildApp } from '../src/app.js';
 import type { App } from '../src/http/types.js';
 import { stopAllRedis } from './support/redis.js';
-import { sharedRedisUrl, testConfig, uniqueCluster, waitFor } from './support/app.js';
+import { readyEverywhere, appRedis, sharedRedisUrl, uniqueCluster, waitFor } from './support/app.js';
 
 let app: App;
 before(async () => {
-  app = await buildApp({ config: testConfig(), redis: await sharedRedisUrl(), logger: false });
+  app = await buildApp({ ...(await appRedis(await sharedRedisUrl())), logger: false });
   await app.ready();
-  await waitFor(async () => (await app.inject('/readyz')).statusCode === 200, 10_000);
+  await waitFor(() => readyEverywhere(app), 10_000);
 });
 after(async () => {
   await app.close();

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { Cluster, Redis } from 'ioredis';
 import WebSocket from 'ws';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -58,11 +59,51 @@ export async function sharedRedisUrl(): Promise<string> {
 let shared: Promise<RedisProcess> | undefined;
 let sharedCluster: Promise<RedisClusterProcess> | undefined;
 
+/** A Redis for a file that wants no other file's keys about but never kills, pauses nor
+ * reconfigures it: a redis-server of its own; with LEASEHOLD_TEST_REDIS=cluster, the file's
+ * shared Redis Cluster (each test file, a process of its own, starts its own cluster). */
+export async function ownRedisUrl(): Promise<string> {
+  if (process.env.LEASEHOLD_TEST_REDIS === 'cluster' && !process.env.REDIS_URL) return sharedRedisUrl();
+  return (await RedisProcess.start()).url;
+}
+
 /** The environment that reaches the shared Redis Cluster, when `url` names it. */
 async function clusterEnv(url: string | undefined): Promise<Record<string, string> | null> {
   if (!sharedCluster || url === undefined) return null;
   const cluster = await sharedCluster;
   return url === `redis://127.0.0.1:${cluster.nodes[0].port}` ? { REDIS_CLUSTER_NODES: cluster.seeds } : null;
+}
+
+/** A test's own connection to the Redis at `url`: a Cluster client (MOVED and ASK followed)
+ * when `url` names the shared Redis Cluster, else a plain one. Typed as Redis: the tests use
+ * only commands on keys of one hash tag, which a Cluster client routes by slot; key scans go
+ * through scanKeys (redis.ts), which asks every primary. */
+export async function connectRedis(url: string): Promise<Redis> {
+  const cluster = await clusterEnv(url);
+  const c = cluster ? new Cluster(cluster.REDIS_CLUSTER_NODES.split(',').map((n) => ({ host: '127.0.0.1', port: Number(n.split(':')[1]) }))) : new Redis(url);
+  return c as unknown as Redis;
+}
+
+/** The URL of the one redis-server that holds `key`: on the shared Redis Cluster, the
+ * primary serving its slot now (for a test that watches one node, MONITOR say); else `url`. */
+export async function nodeUrlOf(url: string, key: string): Promise<string> {
+  if (!(await clusterEnv(url))) return url;
+  return (await (await sharedCluster!).primaryOf(key)).url;
+}
+
+/** buildApp's `config` and `redis` for an app on `url` with `env`: on the shared Redis
+ * Cluster when `url` names it (REDIS_CLUSTER_NODES), else on `url`. */
+export async function appRedis(url: string | undefined, env: Record<string, string> = {}): Promise<{ config: Config; redis: string | undefined }> {
+  const cluster = await clusterEnv(url);
+  return { config: testConfig({ ...cluster, ...env }), redis: cluster ? undefined : url };
+}
+
+/** Whether `app` is ready on every shard: on a Redis Cluster /readyz answers 200 once any
+ * shard is up, and the tests want them all (`redis` is `up` only then; on one Redis, whenever
+ * it is up). */
+export async function readyEverywhere(app: App): Promise<boolean> {
+  const r = await app.inject('/readyz');
+  return r.statusCode === 200 && (r.json() as { redis: string }).redis === 'up';
 }
 
 export interface Running {
@@ -77,16 +118,10 @@ export interface Running {
 /** An app listening on a free port, closed after the test; with `redisUrl` undefined, on
  * the Redis of the configuration (`env`: Sentinel, say). */
 export async function startApp(t: TestContext | null, redisUrl: string | undefined, env: Record<string, string> = {}): Promise<Running> {
-  const cluster = await clusterEnv(redisUrl);
-  const app = await buildApp({ config: testConfig({ ...cluster, ...env }), redis: cluster ? undefined : redisUrl, logger: false });
+  const app = await buildApp({ ...(await appRedis(redisUrl, env)), logger: false });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
-  // On a Redis Cluster, ready is any shard up: the tests want them all.
-  const ready = async () => {
-    const r = await fetch(`http://127.0.0.1:${port}/readyz`);
-    return r.status === 200 && (!cluster || ((await r.json()) as { redis: string }).redis === 'up');
-  };
-  await waitFor(ready, 10_000);
+  await waitFor(() => readyEverywhere(app), 10_000);
   let closed = false;
   const running: Running = {
     app,

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 
 const running = new Set<RedisProcess>();
 process.on('exit', () => {
@@ -122,8 +122,12 @@ export async function stopAllRedis(): Promise<void> {
 }
 
 /** Every key matching `pattern`, by SCAN (never KEYS), sorted, each once: SCAN may return a
- * key twice while the keyspace is rehashed. */
+ * key twice while the keyspace is rehashed. On a Redis Cluster client, SCAN on every primary. */
 export async function scanKeys(redis: Pick<Redis, 'scan'>, pattern: string): Promise<string[]> {
+  if (redis instanceof Cluster) {
+    const perNode = await Promise.all(redis.nodes('master').map((n) => scanKeys(n, pattern)));
+    return [...new Set(perNode.flat())].sort();
+  }
   const found = new Set<string>();
   let cursor = '0';
   do {

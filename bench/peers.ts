@@ -291,7 +291,9 @@ let peers: Partial<Record<Variant['column'], Peer>> = {};
 
 /** A fresh server of each side: leasehold's on the run's Redis. */
 async function startPeers(): Promise<Partial<Record<Variant['column'], Peer>>> {
-  const lh = await env.server();
+  // The +10,000 leases row campaigns 10,000 job managers in one cluster, above the default
+  // per-cluster quota (QUOTA_JOB_MANAGERS, 1000).
+  const lh = await env.server({ QUOTA_JOB_MANAGERS: '20000' });
   const set: Partial<Record<Variant['column'], Peer>> = {
     leasehold: { pids: () => [lh.pid!, env.redis.child!.pid!], target: lh.url, stop: () => env.stopServer(lh) },
   };

@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { App } from '../../src/http/types.js';
-import { freePort, RedisProcess } from './redis.js';
+import { freePort, RedisProcess, type RedisProcessOptions } from './redis.js';
 import { RedisClusterProcess } from './redisCluster.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -67,11 +67,62 @@ export async function ownRedisUrl(): Promise<string> {
   return (await RedisProcess.start()).url;
 }
 
-/** The environment that reaches the shared Redis Cluster, when `url` names it. */
-async function clusterEnv(url: string | undefined): Promise<Record<string, string> | null> {
-  if (!sharedCluster || url === undefined) return null;
+/** A Redis of a test's own, which the test may kill, pause, restart, snapshot and restore
+ * (test/support/topology.ts) or reconfigure: one redis-server, or with
+ * LEASEHOLD_TEST_REDIS=cluster a Redis Cluster of three primaries and no replica, so that a
+ * primary killed and restarted comes back as the same node with what it persisted, as one
+ * redis-server does (a failover to a replica is test/redisCluster.test.ts's). A test acts on
+ * `nodeOf(clusterId)`: the redis-server that holds that leasehold cluster's keys. */
+export interface OwnRedis {
+  /** For startApp, ServerProcess (REDIS_URL), appRedis and connectRedis: on a Redis
+   * Cluster, its first node's URL, which they turn into REDIS_CLUSTER_NODES. */
+  readonly url: string;
+  /** Every redis-server of it (one, or the cluster's nodes). */
+  readonly nodes: RedisProcess[];
+  /** Whether it is a Redis Cluster. */
+  readonly cluster: boolean;
+  /** The redis-server that serves a leasehold cluster's keys (its hash tag's slot). */
+  nodeOf(clusterId: string): Promise<RedisProcess>;
+  stop(): Promise<void>;
+}
+
+export async function ownRedis(opts: RedisProcessOptions = {}): Promise<OwnRedis> {
+  if (process.env.LEASEHOLD_TEST_REDIS === 'cluster') {
+    const c = await RedisClusterProcess.start({ primaries: 3, replicasPerPrimary: 0, aof: opts.aof, args: opts.args });
+    const url = `redis://127.0.0.1:${c.nodes[0].port}`;
+    ownClusters.set(url, c);
+    return {
+      url,
+      nodes: c.nodes,
+      cluster: true,
+      // Without replicas the slot map never changes (nodes.conf keeps it across a restart):
+      // a node down is still the one to act on.
+      nodeOf: (clusterId) => c.ownerOf(`{${clusterId}}`),
+      stop: async () => {
+        ownClusters.delete(url);
+        await c.stop();
+      },
+    };
+  }
+  const r = await RedisProcess.start(opts);
+  return { url: r.url, nodes: [r], cluster: false, nodeOf: async () => r, stop: () => r.stop() };
+}
+const ownClusters = new Map<string, RedisClusterProcess>();
+
+/** The Redis Cluster started here that `url` names (its first node), if any. */
+async function clusterNamed(url: string | undefined): Promise<RedisClusterProcess | null> {
+  if (url === undefined) return null;
+  const own = ownClusters.get(url);
+  if (own) return own;
+  if (!sharedCluster) return null;
   const cluster = await sharedCluster;
-  return url === `redis://127.0.0.1:${cluster.nodes[0].port}` ? { REDIS_CLUSTER_NODES: cluster.seeds } : null;
+  return url === `redis://127.0.0.1:${cluster.nodes[0].port}` ? cluster : null;
+}
+
+/** The environment that reaches the Redis Cluster `url` names, if it names one. */
+async function clusterEnv(url: string | undefined): Promise<Record<string, string> | null> {
+  const cluster = await clusterNamed(url);
+  return cluster ? { REDIS_CLUSTER_NODES: cluster.seeds } : null;
 }
 
 /** A test's own connection to the Redis at `url`: a Cluster client (MOVED and ASK followed)
@@ -87,8 +138,8 @@ export async function connectRedis(url: string): Promise<Redis> {
 /** The URL of the one redis-server that holds `key`: on the shared Redis Cluster, the
  * primary serving its slot now (for a test that watches one node, MONITOR say); else `url`. */
 export async function nodeUrlOf(url: string, key: string): Promise<string> {
-  if (!(await clusterEnv(url))) return url;
-  return (await (await sharedCluster!).primaryOf(key)).url;
+  const cluster = await clusterNamed(url);
+  return cluster ? (await cluster.primaryOf(key)).url : url;
 }
 
 /** buildApp's `config` and `redis` for an app on `url` with `env`: on the shared Redis

@@ -72,6 +72,8 @@ export interface RedisClusterOptions {
   /** cluster-node-timeout: how long a node is unanswered before it counts as failed. */
   nodeTimeoutMs?: number;
   aof?: boolean;
+  /** More arguments of every node's redis-server. */
+  args?: string[];
 }
 
 export class RedisClusterProcess {
@@ -87,6 +89,7 @@ export class RedisClusterProcess {
     // One shard down must not stop the others (by default Redis refuses every query while
     // any slot is unserved): the setting leasehold's deployments need too (docs/operations.md).
     args.push('--cluster-require-full-coverage', 'no');
+    args.push(...(opts.args ?? []));
     const nodes = await Promise.all(Array.from({ length: count }, () => RedisProcess.start({ aof: opts.aof, args })));
     const cluster = new RedisClusterProcess(nodes);
     await run('redis-cli', [
@@ -161,6 +164,15 @@ export class RedisClusterProcess {
     const slot = calculateSlot(key);
     const owner = (await this.topology()).find((n) => n.primary && !n.failed && n.slots.some(([a, b]) => slot >= a && slot <= b));
     if (!owner) throw new Error(`no primary serves slot ${slot}`);
+    return this.node(owner.port);
+  }
+
+  /** The node that the cluster says serves `key`'s slot, even when it is down (killed or
+   * paused: the others still name it until a replica takes over). */
+  async ownerOf(key: string): Promise<RedisProcess> {
+    const slot = calculateSlot(key);
+    const owner = (await this.topology()).find((n) => n.primary && n.slots.some(([a, b]) => slot >= a && slot <= b));
+    if (!owner) throw new Error(`no node serves slot ${slot}`);
     return this.node(owner.port);
   }
 

@@ -17,6 +17,11 @@
  *   logcut    cutoff: a Redis with AOF and a change log of CHANGE_LOG_SIZE entries; c1 and
  *             c2 direct, c3 through a link proxy and as a Redis user of its own, so that its
  *             link can be cut (its connections killed, and what Redis sends it lost).
+ *   cluster   shard1, shard2, shard3: a Redis Cluster of three primaries, each with a
+ *             replica, and a leasehold cluster on each shard at first (its id chosen so
+ *             that its hash tag lands there; a fault may move it); k1 and k2 serve all three
+ *             (REDIS_CLUSTER_NODES) and wait for one replica to hold every write
+ *             (REDIS_MIN_REPLICAS_ACK=1), as the Sentinel lane's servers do.
  *
  * Each setup has two contender processes, each with a contender for every component of the
  * setup (as a Flink JobManager process hosts several), so every component has two
@@ -36,6 +41,7 @@ import { RedisProcess, stopAllRedis } from '../test/support/redis.js';
 import { sharedNow, type HistoryRecord, type Holder, type SetupInfo, type SetupName, type TopologyName } from './history.js';
 import { TcpProxy } from '../test/support/proxy.js';
 import { RedisTopology, stopAllSentinels } from '../test/support/topology.js';
+import { clusterIdOn, RedisClusterProcess } from '../test/support/redisCluster.js';
 import { ServerProcess } from '../test/support/app.js';
 import type { WorkerConfig } from './worker.js';
 
@@ -67,6 +73,10 @@ export const CHURN_COMPONENT = 'rest';
 /** A replica's full sync starts at once, rather than after Redis's default of five seconds
  * (which waits for more replicas to share the transfer: there is one). */
 export const fastSync = (r: Redis) => r.config('SET', 'repl-diskless-sync-delay', '0');
+
+/** The cluster topology's cluster-node-timeout: a primary paused longer is failed over. Above
+ * the tests' 1 s, so that a busy two-core machine does not fail nodes over on its own. */
+export const CLUSTER_NODE_TIMEOUT_MS = 1500;
 
 /** TTL per component: 1–2 s. */
 const TTL: Record<string, number> = { dispatcher: 1500, resourcemanager: 1000, jobmanager: 2000 };
@@ -113,6 +123,9 @@ export interface SetupRuntime {
   replicated: RedisTopology | null;
 }
 
+/** The Redis key hash tag of a setup's cluster: the slot it lives on. */
+export const hashTag = (info: SetupInfo) => `{${info.clusterId}}`;
+
 export class Topology {
   readonly records: HistoryRecord[] = [];
   readonly servers: ServerNode[] = [];
@@ -127,6 +140,8 @@ export class Topology {
   badLines = 0;
   /** Each server's DATA_DIR (its floors file), removed by `stop()`. */
   private readonly dataDirs: string[] = [];
+  /** The cluster topology's Redis Cluster. */
+  redisCluster: RedisClusterProcess | null = null;
 
   constructor(readonly name: TopologyName = 'single') {}
 
@@ -166,6 +181,22 @@ export class Topology {
       // auto, a primary whose replica is cut off would acknowledge alone).
       const env = { ...replicated.env, REDIS_MIN_REPLICAS_ACK: '1' };
       for (const name of ['r1', 'r2']) await this.server(name, 'replicated', null, env);
+    } else if (this.name === 'cluster') {
+      const cluster = (this.redisCluster = await RedisClusterProcess.start({ nodeTimeoutMs: CLUSTER_NODE_TIMEOUT_MS }));
+      for (const node of cluster.nodes) await this.redisOn(node.port, fastSync);
+      const names = ['shard1', 'shard2', 'shard3'] as const;
+      for (const [i, primary] of (await cluster.primaries()).entries()) {
+        const clusterId = await clusterIdOn(cluster, primary, `chaos-sh${i + 1}-${tag}`);
+        this.setups.set(names[i], {
+          name: names[i],
+          redis: primary,
+          replicated: null,
+          info: { clusterId, persistent: true, durability: 'replicated', servers: ['k1', 'k2'], components: ['dispatcher', job()] },
+        });
+      }
+      // Each server serves every setup: its node names the first.
+      const env = { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_MIN_REPLICAS_ACK: '1' };
+      for (const name of ['k1', 'k2']) await this.server(name, 'shard1', null, env);
     } else if (this.name === 'restore') {
       const redis = await RedisProcess.start({ aof: false });
       this.setups.set('restored', {
@@ -334,9 +365,9 @@ export class Topology {
     return true;
   }
 
-  /** The leaders a server answers, by component. */
-  async leadersOf(server: ServerNode): Promise<{ index: number; leaders: Record<string, Holder | null> }> {
-    const cluster = this.client(server).cluster(this.setup(server.setup).info.clusterId);
+  /** The leaders a server answers for a setup's cluster, by component. */
+  async leadersOf(server: ServerNode, setup: SetupName = server.setup): Promise<{ index: number; leaders: Record<string, Holder | null> }> {
+    const cluster = this.client(server).cluster(this.setup(setup).info.clusterId);
     const state = await cluster.leaders();
     const leaders: Record<string, Holder | null> = {};
     for (const { component, leader } of state.leaders) {
@@ -349,9 +380,11 @@ export class Topology {
     return new LeaseholdClient({ url: server.process.url, timeoutMs: 5000 });
   }
 
-  /** A connection to a setup's Redis (its primary) for the harness's own commands (never retried). */
+  /** A connection to a setup's Redis (its primary; on a Redis Cluster, the one that serves
+   * its cluster's slot now) for the harness's own commands (never retried). */
   async redisCommand<T>(setup: SetupName, fn: (r: Redis) => Promise<T>): Promise<T> {
-    return this.redisOn(this.setup(setup).redis.port, fn);
+    const s = this.setup(setup);
+    return this.redisOn(this.redisCluster ? (await this.redisCluster.primaryOf(hashTag(s.info))).port : s.redis.port, fn);
   }
 
   /** A connection to the Redis on `port` for one of the harness's own commands. */
@@ -373,6 +406,7 @@ export class Topology {
       p.restore();
     }
     for (const s of this.setups.values()) for (const node of s.replicated?.nodes ?? [s.redis]) node.resume();
+    for (const node of this.redisCluster?.nodes ?? []) node.resume();
     for (const w of this.workers.values()) {
       if (w.stopped && w.alive) w.child.kill('SIGCONT');
       w.stopped = false;

@@ -15,13 +15,21 @@
  *                      later (the changes in between lost);
  *            logcut    a server's link to Redis cut (its connections killed, and what
  *                      Redis sends meanwhile lost) while more changes than the change log
- *                      holds go through the other servers, then healed.
+ *                      holds go through the other servers, then healed;
+ *            cluster   on the Redis Cluster, the primary of a loaded shard killed (-9) or
+ *                      paused past cluster-node-timeout until its replica is promoted,
+ *                      then restarted or resumed to rejoin as that replica's replica; the
+ *                      slot of a loaded cluster moved to another primary (SETSLOT and
+ *                      MIGRATE, as `redis-cli --cluster reshard` does) while its contenders
+ *                      write; and kill -9 and restart of a server.
  * Every fault is healed before its lane draws the next; each is recorded with its times.
  * Which process a fault hits is decided when it fires (the leader of the moment).
  */
-import { CHURN_COMPONENT, CUT_USER, fastSync, MAX_TTL_MS, READY_TIMEOUT_MS, SHORT_CHANGE_LOG, ttlOf, type Topology, type Worker } from './cluster.js';
+import { CHURN_COMPONENT, CUT_USER, fastSync, hashTag, MAX_TTL_MS, READY_TIMEOUT_MS, SHORT_CHANGE_LOG, ttlOf, type Topology, type Worker } from './cluster.js';
 import { sharedNow, type SetupName, type TopologyName } from './history.js';
 import { restoreSnapshot, snapshot } from '../test/support/topology.js';
+import { RedisClusterProcess } from '../test/support/redisCluster.js';
+import type { RedisProcess } from '../test/support/redis.js';
 
 /** A deterministic generator of numbers in [0, 1) (mulberry32). */
 export function rng(seed: number): () => number {
@@ -42,6 +50,7 @@ const INFRA = {
   sentinel: ['lagging-failover', 'failover'],
   restore: ['restore-snapshot'],
   logcut: ['cut-past-log'],
+  cluster: ['kill-primary', 'pause-primary', 'move-slot', 'kill-server'],
 } as const satisfies Record<TopologyName, readonly string[]>;
 type InfraKind = (typeof INFRA)[TopologyName][number];
 
@@ -164,15 +173,16 @@ async function infraFault(lane: Lane, kind: InfraKind, [a, b, c]: number[]): Pro
     }
     case 'kill-server': {
       // Only replicas of the AOF setup: those of the other must live through every loss of
-      // its Redis, to be asked at the end whether they reported it.
-      const servers = topo.servers.filter((s) => s.setup === 'aof');
+      // its Redis, to be asked at the end whether they reported it. (On a Redis Cluster,
+      // where nothing acknowledged is lost, any.)
+      const servers = topo.name === 'cluster' ? topo.servers : topo.servers.filter((s) => s.setup === 'aof');
       const node = servers[Math.floor(b * servers.length)];
       const downMs = scale(a, 200, 1500);
       await node.process.kill();
       const dead = sharedNow();
       await sleep(downMs);
       await node.process.launch(READY_TIMEOUT_MS);
-      return record('aof', node.name, `kill -9, down ${downMs} ms, restarted on port ${node.process.port}`, dead);
+      return record(node.setup, node.name, `kill -9, down ${downMs} ms, restarted on port ${node.process.port}`, dead);
     }
     case 'client-pause': {
       const ms = scale(a, 500, 2500);
@@ -214,6 +224,11 @@ async function infraFault(lane: Lane, kind: InfraKind, [a, b, c]: number[]): Pro
       return restore(lane, a);
     case 'cut-past-log':
       return cutPastLog(lane, a);
+    case 'kill-primary':
+    case 'pause-primary':
+      return shardFailover(lane, kind === 'pause-primary', a, c);
+    case 'move-slot':
+      return moveSlot(lane, b, c);
   }
 }
 
@@ -282,12 +297,13 @@ async function failover(lane: Lane, lagging: boolean, a: number, b: number): Pro
   lane.log(`${kind} redis :${old.port}: ${detail}`);
 }
 
-/** A campaign sent once, without retries, to r1 while no replica can hold it: it must not
- * be granted (503). The component is one no contender wants, and the lease short. */
-async function probe(lane: Lane): Promise<void> {
+/** A campaign sent once, without retries, to a server of `setup` (r1 of the replicated
+ * setup) while no replica can hold it: it must not be granted (503). The component is one
+ * no contender wants, and the lease short. */
+async function probe(lane: Lane, setup: SetupName = 'replicated', serverName = 'r1'): Promise<void> {
   const { topo } = lane;
-  const server = topo.serverNode('r1');
-  const url = `${server.process.url}/v1/clusters/${topo.setup('replicated').info.clusterId}/leaders/${CHURN_COMPONENT}/campaign`;
+  const server = topo.serverNode(serverName);
+  const url = `${server.process.url}/v1/clusters/${topo.setup(setup).info.clusterId}/leaders/${CHURN_COMPONENT}/campaign`;
   const sent = sharedNow();
   const res = await fetch(url, {
     method: 'POST',
@@ -295,8 +311,80 @@ async function probe(lane: Lane): Promise<void> {
     body: JSON.stringify({ contenderId: `probe-${++lane.churns}`, ttlMs: 1000 }),
     signal: AbortSignal.timeout(5000),
   }).catch(() => null);
-  topo.push({ k: 'probe', setup: 'replicated', server: server.name, what: 'campaign', sent, answered: sharedNow(), status: res?.status ?? null });
+  topo.push({ k: 'probe', setup, server: server.name, what: 'campaign', sent, answered: sharedNow(), status: res?.status ?? null });
   await res?.body?.cancel();
+}
+
+/** The setup whose cluster `x` in [0, 1) picks, and the primary that serves it now. */
+async function loadedShard(topo: Topology, x: number): Promise<{ setup: SetupName; primary: RedisProcess }> {
+  const setups = [...topo.setups.values()];
+  const s = setups[Math.floor(x * setups.length)];
+  return { setup: s.name, primary: await topo.redisCluster!.primaryOf(hashTag(s.info)) };
+}
+
+/** The setups whose clusters `primary` serves now. */
+async function setupsOn(topo: Topology, primary: RedisProcess): Promise<SetupName[]> {
+  const on: SetupName[] = [];
+  for (const s of topo.setups.values()) if ((await topo.redisCluster!.ownerOf(hashTag(s.info))).port === primary.port) on.push(s.name);
+  return on;
+}
+
+/**
+ * The primary of the shard serving the `c`-picked setup's cluster is killed (-9), or paused
+ * (SIGSTOP) past cluster-node-timeout, while the contenders renew and write, until the
+ * cluster has promoted its replica; `a`-scaled ms later the old primary is restarted (or
+ * resumed) and rejoins as the new primary's replica. From the kill (or the pause) until the
+ * restart (or the resume), the shard has no replica that can hold a write: with one replica
+ * acknowledging, nothing sent to it in that window may be acknowledged (a `no-replica`
+ * window of every setup whose cluster the shard serves, as in the Sentinel lane).
+ */
+async function shardFailover(lane: Lane, pause: boolean, a: number, c: number): Promise<void> {
+  const { topo } = lane;
+  const cluster = topo.redisCluster!;
+  const { setup, primary: old } = await loadedShard(topo, c);
+  const hit = await setupsOn(topo, old);
+  const [next] = await cluster.replicasOf(old);
+  const start = sharedNow();
+  if (pause) old.pause();
+  else await old.kill();
+  const dead = sharedNow();
+  await until(async () => /myself,master/.test(await topo.redisOn(next.port, (r) => r.call('CLUSTER', 'NODES') as Promise<string>)), 30_000, `the cluster to promote :${next.port}`);
+  const promoted = sharedNow();
+  for (const s of hit) topo.setup(s).redis = next;
+  await Promise.all([sleep(scale(a, 0, 1000)), ...hit.map((s, i) => probe(lane, s, topo.setup(s).info.servers[i % 2]))]);
+  const back = sharedNow();
+  if (pause) old.resume();
+  else {
+    await old.restart();
+    await topo.redisOn(old.port, fastSync);
+  }
+  // Back as the new primary's replica, in sync, and every node agreeing.
+  await cluster.waitOk(60_000);
+  const end = sharedNow();
+  for (const s of hit) topo.push({ k: 'fault', kind: 'no-replica', setup: s, target: `redis :${next.port}`, start: dead, end: back, detail: 'no replica could hold a write' });
+  const kind = pause ? 'pause-primary' : 'kill-primary';
+  const what = pause ? 'SIGSTOP' : 'kill -9';
+  const detail = `${what} (serving ${hit.join(', ')}); :${next.port} promoted ${Math.round(promoted - dead)} ms later; ${pause ? 'resumed' : 'restarted'} ${Math.round(back - promoted)} ms after that, back as its replica ${Math.round(end - back)} ms later`;
+  topo.push({ k: 'fault', kind, setup, target: `redis :${old.port}`, start, dead, end, detail });
+  lane.log(`${kind} redis :${old.port}: ${detail}`);
+}
+
+/** Moves the slot of the `c`-picked setup's cluster, with its keys, to another primary
+ * (`b` picks which) while its contenders renew and write and its watchers watch. */
+async function moveSlot(lane: Lane, b: number, c: number): Promise<void> {
+  const { topo } = lane;
+  const cluster = topo.redisCluster!;
+  const { setup, primary: from } = await loadedShard(topo, c);
+  const others = (await cluster.primaries()).filter((p) => p.port !== from.port);
+  const to = others[Math.floor(b * others.length)];
+  const slot = RedisClusterProcess.slotOf(hashTag(topo.setup(setup).info));
+  const start = sharedNow();
+  await cluster.moveSlot(slot, to);
+  const moved = await setupsOn(topo, to);
+  for (const s of moved) topo.setup(s).redis = to;
+  const detail = `slot ${slot} moved with its keys from :${from.port} to :${to.port} (which now serves ${moved.join(', ')})`;
+  topo.push({ k: 'fault', kind: 'move-slot', setup, target: `slot ${slot}`, start, end: sharedNow(), detail });
+  lane.log(`move-slot ${setup}: ${detail}`);
 }
 
 /** Takes a snapshot of the restored setup's Redis, lets the run go on for `a`-scaled ms,

@@ -9,21 +9,23 @@ import { readFileSync, writeFileSync } from 'node:fs';
 /** Now on the clock every process of the run shares. */
 export const sharedNow = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/** The setups of a run: `aof` and `volatile` in the single-Redis topology, one per other
- * topology (see cluster.ts). */
-export type SetupName = 'aof' | 'volatile' | 'replicated' | 'restored' | 'cutoff';
+/** The setups of a run: `aof` and `volatile` in the single-Redis topology, `shard1` to
+ * `shard3` (a leasehold cluster on each shard of a Redis Cluster, at first) in the cluster
+ * topology, one per other topology (see cluster.ts). */
+export type SetupName = 'aof' | 'volatile' | 'replicated' | 'restored' | 'cutoff' | 'shard1' | 'shard2' | 'shard3';
 
 /** What runs the harness: `single` (a Redis with AOF and one without persistence, side by
  * side) or one of the Redis-topology lanes. */
-export type TopologyName = 'single' | 'sentinel' | 'restore' | 'logcut';
-export const TOPOLOGIES: readonly TopologyName[] = ['single', 'sentinel', 'restore', 'logcut'];
+export type TopologyName = 'single' | 'sentinel' | 'restore' | 'logcut' | 'cluster';
+export const TOPOLOGIES: readonly TopologyName[] = ['single', 'sentinel', 'restore', 'logcut', 'cluster'];
 
 /** How a setup's Redis keeps its data, which decides what the checker may excuse:
  *   aof         one Redis, AOF with `appendfsync always`: nothing acknowledged is lost;
  *   none        one Redis without persistence, killed: loss unavoidable, reported, and what
  *               it explains is excused;
- *   replicated  a primary, a replica and Sentinels, one replica acknowledging every write:
- *               nothing acknowledged is lost, nothing is excused;
+ *   replicated  a primary, a replica and Sentinels (or a Redis Cluster's shard: a primary
+ *               and its replica), one replica acknowledging every write: nothing
+ *               acknowledged is lost, nothing is excused;
  *   restored    one Redis without persistence, restarted from older snapshots: loss of
  *               acknowledged writes unavoidable and reported, and nothing else excused
  *               (no two leaders, nothing reused, watchers converge). */

@@ -3,7 +3,7 @@
  * replicas, contenders, watchers; all on 127.0.0.1), then checks leasehold's guarantees on
  * the recorded history.
  *
- *   node --import tsx chaos/run.ts [--topology single|sentinel|restore|logcut] [--seed N] [--duration 2m]
+ *   node --import tsx chaos/run.ts [--topology single|sentinel|restore|logcut|cluster] [--seed N] [--duration 2m]
  *   node --import tsx chaos/run.ts --replay chaos-history-N.json
  *
  * `--topology` picks the Redis setups and their faults (cluster.ts, faults.ts). Prints one
@@ -42,7 +42,8 @@ function parseArgs(argv: string[]): Args {
 }
 
 /** How a setup's Redis runs, for the log. */
-function describe(info: SetupInfo, port: number): string {
+function describe(info: SetupInfo, port: number, topology: TopologyName): string {
+  if (topology === 'cluster') return `the shard of primary :${port} of a Redis Cluster of three primaries, each with a replica (one replica acknowledges every write)`;
   switch (durabilityOf(info)) {
     case 'aof':
       return `redis :${port} (AOF, appendfsync always${info.changeLogSize ? `; change log of ${info.changeLogSize}` : ''})`;
@@ -116,7 +117,7 @@ async function main(): Promise<number> {
   try {
     await topo.launch();
     for (const [name, s] of topo.setups) {
-      log(`${name}: cluster ${s.info.clusterId}, ${describe(s.info, s.redis.port)}, servers ${s.info.servers.map((n) => `${n} :${topo.serverNode(n).process.port}${topo.serverNode(n).proxy ? ' via link proxy' : ''}`).join(', ')}`);
+      log(`${name}: cluster ${s.info.clusterId}, ${describe(s.info, s.redis.port, args.topology)}, servers ${s.info.servers.map((n) => `${n} :${topo.serverNode(n).process.port}${topo.serverNode(n).proxy ? ' via link proxy' : ''}`).join(', ')}`);
     }
     await waitForLeaders(topo);
     log('every component has a leader: faults start');
@@ -158,11 +159,13 @@ async function waitForLeaders(topo: Topology): Promise<void> {
  */
 async function settle(topo: Topology): Promise<void> {
   const deadline = sharedNow() + 15_000;
+  // Every server of every setup (a server of the cluster topology serves three).
+  const pairs = [...topo.setups.values()].flatMap((s) => s.info.servers.map((name) => ({ setup: s.name, s: topo.serverNode(name) })));
   for (;;) {
-    const answers = await Promise.all(topo.servers.map(async (s) => ({ s, a: await topo.leadersOf(s).catch(() => null) })));
-    const agreed = answers.every(({ s, a }) => a && agree(topo, s.setup, s.name, a.leaders));
+    const answers = await Promise.all(pairs.map(async ({ setup, s }) => ({ setup, s, a: await topo.leadersOf(s, setup).catch(() => null) })));
+    const agreed = answers.every(({ setup, s, a }) => a && agree(topo, setup, s.name, a.leaders));
     if (agreed || sharedNow() > deadline) {
-      for (const { s, a } of answers) if (a) topo.push({ k: 'final', setup: s.setup, server: s.name, t: sharedNow(), index: a.index, leaders: a.leaders });
+      for (const { setup, s, a } of answers) if (a) topo.push({ k: 'final', setup, server: s.name, t: sharedNow(), index: a.index, leaders: a.leaders });
       return;
     }
     await sleep(200);

@@ -67,6 +67,21 @@ test(
   },
 );
 
+test('cluster lane: a Redis Cluster\'s primaries killed and paused, a loaded slot moved, no excuse needed', { timeout: 300_000 }, async () => {
+  const r = await chaos(['--topology', 'cluster', '--seed', '1', '--duration', '10s']);
+  assertClean(r, [
+    /\] kill-primary redis :\d+: kill -9 \(serving shard\d/,
+    /\] pause-primary redis :\d+: SIGSTOP \(serving shard\d/,
+    /\] move-slot shard\d: slot \d+ moved with its keys/,
+    /\] kill-server k\d: kill -9/,
+  ]);
+  // A leasehold cluster on each of the three shards.
+  const primaries = new Set([...r.out.matchAll(/shard\d: cluster \S+, the shard of primary :(\d+)/g)].map((m) => m[1]));
+  assert.equal(primaries.size, 3, r.out);
+  assert.doesNotMatch(r.out, /excused/, 'nothing is excused with a replica acknowledging');
+  assert.match(r.out, /windows without a replica, nothing acknowledged in them: (\d+) of \1 probe campaigns/);
+});
+
 const J1 = '11111111111111111111111111111111';
 const J2 = '22222222222222222222222222222222';
 const JOB = '33333333333333333333333333333333';

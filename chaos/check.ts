@@ -8,6 +8,13 @@
  * replica acknowledging every write (an overlap there is a violation, whatever failed),
  * and not when Redis was restarted from an older snapshot, where only the loss of
  * acknowledged writes is unavoidable, and must have been reported.
+ *
+ * With a replica acknowledging, a change can still be told and then lost: a script
+ * publishes its change as it runs, before WAIT, and a failover drops what no replica held
+ * (a paused primary, resumed, runs what was sent to it before it learns it was demoted).
+ * Such a rolled-back change (told to a watcher, absent from the log read back, which holds
+ * changes before and after it) was never acknowledged: it is no part of the history others
+ * must have seen, and proves no lease over; but a watcher told it must get a snapshot next.
  */
 import { durabilityOf, planContent, type Durability, type History, type HistoryRecord, type Holder, type OpRecord, type SetupName } from './history.js';
 
@@ -82,6 +89,9 @@ class Facts {
   /** `setup/component|token` of every grant a contender received. */
   private readonly grantedTokens = new Set<string>();
   readonly faults: Rec<'fault'>[] = [];
+  /** Per setup with a replica acknowledging: the indexes of changes told to a watcher and
+   * then rolled back (see the top of this file). */
+  private readonly rolledBack = new Map<SetupName, Set<number>>();
 
   constructor(readonly h: History) {
     for (const name of Object.keys(h.setups) as SetupName[]) {
@@ -106,6 +116,7 @@ class Facts {
     }
     // Sent by a process that died before the answer: it may have been applied.
     for (const r of unanswered.values()) this.ops.push({ ...r, k: 'op', answered: Infinity, outcome: 'unknown' });
+    this.findRolledBack();
     this.buildWindows();
     this.buildSightings();
     this.buildDeaths();
@@ -134,6 +145,29 @@ class Facts {
   lossBetween(setup: SetupName, before: number, after: number): Loss | undefined {
     if (this.durability(setup) !== 'none') return undefined;
     return this.losses.get(setup)?.find((l) => l.dead > before && l.start < after);
+  }
+
+  private findRolledBack(): void {
+    for (const log of this.h.records) {
+      if (log.k !== 'log' || this.durability(log.setup) !== 'replicated' || log.entries.length === 0) continue;
+      const kept = new Set(log.entries.map(([index]) => index));
+      const first = Math.min(...kept);
+      const gone = new Set<number>();
+      for (const r of this.h.records) {
+        if (r.k === 'ws' && r.type === 'change' && this.procs.get(r.proc)?.setup === log.setup && r.index > first && !kept.has(r.index)) gone.add(r.index);
+      }
+      this.rolledBack.set(log.setup, gone);
+    }
+  }
+
+  /** Whether a change told to `proc` was rolled back. */
+  rolledBackChange(proc: string, index: number): boolean {
+    return this.rolledBack.get(this.procs.get(proc)!.setup)?.has(index) ?? false;
+  }
+
+  /** How many changes were rolled back, in all. */
+  get rolledBackCount(): number {
+    return [...this.rolledBack.values()].reduce((n, s) => n + s.size, 0);
   }
 
   private buildWindows(): void {
@@ -179,7 +213,7 @@ class Facts {
       } else if (r.k === 'ws') {
         const setup = this.procs.get(r.proc)!.setup;
         if (r.type === 'change') {
-          if (r.leader) this.sight(this.key(setup, r.component), r.leader.t, r.t);
+          if (r.leader && !this.rolledBackChange(r.proc, r.index)) this.sight(this.key(setup, r.component), r.leader.t, r.t);
         } else {
           for (const [c, l] of Object.entries(r.leaders)) if (l) this.sight(this.key(setup, c), l.t, r.t);
         }
@@ -207,7 +241,7 @@ class Facts {
     // component name another leader (or none): the token's lease had ended by then.
     const last = new Map<string, number | null>();
     for (const r of this.h.records) {
-      if (r.k !== 'ws' || r.type !== 'change') continue;
+      if (r.k !== 'ws' || r.type !== 'change' || this.rolledBackChange(r.proc, r.index)) continue;
       const key = this.key(this.procs.get(r.proc)!.setup, r.component);
       const w = `${r.proc}@${r.server}/${r.component}`;
       const before = last.get(w);
@@ -364,6 +398,8 @@ function increasing(f: Facts): InvariantResult {
         for (const [c, l] of Object.entries(r.leaders)) if (l) pair(f.key(setup, c), l, `snapshot to ${r.proc}@${r.server}`);
         continue;
       }
+      // A rolled-back change handed nothing out: its campaign was answered 503.
+      if (f.rolledBackChange(r.proc, r.index)) continue;
       const key = f.key(setup, r.component);
       if (r.leader) pair(key, r.leader, `change ${r.index} to ${r.proc}@${r.server}`);
       // One change per index: every watcher must have been told the same.
@@ -452,7 +488,7 @@ function watchers(f: Facts): InvariantResult {
   };
   for (const r of f.h.records) {
     if (r.k === 'log') for (const [index] of r.entries) add(r.setup, index);
-    else if (r.k === 'ws' && r.type === 'change') add(f.procs.get(r.proc)!.setup, r.index);
+    else if (r.k === 'ws' && r.type === 'change' && !f.rolledBackChange(r.proc, r.index)) add(f.procs.get(r.proc)!.setup, r.index);
   }
   for (const [setup, xs] of truth) truth.set(setup, [...new Set(xs)].sort((a, b) => a - b));
 
@@ -464,20 +500,30 @@ function watchers(f: Facts): InvariantResult {
     streams.get(k)!.recs.push(r);
   }
   let changes = 0;
+  let rolledBack = 0;
   for (const [name, { setup, server, recs }] of streams) {
     const state = new Map<string, string | null>();
     let told = -1;
     let toldAt = -Infinity;
+    /** The first rolled-back change told since the last snapshot. */
+    let branch: number | null = null;
     for (const r of recs) {
       if (r.type === 'snapshot') {
         if (r.index < told) violations.push(`${name}: snapshot at index ${r.index} after index ${told}`);
         state.clear();
         for (const [c, l] of Object.entries(r.leaders)) state.set(c, l?.s ?? null);
+        branch = null;
       } else {
         changes++;
         if (r.index <= told) violations.push(`${name}: change ${r.index} after index ${told}`);
         const missed = between(truth.get(setup) ?? [], told, r.index);
-        if (told >= 0 && missed.length > 0) {
+        if (f.rolledBackChange(r.proc, r.index)) {
+          rolledBack++;
+          branch ??= r.index;
+        } else if (branch !== null) {
+          violations.push(`${name}: after change ${branch}, which a failover rolled back, came change ${r.index} with no snapshot`);
+          branch = null;
+        } else if (told >= 0 && missed.length > 0) {
           if (f.lossBetween(setup, toldAt, r.t)) excused++;
           else violations.push(`${name}: after index ${told} came ${r.index}, missing ${missed.slice(0, 3).join(', ')}${missed.length > 3 ? ` and ${missed.length - 3} more` : ''}, with no snapshot`);
         }
@@ -486,6 +532,7 @@ function watchers(f: Facts): InvariantResult {
       told = Math.max(told, r.index);
       toldAt = r.t;
     }
+    if (branch !== null) violations.push(`${name}: ends on change ${branch}, which a failover rolled back, with no snapshot after it`);
     const final = f.finals.find((x) => x.setup === setup && x.server === server);
     if (!final) {
       violations.push(`${name}: no final leaders read from ${server}`);
@@ -525,7 +572,7 @@ function watchers(f: Facts): InvariantResult {
     id: 4,
     title: 'watchers end with the true leaders, changes in index order, no untold gap',
     violations,
-    summary: `${streams.size} watcher streams, ${changes} changes received${cuts.length ? `, ${resyncs} resyncs past the change log told by a snapshot with a new index` : ''}${excused ? `, ${excused} gaps across a loss of Redis without persistence (excused)` : ''}`,
+    summary: `${streams.size} watcher streams, ${changes} changes received${rolledBack ? `, ${rolledBack} of them rolled back by a failover (never acknowledged; a snapshot came next)` : ''}${cuts.length ? `, ${resyncs} resyncs past the change log told by a snapshot with a new index` : ''}${excused ? `, ${excused} gaps across a loss of Redis without persistence (excused)` : ''}`,
   };
 }
 

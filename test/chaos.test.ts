@@ -280,3 +280,28 @@ test('the checker reports a server cut off past its log that told its watchers n
   assert.deepEqual(violationsOf(report, 4), []);
   assert.match(report.results[3].summary, /1 resyncs past the change log told by a snapshot with a new index/);
 });
+
+test('the checker takes a change a failover rolled back as never acknowledged, if a snapshot came next', () => {
+  const rolledBack = (snapshot: boolean) => {
+    const h = cleanHistory();
+    h.setups.aof!.durability = 'replicated';
+    // w, after index 3, was told index 7 (published by a primary that a failover then rolled
+    // back; not in the log), then, instead of 4 and 5, a snapshot at 8.
+    h.records = h.records.filter((r) => !(r.k === 'ws' && r.type === 'change' && r.index >= 4));
+    const at = h.records.findIndex((r) => r.k === 'ws' && r.type === 'change' && r.index === 3) + 1;
+    const told: HistoryRecord[] = [{ k: 'ws', t: 1040, proc: 'w', server: 'a1', type: 'change', index: 7, event: 'expired', component: JM, leader: null }];
+    if (snapshot) told.push({ k: 'ws', t: 1150, proc: 'w', server: 'a1', type: 'snapshot', index: 8, leaders: { dispatcher: { c: 'c2', s: 's2', t: 200, a: null }, [JM]: { c: 'c1j', s: 's3', t: 300, a: null } } });
+    h.records.splice(at, 0, ...told);
+    // p1 still leads the job manager, and writes after the rolled-back expiry.
+    h.records.push(...op({ proc: 'p1', seq: 5, owner: JM, op: 'increment', token: 300, jobId: JOB, value: 3, sent: 1200, answered: 1210, outcome: 'ok' }));
+    h.records.find((r): r is Extract<HistoryRecord, { k: 'readback' }> => r.k === 'readback' && r.setup === 'aof')!.counters[JOB] = 4;
+    return check(h);
+  };
+  const ok = rolledBack(true);
+  assert.equal(ok.violations, 0, ok.results.flatMap((r) => r.violations).join('\n'));
+  assert.match(ok.results[3].summary, /1 of them rolled back by a failover/);
+  // Not a sighting that ends the job manager's lease: its later writes stay fine.
+  assert.deepEqual(violationsOf(ok, 2), []);
+  const v = violationsOf(rolledBack(false), 4);
+  assert.ok(v.some((x) => /w@a1: ends on change 7, which a failover rolled back, with no snapshot after it/.test(x)), v.join('\n'));
+});

@@ -203,6 +203,20 @@ test('the checker reports a watcher that missed a change, or ended with another 
   assert.ok(v.some((x) => /w@a1: ends with dispatcher led by session s2, the server answers s1/.test(x)), v.join('\n'));
 });
 
+test('the checker compares a watcher with its server as of the final answer, not with changes after it', () => {
+  const h = cleanHistory();
+  // The dispatcher's lease runs out just after the servers' final answers were recorded
+  // (its contender keeps losing it on a loaded machine): the watcher is told, later.
+  const at = h.records.findIndex((r) => r.k === 'final') + 1;
+  h.records.splice(at, 0, { k: 'ws', t: 1502, proc: 'w', server: 'a1', type: 'change', index: 6, event: 'expired', component: 'dispatcher', leader: null });
+  h.records.find((r): r is Extract<HistoryRecord, { k: 'log' }> => r.k === 'log')!.entries.push([6, 'dispatcher']);
+  assert.deepEqual(violationsOf(check(h), 4), []);
+  // Told before the final answer, it is a watcher that ends with another leader.
+  const early = h.records.splice(at, 1)[0];
+  h.records.splice(at - 1, 0, early);
+  assert.ok(violationsOf(check(h), 4).some((x) => /w@a1: ends with dispatcher led by session null, the server answers s2/.test(x)));
+});
+
 test('the checker reports an acknowledged write lost with AOF, and a loss not reported', () => {
   const h = cleanHistory();
   const back = h.records.find((r): r is Extract<HistoryRecord, { k: 'readback' }> => r.k === 'readback' && r.setup === 'aof')!;

@@ -10,6 +10,7 @@
  * line per invariant and `faults injected N, operations M, violations V`; exits 1 on a
  * violation, and then writes the whole history to chaos-history-[<topology>-]<seed>.json.
  */
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs as parseArgv } from 'node:util';
 import { check, formatReport } from './check.js';
@@ -75,12 +76,18 @@ async function retry<T>(what: string, fn: () => Promise<T>, attempts = 10): Prom
   }
 }
 
-function report(history: History, path: string | null): number {
+function report(history: History, path: string | null, topo?: Topology): number {
   const r = check(history);
   for (const line of formatReport(r)) console.log(line);
   if (r.violations > 0 && path) {
     saveHistory(path, history);
     console.log(`history written to ${path} (re-check: node --import tsx chaos/run.ts --replay ${path})`);
+    if (topo) {
+      // What the servers logged (warnings and errors; the last 20 kB of each) says why.
+      const logs = path.replace(/\.json$/, '.servers.log');
+      writeFileSync(logs, topo.servers.map((s) => `==== ${s.name} :${s.process.port}\n${s.process.output}\n`).join(''));
+      console.log(`servers' logs written to ${logs}`);
+    }
   }
   return r.violations > 0 ? 1 : 0;
 }
@@ -130,7 +137,7 @@ async function main(): Promise<number> {
     log('read back; checking');
     await topo.stop();
     if (topo.badLines > 0) log(`${topo.badLines} lines of children were not JSON (cut by a kill?) and were dropped`);
-    return report(history(), path);
+    return report(history(), path, topo);
   } catch (err) {
     if (interrupted) return 130;
     console.error(`chaos run failed: ${(err as Error).stack ?? err}`);

@@ -151,10 +151,11 @@ class Facts {
     for (const log of this.h.records) {
       if (log.k !== 'log' || this.durability(log.setup) !== 'replicated' || log.entries.length === 0) continue;
       const kept = new Set(log.entries.map(([index]) => index));
-      const first = Math.min(...kept);
+      const [first, last] = [Math.min(...kept), Math.max(...kept)];
       const gone = new Set<number>();
+      // (One above the last was made after the log was read: leases still change then.)
       for (const r of this.h.records) {
-        if (r.k === 'ws' && r.type === 'change' && this.procs.get(r.proc)?.setup === log.setup && r.index > first && !kept.has(r.index)) gone.add(r.index);
+        if (r.k === 'ws' && r.type === 'change' && this.procs.get(r.proc)?.setup === log.setup && r.index > first && r.index < last && !kept.has(r.index)) gone.add(r.index);
       }
       this.rolledBack.set(log.setup, gone);
     }

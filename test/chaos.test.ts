@@ -211,6 +211,10 @@ test('the checker compares a watcher with its server as of the final answer, not
   h.records.splice(at, 0, { k: 'ws', t: 1502, proc: 'w', server: 'a1', type: 'change', index: 6, event: 'expired', component: 'dispatcher', leader: null });
   h.records.find((r): r is Extract<HistoryRecord, { k: 'log' }> => r.k === 'log')!.entries.push([6, 'dispatcher']);
   assert.deepEqual(violationsOf(check(h), 4), []);
+  // With a replica acknowledging, and the log read before that change: not a rolled-back one.
+  h.setups.aof!.durability = 'replicated';
+  h.records.find((r): r is Extract<HistoryRecord, { k: 'log' }> => r.k === 'log')!.entries.pop();
+  assert.deepEqual(violationsOf(check(h), 4), []);
   // Told before the final answer, it is a watcher that ends with another leader.
   const early = h.records.splice(at, 1)[0];
   h.records.splice(at - 1, 0, early);
@@ -306,6 +310,8 @@ test('the checker takes a change a failover rolled back as never acknowledged, i
     const told: HistoryRecord[] = [{ k: 'ws', t: 1040, proc: 'w', server: 'a1', type: 'change', index: 7, event: 'expired', component: JM, leader: null }];
     if (snapshot) told.push({ k: 'ws', t: 1150, proc: 'w', server: 'a1', type: 'snapshot', index: 8, leaders: { dispatcher: { c: 'c2', s: 's2', t: 200, a: null }, [JM]: { c: 'c1j', s: 's3', t: 300, a: null } } });
     h.records.splice(at, 0, ...told);
+    // The log holds a change after it (made after the final answers: no watcher was told).
+    h.records.find((r): r is Extract<HistoryRecord, { k: 'log' }> => r.k === 'log')!.entries.push([9, 'resourcemanager']);
     // p1 still leads the job manager, and writes after the rolled-back expiry.
     h.records.push(...op({ proc: 'p1', seq: 5, owner: JM, op: 'increment', token: 300, jobId: JOB, value: 3, sent: 1200, answered: 1210, outcome: 'ok' }));
     h.records.find((r): r is Extract<HistoryRecord, { k: 'readback' }> => r.k === 'readback' && r.setup === 'aof')!.counters[JOB] = 4;

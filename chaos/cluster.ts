@@ -142,6 +142,9 @@ export class Topology {
   private readonly dataDirs: string[] = [];
   /** The cluster topology's Redis Cluster. */
   redisCluster: RedisClusterProcess | null = null;
+  /** Told of what the Sentinels announce, as a line for the run's log. */
+  onSentinelEvent: (line: string) => void = () => {};
+  private readonly subscribers: Redis[] = [];
 
   constructor(readonly name: TopologyName = 'single') {}
 
@@ -179,6 +182,7 @@ export class Topology {
       });
       // Found through the Sentinels; every write waits for the replica (a fixed 1: with
       // auto, a primary whose replica is cut off would acknowledge alone).
+      this.followSentinel('replicated', replicated.sentinels[0].port);
       const env = { ...replicated.env, REDIS_MIN_REPLICAS_ACK: '1' };
       for (const name of ['r1', 'r2']) await this.server(name, 'replicated', null, env);
     } else if (this.name === 'cluster') {
@@ -228,6 +232,19 @@ export class Topology {
       for (let n = 0; n < 2; n++) this.spawnContenders(setup.name, servers[n % servers.length]);
     }
     await Promise.all(this.servers.map((s) => s.process.launch(READY_TIMEOUT_MS)));
+  }
+
+  /** Records what the Sentinel on `port` announces of the primary: its failovers, and its
+   * views of nodes down and up, the harness's faults' and any other. */
+  private followSentinel(setup: SetupName, port: number): void {
+    const sub = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: null, retryStrategy: () => 200 });
+    this.subscribers.push(sub);
+    sub.on('error', () => {});
+    sub.on('pmessage', (_pattern: string, event: string, detail: string) => {
+      this.push({ k: 'sentinel', t: sharedNow(), setup, event, detail });
+      this.onSentinelEvent(`sentinel: ${event} ${detail}`);
+    });
+    void sub.psubscribe('+switch-master', '+sdown', '-sdown', '+odown', '-odown', '+failover-state-*', '+convert-to-slave').catch(() => {});
   }
 
   private async proxy(port: number): Promise<TcpProxy> {
@@ -425,6 +442,7 @@ export class Topology {
     for (const s of this.servers) waits.push(s.process.kill());
     waits.push(stopAllRedis(), stopAllSentinels());
     for (const p of this.proxies) waits.push(p.close());
+    for (const sub of this.subscribers) sub.disconnect();
     await Promise.allSettled(waits);
     for (const dir of this.dataDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }

@@ -99,6 +99,9 @@ export type HarnessRecord =
   | { k: 'log'; setup: SetupName; entries: Array<[number, string]> }
   | { k: 'readback'; setup: SetupName; jobResults: string[]; plans: Record<string, string>; checkpoints: Record<string, number[]>; counters: Record<string, number> }
   | { k: 'health'; setup: SetupName; server: string; dataLossCount: number; dataLossMetric: number | null }
+  /** What a Sentinel announced (`+switch-master`, `+sdown`, …): a failover the harness did
+   * not cause shows here. */
+  | { k: 'sentinel'; t: number; setup: SetupName; event: string; detail: string }
   /** A request the harness sent itself, once, without retries: a campaign while no replica
    * could hold it, say. */
   | { k: 'probe'; setup: SetupName; server: string; what: string; sent: number; answered: number; status: number | null };

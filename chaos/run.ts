@@ -102,6 +102,7 @@ async function main(): Promise<number> {
   const t0 = sharedNow();
   const log = (line: string) => console.log(`[${((sharedNow() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`);
   const topo = new Topology(args.topology);
+  topo.onSentinelEvent = log;
   let interrupted = false;
   const stopOnSignal = (sig: NodeJS.Signals) => {
     interrupted = true;

@@ -166,11 +166,6 @@ class Facts {
     return this.rolledBack.get(this.procs.get(proc)!.setup)?.has(index) ?? false;
   }
 
-  /** How many changes were rolled back, in all. */
-  get rolledBackCount(): number {
-    return [...this.rolledBack.values()].reduce((n, s) => n + s.size, 0);
-  }
-
   private buildWindows(): void {
     const open = new Map<string, Window>();
     const close = (id: string) => {
@@ -480,8 +475,8 @@ function increasing(f: Facts): InvariantResult {
 /** 4. Watchers see changes in index order with no gap they were not told of, and end with
  * the leaders the servers answer after quiescence: what a watcher knew when the harness
  * found it agreeing with its server, and recorded that server's answer (the `final`
- * record); leases that still change after it (a lease that its contender, answered too
- * late on a loaded machine, keeps losing) are no part of that comparison. */
+ * record); leases that still change after it (a lease that its contender keeps losing
+ * while every write answers 503, say) are no part of that comparison. */
 function watchers(f: Facts): InvariantResult {
   const violations: string[] = [];
   let excused = 0;

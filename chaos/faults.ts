@@ -344,6 +344,7 @@ async function shardFailover(lane: Lane, pause: boolean, a: number, c: number): 
   const { setup, primary: old } = await loadedShard(topo, c);
   const hit = await setupsOn(topo, old);
   const [next] = await cluster.replicasOf(old);
+  if (!next) throw new Error(`the primary :${old.port} has no replica to promote`);
   const start = sharedNow();
   if (pause) old.pause();
   else await old.kill();

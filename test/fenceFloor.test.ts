@@ -8,20 +8,22 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stopAllRedis, RedisProcess } from './support/redis.js';
+import { stopAllRedis } from './support/redis.js';
 import { reloadSnapshot, snapshot } from './support/topology.js';
-import { get, post, randomJobId, startApp, uniqueCluster } from './support/app.js';
+import { get, ownRedis, post, randomJobId, startApp, uniqueCluster } from './support/app.js';
 
 after(async () => {
   await stopAllRedis();
 });
 
 test('a token superseded before a rollback fences nothing, even before the rollback is noticed', async (t) => {
-  const redis = await RedisProcess.start({ args: ['--enable-debug-command', 'local'] });
+  const redis = await ownRedis({ args: ['--enable-debug-command', 'local'] });
   // Health checks a minute apart: the first one (at connection) has run, the next one
   // comes long after this test.
   const app = await startApp(t, redis.url, { REDIS_HEALTH_INTERVAL_MS: '60000' });
   const cluster = uniqueCluster('fencefloor');
+  // On a Redis Cluster, the shard of this cluster's keys is the one that rolls back.
+  const node = await redis.nodeOf(cluster);
   const job = randomJobId();
   const lp = `/v1/clusters/${cluster}/leaders/jobmanager/${job}`;
   const counter = `/v1/clusters/${cluster}/jobs/${job}/checkpoint-id-counter/increment`;
@@ -35,7 +37,7 @@ test('a token superseded before a rollback fences nothing, even before the rollb
   assert.equal(a.body.granted, true);
   const tokenA: number = a.body.leader.fencingToken;
   assert.equal((await incr(tokenA)).status, 200);
-  const backup = await snapshot(redis);
+  const backup = await snapshot(node);
 
   // A resigns; B is granted a higher token, through the same server.
   assert.equal((await post(app.url, `${lp}/resign`, { contenderId: 'A', sessionId: a.body.leader.sessionId })).status, 200);
@@ -44,7 +46,7 @@ test('a token superseded before a rollback fences nothing, even before the rollb
   assert.ok(b.body.leader.fencingToken > tokenA);
 
   // Redis goes back to the snapshot: A's lease is live there again, with token t.
-  await reloadSnapshot(redis, backup);
+  await reloadSnapshot(node, backup);
   const rolledBack = await get(app.url, `/readyz`);
   assert.equal(rolledBack.body.dataLoss.count, 0, 'nothing noticed the rollback yet');
 

@@ -5,21 +5,23 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { Redis } from 'ioredis';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
+import { scanKeys, stopAllRedis } from './support/redis.js';
 import { restoreSnapshot, snapshot } from './support/topology.js';
-import { get, post, randomJobId, startApp, uniqueCluster, waitFor } from './support/app.js';
+import { connectRedis, get, ownRedis, post, randomJobId, readyEverywhere, startApp, uniqueCluster, waitFor } from './support/app.js';
 
 after(() => stopAllRedis());
 
 const MIB = 1 << 20;
 
 test('an upload whose staged chunks Redis lost (a restored backup) does not commit', async (t) => {
-  const redis = await RedisProcess.start();
+  const redis = await ownRedis();
   const app = await startApp(t, redis.url);
-  const admin = new Redis(redis.url, { retryStrategy: () => 100 }).on('error', () => {});
+  // Its errors while the node restarts are expected; it reconnects by itself.
+  const admin = (await connectRedis(redis.url)).on('error', () => {});
   t.after(() => admin.disconnect());
   const cluster = uniqueCluster('blobloss');
+  // On a Redis Cluster, the shard of this cluster's keys is the one restored.
+  const node = await redis.nodeOf(cluster);
   const c = await post(app.url, `/v1/clusters/${cluster}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 120_000 });
   const token = String(c.body.leader.fencingToken);
   const job = randomJobId();
@@ -36,18 +38,18 @@ test('an upload whose staged chunks Redis lost (a restored backup) does not comm
     (async () => {
       const staged = async (n: number) => {
         await waitFor(async () => {
-          const keys = await admin.keys(`lh:{${cluster}}:blobdata:*`);
+          const keys = await scanKeys(admin, `lh:{${cluster}}:blobdata:*`);
           return keys.length === 1 && (await admin.llen(keys[0])) === n;
         }, 10_000, `${n} chunks staged`);
       };
       req.write(Buffer.alloc(MIB + 1, 1));
       await staged(1);
-      const backup = await snapshot(redis);
+      const backup = await snapshot(node);
       req.write(Buffer.alloc(MIB, 2));
       await staged(2);
       // Redis comes back from the backup, which has one staged chunk, not two.
-      await restoreSnapshot(redis, backup);
-      await waitFor(async () => (await get(app.url, '/readyz')).status === 200, 15_000, 'ready again');
+      await restoreSnapshot(node, backup);
+      await waitFor(() => readyEverywhere(app.app), 15_000, 'ready again');
       req.end(Buffer.alloc(1000, 3));
     })().catch(reject);
   });
@@ -55,13 +57,13 @@ test('an upload whose staged chunks Redis lost (a restored backup) does not comm
   assert.notEqual(r.status, 201, `committed with a lost chunk: ${JSON.stringify(r.body)}`);
   assert.equal(r.status, 503, JSON.stringify(r.body));
   const read = await get(app.url, `/v1/clusters/${cluster}/blobs/${job}`);
-  assert.deepEqual(read.body.blobs, [], 'no blob became visible');
+  assert.deepEqual(read.body.blobs, [], `no blob became visible: ${read.status} ${JSON.stringify(read.body)}`);
 });
 
 test('a blob whose chunks are fewer than it was committed with answers 410 BlobDataLost, not a short body', async (t) => {
-  const redis = await RedisProcess.start();
+  const redis = await ownRedis();
   const app = await startApp(t, redis.url);
-  const admin = new Redis(redis.url);
+  const admin = await connectRedis(redis.url);
   t.after(() => admin.disconnect());
   const cluster = uniqueCluster('blobloss');
   const c = await post(app.url, `/v1/clusters/${cluster}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 120_000 });
@@ -73,7 +75,7 @@ test('a blob whose chunks are fewer than it was committed with answers 410 BlobD
     body: Buffer.alloc(3 * MIB, 7),
   });
   assert.equal(put.status, 201);
-  const [chunks] = await admin.keys(`lh:{${cluster}}:blobdata:*`);
+  const [chunks] = await scanKeys(admin, `lh:{${cluster}}:blobdata:*`);
   assert.equal(await admin.llen(chunks), 3);
   // As a lost write leaves it: the last chunk is gone.
   await admin.ltrim(chunks, 0, 1);

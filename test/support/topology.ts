@@ -263,3 +263,29 @@ export async function clusterOnAnotherShard(redis: OwnRedis, clusterId: string, 
     if ((await redis.nodeOf(id)) !== node) return id;
   }
 }
+
+/** Keys in every redis-server of `redis` (DBSIZE summed: one node's, or every primary's). */
+export async function keyCount(redis: OwnRedis): Promise<number> {
+  const sizes = await Promise.all(redis.nodes.map((n) => ask(n, (c) => c.dbsize())));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** The pub/sub channels with a subscriber in every redis-server of `redis`: plain ones
+ * (PUBSUB CHANNELS) and sharded ones (PUBSUB SHARDCHANNELS, a Redis Cluster's). */
+export async function channelCount(redis: OwnRedis): Promise<number> {
+  const counts = await Promise.all(
+    redis.nodes.map((n) =>
+      ask(n, async (c) => ((await c.call('PUBSUB', 'CHANNELS')) as string[]).length + ((await c.call('PUBSUB', 'SHARDCHANNELS')) as string[]).length),
+    ),
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+async function ask<T>(node: RedisProcess, f: (c: Redis) => Promise<T>): Promise<T> {
+  const c = connection(node.port);
+  try {
+    return await f(c);
+  } finally {
+    c.disconnect();
+  }
+}

@@ -264,19 +264,24 @@ export async function clusterOnAnotherShard(redis: OwnRedis, clusterId: string, 
   }
 }
 
+/** `f` on each redis-server of `redis` (one, or every node of a cluster), over a
+ * connection of its own: for commands that are a node's, not a key's (ACL, DBSIZE, PUBSUB). */
+export function onEveryNode<T>(redis: OwnRedis, f: (c: Redis) => Promise<T>): Promise<T[]> {
+  return Promise.all(redis.nodes.map((n) => ask(n, f)));
+}
+
 /** Keys in every redis-server of `redis` (DBSIZE summed: one node's, or every primary's). */
 export async function keyCount(redis: OwnRedis): Promise<number> {
-  const sizes = await Promise.all(redis.nodes.map((n) => ask(n, (c) => c.dbsize())));
+  const sizes = await onEveryNode(redis, (c) => c.dbsize());
   return sizes.reduce((a, b) => a + b, 0);
 }
 
 /** The pub/sub channels with a subscriber in every redis-server of `redis`: plain ones
  * (PUBSUB CHANNELS) and sharded ones (PUBSUB SHARDCHANNELS, a Redis Cluster's). */
 export async function channelCount(redis: OwnRedis): Promise<number> {
-  const counts = await Promise.all(
-    redis.nodes.map((n) =>
-      ask(n, async (c) => ((await c.call('PUBSUB', 'CHANNELS')) as string[]).length + ((await c.call('PUBSUB', 'SHARDCHANNELS')) as string[]).length),
-    ),
+  const counts = await onEveryNode(
+    redis,
+    async (c) => ((await c.call('PUBSUB', 'CHANNELS')) as string[]).length + ((await c.call('PUBSUB', 'SHARDCHANNELS')) as string[]).length,
   );
   return counts.reduce((a, b) => a + b, 0);
 }

@@ -6,7 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stopAllRedis } from './support/redis.js';
-import { clusterOnAnotherShard, cutReplicaLink, RedisTopology, restoreSnapshot, snapshot, stopAllSentinels } from './support/topology.js';
+import { clusterOnAnotherShard, cutReplicaLink, healthChecks, RedisTopology, reloadSnapshot, restoreSnapshot, snapshot, stopAllSentinels } from './support/topology.js';
 import { get, ownRedis, post, randomJobId, sleep, startApp, uniqueCluster, waitFor, Watch } from './support/app.js';
 
 const onCluster = process.env.LEASEHOLD_TEST_REDIS === 'cluster';
@@ -21,8 +21,10 @@ function leaders(cluster: string) {
   return `/v1/clusters/${cluster}/leaders`;
 }
 
-test('a Redis restarted from an older snapshot: the loss is detected and nothing is reused', async (t) => {
-  const redis = await ownRedis();
+// Restarted: every connection to it closes. Reloaded (DEBUG RELOAD): none does, as behind a
+// proxy that switched to a lagging replica; only the health check's beat finds it.
+for (const how of ['restarted', 'reloaded'] as const) test(`a Redis ${how} from an older snapshot: the loss is detected and nothing is reused`, async (t) => {
+  const redis = await ownRedis(how === 'reloaded' ? { args: ['--enable-debug-command', 'local'] } : {});
   const app = await startApp(t, redis.url);
   const cluster = uniqueCluster('rollback');
   const jm = `jobmanager/${randomJobId()}`;
@@ -49,6 +51,7 @@ test('a Redis restarted from an older snapshot: the loss is detected and nothing
   };
   for (let i = 0; i < 3; i++) assert.equal((await incr(tokenA)).status, 200);
   const backup = await snapshot(node);
+  const checksAtSnapshot = await healthChecks(node);
 
   // Then A resigns and B leads, takes ids 4, 5 and 6; a watcher sees B.
   assert.equal((await post(app.url, `${lp}/${jm}/resign`, { contenderId: 'A', sessionId: a.body.leader.sessionId })).status, 200);
@@ -61,10 +64,14 @@ test('a Redis restarted from an older snapshot: the loss is detected and nothing
   assert.equal(before.body.leader.contenderId, 'B');
   const watch = await Watch.open(t, `${app.wsUrl}${lp.replace('/leaders', '/watch')}`);
   await waitFor(() => watch.messages.some((m) => m.type === 'snapshot'), 5000, 'the snapshot');
+  // A reload closes no connection: what finds it is a health check's beat, which must have
+  // counted past the snapshot's (a rollback of less than one check is found by nothing but
+  // a write: reported as a gap).
+  await waitFor(async () => (await healthChecks(node)) > checksAtSnapshot, 10_000, 'a health check since the snapshot');
 
   // Redis comes back from the backup: it holds A's lease and the counter at 3.
-  await restoreSnapshot(node, backup);
-  await waitFor(async () => (await get(app.url, '/readyz')).body?.dataLoss?.count >= 1, 15_000, 'the loss reported');
+  await (how === 'restarted' ? restoreSnapshot(node, backup) : reloadSnapshot(node, backup));
+  await waitFor(async () => (await get(app.url, '/readyz')).body?.dataLoss?.clusters.includes(cluster), 15_000, 'the loss reported, naming the cluster');
 
   // The index and the ETag move on, and the watcher is told the truth.
   const after = await get(app.url, `${lp}/${jm}`);

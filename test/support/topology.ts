@@ -294,3 +294,22 @@ async function ask<T>(node: RedisProcess, f: (c: Redis) => Promise<T>): Promise<
     c.disconnect();
   }
 }
+
+/** The health checks servers have made on `node` so far: the sum of their beats, the keys
+ * `leasehold:beat:…` each server counts up at every check (src/ha/redisLink.ts). A rollback
+ * to a snapshot is found by the beat only once a check has counted past the snapshot's. */
+export async function healthChecks(node: RedisProcess): Promise<number> {
+  const c = connection(node.port);
+  try {
+    let sum = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await c.scan(cursor, 'MATCH', 'leasehold:beat:*', 'COUNT', 1000);
+      for (const k of keys) sum += Number((await c.get(k)) ?? 0);
+      cursor = next;
+    } while (cursor !== '0');
+    return sum;
+  } finally {
+    c.disconnect();
+  }
+}

@@ -23,7 +23,8 @@ function leaders(cluster: string) {
 
 // Restarted: every connection to it closes. Reloaded (DEBUG RELOAD): none does, as behind a
 // proxy that switched to a lagging replica; only the health check's beat finds it.
-for (const how of ['restarted', 'reloaded'] as const) test(`a Redis ${how} from an older snapshot: the loss is detected and nothing is reused`, async (t) => {
+for (const how of ['restarted', 'reloaded'] as const)
+test(`a Redis ${how} from an older snapshot: the loss is detected and nothing is reused`, async (t) => {
   const redis = await ownRedis(how === 'reloaded' ? { args: ['--enable-debug-command', 'local'] } : {});
   const app = await startApp(t, redis.url);
   const cluster = uniqueCluster('rollback');
@@ -33,7 +34,7 @@ for (const how of ['restarted', 'reloaded'] as const) test(`a Redis ${how} from 
   // has a leader and a watcher throughout, and must notice nothing.
   const node = await redis.nodeOf(cluster);
   const other = await clusterOnAnotherShard(redis, cluster);
-  const otherLeader = other === null ? null : await (post(app.url, `${leaders(other)}/dispatcher/campaign`, { contenderId: 'C', ttlMs: 120_000 }));
+  const otherLeader = other === null ? null : await post(app.url, `${leaders(other)}/dispatcher/campaign`, { contenderId: 'C', ttlMs: 120_000 });
   assert.equal(otherLeader?.body.granted ?? true, true);
   const otherWatch = other === null ? null : await Watch.open(t, `${app.wsUrl}/v1/clusters/${other}/watch`);
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { uniqueCluster, waitFor, type OwnRedis } from './app.js';
-import { freePort, RedisProcess } from './redis.js';
+import { freePort, RedisProcess, scanKeys } from './redis.js';
 
 /** A connection for one question; its errors (a node just killed) are the caller's to see
  * in the answer, not unhandled events. */
@@ -299,17 +299,9 @@ async function ask<T>(node: RedisProcess, f: (c: Redis) => Promise<T>): Promise<
  * `leasehold:beat:…` each server counts up at every check (src/ha/redisLink.ts). A rollback
  * to a snapshot is found by the beat only once a check has counted past the snapshot's. */
 export async function healthChecks(node: RedisProcess): Promise<number> {
-  const c = connection(node.port);
-  try {
-    let sum = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await c.scan(cursor, 'MATCH', 'leasehold:beat:*', 'COUNT', 1000);
-      for (const k of keys) sum += Number((await c.get(k)) ?? 0);
-      cursor = next;
-    } while (cursor !== '0');
-    return sum;
-  } finally {
-    c.disconnect();
-  }
+  return ask(node, async (c) => {
+    // One GET each: on a cluster node, MGET refuses keys of different slots.
+    const beats = await Promise.all((await scanKeys(c, 'leasehold:beat:*')).map((k) => c.get(k)));
+    return beats.reduce((sum, beat) => sum + Number(beat ?? 0), 0);
+  });
 }

@@ -8,21 +8,22 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Redis } from 'ioredis';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, startApp, uniqueCluster, Watch, type Running } from './support/app.js';
+import type { Redis } from 'ioredis';
+import { stopAllRedis } from './support/redis.js';
+import { channelCount, keyCount } from './support/topology.js';
+import { connectRedis, get, ownRedis, post, randomJobId, startApp, uniqueCluster, Watch, type OwnRedis, type Running } from './support/app.js';
 
 const EMPTY_CLUSTERS = Number(process.env.EMPTY_READ_CLUSTERS ?? 10_000);
 const VIEWS_MAX = 500;
 const CONCURRENCY = 20;
 
-let redisProcess: RedisProcess;
+let own: OwnRedis;
 let redis: Redis;
 let srv: Running;
 before(async () => {
-  redisProcess = await RedisProcess.start();
-  redis = new Redis(redisProcess.url);
-  srv = await startApp(null, redisProcess.url, { VIEWS_MAX: String(VIEWS_MAX) });
+  own = await ownRedis();
+  redis = await connectRedis(own.url);
+  srv = await startApp(null, own.url, { VIEWS_MAX: String(VIEWS_MAX) });
 });
 after(async () => {
   await srv.close();
@@ -32,8 +33,8 @@ after(async () => {
 
 const base = (c: string) => `/v1/clusters/${c}`;
 
-/** The channels with a subscriber, in this test's own Redis. */
-const channels = async () => ((await redis.pubsub('CHANNELS')) as string[]).length;
+/** The channels with a subscriber, in this test's own Redis (every node of a cluster). */
+const channels = () => channelCount(own);
 
 async function gauge(name: string): Promise<number> {
   const text = await (await fetch(`${srv.url}/metrics`)).text();
@@ -43,7 +44,7 @@ async function gauge(name: string): Promise<number> {
 }
 
 test(`reading ${EMPTY_CLUSTERS} unknown clusters adds no key, no channel, and a bounded number of views`, { timeout: 600_000 }, async () => {
-  const keysBefore = await redis.dbsize();
+  const keysBefore = await keyCount(own);
   const channelsBefore = await channels();
   const ids = Array.from({ length: EMPTY_CLUSTERS }, () => uniqueCluster('empty'));
   let next = 0;
@@ -60,7 +61,7 @@ test(`reading ${EMPTY_CLUSTERS} unknown clusters adds no key, no channel, and a 
       }
     }),
   );
-  assert.equal(await redis.dbsize(), keysBefore, 'no key added by reads');
+  assert.equal(await keyCount(own), keysBefore, 'no key added by reads');
   assert.equal(await channels(), channelsBefore, 'no channel kept by reads');
   assert.ok((await gauge('leasehold_clusters_watched')) <= VIEWS_MAX, 'views bounded by VIEWS_MAX');
 });
@@ -101,7 +102,7 @@ test('the index of an empty cluster never goes backwards, and its first grant re
 });
 
 test('past VIEWS_MAX the least recently used views go, but not one with a watcher or timing a live lease', { timeout: 120_000 }, async (t) => {
-  const capped = await startApp(null, redisProcess.url, { VIEWS_MAX: '10' });
+  const capped = await startApp(null, own.url, { VIEWS_MAX: '10' });
   t.after(() => capped.close());
   const [watched, leased] = [uniqueCluster('lru'), uniqueCluster('lru')];
   const watch = await Watch.open(t, `${capped.wsUrl}${base(watched)}/watch`);

@@ -3,18 +3,20 @@
  * through another replica (issue 15, "watchers always converge"; the chaos harness's
  * `logcut` lane): once the link heals, its watchers must hear of what they missed as a
  * snapshot, at an index above every one they had, never as the log's tail with an untold gap
- * before it. Real server processes, a real Redis, the cut made by a TCP proxy.
+ * before it. Real server processes, a real Redis, the cut made by a TCP proxy; on a Redis
+ * Cluster (whose nodes name their own addresses to clients, past any proxy), by turning the
+ * replica's Redis user off on every node and ending its connections.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import { Redis } from 'ioredis';
 import { LeaseholdClient } from '../src/client/index.js';
-import { post, ServerProcess, uniqueCluster, waitFor, Watch } from './support/app.js';
+import { ownRedis, post, ServerProcess, uniqueCluster, waitFor, Watch } from './support/app.js';
 import { TcpProxy } from './support/proxy.js';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
+import { stopAllRedis } from './support/redis.js';
+import { onEveryNode } from './support/topology.js';
 
 after(() => stopAllRedis());
 
@@ -23,10 +25,10 @@ const LOG_SIZE = 10;
  * so that what Redis publishes while the link is cut never reaches it. */
 const CUT = { name: 'cutoff', password: 'cutoff-link' };
 
-async function server(t: TestContext, redisUrl: string): Promise<ServerProcess> {
+async function server(t: TestContext, redisUrl: string, more: Record<string, string> = {}): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'leasehold-logcut-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
-  const env = { REDIS_URL: redisUrl, DATA_DIR: dataDir, CHANGE_LOG_SIZE: String(LOG_SIZE), REDIS_HEALTH_INTERVAL_MS: '200', SHED_EVENT_LOOP_DELAY_MS: '0', LOG_LEVEL: 'error' };
+  const env = { ...more, REDIS_URL: redisUrl, DATA_DIR: dataDir, CHANGE_LOG_SIZE: String(LOG_SIZE), REDIS_HEALTH_INTERVAL_MS: '200', SHED_EVENT_LOOP_DELAY_MS: '0', LOG_LEVEL: 'error' };
   return ServerProcess.start(t, env);
 }
 
@@ -50,13 +52,25 @@ function leadersOf(snapshot: { leaders: Array<{ component: string; leader: { con
 }
 
 test('a replica cut off past its change log tells its watchers, long-polls and the SDK by a snapshot at a new index', { timeout: 120_000 }, async (t) => {
-  const redis = await RedisProcess.start();
-  const admin = new Redis(redis.url);
-  t.after(() => admin.disconnect());
-  await admin.call('ACL', 'SETUSER', CUT.name, 'on', `>${CUT.password}`, '~*', '&*', '+@all');
-  const link = await TcpProxy.start(redis.port);
-  t.after(() => link.close());
-  const [s1, s2] = await Promise.all([server(t, redis.url), server(t, `redis://${CUT.name}:${CUT.password}@127.0.0.1:${link.port}`)]);
+  const redis = await ownRedis();
+  const acl = (on: 'on' | 'off') => onEveryNode(redis, (c) => c.call('ACL', 'SETUSER', CUT.name, on));
+  const killCut = () => onEveryNode(redis, (c) => c.call('CLIENT', 'KILL', 'USER', CUT.name));
+  await onEveryNode(redis, (c) => c.call('ACL', 'SETUSER', CUT.name, 'on', `>${CUT.password}`, '~*', '&*', '+@all'));
+  // s2 reaches a Redis Cluster as its user (REDIS_URL's credentials), through every node.
+  const link = redis.cluster ? null : await TcpProxy.start(redis.nodes[0].port);
+  t.after(() => link?.close());
+  const cutUrl = `redis://${CUT.name}:${CUT.password}@127.0.0.1${link ? `:${link.port}` : ''}`;
+  const cutEnv: Record<string, string> = redis.cluster ? { REDIS_CLUSTER_NODES: redis.nodes.map((n) => `127.0.0.1:${n.port}`).join(',') } : {};
+  const [s1, s2] = await Promise.all([server(t, redis.url), server(t, cutUrl, cutEnv)]);
+  const cut = async () => {
+    if (link) link.blackhole();
+    else await acl('off');
+    await killCut();
+  };
+  const heal = async () => {
+    if (link) link.restore();
+    else await acl('on');
+  };
   const id = uniqueCluster('logcut');
   const leaders = `/v1/clusters/${id}/leaders`;
   const watchUrl = (s: ServerProcess) => `${s.url.replace('http', 'ws')}/v1/clusters/${id}/watch`;
@@ -95,8 +109,7 @@ test('a replica cut off past its change log tells its watchers, long-polls and t
     // A long-poll on the cut replica, waiting past the index it has answered.
     const polled = fetch(`${s2.url}${leaders}?index=${had}&wait=60s`).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
 
-    link.blackhole();
-    await admin.call('CLIENT', 'KILL', 'USER', CUT.name);
+    await cut();
     await waitFor(async () => (await fetch(`${s2.url}/readyz`)).status === 503, 15_000, 'the cut replica to notice');
     if (round === 2) {
       await resign('dispatcher', 'd-1', (await (await fetch(`${s1.url}${leaders}/dispatcher`)).json()).leader.sessionId);
@@ -111,7 +124,7 @@ test('a replica cut off past its change log tells its watchers, long-polls and t
     }
     const want: Record<string, string | null> = { dispatcher, rest: rest!.contenderId, resourcemanager: null };
     const top = (await (await fetch(`${s1.url}${leaders}`)).json()).index as number;
-    link.restore();
+    await heal();
 
     const snap = await cutWatch.find((m) => m.type === 'snapshot' && m.index > had, 20_000);
     assert.ok(snap.index >= top, `the snapshot's index ${snap.index} is the state's (${top}) or above`);

@@ -12,8 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import WebSocket from 'ws';
 import type { Browser } from 'playwright-core';
-import { randomJobId, request, ServerProcess, sleep, startApp, uniqueCluster, type Running } from './support/app.js';
-import { RedisProcess } from './support/redis.js';
+import { ownRedis, randomJobId, request, ServerProcess, sleep, startApp, uniqueCluster, type OwnRedis, type Running } from './support/app.js';
 import { chromiumPath, launchBrowser, screenshot, watchedPage, type WatchedPage } from './support/browser.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -31,10 +30,10 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const v1 = (c: string) => `/v1/clusters/${c}`;
 
 describe('the console over HTTP', () => {
-  let redis: RedisProcess;
+  let redis: OwnRedis;
   let app: Running;
   before(async () => {
-    redis = await RedisProcess.start();
+    redis = await ownRedis();
     app = await startApp(null, redis.url, TOKENS);
   });
   after(async () => {
@@ -119,12 +118,12 @@ const CHROMIUM = chromiumPath();
 const skip = !CHROMIUM && !process.env.CI ? 'chromium is not installed (apt-get install -y --no-install-recommends chromium; .ci/run installs it)' : false;
 
 describe('the console in Chromium', { skip }, () => {
-  let redis: RedisProcess;
+  let redis: OwnRedis;
   let server: ServerProcess;
   let browser: Browser;
   before(async () => {
     assert.ok(CHROMIUM, 'chromium is not installed, and CI must run the console tests: .ci/run installs it');
-    redis = await RedisProcess.start();
+    redis = await ownRedis();
     server = await ServerProcess.start(null, { REDIS_URL: redis.url, ...TOKENS });
     browser = await launchBrowser(null, CHROMIUM);
   });

@@ -9,8 +9,8 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { waitFor } from './app.js';
-import { freePort, RedisProcess } from './redis.js';
+import { uniqueCluster, waitFor, type OwnRedis } from './app.js';
+import { freePort, RedisProcess, scanKeys } from './redis.js';
 
 /** A connection for one question; its errors (a node just killed) are the caller's to see
  * in the answer, not unhandled events. */
@@ -250,4 +250,58 @@ export async function reloadSnapshot(node: RedisProcess, copy: string): Promise<
   } finally {
     c.disconnect();
   }
+}
+
+/** A leasehold cluster id (`prefix-…`) whose keys live on another redis-server of `redis`
+ * than `clusterId`'s: on a Redis Cluster, a cluster on another shard, which a loss of
+ * `clusterId`'s shard must leave alone; on one redis-server (no other node), null. */
+export async function clusterOnAnotherShard(redis: OwnRedis, clusterId: string, prefix = 'other'): Promise<string | null> {
+  if (!redis.cluster) return null;
+  const node = await redis.nodeOf(clusterId);
+  for (;;) {
+    const id = uniqueCluster(prefix);
+    if ((await redis.nodeOf(id)) !== node) return id;
+  }
+}
+
+/** `f` on each redis-server of `redis` (one, or every node of a cluster), over a
+ * connection of its own: for commands that are a node's, not a key's (ACL, DBSIZE, PUBSUB). */
+export function onEveryNode<T>(redis: OwnRedis, f: (c: Redis) => Promise<T>): Promise<T[]> {
+  return Promise.all(redis.nodes.map((n) => ask(n, f)));
+}
+
+/** Keys in every redis-server of `redis` (DBSIZE summed: one node's, or every primary's). */
+export async function keyCount(redis: OwnRedis): Promise<number> {
+  const sizes = await onEveryNode(redis, (c) => c.dbsize());
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** The pub/sub channels with a subscriber in every redis-server of `redis`: plain ones
+ * (PUBSUB CHANNELS) and sharded ones (PUBSUB SHARDCHANNELS, a Redis Cluster's). */
+export async function channelCount(redis: OwnRedis): Promise<number> {
+  const counts = await onEveryNode(
+    redis,
+    async (c) => ((await c.call('PUBSUB', 'CHANNELS')) as string[]).length + ((await c.call('PUBSUB', 'SHARDCHANNELS')) as string[]).length,
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+async function ask<T>(node: RedisProcess, f: (c: Redis) => Promise<T>): Promise<T> {
+  const c = connection(node.port);
+  try {
+    return await f(c);
+  } finally {
+    c.disconnect();
+  }
+}
+
+/** The health checks servers have made on `node` so far: the sum of their beats, the keys
+ * `leasehold:beat:…` each server counts up at every check (src/ha/redisLink.ts). A rollback
+ * to a snapshot is found by the beat only once a check has counted past the snapshot's. */
+export async function healthChecks(node: RedisProcess): Promise<number> {
+  return ask(node, async (c) => {
+    // One GET each: on a cluster node, MGET refuses keys of different slots.
+    const beats = await Promise.all((await scanKeys(c, 'leasehold:beat:*')).map((k) => c.get(k)));
+    return beats.reduce((sum, beat) => sum + Number(beat ?? 0), 0);
+  });
 }

@@ -109,6 +109,15 @@ export async function ownRedis(opts: RedisProcessOptions = {}): Promise<OwnRedis
 }
 const ownClusters = new Map<string, RedisClusterProcess>();
 
+/** On a Redis Cluster, a cluster id (`prefix-0`, `prefix-1` …) whose keys another
+ * redis-server holds than the one holding `clusterId`'s: for a test to show that what it
+ * did to one shard left the others' clusters alone. Null on one redis-server. */
+export async function clusterElsewhere(r: OwnRedis, clusterId: string, prefix = 'elsewhere'): Promise<string | null> {
+  if (!r.cluster) return null;
+  const node = await r.nodeOf(clusterId);
+  for (let i = 0; ; i++) if ((await r.nodeOf(`${prefix}-${i}`)) !== node) return `${prefix}-${i}`;
+}
+
 /** The Redis Cluster started here that `url` names (its first node), if any. */
 async function clusterNamed(url: string | undefined): Promise<RedisClusterProcess | null> {
   if (url === undefined) return null;

@@ -109,13 +109,25 @@ export async function ownRedis(opts: RedisProcessOptions = {}): Promise<OwnRedis
 }
 const ownClusters = new Map<string, RedisClusterProcess>();
 
-/** On a Redis Cluster, a cluster id (`prefix-0`, `prefix-1` …) whose keys another
- * redis-server holds than the one holding `clusterId`'s: for a test to show that what it
- * did to one shard left the others' clusters alone. Null on one redis-server. */
+/** A new cluster id whose keys `node` holds (on one redis-server, any): for a test that
+ * kills or empties that node and reads other clusters that lose what it lost. */
+export async function clusterOn(r: OwnRedis, node: RedisProcess, prefix = 't'): Promise<string> {
+  for (;;) {
+    const id = uniqueCluster(prefix);
+    if ((await r.nodeOf(id)) === node) return id;
+  }
+}
+
+/** On a Redis Cluster, a new cluster id whose keys another redis-server holds than the one
+ * holding `clusterId`'s: for a test to show that what it did to one shard left the other
+ * shards' clusters alone. Null on one redis-server. */
 export async function clusterElsewhere(r: OwnRedis, clusterId: string, prefix = 'elsewhere'): Promise<string | null> {
   if (!r.cluster) return null;
   const node = await r.nodeOf(clusterId);
-  for (let i = 0; ; i++) if ((await r.nodeOf(`${prefix}-${i}`)) !== node) return `${prefix}-${i}`;
+  for (;;) {
+    const id = uniqueCluster(prefix);
+    if ((await r.nodeOf(id)) !== node) return id;
+  }
 }
 
 /** The Redis Cluster started here that `url` names (its first node), if any. */
@@ -164,6 +176,15 @@ export async function appRedis(url: string | undefined, env: Record<string, stri
 export async function readyEverywhere(app: App): Promise<boolean> {
   const r = await app.inject('/readyz');
   return r.statusCode === 200 && (r.json() as { redis: string }).redis === 'up';
+}
+
+/** Whether the app at `base` is ready and answers a consistent read of `clusterId` (one
+ * that asks Redis): on a Redis Cluster, /readyz learns that a shard's node was killed only
+ * at its next health check (one Redis: at once, its connection closed), while that
+ * cluster's requests already fail; a test waiting for a node restarted waits for this. */
+export async function servesCluster(base: string, clusterId: string): Promise<boolean> {
+  const ready = await get(base, '/readyz');
+  return ready.status === 200 && ready.body.redis === 'up' && (await get(base, `/v1/clusters/${clusterId}/leaders?consistent=true`)).status === 200;
 }
 
 export interface Running {

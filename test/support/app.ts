@@ -141,7 +141,7 @@ async function clusterNamed(url: string | undefined): Promise<RedisClusterProces
 }
 
 /** The environment that reaches the Redis Cluster `url` names, if it names one. */
-async function clusterEnv(url: string | undefined): Promise<Record<string, string> | null> {
+export async function clusterEnv(url: string | undefined): Promise<Record<string, string> | null> {
   const cluster = await clusterNamed(url);
   return cluster ? { REDIS_CLUSTER_NODES: cluster.seeds } : null;
 }

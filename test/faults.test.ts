@@ -18,6 +18,7 @@ import {
   get,
   ownRedis,
   ownRedisUrl,
+  type OwnRedis,
   post,
   randomJobId,
   ServerProcess,
@@ -82,7 +83,7 @@ async function downAt(base: string, node: RedisProcess): Promise<boolean> {
 
 /** On a Redis Cluster, a cluster on another shard than `cluster`'s, led by `d-1`: for
  * `stillLed` to check, after a fault on `cluster`'s node, that it never noticed. */
-async function ledElsewhere(base: string, redis: Awaited<ReturnType<typeof ownRedis>>, cluster: string): Promise<{ cluster: string; sessionId: string } | null> {
+async function ledElsewhere(base: string, redis: OwnRedis, cluster: string): Promise<{ cluster: string; sessionId: string } | null> {
   const elsewhere = await clusterElsewhere(redis, cluster);
   if (!elsewhere) return null;
   const g = await campaign(base, elsewhere, 'dispatcher', { contenderId: 'd-1', ttlMs: 60_000 });

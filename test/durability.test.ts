@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { stopAllRedis } from './support/redis.js';
-import { clusterElsewhere, get, ownRedis, post, randomJobId, servesCluster, startApp, uniqueCluster, waitFor } from './support/app.js';
+import { clusterElsewhere, get, ownRedis, post, randomJobId, servesCluster, startApp, uniqueCluster, untilServed, waitFor } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -55,11 +55,12 @@ test('with AOF, every acknowledged store write survives a kill -9 of Redis, and 
   await node.restart();
   await waitFor(() => servesCluster(app.url, c), 15_000, 'readyz after restart');
 
-  assert.equal((await get(app.url, `${base}/job-results/${job}`)).body.state, 'dirty');
+  // The reads share a connection, the writes another: each may find the node a moment later.
+  assert.equal((await untilServed(() => get(app.url, `${base}/job-results/${job}`))).body.state, 'dirty');
   assert.deepEqual(Buffer.from(await (await fetch(`${app.url}${base}/execution-plans/${job}`)).arrayBuffer()), plan);
   assert.deepEqual(Buffer.from(await (await fetch(`${app.url}${base}/blobs/${job}/lib.jar`)).arrayBuffer()), blob);
   assert.deepEqual((await get(app.url, `${base}/jobs/${job}/checkpoints/latest`)).body, cp);
-  assert.equal((await write(app.url, 'POST', `${base}/jobs/${job}/checkpoint-id-counter/increment`, jm)).body.value, 4);
+  assert.equal((await untilServed(() => write(app.url, 'POST', `${base}/jobs/${job}/checkpoint-id-counter/increment`, jm))).body.value, 4);
   assert.equal((await get(app.url, '/readyz')).body.dataLoss.count, 0);
 });
 

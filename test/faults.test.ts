@@ -25,6 +25,7 @@ import {
   sleep,
   startApp,
   uniqueCluster,
+  untilServed,
   waitFor,
   Watch,
 } from './support/app.js';
@@ -471,17 +472,19 @@ test('a watcher on one app gets, after a Redis kill and restart, the changes mad
   assert.equal(watchedLeader(watch.messages, 'dispatcher')?.sessionId, first.body.leader.sessionId);
 
   await node.kill();
-  await waitFor(() => downAt(a.url, node), 3_000, 'app A notices the kill');
+  await waitFor(async () => (await downAt(a.url, node)) && (await downAt(b.url, node)), 3_000, 'apps A and B notice the kill');
   await node.restart();
 
   // As soon as B is back, change the leader through B; A may not have re-synced yet.
   await waitUntilReady(b.url, 'app B after Redis restart');
-  const resign = await post(b.url, `${leadersPath(cluster)}/dispatcher/resign`, {
-    contenderId: 'jm-1',
-    sessionId: first.body.leader.sessionId,
-  });
+  const resign = await untilServed(() =>
+    post(b.url, `${leadersPath(cluster)}/dispatcher/resign`, {
+      contenderId: 'jm-1',
+      sessionId: first.body.leader.sessionId,
+    }),
+  );
   assert.deepEqual(resign.body, { released: true });
-  const second = await campaign(b.url, cluster, 'dispatcher', { contenderId: 'jm-2', ttlMs: 60_000, address: 'jm-2:6123' });
+  const second = await untilServed(() => campaign(b.url, cluster, 'dispatcher', { contenderId: 'jm-2', ttlMs: 60_000, address: 'jm-2:6123' }));
   assert.equal(second.body.granted, true);
   const finalLeader = second.body.leader;
 

@@ -187,6 +187,19 @@ export async function servesCluster(base: string, clusterId: string): Promise<bo
   return ready.status === 200 && ready.body.redis === 'up' && (await get(base, `/v1/clusters/${clusterId}/leaders?consistent=true`)).status === 200;
 }
 
+/** `call` again while it answers 503 RedisUnavailable (a client's retry), for up to
+ * `timeoutMs`: on a Redis Cluster each of a server's connections finds a restarted node
+ * again on its own (ioredis makes a node's connection anew at its next slot refresh, within
+ * a second), so a request may still answer that just after /readyz turned up. */
+export async function untilServed<T extends { status: number; body: any }>(call: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await call();
+    if (r.status !== 503 || r.body?.error !== 'RedisUnavailable' || Date.now() > deadline) return r;
+    await sleep(100);
+  }
+}
+
 export interface Running {
   app: App;
   /** http://127.0.0.1:port */

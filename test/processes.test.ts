@@ -84,7 +84,8 @@ test('SIGTERM lets a blob upload in flight finish: it is acknowledged, and whole
   await new Promise((r) => setTimeout(r, 300));
   const [code, res] = await Promise.all([a.signal('SIGTERM'), upload]);
   assert.equal(code, 0, 'a graceful exit');
-  assert.equal(res.status, 201, 'the upload in flight was finished and acknowledged');
+  const resBody = res.status === 201 ? null : await res.clone().text();
+  assert.equal(res.status, 201, `the upload in flight was finished and acknowledged: ${resBody}`);
   const stored = await res.json();
   assert.equal(stored.size, chunk.length * chunks);
 

@@ -10,17 +10,17 @@ import assert from 'node:assert/strict';
 import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { Redis } from 'ioredis';
-import { post, randomJobId, ServerProcess, sleep, startApp, uniqueCluster, waitFor } from './support/app.js';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
+import { connectRedis, ownRedis, ownRedisUrl, post, randomJobId, ServerProcess, sleep, startApp, uniqueCluster, waitFor } from './support/app.js';
+import { scanKeys, stopAllRedis } from './support/redis.js';
 
 const MiB = 1024 * 1024;
 const OCTETS = 'application/octet-stream';
 
-let redis: RedisProcess;
+let redisUrl: string;
 let client: Redis;
 before(async () => {
-  redis = await RedisProcess.start();
-  client = new Redis(redis.url);
+  redisUrl = await ownRedisUrl();
+  client = await connectRedis(redisUrl);
 });
 after(async () => {
   client?.disconnect();
@@ -179,11 +179,11 @@ class Blobs {
 
   /** Every Redis key of the blob store of this cluster (`blobs:*` and `blobdata:*`), sorted. */
   async redisKeys(): Promise<string[]> {
-    return (await client.keys(`lh:{${this.cluster}}:blob*`)).sort();
+    return scanKeys(client, `lh:{${this.cluster}}:blob*`);
   }
 
   async stagedKeys(): Promise<string[]> {
-    return client.keys(`lh:{${this.cluster}}:blobdata:*`);
+    return scanKeys(client, `lh:{${this.cluster}}:blobdata:*`);
   }
 
   /** Waits (a refused upload may be cleaned up just after its answer) until Redis holds exactly `keys`. */
@@ -228,7 +228,7 @@ async function sampled<T>(base: string, work: () => Promise<T>): Promise<{ resul
 }
 
 test('blobs round-trip byte-exact at 0 B, 1 B, 1 MiB ± 1 and 5 MiB, with Content-Length and X-Content-SHA256', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   const stored = new Map([0, 1, MiB - 1, MiB + 1, 5 * MiB].map((size) => [`size-${size}`, randomBytes(size)]));
@@ -240,7 +240,7 @@ test('blobs round-trip byte-exact at 0 B, 1 B, 1 MiB ± 1 and 5 MiB, with Conten
 });
 
 test('GET /blobs/{jobId} lists blobs sorted by key; a PUT replaces; DELETE removes one, then answers deleted: false', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   assert.deepEqual(await blobs.list(job), [], 'a job without blobs lists none');
@@ -265,7 +265,7 @@ test('GET /blobs/{jobId} lists blobs sorted by key; a PUT replaces; DELETE remov
 });
 
 test('an upper-case job id is answered in lower case and names the same blobs', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   const r = await blobs.put(job.toUpperCase(), 'k', Buffer.from('x'));
@@ -275,7 +275,7 @@ test('an upper-case job id is answered in lower case and names the same blobs', 
 });
 
 test('a blob that is not there is 404 BlobNotFound, in a job with blobs and in one without', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   await blobs.store(job, 'present', Buffer.from('p'));
@@ -285,7 +285,7 @@ test('a blob that is not there is 404 BlobNotFound, in a job with blobs and in o
 });
 
 test('DELETE /blobs/{jobId} removes every blob of that job only (the `_` job too) and leaves no chunks in Redis', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const [jobA, jobB] = [randomJobId(), randomJobId()];
   const big = randomBytes(2 * MiB + 5);
@@ -312,7 +312,7 @@ test('DELETE /blobs/{jobId} removes every blob of that job only (the `_` job too
 });
 
 test('invalid blob keys are a 4xx JSON error and nothing is written', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   const refused: Array<[string, number[]]> = [
@@ -339,7 +339,7 @@ test('invalid blob keys are a 4xx JSON error and nothing is written', async (t) 
 });
 
 test('keys up to 200 characters, and dots other than `.` and `..`, are valid blob keys', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   const keys = ['k'.repeat(101), 'k'.repeat(200), '...', '.hidden', 'a..b'];
@@ -349,7 +349,7 @@ test('keys up to 200 characters, and dots other than `.` and `..`, are valid blo
 });
 
 test('X-Content-SHA256: the right digest stores; a wrong one is 400 ContentSha256Mismatch and stores nothing', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   const bytes = randomBytes(MiB + 17);
@@ -377,7 +377,7 @@ test('X-Content-SHA256: the right digest stores; a wrong one is 400 ContentSha25
 });
 
 test('a write without a live dispatcher token stores no blob', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   const bytes = randomBytes(MiB + 1);
@@ -389,7 +389,7 @@ test('a write without a live dispatcher token stores no blob', async (t) => {
 });
 
 test('a retried upload with the same Idempotency-Key answers as the first did, even after the lease moved on; another body is 422', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   const bytes = randomBytes(MiB + 3);
@@ -419,7 +419,7 @@ async function sessionOf(base: string, cluster: string): Promise<string> {
 }
 
 test('an upload over BLOB_MAX_BYTES is 413 PayloadTooLarge and leaves nothing in Redis, with Content-Length and chunked', async (t) => {
-  const app = await startApp(t, redis.url, { BLOB_MAX_BYTES: String(MiB) });
+  const app = await startApp(t, redisUrl, { BLOB_MAX_BYTES: String(MiB) });
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   const tooBig = randomBytes(MiB + 1);
@@ -441,7 +441,7 @@ test('an upload over BLOB_MAX_BYTES is 413 PayloadTooLarge and leaves nothing in
 });
 
 test('an upload cut off mid-body leaves nothing behind and the server keeps serving', async (t) => {
-  const app = await startApp(t, redis.url);
+  const app = await startApp(t, redisUrl);
   const blobs = await Blobs.open(app.url);
   const job = randomJobId();
   const { hostname, port } = new URL(app.url);
@@ -479,7 +479,7 @@ test('an upload cut off mid-body leaves nothing behind and the server keeps serv
 });
 
 test('a 200 MiB blob streams in and out of a server process intact while its memory stays flat', { timeout: 120_000 }, async (t) => {
-  const own = await RedisProcess.start();
+  const own = await ownRedis();
   t.after(() => own.stop());
   const server = await ServerProcess.start(t, { REDIS_URL: own.url });
   const blobs = await Blobs.open(server.url);

@@ -6,8 +6,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, startApp, uniqueCluster, waitFor } from './support/app.js';
+import { stopAllRedis } from './support/redis.js';
+import { clusterElsewhere, get, ownRedis, post, randomJobId, servesCluster, startApp, uniqueCluster, untilServed, waitFor } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -30,7 +30,7 @@ async function tokenOf(base: string, cluster: string, component: string, ttlMs =
 }
 
 test('with AOF, every acknowledged store write survives a kill -9 of Redis, and the counter never repeats an id', TEST, async (t) => {
-  const redis = await RedisProcess.start({ aof: true });
+  const redis = await ownRedis({ aof: true });
   const app = await startApp(t, redis.url);
   const c = uniqueCluster('aof');
   const job = randomJobId();
@@ -49,29 +49,37 @@ test('with AOF, every acknowledged store write survives a kill -9 of Redis, and 
   const cp = { checkpointId: 3, timestamp: 1, externalPointer: 's3://b/3' };
   assert.equal((await write(app.url, 'POST', `${base}/jobs/${job}/checkpoints`, jm, cp)).status, 200);
 
-  await redis.kill();
-  await redis.restart();
-  await waitFor(async () => (await get(app.url, '/readyz')).status === 200, 15_000, 'readyz after restart');
+  // On a Redis Cluster, the node that holds this cluster.
+  const node = await redis.nodeOf(c);
+  await node.kill();
+  await node.restart();
+  await waitFor(() => servesCluster(app.url, c), 15_000, 'readyz after restart');
 
-  assert.equal((await get(app.url, `${base}/job-results/${job}`)).body.state, 'dirty');
+  // The reads share a connection, the writes another: each may find the node a moment later.
+  assert.equal((await untilServed(() => get(app.url, `${base}/job-results/${job}`))).body.state, 'dirty');
   assert.deepEqual(Buffer.from(await (await fetch(`${app.url}${base}/execution-plans/${job}`)).arrayBuffer()), plan);
   assert.deepEqual(Buffer.from(await (await fetch(`${app.url}${base}/blobs/${job}/lib.jar`)).arrayBuffer()), blob);
   assert.deepEqual((await get(app.url, `${base}/jobs/${job}/checkpoints/latest`)).body, cp);
-  assert.equal((await write(app.url, 'POST', `${base}/jobs/${job}/checkpoint-id-counter/increment`, jm)).body.value, 4);
+  assert.equal((await untilServed(() => write(app.url, 'POST', `${base}/jobs/${job}/checkpoint-id-counter/increment`, jm))).body.value, 4);
   assert.equal((await get(app.url, '/readyz')).body.dataLoss.count, 0);
 });
 
 test('without persistence, a lost counter is reported, not silent, and the vanished leases fence nothing', TEST, async (t) => {
-  const redis = await RedisProcess.start({ aof: false });
+  const redis = await ownRedis({ aof: false });
   const app = await startApp(t, redis.url);
   const c = uniqueCluster('lost');
   const job = randomJobId();
   const counter = `/v1/clusters/${c}/jobs/${job}/checkpoint-id-counter`;
   const jm = await tokenOf(app.url, c, `jobmanager/${job}`, 2000);
   for (let i = 1; i <= 4; i++) assert.equal((await write(app.url, 'POST', `${counter}/increment`, jm)).body.value, i);
+  // On a Redis Cluster, a cluster on another shard, whose node keeps its data.
+  const elsewhere = await clusterElsewhere(redis, c);
+  const kept = elsewhere && { counter: `/v1/clusters/${elsewhere}/jobs/${job}/checkpoint-id-counter`, jm: await tokenOf(app.url, elsewhere, `jobmanager/${job}`) };
+  if (kept) assert.equal((await write(app.url, 'POST', `${kept.counter}/increment`, kept.jm)).body.value, 1);
 
-  await redis.kill();
-  await redis.restart();
+  const node = await redis.nodeOf(c);
+  await node.kill();
+  await node.restart();
   await waitFor(async () => (await get(app.url, '/readyz')).body?.dataLoss?.count >= 1, 15_000, 'the data loss reported by readyz');
   const metrics = await (await fetch(`${app.url}/metrics`)).text();
   assert.match(metrics, /^leasehold_redis_data_loss_total [1-9]/m);
@@ -98,4 +106,6 @@ test('without persistence, a lost counter is reported, not silent, and the vanis
   );
   assert.ok(jm2 > jm);
   assert.equal((await write(app.url, 'POST', `${counter}/increment`, jm2)).body.value, 5);
+  // The other shard's cluster lost nothing: its lease still fences, its counter goes on.
+  if (kept) assert.equal((await write(app.url, 'POST', `${kept.counter}/increment`, kept.jm)).body.value, 2);
 });

@@ -2,15 +2,33 @@
  * Fault tests: real redis-server processes of our own (never the Redis on 6379), killed
  * with -9, paused with SIGSTOP, restarted with and without persistence, while apps and
  * server processes keep running. Timing bounds are generous: they prove that an outage is
- * an answer rather than a hang, not how fast anything is.
+ * an answer rather than a hang, not how fast anything is. On a Redis Cluster
+ * (LEASEHOLD_TEST_REDIS=cluster) the fault strikes the node of the cluster under test, and
+ * the clusters of the other shards are checked to go on as if nothing happened.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Redis } from 'ioredis';
 import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, ServerProcess, sleep, startApp, uniqueCluster, waitFor, Watch } from './support/app.js';
+import {
+  clusterElsewhere,
+  clusterOn,
+  connectRedis,
+  get,
+  ownRedis,
+  ownRedisUrl,
+  type OwnRedis,
+  post,
+  randomJobId,
+  ServerProcess,
+  sleep,
+  startApp,
+  uniqueCluster,
+  untilServed,
+  waitFor,
+  Watch,
+} from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -48,8 +66,43 @@ async function readyz(base: string): Promise<Reply> {
   return get(base, '/readyz');
 }
 
+/** Ready, on every shard of a Redis Cluster (whose /readyz answers 200 while one serves). */
 async function waitUntilReady(base: string, what: string): Promise<void> {
-  await waitFor(async () => (await readyz(base)).status === 200, RECOVERY_MS, `${what}: readyz 200`);
+  await waitFor(async () => {
+    const r = await readyz(base);
+    return r.status === 200 && r.body.redis === 'up';
+  }, RECOVERY_MS, `${what}: readyz 200`);
+}
+
+/** Whether the app sees the Redis `node` down: one Redis, /readyz 503 and `redis: down`; on
+ * a Redis Cluster, /readyz (200 while other shards serve) reports that node's shard down. */
+async function downAt(base: string, node: RedisProcess): Promise<boolean> {
+  const r = await readyz(base);
+  if (!r.body.shards) return r.status === 503 && r.body.redis === 'down';
+  return r.body.redis === 'down' && r.body.shards.find((s: { primary: string }) => s.primary === `127.0.0.1:${node.port}`)?.redis === 'down';
+}
+
+/** On a Redis Cluster, a cluster on another shard than `cluster`'s, led by `d-1`: for
+ * `stillLed` to check, after a fault on `cluster`'s node, that it never noticed. */
+async function ledElsewhere(base: string, redis: OwnRedis, cluster: string): Promise<{ cluster: string; sessionId: string } | null> {
+  const elsewhere = await clusterElsewhere(redis, cluster);
+  if (!elsewhere) return null;
+  const g = await campaign(base, elsewhere, 'dispatcher', { contenderId: 'd-1', ttlMs: 60_000 });
+  assert.equal(g.body.granted, true, JSON.stringify(g.body));
+  return { cluster: elsewhere, sessionId: g.body.leader.sessionId };
+}
+
+/** The cluster of ledElsewhere still has its leader, who renews, and (`grants`) its other
+ * components are granted. */
+async function stillLed(base: string, led: { cluster: string; sessionId: string } | null, what: string, grants = true): Promise<void> {
+  if (!led) return;
+  const read = await get(base, `${leadersPath(led.cluster)}/dispatcher?consistent=true`);
+  assert.equal(read.body.leader?.sessionId, led.sessionId, `${what}: another shard's leader kept (${JSON.stringify(read.body)})`);
+  const renew = await post(base, `${leadersPath(led.cluster)}/dispatcher/renew`, { contenderId: 'd-1', sessionId: led.sessionId });
+  assert.equal(renew.status, 200, `${what}: another shard's leader renews (${JSON.stringify(renew.body)})`);
+  if (!grants) return;
+  const other = await campaign(base, led.cluster, 'rest', { contenderId: `r-${Math.random()}`, ttlMs: 60_000 });
+  assert.equal(other.status, 200, `${what}: another shard grants (${JSON.stringify(other.body)})`);
 }
 
 /** The value of an unlabelled Prometheus sample. */
@@ -71,23 +124,27 @@ function watchedLeader(messages: any[], component: string): any {
 }
 
 test('a killed Redis makes requests answer 503 RedisUnavailable at once, and the app recovers by itself with the lease kept (AOF)', TEST, async (t) => {
-  const redis = await RedisProcess.start({ aof: true });
+  const redis = await ownRedis({ aof: true });
   const app = await startApp(t, redis.url);
   const cluster = uniqueCluster('kill');
+  const node = await redis.nodeOf(cluster);
+  const elsewhere = await ledElsewhere(app.url, redis, cluster);
 
   const granted = await campaign(app.url, cluster, 'dispatcher', { contenderId: 'jm-1', ttlMs: 60_000 });
   assert.equal(granted.status, 200);
   assert.equal(granted.body.granted, true);
   const lease = granted.body.leader;
 
-  await redis.kill();
+  await node.kill();
 
   // Within about a second of the kill (bound kept generous), every request is a quick 503.
-  await waitFor(async () => (await readyz(app.url)).status === 503, 2_000, 'readyz 503 after the kill');
+  await waitFor(() => downAt(app.url, node), 2_000, 'readyz 503 after the kill');
   const ready = await readyz(app.url);
-  assert.ok(ready.headers.get('retry-after'), 'readyz: Retry-After header');
   assert.equal(ready.body.redis, 'down');
-  assert.notEqual(ready.body.status, 'ready');
+  if (!redis.cluster) {
+    assert.ok(ready.headers.get('retry-after'), 'readyz: Retry-After header');
+    assert.notEqual(ready.body.status, 'ready');
+  }
 
   const c = await timed(() => campaign(app.url, cluster, 'dispatcher', { contenderId: 'jm-2' }));
   assertRedisUnavailable(c, 'campaign while Redis is dead');
@@ -96,9 +153,10 @@ test('a killed Redis makes requests answer 503 RedisUnavailable at once, and the
   const g = await timed(() => get(app.url, `${leadersPath(cluster)}/dispatcher`));
   assertRedisUnavailable(g, 'GET leader while Redis is dead');
   assert.ok(g.ms < 1_500, `GET leader answered in ${g.ms} ms`);
+  await stillLed(app.url, elsewhere, 'while a shard is dead');
 
   // Redis comes back with its append-only file; the same app, never restarted, recovers.
-  await redis.restart();
+  await node.restart();
   await waitUntilReady(app.url, 'app after Redis restart');
   const after = await readyz(app.url);
   assert.equal(after.body.redis, 'up');
@@ -120,28 +178,32 @@ test('a killed Redis makes requests answer 503 RedisUnavailable at once, and the
     ttlMs: 60_000,
   });
   assert.equal(renew.status, 200, 'the holder can renew again');
+  await stillLed(app.url, elsewhere, 'after the restart');
 });
 
 test('a paused Redis (SIGSTOP) makes a campaign answer 503 after the command timeout and readyz turn 503; SIGCONT recovers by itself', TEST, async (t) => {
-  const redis = await RedisProcess.start();
+  const redis = await ownRedis();
   const app = await startApp(t, redis.url);
   const cluster = uniqueCluster('pause');
+  const node = await redis.nodeOf(cluster);
+  const elsewhere = await ledElsewhere(app.url, redis, cluster);
 
   const granted = await campaign(app.url, cluster, 'dispatcher', { contenderId: 'jm-1', ttlMs: 60_000 });
   assert.equal(granted.body.granted, true);
 
-  redis.pause();
+  node.pause();
   try {
     // The connection stays open: only the command timeout (750 ms) tells. Bound generous.
     const c = await timed(() => campaign(app.url, cluster, 'rest', { contenderId: 'rest-1', ttlMs: 60_000 }));
     assertRedisUnavailable(c, 'campaign while Redis is paused');
     assert.ok(c.ms < 2_500, `campaign answered in ${c.ms} ms`);
 
-    await waitFor(async () => (await readyz(app.url)).status === 503, 3_000, 'readyz 503 while paused');
+    await waitFor(() => downAt(app.url, node), 3_000, 'readyz 503 while paused');
     assert.equal((await readyz(app.url)).body.redis, 'down');
     assertRedisUnavailable(await get(app.url, `${leadersPath(cluster)}/dispatcher`), 'GET leader while paused');
+    await stillLed(app.url, elsewhere, 'while a shard is paused');
   } finally {
-    redis.resume();
+    node.resume();
   }
 
   await waitUntilReady(app.url, 'app after SIGCONT');
@@ -158,11 +220,13 @@ test('a paused Redis (SIGSTOP) makes a campaign answer 503 after the command tim
 });
 
 test('a Redis that stops in the middle of a blob upload answers 503 RedisUnavailable, not 500', TEST, async (t) => {
-  const redis = await RedisProcess.start();
+  const redis = await ownRedis();
   const app = await startApp(t, redis.url, { REDIS_COMMAND_TIMEOUT_MS: '300' });
   const { port } = new URL(app.url);
+  const cluster = uniqueCluster('flush');
+  const node = await redis.nodeOf(cluster);
   const answer = new Promise<{ status: number; body: any }>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'PUT', path: `/v1/clusters/${uniqueCluster('flush')}/blobs/_/b`, headers: { 'content-type': 'application/octet-stream', 'x-fencing-token': 'override', 'transfer-encoding': 'chunked' } }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method: 'PUT', path: `/v1/clusters/${cluster}/blobs/_/b`, headers: { 'content-type': 'application/octet-stream', 'x-fencing-token': 'override', 'transfer-encoding': 'chunked' } }, (res) => {
       let text = '';
       res.on('data', (d) => (text += d));
       res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
@@ -171,7 +235,7 @@ test('a Redis that stops in the middle of a blob upload answers 503 RedisUnavail
     req.write('first bytes');
     // The fence is checked before the body is read; the body's bytes go to Redis once it ends.
     setTimeout(() => {
-      redis.pause();
+      node.pause();
       req.end('last bytes');
     }, 500);
   });
@@ -179,15 +243,15 @@ test('a Redis that stops in the middle of a blob upload answers 503 RedisUnavail
     const r = await answer;
     assert.deepEqual([r.status, r.body.error], [503, 'RedisUnavailable'], JSON.stringify(r.body));
   } finally {
-    redis.resume();
+    node.resume();
   }
 });
 
 test('a command timing out inside a pipeline (the job-results list) answers 503 RedisUnavailable, not 500', TEST, async (t) => {
-  const redis = await RedisProcess.start();
+  const redisUrl = await ownRedisUrl();
   // The entry is written through an app of the usual timeout, and listed through one of 50 ms.
-  const writer = await startApp(t, redis.url);
-  const app = await startApp(t, redis.url, { REDIS_COMMAND_TIMEOUT_MS: '50' });
+  const writer = await startApp(t, redisUrl);
+  const app = await startApp(t, redisUrl, { REDIS_COMMAND_TIMEOUT_MS: '50' });
   const cluster = uniqueCluster('pipe');
   const jobId = randomJobId();
   const put = await fetch(`${writer.url}/v1/clusters/${cluster}/job-results/${jobId}`, {
@@ -197,7 +261,7 @@ test('a command timing out inside a pipeline (the job-results list) answers 503 
   });
   assert.equal(put.status, 201);
   // The list's SMEMBERS is quick; the HGETALL of one huge entry in its pipeline is not.
-  const direct = new Redis(redis.url);
+  const direct = await connectRedis(redisUrl);
   t.after(() => direct.quit());
   const key = `lh:{${cluster}}:jobresult:${jobId}`;
   for (let i = 0; i < 20; i++) {
@@ -209,11 +273,14 @@ test('a command timing out inside a pipeline (the job-results list) answers 503 
 });
 
 test('fencing tokens and cluster indexes never go backwards when Redis loses its data, and the loss is reported', TEST, async (t) => {
-  const redis = await RedisProcess.start({ aof: false });
+  const redis = await ownRedis({ aof: false });
   const app = await startApp(t, redis.url);
   const cluster = uniqueCluster('loss');
-  const quiet = uniqueCluster('quiet'); // only read after the loss, by an app that knows it
-  const cold = uniqueCluster('cold'); // only read after the loss, by apps that never saw it
+  // On a Redis Cluster, all three on the node that loses its data.
+  const node = await redis.nodeOf(cluster);
+  const quiet = await clusterOn(redis, node, 'quiet'); // only read after the loss, by an app that knows it
+  const cold = await clusterOn(redis, node, 'cold'); // only read after the loss, by apps that never saw it
+  const elsewhere = await ledElsewhere(app.url, redis, cluster);
 
   const first = await campaign(app.url, cluster, 'dispatcher', { contenderId: 'jm-1', ttlMs: 2000 });
   assert.equal(first.body.granted, true);
@@ -246,8 +313,8 @@ test('fencing tokens and cluster indexes never go backwards when Redis loses its
   assert.equal((await readyz(app.url)).body.dataLoss.count, 0);
 
   // No persistence: after kill -9 and restart, Redis is empty.
-  await redis.kill();
-  await redis.restart();
+  await node.kill();
+  await node.restart();
 
   await waitFor(
     async () => {
@@ -271,6 +338,9 @@ test('fencing tokens and cluster indexes never go backwards when Redis loses its
   const coldAfter = await get(app.url, leadersPath(cold));
   assert.equal(coldAfter.status, 200);
   assert.ok(coldAfter.body.index > coldIndexBefore, `cold index ${coldAfter.body.index} > ${coldIndexBefore}`);
+  // Not its grants: a shard's loss starts the grace of every cluster with a lease this
+  // server acknowledged, whichever its shard (docs/design.md, "Where the code stands").
+  await stillLed(app.url, elsewhere, 'after another shard lost its data', false);
 
   const fresh = await startApp(t, redis.url);
   for (const [c, before] of [
@@ -309,9 +379,10 @@ test('fencing tokens and cluster indexes never go backwards when Redis loses its
 });
 
 test('a watcher connected during a data loss is sent a snapshot without the lease that vanished', TEST, async (t) => {
-  const redis = await RedisProcess.start({ aof: false });
+  const redis = await ownRedis({ aof: false });
   const app = await startApp(t, redis.url);
   const cluster = uniqueCluster('vanish');
+  const node = await redis.nodeOf(cluster);
 
   const watch = await Watch.open(t, `${app.wsUrl}/v1/clusters/${cluster}/watch`);
   const [snapshot] = await watch.count(1);
@@ -322,8 +393,8 @@ test('a watcher connected during a data loss is sent a snapshot without the leas
   const grant = await watch.find((m) => m.type === 'change' && m.event === 'granted' && m.component === 'dispatcher');
   assert.equal(grant.leader.sessionId, granted.body.leader.sessionId);
 
-  await redis.kill();
-  await redis.restart(); // empty
+  await node.kill();
+  await node.restart(); // empty
 
   // What happened while Redis was away is lost with it: the watcher is told with a snapshot.
   const told = await watch.find((m) => m.type === 'snapshot' && m.index > grant.index, RECOVERY_MS);
@@ -337,9 +408,10 @@ test('a watcher connected during a data loss is sent a snapshot without the leas
 });
 
 test('after a data loss, watchers on every replica are sent a snapshot without the vanished lease', TEST, async (t) => {
-  const redis = await RedisProcess.start({ aof: false });
+  const redis = await ownRedis({ aof: false });
   const [a, b] = [await startApp(t, redis.url), await startApp(t, redis.url)];
   const cluster = uniqueCluster('vanish2');
+  const node = await redis.nodeOf(cluster);
   const watches = [
     await Watch.open(t, `${a.wsUrl}/v1/clusters/${cluster}/watch`),
     await Watch.open(t, `${b.wsUrl}/v1/clusters/${cluster}/watch`),
@@ -347,8 +419,8 @@ test('after a data loss, watchers on every replica are sent a snapshot without t
   await campaign(a.url, cluster, 'dispatcher', { contenderId: 'd-1', ttlMs: 60_000 });
   const grants = await Promise.all(watches.map((w) => w.find((m) => m.type === 'change' && m.event === 'granted')));
 
-  await redis.kill();
-  await redis.restart(); // empty
+  await node.kill();
+  await node.restart(); // empty
 
   const told = await Promise.all(watches.map((w, i) => w.find((m) => m.type === 'snapshot' && m.index > grants[i].index, RECOVERY_MS)));
   for (const [i, w] of watches.entries()) {
@@ -358,8 +430,7 @@ test('after a data loss, watchers on every replica are sent a snapshot without t
 });
 
 test('fencing tokens keep increasing across a graceful server process restart', TEST, async (t) => {
-  const redis = await RedisProcess.start();
-  const env = { REDIS_URL: redis.url, LOG_LEVEL: 'warn' };
+  const env = { REDIS_URL: await ownRedisUrl(), LOG_LEVEL: 'warn' };
   const cluster = uniqueCluster('proc');
 
   const s1 = await ServerProcess.start(t, env);
@@ -387,10 +458,11 @@ test('fencing tokens keep increasing across a graceful server process restart', 
 });
 
 test('a watcher on one app gets, after a Redis kill and restart, the changes made meanwhile through another app, in order and without duplicates', TEST, async (t) => {
-  const redis = await RedisProcess.start({ aof: true });
+  const redis = await ownRedis({ aof: true });
   const a = await startApp(t, redis.url);
   const b = await startApp(t, redis.url);
   const cluster = uniqueCluster('relay');
+  const node = await redis.nodeOf(cluster);
 
   const first = await campaign(b.url, cluster, 'dispatcher', { contenderId: 'jm-1', ttlMs: 60_000 });
   assert.equal(first.body.granted, true);
@@ -399,18 +471,20 @@ test('a watcher on one app gets, after a Redis kill and restart, the changes mad
   await watch.count(1);
   assert.equal(watchedLeader(watch.messages, 'dispatcher')?.sessionId, first.body.leader.sessionId);
 
-  await redis.kill();
-  await waitFor(async () => (await readyz(a.url)).status === 503, 3_000, 'app A notices the kill');
-  await redis.restart();
+  await node.kill();
+  await waitFor(async () => (await downAt(a.url, node)) && (await downAt(b.url, node)), 3_000, 'apps A and B notice the kill');
+  await node.restart();
 
   // As soon as B is back, change the leader through B; A may not have re-synced yet.
   await waitUntilReady(b.url, 'app B after Redis restart');
-  const resign = await post(b.url, `${leadersPath(cluster)}/dispatcher/resign`, {
-    contenderId: 'jm-1',
-    sessionId: first.body.leader.sessionId,
-  });
+  const resign = await untilServed(() =>
+    post(b.url, `${leadersPath(cluster)}/dispatcher/resign`, {
+      contenderId: 'jm-1',
+      sessionId: first.body.leader.sessionId,
+    }),
+  );
   assert.deepEqual(resign.body, { released: true });
-  const second = await campaign(b.url, cluster, 'dispatcher', { contenderId: 'jm-2', ttlMs: 60_000, address: 'jm-2:6123' });
+  const second = await untilServed(() => campaign(b.url, cluster, 'dispatcher', { contenderId: 'jm-2', ttlMs: 60_000, address: 'jm-2:6123' }));
   assert.equal(second.body.granted, true);
   const finalLeader = second.body.leader;
 

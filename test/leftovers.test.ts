@@ -10,8 +10,8 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { CLEANUP_BATCH } from '../src/ha/cleanup.js';
 import { SYNC_BATCH } from '../src/ha/leaseStore.js';
-import { RedisProcess, scanKeys, stopAllRedis } from './support/redis.js';
-import { post, randomJobId, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
+import { scanKeys, stopAllRedis } from './support/redis.js';
+import { connectRedis, nodeUrlOf, ownRedisUrl, post, randomJobId, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 
 const JOB_MANAGERS = Number(process.env.LEFTOVERS_JOB_MANAGERS ?? 10_000);
 const CONCURRENCY = 20;
@@ -19,13 +19,13 @@ const CONCURRENCY = 20;
 // The cases hold JOB_MANAGERS job managers live at once in one cluster: a quota above them.
 const ENV = { QUOTA_JOB_MANAGERS: String(JOB_MANAGERS) };
 
-let redisProcess: RedisProcess;
+let redisUrl: string;
 let redis: Redis;
 let srv: Running;
 before(async () => {
-  redisProcess = await RedisProcess.start();
-  redis = new Redis(redisProcess.url);
-  srv = await startApp(null, redisProcess.url, ENV);
+  redisUrl = await ownRedisUrl();
+  redis = await connectRedis(redisUrl);
+  srv = await startApp(null, redisUrl, ENV);
 });
 after(async () => {
   await srv.close();
@@ -35,7 +35,7 @@ after(async () => {
 
 const base = (c: string) => `/v1/clusters/${c}`;
 
-/** Every key of the cluster (SCAN of this test's own Redis). */
+/** Every key of the cluster (SCAN of this file's own Redis, every primary of a cluster). */
 function keysOf(c: string): Promise<string[]> {
   return scanKeys(redis, `lh:{${c}}:*`);
 }
@@ -134,10 +134,26 @@ test('resigned, revoked and published job managers leave no per-job key', async 
   assert.equal(await redis.scard(`lh:{${c}}:components`), 0);
 });
 
-/** The EVAL/EVALSHA calls SLOWLOG recorded (threshold 0: every command), with how many
- * keys each was given: a script's entries are its keys (sync, cleanup). */
-async function scriptCalls(): Promise<Array<{ keys: number; micros: number }>> {
-  const entries = (await redis.call('SLOWLOG', 'GET', '-1')) as Array<[number, number, number, string[]]>;
+/** The redis-server that holds cluster `c`'s keys (on a Redis Cluster, its node), whose
+ * SLOWLOG records every command (threshold 0) until `stop()`. */
+async function slowlogOf(c: string): Promise<{ node: Redis; stop(): Promise<void> }> {
+  const node = new Redis(await nodeUrlOf(redisUrl, `{${c}}`));
+  await node.config('SET', 'slowlog-log-slower-than', '0');
+  await node.config('SET', 'slowlog-max-len', '100000');
+  await node.call('SLOWLOG', 'RESET');
+  return {
+    node,
+    stop: async () => {
+      await node.config('SET', 'slowlog-log-slower-than', '10000');
+      node.disconnect();
+    },
+  };
+}
+
+/** The EVAL/EVALSHA calls SLOWLOG recorded, with how many keys each was given: a script's
+ * entries are its keys (sync, cleanup). */
+async function scriptCalls(node: Redis): Promise<Array<{ keys: number; micros: number }>> {
+  const entries = (await node.call('SLOWLOG', 'GET', '-1')) as Array<[number, number, number, string[]]>;
   return entries
     .filter((e) => /^eval/i.test(String(e[3][0])))
     .map((e) => ({ keys: Number(e[3][2]), micros: Number(e[2]) }));
@@ -152,23 +168,21 @@ test(`opening a cluster with ${JOB_MANAGERS} job managers that ran out unnoticed
   const leases = await scanKeys(redis, `lh:{${c}}:lease:*`);
   assert.equal(leases.length, JOB_MANAGERS);
   for (let i = 0; i < leases.length; i += 1000) await redis.del(...leases.slice(i, i + 1000));
-  await redis.config('SET', 'slowlog-log-slower-than', '0');
-  await redis.config('SET', 'slowlog-max-len', '100000');
-  await redis.call('SLOWLOG', 'RESET');
+  const slowlog = await slowlogOf(c);
   try {
     // A fresh server opens the cluster: every expiry is recorded, in batches.
-    srv = await startApp(null, redisProcess.url, ENV);
+    srv = await startApp(null, redisUrl, ENV);
     const started = Date.now();
     const r = await fetch(`${srv.url}${base(c)}/leaders`);
     assert.equal(r.status, 200);
     assert.ok(Date.now() - started < 60_000, `opened in ${Date.now() - started} ms`);
     await waitFor(async () => perJob(await keysOf(c)).length === 0, 60_000, 'no per-job key left');
-    const calls = await scriptCalls();
+    const calls = await scriptCalls(slowlog.node);
     assert.ok(calls.length > 0);
     const most = Math.max(...calls.map((x) => x.keys));
     assert.ok(most <= 2 * SYNC_BATCH + 8, `a script call was given ${most} keys`);
   } finally {
-    await redis.config('SET', 'slowlog-log-slower-than', '10000');
+    await slowlog.stop();
   }
 });
 
@@ -177,19 +191,17 @@ test('deleting a cluster of many job managers runs in bounded steps and reports 
   const n = Math.min(JOB_MANAGERS, 4 * CLEANUP_BATCH + 1);
   const jobs = Array.from({ length: n }, () => randomJobId());
   await inParallel(jobs, async (job) => void (await campaign(c, job, 300_000)));
-  await redis.config('SET', 'slowlog-log-slower-than', '0');
-  await redis.config('SET', 'slowlog-max-len', '100000');
-  await redis.call('SLOWLOG', 'RESET');
+  const slowlog = await slowlogOf(c);
   try {
     const r = await fetch(`${srv.url}${base(c)}`, { method: 'DELETE' });
     const body = await r.json();
     assert.equal(r.status, 200, JSON.stringify(body));
     assert.equal(body.deleted.leaders, n);
     assert.equal(body.deleted.keys, 2 * n + 6, "leases, leader hashes, index, log, components and the history's three");
-    const most = Math.max(...(await scriptCalls()).map((x) => x.keys));
+    const most = Math.max(...(await scriptCalls(slowlog.node)).map((x) => x.keys));
     assert.ok(most <= 2 * CLEANUP_BATCH + 8, `a script call was given ${most} keys`);
   } finally {
-    await redis.config('SET', 'slowlog-log-slower-than', '10000');
+    await slowlog.stop();
   }
   assert.deepEqual(await keysOf(c), []);
 });

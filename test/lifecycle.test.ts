@@ -12,11 +12,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test, type TestContext } from 'node:test';
 import { alive } from '../src/localRedis.js';
-import { get, post, serverArgs, ServerProcess, sleep, uniqueCluster, waitFor } from './support/app.js';
+import { clusterEnv, get, ownRedisUrl, post, serverArgs, ServerProcess, sleep, uniqueCluster, waitFor } from './support/app.js';
 import { freePort, RedisProcess, stopAllRedis } from './support/redis.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 after(() => stopAllRedis());
+
+/** Under LEASEHOLD_TEST_REDIS=cluster, the tests that use no Redis of the test's (the
+ * server's own local redis-server, or none) would only run again as npm test ran them. */
+const onCluster = process.env.LEASEHOLD_TEST_REDIS === 'cluster';
+const NOT_THE_TESTS_REDIS = { skip: onCluster ? "no Redis of the test's (the server's own redis-server, or none): as in npm test" : false };
 
 /** A process of the test's, with its output; SIGKILLed (its group too) after the test. */
 class Proc {
@@ -58,7 +63,7 @@ async function ready(url: string, timeoutMs = 30_000): Promise<void> {
   await waitFor(() => fetch(`${url}/readyz`).then((r) => r.status === 200, () => false), timeoutMs, `${url}/readyz answers 200`);
 }
 
-test('npm start & then kill -TERM $!: the server and its own redis-server stop; nothing is left running', { timeout: 120_000 }, async (t) => {
+test('npm start & then kill -TERM $!: the server and its own redis-server stop; nothing is left running', { timeout: 120_000 , ...NOT_THE_TESTS_REDIS }, async (t) => {
   const dir = dataDir(t);
   const port = await freePort();
   serverArgs(); // builds dist/ first, as prestart would, outside the timing below
@@ -80,8 +85,7 @@ test('npm start & then kill -TERM $!: the server and its own redis-server stop; 
 });
 
 test('npx leasehold leadership campaign --hold, then SIGTERM to its PID: the leadership is resigned', { timeout: 120_000 }, async (t) => {
-  const redis = await RedisProcess.start();
-  const s = await ServerProcess.start(t, { REDIS_URL: redis.url });
+  const s = await ServerProcess.start(t, { REDIS_URL: await ownRedisUrl() });
   const cluster = uniqueCluster('npx');
   const npx = Proc.spawn(t, 'npx', ['--no', '--', 'leasehold', 'leadership', 'campaign', cluster, '--contender', 'holder', '--ttl', '60000', '--hold', '--url', s.url], {});
   await npx.waitForOutput(/granted the leadership/, 60_000);
@@ -93,7 +97,7 @@ test('npx leasehold leadership campaign --hold, then SIGTERM to its PID: the lea
   await waitFor(async () => (await get(s.url, `/v1/clusters/${cluster}/leadership`)).body.leadership === null, 10_000, 'the leadership released');
 });
 
-test('a second npm start in the same folder says which server holds it and exits 1; the first goes on serving', { timeout: 120_000 }, async (t) => {
+test('a second npm start in the same folder says which server holds it and exits 1; the first goes on serving', { timeout: 120_000 , ...NOT_THE_TESTS_REDIS }, async (t) => {
   const dir = dataDir(t);
   const first = await ServerProcess.start(t, { DATA_DIR: dir, REDIS_URL: '' });
   const cluster = uniqueCluster('twice');
@@ -117,7 +121,7 @@ test('a second npm start in the same folder says which server holds it and exits
   assert.equal(alive(redis), false, 'its redis-server stopped with it');
 });
 
-test('a lock left by a server that is gone is taken over', { timeout: 60_000 }, async (t) => {
+test('a lock left by a server that is gone is taken over', { timeout: 60_000 , ...NOT_THE_TESTS_REDIS }, async (t) => {
   const dir = dataDir(t);
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
   const stale = JSON.stringify({ pid: Number(dead.stdout), since: '2026-01-01T00:00:00.000Z' });
@@ -128,7 +132,7 @@ test('a lock left by a server that is gone is taken over', { timeout: 60_000 }, 
   assert.throws(() => readFileSync(join(dir, 'leasehold.lock')), /ENOENT/, 'released on a graceful stop');
 });
 
-test('the local redis-server killed: it is started again on its AOF and the server serves again within seconds', { timeout: 120_000 }, async (t) => {
+test('the local redis-server killed: it is started again on its AOF and the server serves again within seconds', { timeout: 120_000 , ...NOT_THE_TESTS_REDIS }, async (t) => {
   const dir = dataDir(t);
   const s = await ServerProcess.start(t, { DATA_DIR: dir, REDIS_URL: '' });
   const cluster = uniqueCluster('respawn');
@@ -150,7 +154,7 @@ test('the local redis-server killed: it is started again on its AOF and the serv
   assert.equal(alive(restarted), false, 'the restarted redis-server stopped with the server');
 });
 
-test('the local redis-server killed and unable to start again: the server exits 1', { timeout: 120_000 }, async (t) => {
+test('the local redis-server killed and unable to start again: the server exits 1', { timeout: 120_000 , ...NOT_THE_TESTS_REDIS }, async (t) => {
   const dir = dataDir(t);
   const port = await freePort();
   const s = Proc.spawn(t, process.execPath, serverArgs(), { DATA_DIR: dir, REDIS_URL: '', PORT: String(port) });
@@ -172,7 +176,7 @@ async function serverLog(t: TestContext, env: Record<string, string>, re: RegExp
   return { proc, match };
 }
 
-test('REDIS_URL to a closed port: the log names the address (no password) and the cause, once', { timeout: 60_000 }, async (t) => {
+test('REDIS_URL to a closed port: the log names the address (no password) and the cause, once', { timeout: 60_000 , ...NOT_THE_TESTS_REDIS }, async (t) => {
   const port = await freePort();
   const { proc } = await serverLog(t, { REDIS_URL: `redis://app:s3cret-pass@127.0.0.1:${port}/2`, PORT: '0' }, /redis unavailable at/);
   await sleep(3000); // many retries
@@ -188,7 +192,7 @@ test('REDIS_URL to a closed port: the log names the address (no password) and th
   assert.match(proc.output, new RegExp(`"redis":"redis://app:\\*\\*\\*@127\\.0\\.0\\.1:${port}/2"`), 'the start log names the Redis');
 });
 
-test('REDIS_URL with a database the Redis does not have: refused at start', { timeout: 60_000 }, async () => {
+test('REDIS_URL with a database the Redis does not have: refused at start', { timeout: 60_000, skip: onCluster ? 'a Redis Cluster has database 0 only (REDIS_CLUSTER_NODES names none)' : false }, async () => {
   const redis = await RedisProcess.start();
   const r = spawnSync(process.execPath, serverArgs(), {
     cwd: ROOT,
@@ -201,10 +205,12 @@ test('REDIS_URL with a database the Redis does not have: refused at start', { ti
 });
 
 test('the start log names the URL it listens on (PORT=0 too) and the Redis it uses', { timeout: 60_000 }, async (t) => {
-  const redis = await RedisProcess.start();
-  const { proc, match } = await serverLog(t, { REDIS_URL: redis.url, PORT: '0' }, /leasehold listening on (http:\/\/127\.0\.0\.1:(\d+)), Redis (\S+)"/);
+  const redisUrl = await ownRedisUrl();
+  // On a Redis Cluster, REDIS_CLUSTER_NODES, named as such.
+  const cluster = await clusterEnv(redisUrl);
+  const { proc, match } = await serverLog(t, { REDIS_URL: redisUrl, ...cluster, PORT: '0' }, /leasehold listening on (http:\/\/127\.0\.0\.1:(\d+)), Redis ([^"]+)"/);
   assert.notEqual(match[2], '0');
-  assert.equal(match[3], redis.url);
+  assert.equal(match[3], cluster ? `redis://Redis Cluster via ${cluster.REDIS_CLUSTER_NODES}` : redisUrl);
   assert.equal((await fetch(`${match[1]}/healthz`)).status, 200, 'it does listen there');
   proc.child.kill('SIGTERM');
   assert.equal(await proc.exited, 0);
@@ -214,7 +220,7 @@ for (const [what, dir, why] of [
   ['a path under /proc', '/proc/nope', /cannot create \/proc\/nope: ENOENT/],
   ['a file', '/etc/hostname', /cannot use \/etc\/hostname: not a folder/],
 ] as const) {
-  test(`DATA_DIR ${what}: one line, exit 1, at once`, { timeout: 30_000 }, () => {
+  test(`DATA_DIR ${what}: one line, exit 1, at once`, { timeout: 30_000 , ...NOT_THE_TESTS_REDIS }, () => {
     const t0 = Date.now();
     const r = spawnSync(process.execPath, serverArgs(), {
       cwd: ROOT,

@@ -4,14 +4,14 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { get, post, ServerProcess, uniqueCluster, waitFor, Watch } from './support/app.js';
+import { stopAllRedis } from './support/redis.js';
+import { get, ownRedisUrl, post, ServerProcess, uniqueCluster, waitFor, Watch } from './support/app.js';
 
 after(() => stopAllRedis());
 
 test('two server processes: a change through one reaches a watcher and a long-poll on the other; SIGTERM closes watchers with 1001 and they resume on the other without a gap', { timeout: 90_000 }, async (t) => {
-  const redis = await RedisProcess.start({ aof: true });
-  const [a, b] = await Promise.all([ServerProcess.start(t, { REDIS_URL: redis.url }), ServerProcess.start(t, { REDIS_URL: redis.url })]);
+  const redisUrl = await ownRedisUrl();
+  const [a, b] = await Promise.all([ServerProcess.start(t, { REDIS_URL: redisUrl }), ServerProcess.start(t, { REDIS_URL: redisUrl })]);
   const cluster = uniqueCluster('proc');
   const path = `/v1/clusters/${cluster}/leaders/dispatcher`;
 
@@ -44,8 +44,8 @@ test('two server processes: a change through one reaches a watcher and a long-po
 });
 
 test('SIGTERM answers long-polls in flight at once and exits cleanly', { timeout: 60_000 }, async (t) => {
-  const redis = await RedisProcess.start();
-  const s = await ServerProcess.start(t, { REDIS_URL: redis.url });
+  const redisUrl = await ownRedisUrl();
+  const s = await ServerProcess.start(t, { REDIS_URL: redisUrl });
   const path = `/v1/clusters/${uniqueCluster('drain')}/leaders`;
   // A loaded machine may shed the first read (503 Overloaded): read until it answers.
   let first = await get(s.url, path);
@@ -63,8 +63,8 @@ test('SIGTERM answers long-polls in flight at once and exits cleanly', { timeout
 });
 
 test('SIGTERM lets a blob upload in flight finish: it is acknowledged, and whole on another replica', { timeout: 60_000 }, async (t) => {
-  const redis = await RedisProcess.start({ aof: true });
-  const [a, b] = await Promise.all([ServerProcess.start(t, { REDIS_URL: redis.url }), ServerProcess.start(t, { REDIS_URL: redis.url })]);
+  const redisUrl = await ownRedisUrl();
+  const [a, b] = await Promise.all([ServerProcess.start(t, { REDIS_URL: redisUrl }), ServerProcess.start(t, { REDIS_URL: redisUrl })]);
   const cluster = uniqueCluster('drain');
   const d = (await post(a.url, `/v1/clusters/${cluster}/leaders/dispatcher/campaign`, { contenderId: 'd', ttlMs: 60_000 })).body;
   const chunk = randomBytes(64 * 1024);
@@ -84,7 +84,8 @@ test('SIGTERM lets a blob upload in flight finish: it is acknowledged, and whole
   await new Promise((r) => setTimeout(r, 300));
   const [code, res] = await Promise.all([a.signal('SIGTERM'), upload]);
   assert.equal(code, 0, 'a graceful exit');
-  assert.equal(res.status, 201, 'the upload in flight was finished and acknowledged');
+  const resBody = res.status === 201 ? null : await res.clone().text();
+  assert.equal(res.status, 201, `the upload in flight was finished and acknowledged: ${resBody}`);
   const stored = await res.json();
   assert.equal(stored.size, chunk.length * chunks);
 

@@ -7,8 +7,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { clockStep, timeMs, CLOCK_STEP_TOLERANCE_MS, type ClockReading } from '../src/ha/redisClock.js';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { get, sleep, startApp } from './support/app.js';
+import { stopAllRedis } from './support/redis.js';
+import { get, ownRedis, sleep, startApp } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -45,7 +45,7 @@ describe('what a step is', () => {
 });
 
 test('against a real Redis: no step across many checks, a pause of Redis or of the event loop', async (t) => {
-  const redis = await RedisProcess.start();
+  const redis = await ownRedis();
   // A check every 100 ms.
   const app = await startApp(t, redis.url, { REDIS_HEALTH_INTERVAL_MS: '100' });
   await sleep(2000);
@@ -58,10 +58,10 @@ test('against a real Redis: no step across many checks, a pause of Redis or of t
     // blocked
   }
   await sleep(1000);
-  // Redis paused for 1.5 s: the checks fail, then go on.
-  redis.pause();
+  // Redis paused for 1.5 s (on a Redis Cluster, every shard's node): the checks fail, then go on.
+  for (const n of redis.nodes) n.pause();
   await sleep(1500);
-  redis.resume();
+  for (const n of redis.nodes) n.resume();
   await sleep(2000);
   assert.deepEqual(await steps(), { count: 0, last: null });
   const metrics = await (await fetch(`${app.url}/metrics`)).text();

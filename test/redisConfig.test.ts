@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { buildApp } from '../src/app.js';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, testConfig, uniqueCluster, waitFor } from './support/app.js';
+import { stopAllRedis } from './support/redis.js';
+import { appRedis, clusterElsewhere, get, ownRedis, post, randomJobId, uniqueCluster, waitFor } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -22,7 +22,7 @@ async function appWithLog(t: import('node:test').TestContext, redisUrl: string) 
       done();
     },
   });
-  const app = await buildApp({ config: testConfig(), redis: redisUrl, logger: { level: 'info', stream } });
+  const app = await buildApp({ ...(await appRedis(redisUrl)), logger: { level: 'info', stream } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   t.after(() => app.close());
   const { port } = app.server.address() as { port: number };
@@ -31,7 +31,11 @@ async function appWithLog(t: import('node:test').TestContext, redisUrl: string) 
 
 for (const policy of ['allkeys-lru', 'volatile-lru']) {
   test(`maxmemory-policy ${policy}: /readyz answers 503 naming it and the log has an error; noeviction makes it ready again`, async (t) => {
-    const redis = await RedisProcess.start({ args: ['--maxmemory-policy', policy] });
+    // On a Redis Cluster, one shard so configured is enough.
+    const redis = await ownRedis();
+    const admin = new Redis(redis.nodes[0].url);
+    t.after(() => admin.disconnect());
+    await admin.config('SET', 'maxmemory-policy', policy);
     const { url, lines } = await appWithLog(t, redis.url);
 
     await waitFor(async () => (await get(url, '/readyz')).body?.redis === 'up', 10_000, 'redis up');
@@ -44,8 +48,6 @@ for (const policy of ['allkeys-lru', 'volatile-lru']) {
     assert.ok(logged, `an error line naming ${policy}: ${JSON.stringify(lines)}`);
     assert.match(logged.msg, /noeviction/);
 
-    const admin = new Redis(redis.url);
-    t.after(() => admin.disconnect());
     await admin.config('SET', 'maxmemory-policy', 'noeviction');
     // The policy is read again every few health checks (200 ms apart in tests).
     await waitFor(async () => (await get(url, '/readyz')).status === 200, 15_000, 'ready again');
@@ -54,7 +56,7 @@ for (const policy of ['allkeys-lru', 'volatile-lru']) {
 }
 
 test('noeviction at maxmemory: writes answer 503 RedisOutOfMemory (never 500), reads and renewals go on', async (t) => {
-  const redis = await RedisProcess.start({ args: ['--maxmemory-policy', 'noeviction'] });
+  const redis = await ownRedis({ args: ['--maxmemory-policy', 'noeviction'] });
   const { url } = await appWithLog(t, redis.url);
   await waitFor(async () => (await get(url, '/readyz')).status === 200, 10_000, 'ready');
   const cluster = uniqueCluster();
@@ -63,7 +65,9 @@ test('noeviction at maxmemory: writes answer 503 RedisOutOfMemory (never 500), r
   assert.equal(c.status, 200, JSON.stringify(c.body));
   const { fencingToken: token, sessionId } = c.body.leader;
 
-  const admin = new Redis(redis.url);
+  // On a Redis Cluster, only the shard of this cluster is full.
+  const elsewhere = await clusterElsewhere(redis, cluster);
+  const admin = new Redis((await redis.nodeOf(cluster)).url);
   t.after(() => admin.disconnect());
   // Below what Redis already uses: every command that adds data is refused.
   await admin.config('SET', 'maxmemory', '1');
@@ -85,6 +89,8 @@ test('noeviction at maxmemory: writes answer 503 RedisOutOfMemory (never 500), r
 
   const other = await post(url, `${leaders}/resourcemanager/campaign`, { contenderId: 'rm-1', ttlMs: 60_000 });
   assert.notEqual(other.status, 500, JSON.stringify(other.body));
+  // The other shards' clusters are not full.
+  if (elsewhere) assert.equal((await post(url, `/v1/clusters/${elsewhere}/leaders/dispatcher/campaign`, { contenderId: 'd-1' })).body.granted, true);
 
   // The leader keeps its lease, and a read still answers.
   const renewed = await post(url, `${leaders}/dispatcher/renew`, { contenderId: 'd-1', sessionId });

@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { SCRIPT_NAMES, SCRIPTS_DIR } from '../src/ha/scripts.js';
-import { RedisProcess, stopAllRedis } from './support/redis.js';
-import { get, post, randomJobId, startApp, uniqueCluster } from './support/app.js';
+import { stopAllRedis } from './support/redis.js';
+import { clusterElsewhere, get, ownRedis, post, randomJobId, startApp, uniqueCluster } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -30,7 +30,7 @@ test('every script starts with a shebang, and its header says its flags', () => 
 });
 
 test('a full Redis (noeviction, maxmemory 1): renew and resign work, a store write answers 503 and writes nothing', async (t) => {
-  const redis = await RedisProcess.start({ args: ['--maxmemory-policy', 'noeviction'] });
+  const redis = await ownRedis({ args: ['--maxmemory-policy', 'noeviction'] });
   const app = await startApp(t, redis.url);
   const cluster = uniqueCluster('oom');
   const leaders = `/v1/clusters/${cluster}/leaders`;
@@ -38,7 +38,9 @@ test('a full Redis (noeviction, maxmemory 1): renew and resign work, a store wri
   const rm = await post(app.url, `${leaders}/resourcemanager/campaign`, { contenderId: 'rm-1', ttlMs: 60_000 });
   assert.equal(d.body.granted && rm.body.granted, true);
 
-  const admin = new Redis(redis.url);
+  // On a Redis Cluster, only the shard of this cluster is full.
+  const elsewhere = await clusterElsewhere(redis, cluster);
+  const admin = new Redis((await redis.nodeOf(cluster)).url);
   t.after(() => admin.disconnect());
   await admin.config('SET', 'maxmemory', '1');
 
@@ -64,4 +66,16 @@ test('a full Redis (noeviction, maxmemory 1): renew and resign work, a store wri
   assert.equal(body.error, 'RedisOutOfMemory');
   assert.equal(await admin.dbsize(), before, 'no key written');
   assert.equal((await get(app.url, `/v1/clusters/${cluster}/job-results/${jobId}`)).status, 404);
+
+  // The clusters of the other shards write as before.
+  if (elsewhere) {
+    const e = await post(app.url, `/v1/clusters/${elsewhere}/leaders/dispatcher/campaign`, { contenderId: 'd-1', ttlMs: 60_000 });
+    assert.equal(e.body.granted, true, JSON.stringify(e.body));
+    const ok = await fetch(`${app.url}/v1/clusters/${elsewhere}/job-results/${jobId}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', 'x-fencing-token': String(e.body.leader.fencingToken) },
+      body: JSON.stringify({ applicationStatus: 'SUCCEEDED', jobName: 'elsewhere' }),
+    });
+    assert.equal(ok.status, 201, await ok.text());
+  }
 });

@@ -13,8 +13,10 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { buildApp } from '../src/app.js';
 import { LeaseholdClient } from '../src/client/index.js';
-import { randomJobId, testConfig, uniqueCluster, waitFor } from './support/app.js';
+import { appRedis, ownRedis, ownRedisUrl, randomJobId, testConfig, uniqueCluster, waitFor } from './support/app.js';
 import { freePort, RedisProcess, stopAllRedis } from './support/redis.js';
+
+const onCluster = process.env.LEASEHOLD_TEST_REDIS === 'cluster';
 
 const dir = mkdtempSync(join(tmpdir(), 'leasehold-tls-'));
 after(async () => {
@@ -47,8 +49,7 @@ function httpsGet(url: string, ca?: string): Promise<{ status: number; headers: 
 }
 
 test('with TLS_CERT_FILE and TLS_KEY_FILE the API is HTTPS only, with HSTS', async (t) => {
-  const redis = await RedisProcess.start();
-  const app = await buildApp({ config: testConfig({ TLS_CERT_FILE: certs.cert, TLS_KEY_FILE: certs.key }), redis: redis.url, logger: false });
+  const app = await buildApp({ ...(await appRedis(await ownRedisUrl(), { TLS_CERT_FILE: certs.cert, TLS_KEY_FILE: certs.key })), logger: false });
   t.after(() => app.close());
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
@@ -61,7 +62,9 @@ test('with TLS_CERT_FILE and TLS_KEY_FILE the API is HTTPS only, with HSTS', asy
   await assert.rejects(fetch(`http://127.0.0.1:${port}/healthz`), 'plain HTTP is not served');
 });
 
-test('Redis over TLS (rediss:// with REDIS_TLS_CA_FILE): elections and stores work', async (t) => {
+// A Redis Cluster over TLS needs a TLS port per node, which the harness's nodes (all given
+// the same arguments) do not have yet.
+test('Redis over TLS (rediss:// with REDIS_TLS_CA_FILE): elections and stores work', { skip: onCluster ? 'no Redis Cluster over TLS in the test harness yet' : false }, async (t) => {
   const tlsPort = await freePort();
   await RedisProcess.start({
     args: ['--tls-port', String(tlsPort), '--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no'],
@@ -80,7 +83,7 @@ test('Redis over TLS (rediss:// with REDIS_TLS_CA_FILE): elections and stores wo
   assert.equal(entry.state, 'dirty');
 });
 
-test('Redis through Sentinel (REDIS_SENTINELS): the server finds the master by name', async (t) => {
+test('Redis through Sentinel (REDIS_SENTINELS): the server finds the master by name', { skip: onCluster ? 'Sentinel watches one Redis, never a Redis Cluster' : false }, async (t) => {
   const master = await RedisProcess.start();
   const sentinelPort = await freePort();
   const conf = join(dir, 'sentinel.conf');
@@ -116,15 +119,18 @@ const ACL = [
   '+xrevrange', '+xlen', '+xtrim',
   // Sharded pub/sub of changes, on a Redis Cluster (lib/pubsub.lua).
   '+spublish', '+ssubscribe', '+sunsubscribe',
+  // A Redis Cluster's slot map and state, which its client reads (REDIS_CLUSTER_NODES, issue 21).
+  '+cluster|slots', '+cluster|info',
 ];
 
 test('as the least-privilege ACL user of docs/operations.md, a whole life cycle runs and Redis denies nothing', async (t) => {
-  const redis = await RedisProcess.start();
-  const admin = new Redis(redis.url);
-  t.after(() => admin.quit());
-  await admin.call('ACL', 'SETUSER', ...ACL);
-  const url = `redis://leasehold:acl-password-0123456789@127.0.0.1:${redis.port}`;
-  const app = await buildApp({ config: testConfig({ REDIS_URL: url }), logger: false });
+  // On a Redis Cluster, every node has its users: the user is made on each.
+  const redis = await ownRedis();
+  const admins = redis.nodes.map((n) => new Redis(n.url));
+  t.after(() => Promise.all(admins.map((a) => a.quit())));
+  for (const admin of admins) await admin.call('ACL', 'SETUSER', ...ACL);
+  const url = `redis://leasehold:acl-password-0123456789@127.0.0.1:${redis.nodes[0].port}`;
+  const app = await buildApp({ config: (await appRedis(redis.url, { REDIS_URL: url })).config, logger: false });
   t.after(() => app.close());
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
@@ -159,6 +165,8 @@ test('as the least-privilege ACL user of docs/operations.md, a whole life cycle 
   await jm.resign();
   assert.ok((await c.cleanupAllData()).deleted.keys > 0);
 
-  const denied = (await admin.call('ACL', 'LOG')) as unknown[];
-  assert.deepEqual(denied, [], 'Redis denied nothing');
+  for (const admin of admins) {
+    const denied = (await admin.call('ACL', 'LOG')) as unknown[];
+    assert.deepEqual(denied, [], 'Redis denied nothing');
+  }
 });

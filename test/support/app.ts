@@ -109,6 +109,27 @@ export async function ownRedis(opts: RedisProcessOptions = {}): Promise<OwnRedis
 }
 const ownClusters = new Map<string, RedisClusterProcess>();
 
+/** A new cluster id whose keys `node` holds (on one redis-server, any): for a test that
+ * kills or empties that node and reads other clusters that lose what it lost. */
+export async function clusterOn(r: OwnRedis, node: RedisProcess, prefix = 't'): Promise<string> {
+  for (;;) {
+    const id = uniqueCluster(prefix);
+    if ((await r.nodeOf(id)) === node) return id;
+  }
+}
+
+/** On a Redis Cluster, a new cluster id whose keys another redis-server holds than the one
+ * holding `clusterId`'s: for a test to show that what it did to one shard left the other
+ * shards' clusters alone. Null on one redis-server. */
+export async function clusterElsewhere(r: OwnRedis, clusterId: string, prefix = 'elsewhere'): Promise<string | null> {
+  if (!r.cluster) return null;
+  const node = await r.nodeOf(clusterId);
+  for (;;) {
+    const id = uniqueCluster(prefix);
+    if ((await r.nodeOf(id)) !== node) return id;
+  }
+}
+
 /** The Redis Cluster started here that `url` names (its first node), if any. */
 async function clusterNamed(url: string | undefined): Promise<RedisClusterProcess | null> {
   if (url === undefined) return null;
@@ -120,7 +141,7 @@ async function clusterNamed(url: string | undefined): Promise<RedisClusterProces
 }
 
 /** The environment that reaches the Redis Cluster `url` names, if it names one. */
-async function clusterEnv(url: string | undefined): Promise<Record<string, string> | null> {
+export async function clusterEnv(url: string | undefined): Promise<Record<string, string> | null> {
   const cluster = await clusterNamed(url);
   return cluster ? { REDIS_CLUSTER_NODES: cluster.seeds } : null;
 }
@@ -155,6 +176,28 @@ export async function appRedis(url: string | undefined, env: Record<string, stri
 export async function readyEverywhere(app: App): Promise<boolean> {
   const r = await app.inject('/readyz');
   return r.statusCode === 200 && (r.json() as { redis: string }).redis === 'up';
+}
+
+/** Whether the app at `base` is ready and answers a consistent read of `clusterId` (one
+ * that asks Redis): on a Redis Cluster, /readyz learns that a shard's node was killed only
+ * at its next health check (one Redis: at once, its connection closed), while that
+ * cluster's requests already fail; a test waiting for a node restarted waits for this. */
+export async function servesCluster(base: string, clusterId: string): Promise<boolean> {
+  const ready = await get(base, '/readyz');
+  return ready.status === 200 && ready.body.redis === 'up' && (await get(base, `/v1/clusters/${clusterId}/leaders?consistent=true`)).status === 200;
+}
+
+/** `call` again while it answers 503 RedisUnavailable (a client's retry), for up to
+ * `timeoutMs`: on a Redis Cluster each of a server's connections finds a restarted node
+ * again on its own (ioredis makes a node's connection anew at its next slot refresh, within
+ * a second), so a request may still answer that just after /readyz turned up. */
+export async function untilServed<T extends { status: number; body: any }>(call: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await call();
+    if (r.status !== 503 || r.body?.error !== 'RedisUnavailable' || Date.now() > deadline) return r;
+    await sleep(100);
+  }
 }
 
 export interface Running {

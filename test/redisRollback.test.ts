@@ -75,7 +75,9 @@ test(`a Redis ${how} from an older snapshot: the loss is detected and nothing is
   await waitFor(async () => (await get(app.url, '/readyz')).body?.dataLoss?.clusters.includes(cluster), 15_000, 'the loss reported, naming the cluster');
 
   // The index and the ETag move on, and the watcher is told the truth.
-  const after = await get(app.url, `${lp}/${jm}`);
+  // Under load the shard may still be coming back (a retryable 503): read until answered.
+  let after = await get(app.url, `${lp}/${jm}`);
+  await waitFor(async () => (after = await get(app.url, `${lp}/${jm}`)).status === 200, 15_000, 'the leader read answered');
   assert.ok(BigInt(after.body.index) > BigInt(before.body.index), `index ${after.body.index} after ${before.body.index}`);
   assert.notEqual(after.headers.get('etag'), before.headers.get('etag'));
   await waitFor(() => {

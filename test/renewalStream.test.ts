@@ -460,3 +460,32 @@ test('the SDK learns of a lost lease from the push, long before its next renewal
     assert.ok(Date.now() - at < 4000, `told ${Date.now() - at} ms after the lease ended`);
   }
 });
+
+test('/metrics counts the open streams, their renewals by outcome, and the lost pushed', { timeout: 30_000 }, async (t) => {
+  const srv = await startApp(t, redisUrl);
+  const metric = async (name: string) => {
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    const m = text.match(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm'));
+    return m ? Number(m[1]) : null;
+  };
+  assert.equal(await metric('leasehold_renewal_streams'), 0);
+  const c = uniqueCluster('rs-metrics');
+  const won = await post(srv.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'd1', ttlMs: 30_000 });
+  const { sessionId } = won.body.leader;
+  const s = await Stream.open(t, srv.wsUrl);
+  const s2 = await Stream.open(t, srv.wsUrl);
+  assert.equal(await metric('leasehold_renewal_streams'), 2);
+  for (let i = 0; i < 3; i++) assert.ok((await s.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd1', sessionId })).leader);
+  assert.equal((await s2.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd2', sessionId })).error, 'NotLeader');
+  s2.send('not json');
+  await s2.find((m) => m.error === 'BadRequest');
+  assert.equal(await metric('leasehold_streamed_renewals_total{outcome="renewed"}'), 3);
+  assert.equal(await metric('leasehold_streamed_renewals_total{outcome="NotLeader"}'), 1);
+  assert.equal(await metric('leasehold_streamed_renewals_total{outcome="BadRequest"}'), 1);
+  await post(srv.url, `/v1/clusters/${c}/leaders/dispatcher/resign`, { contenderId: 'd1', sessionId });
+  await s.find((m) => m.type === 'lost');
+  assert.equal(await metric('leasehold_streamed_lost_total{kind="dispatcher"}'), 1);
+  s.ws.close();
+  s2.ws.close();
+  await waitFor(async () => (await metric('leasehold_renewal_streams')) === 0, 5000, 'the streams closed');
+});

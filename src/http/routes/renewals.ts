@@ -88,6 +88,7 @@ export function renewalRoutes(app: App, context: RouteContext): void {
       sendError(reply.header('upgrade', 'websocket'), 426, 'UpgradeRequired', 'this route is a websocket: send an upgrade request'),
     wsHandler: (socket, req) => {
       sockets.add(socket);
+      socket.once('close', context.metrics.renewalStream());
       const stream = new RenewalStream(socket, callers.get(req) ?? null, context, holders, (m) => valid.Check(m), (m) => [...valid.Errors(m)]);
       socket.on('message', (data) => stream.receive(data.toString()));
       socket.once('close', () => stream.close());
@@ -170,6 +171,7 @@ class RenewalStream {
     answered.then(
       (text) => {
         this.inFlight--;
+        this.ctx.metrics.streamRenewal(null);
         this.hold(lease);
         this.send(text);
       },
@@ -188,6 +190,7 @@ class RenewalStream {
       this.ctx.log.error({ err }, 'internal error in a streamed renewal');
       body = { error: 'Internal', message: 'internal server error', statusCode: 500 };
     }
+    this.ctx.metrics.streamRenewal(body.error);
     this.send(JSON.stringify({ id: id ?? null, ...body }));
   }
 
@@ -317,6 +320,7 @@ class RenewalStream {
     this.forget(key);
     const { clusterId, component, contenderId, sessionId } = lease;
     const what = component === null ? { leadership: true } : { component };
+    this.ctx.metrics.streamLeaseLost(component);
     this.send(JSON.stringify({ type: 'lost', clusterId, ...what, contenderId, sessionId, reason }));
   }
 

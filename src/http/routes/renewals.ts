@@ -9,6 +9,7 @@
  * A lease this stream renewed that the server sees end (expired, revoked, taken) is told at
  * once with a `lost` message; the next renewal of it answers NotLeader in any case.
  */
+import type { Socket } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { Compile } from 'typebox/compile';
 import type { Static } from 'typebox';
@@ -100,6 +101,7 @@ type Renewal = Static<ReturnType<typeof electionBodies>['streamRenewal']>;
 
 class RenewalStream {
   private inFlight = 0;
+  private corked = false;
   private closed = false;
   /** The leases renewed here, by cluster and component ('' for the leadership). */
   private readonly leases = new Map<string, Lease>();
@@ -200,6 +202,19 @@ class RenewalStream {
     if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
       socket.close(1013, 'too slow: read the answers');
       return;
+    }
+    // The answers of one batch of renewals (resolved in one go) leave in one write: the
+    // socket stays corked until the microtasks that send them are done.
+    if (!this.corked) {
+      const raw = (socket as unknown as { _socket?: Socket })._socket;
+      if (raw) {
+        raw.cork();
+        this.corked = true;
+        process.nextTick(() => {
+          this.corked = false;
+          raw.uncork();
+        });
+      }
     }
     socket.send(text, TEXT);
   }

@@ -1,7 +1,8 @@
 /**
- * `npm run bench:compare -- get|renew DIR...`: compares leasehold trees (say, a git worktree
- * of an older commit, whose node_modules may be a link to this one's) on leader GET or
- * renew, each against the bare route. Each tree's server runs as its `npm start` runs it,
+ * `npm run bench:compare -- get|renew|stream DIR...`: compares leasehold trees (say, a git
+ * worktree of an older commit, whose node_modules may be a link to this one's) on leader GET,
+ * renew, or renew over the renewal stream (50 streams, one renewal in flight on each), each
+ * against the bare route. Each tree's server runs as its `npm start` runs it,
  * after its prestart: a tree with a build is built first when its dist/ is missing or
  * stale. Each round starts fresh processes (see `rounds` in http.ts) and runs the bare
  * route and then every tree, the order rotated each round, so
@@ -14,14 +15,15 @@ import { parseArgs } from 'node:util';
 import { BenchEnv } from './env.js';
 import { CONNECTIONS, leaderRead, renewSpec, rounds as run } from './http.js';
 import type { LoadSpec } from './loadWorker.js';
+import { streamSpec } from './stream.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: { rounds: { type: 'string', default: '8' }, seconds: { type: 'string', default: '3' } },
 });
 const [kind, ...dirs] = positionals;
-if ((kind !== 'get' && kind !== 'renew') || dirs.length === 0) {
-  console.error('usage: npm run bench:compare -- get|renew DIR... [--rounds 8] [--seconds 3]');
+if (!['get', 'renew', 'stream'].includes(kind) || dirs.length === 0) {
+  console.error('usage: npm run bench:compare -- get|renew|stream DIR... [--rounds 8] [--seconds 3]');
   process.exit(2);
 }
 const rounds = Number(values.rounds);
@@ -32,10 +34,14 @@ try {
   // Every tree serves the same cluster; it is set up through the first.
   const setup = await env.server({}, resolve(dirs[0]));
   const read = await leaderRead(setup.url);
-  const renewals = kind === 'renew' ? await renewSpec(setup.url, 1000) : null;
+  const renewals = kind === 'get' ? null : await renewSpec(setup.url, 1000);
   await env.stopServer(setup);
   const spec = (url: string): LoadSpec =>
-    renewals ? { ...renewals, url, durationS } : { url: url + read.path, connections: CONNECTIONS, durationS };
+    kind === 'stream'
+      ? { ...streamSpec(renewals!, CONNECTIONS, 1), url: url.replace(/^http/, 'ws') + '/v1/renewals', durationS }
+      : renewals
+        ? { ...renewals, url, durationS }
+        : { url: url + read.path, connections: CONNECTIONS, durationS };
 
   // Run k of round r is the bare route (k = 0) or tree orderOf(r)[k - 1].
   const orderOf = (r: number) => dirs.map((_, k) => (k + r) % dirs.length);

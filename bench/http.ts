@@ -3,7 +3,8 @@
  * GET of all leaders with 100 job managers, and a campaign storm; with redis-benchmark
  * figures for the same Redis operations beside them.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
@@ -20,6 +21,9 @@ const jobManager = () => `jobmanager/${randomBytes(16).toString('hex')}`;
 /** One round's processes: what each load runs against, and how to stop them. */
 export interface Round {
   specs: LoadSpec[];
+  /** The server processes of each spec, when their CPU time per request is wanted
+   * (`cpuUs` in its results). */
+  pids?: Array<number[] | undefined>;
   stop(): Promise<void>;
 }
 
@@ -37,8 +41,11 @@ export async function rounds(env: BenchEnv, count: number, durationS: number, st
     try {
       for (const s of round.specs) await env.load({ ...s, durationS: 1 });
       for (const [i, s] of round.specs.entries()) {
+        const pids = round.pids?.[i];
+        const before = pids && cpuMs(pids);
         const res = await env.load({ ...s, durationS });
         if (res.errors > 0 || res.non2xx > 0) throw new Error(`${s.url}: ${res.errors} errors, ${res.non2xx} non-2xx`);
+        if (pids) res.cpuUs = ((cpuMs(pids) - before!) * 1000) / res.total;
         (runs[i] ??= []).push(res);
       }
     } finally {
@@ -48,18 +55,29 @@ export async function rounds(env: BenchEnv, count: number, durationS: number, st
   return runs;
 }
 
+/** CPU time (user + system) the processes used so far, in ms, from /proc. */
+export function cpuMs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    // Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim() || 100);
+
 export async function httpBenches(env: BenchEnv): Promise<Row[]> {
   // Seven rounds, since each draws new processes and a round's ratio spreads widely.
   const durationS = env.quick ? 2 : 4;
   const setup = await env.server();
   const read = await leaderRead(setup.url);
   const renewals = await renewSpec(setup.url, env.quick ? 200 : 1000);
-  const streamed = streamSpec(renewals);
   const all = await allLeaders(setup.url);
   await env.stopServer(setup);
 
   // Every round's server serves the same clusters (they live in Redis).
-  const [bareGet, leaderGet, renewLoad, bareAllGet, allGet, streamLoad] = await rounds(env, env.quick ? 1 : 7, durationS, async () => {
+  const [bareGet, leaderGet, renewLoad, bareAllGet, allGet] = await rounds(env, env.quick ? 1 : 7, durationS, async () => {
     const [bare, bareAll, server] = await Promise.all([env.bare(read.bytes, read.path), env.bare(all.bytes, all.path), env.server()]);
     return {
       specs: [
@@ -68,7 +86,6 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
         { ...renewals, url: server.url },
         { url: bareAll.url, connections: CONNECTIONS, durationS },
         { url: server.url + all.path, connections: CONNECTIONS, durationS },
-        { ...streamed, url: server.url.replace(/^http/, 'ws') + '/v1/renewals' },
       ],
       stop: async () => {
         bare.stop();
@@ -82,10 +99,6 @@ export async function httpBenches(env: BenchEnv): Promise<Row[]> {
     baselineRow('bare Fastify route (baseline)', bareGet),
     throughputRow('leader GET', leaderGet, bareGet, 0.8),
     throughputRow(`renew, ${env.quick ? 200 : '1,000'} distinct leases`, renewLoad, bareGet, 0.5),
-    // No budget yet (docs/design.md, "Where the code stands"): against the bare route, and
-    // against HTTP renewals of the same leases in the same round.
-    throughputRow(`renew over the stream, ${CONNECTIONS} streams, same leases`, streamLoad, bareGet),
-    throughputRow('renew over the stream, against HTTP renew', streamLoad, renewLoad, undefined, 'HTTP renew'),
     throughputRow('GET all leaders, 100 job managers', allGet, bareAllGet),
     await campaignStorm(server.url, env.quick ? 5 : 20),
     ...(await redisBaselines(env, read.clusterId)),
@@ -168,16 +181,6 @@ export async function renewSpec(base: string, n: number, clusters = 1): Promise<
     requests.push(...batch);
   }
   return { url: base, connections: CONNECTIONS, durationS: 1, method: 'POST', requests };
-}
-
-/** The renewals of `http` (renewSpec's) as renewal stream messages (GET /v1/renewals),
- * one stream per HTTP connection of the HTTP load. */
-function streamSpec(http: LoadSpec): LoadSpec {
-  const messages = http.requests!.map((r, id) => {
-    const [, clusterId, component] = /^\/v1\/clusters\/([^/]+)\/leaders\/(.+)\/renew$/.exec(r.path)!;
-    return JSON.stringify({ id, clusterId, component, ...JSON.parse(r.body!) });
-  });
-  return { url: '', connections: CONNECTIONS, durationS: 1, messages };
 }
 
 /** 100 contenders campaign at once for a fresh component, `rounds` times: exactly one

@@ -24,6 +24,9 @@ export interface LoadSpec {
    * its share with one message awaiting its answer at a time, as an HTTP connection
    * without pipelining does; an answer with `error` counts as a non-2xx. */
   messages?: string[];
+  /** With `messages`: the messages each socket keeps awaiting their answers (default 1).
+   * Each message must start `{"id":N,` with N its index in the list, and so its answer. */
+  inFlight?: number;
 }
 
 export interface LoadResult {
@@ -31,6 +34,8 @@ export interface LoadResult {
   p50Ms: number;
   p99Ms: number;
   total: number;
+  /** Server CPU per request (µs), when the round names the server's processes (http.ts). */
+  cpuUs?: number;
   non2xx: number;
   errors: number;
 }
@@ -62,8 +67,8 @@ const run = (durationS: number, amount?: number) => {
   });
 };
 
-/** The websocket load: `connections` sockets, each sending its next message when the last
- * was answered, for `durationS`. */
+/** The websocket load: `connections` sockets, each keeping `inFlight` messages awaiting
+ * their answers (sending the next as one is answered), for `durationS`. */
 async function runMessages(messages: string[], durationS: number): Promise<LoadResult> {
   const sockets = await Promise.all(
     Array.from({ length: spec.connections }, () => new Promise<WebSocket>((resolve, reject) => {
@@ -76,26 +81,34 @@ async function runMessages(messages: string[], durationS: number): Promise<LoadR
   let total = 0;
   let failed = 0;
   let running = true;
+  const inFlight = spec.inFlight ?? 1;
+  // When each message was last sent, by its id (its index in the list).
+  const sentAt = new Float64Array(messages.length);
   const started = performance.now();
   await Promise.all([
     ...sockets.map((ws, k) => new Promise<void>((resolve) => {
-      const mine = messages.filter((_, i) => i % spec.connections === k);
-      const list = mine.length > 0 ? mine : messages;
+      const mine = messages.map((_, i) => i).filter((i) => i % spec.connections === k);
+      const list = mine.length > 0 ? mine : messages.map((_, i) => i);
       let next = 0;
-      let sentAt = 0;
+      let waiting = 0;
       const send = () => {
-        sentAt = performance.now();
-        ws.send(list[next++ % list.length]);
+        const i = list[next++ % list.length];
+        sentAt[i] = performance.now();
+        waiting++;
+        ws.send(messages[i]);
       };
       ws.on('message', (data) => {
-        latencies.push(performance.now() - sentAt);
+        const text = data.toString();
+        // `{"id":N,…`: the id's digits start at 6.
+        latencies.push(performance.now() - sentAt[Number(text.slice(6, text.indexOf(',', 6)))]);
         total++;
-        if (data.toString().includes('"error":')) failed++;
+        waiting--;
+        if (text.includes('"error":')) failed++;
         if (running) send();
-        else resolve();
+        else if (waiting === 0) resolve();
       });
       ws.once('close', () => resolve());
-      send();
+      for (let j = 0; j < Math.min(inFlight, list.length); j++) send();
     })),
     new Promise<void>((r) => setTimeout(r, durationS * 1000)).then(() => {
       running = false;

@@ -8,7 +8,8 @@
  * medians over rounds, leasehold's ratio to the best peer (above 1: leasehold ahead), and the
  * server CPU per operation beside each throughput, read from /proc/<pid>/stat.
  *
- * `--rounds N` (default 5), `--quick` (one round, short runs), `--only read,renew,…`.
+ * `--rounds N` (default 5), `--quick` (one round, short runs), `--only read,renew,…`
+ * (`renew-stream`, leasehold's renewal stream, brings `renew` along: its peers are that row's).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ import { BenchEnv } from './env.js';
 import { freePort } from '../test/support/redis.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const ROWS = ['read', 'renew', 'renew-clusters', 'campaign', 'push', 'failover', 'memory'] as const;
+const ROWS = ['read', 'renew', 'renew-stream', 'renew-clusters', 'campaign', 'push', 'failover', 'memory'] as const;
 type RowName = (typeof ROWS)[number];
 
 const { values } = parseArgs({
@@ -35,6 +36,8 @@ if (!(Number.isInteger(roundCount) && roundCount >= 1)) {
   process.exit(2);
 }
 const only = (values.only?.split(',') ?? [...ROWS]) as RowName[];
+// The streamed renewal is measured against the peers of the renewal row, in the same rounds.
+if (only.includes('renew-stream') && !only.includes('renew')) only.unshift('renew');
 const unknown = only.filter((r) => !ROWS.includes(r));
 if (unknown.length) {
   console.error(`unknown row: ${unknown.join(', ')} (known: ${ROWS.join(', ')})`);
@@ -243,7 +246,7 @@ interface Variant {
   label: string;
   system: string;
 }
-const THROUGHPUT: Record<'read' | 'renew' | 'renew-clusters', Variant[]> = {
+const THROUGHPUT: Record<'read' | 'renew' | 'renew-stream' | 'renew-clusters', Variant[]> = {
   read: [
     { column: 'leasehold', label: 'GET', system: 'leasehold' },
     { column: 'etcd', label: 'gRPC Range', system: 'etcd' },
@@ -256,6 +259,8 @@ const THROUGHPUT: Record<'read' | 'renew' | 'renew-clusters', Variant[]> = {
     { column: 'etcd', label: 'HTTP keepalive', system: 'etcd-http' },
     { column: 'zk', label: 'exists on its own znode', system: 'zk' },
   ],
+  // Its peers are the renewal row's (one stream or connection per session there too).
+  'renew-stream': [{ column: 'leasehold', label: 'renewal stream, a websocket per session', system: 'leasehold' }],
   'renew-clusters': [{ column: 'leasehold', label: 'HTTP renew', system: 'leasehold' }],
 };
 const LATENCY: Record<'campaign' | 'push' | 'failover', Variant[]> = {
@@ -375,11 +380,15 @@ try {
 
   if (results.has('read/leasehold')) push('leader read, 50 sessions', 'read', tp, ratioOf('read', rps, true));
   if (results.has('renew/leasehold')) push('renewal, 50 contenders of one cluster', 'renew', tp, ratioOf('renew', rps, true));
-  if (results.has('renew-clusters/leasehold')) {
-    const mine = rps(results.get('renew-clusters/leasehold')!);
+  // Rows of leasehold alone, against the renewal row's best peer.
+  const againstRenewal = (row: 'renew-stream' | 'renew-clusters', name: string) => {
+    if (!results.has(`${row}/leasehold`)) return;
+    const mine = rps(results.get(`${row}/leasehold`)!);
     const theirs = (['etcd', 'zk'] as const).map((c) => best('renew', c, rps, true)).filter((x): x is number => x !== undefined);
-    lines.push(['renewal, 50 clusters', cell('renew-clusters', 'leasehold', tp), 'as above', 'as above', theirs.length ? `${(mine / Math.max(...theirs)).toFixed(2)}×` : '']);
-  }
+    lines.push([name, cell(row, 'leasehold', tp), 'as above', 'as above', theirs.length ? `${(mine / Math.max(...theirs)).toFixed(2)}×` : '']);
+  };
+  againstRenewal('renew-stream', 'renewal over the stream, 50 contenders of one cluster');
+  againstRenewal('renew-clusters', 'renewal, 50 clusters');
   if (results.has('campaign/leasehold')) push('campaign p50 / p99', 'campaign', lat, `${ratioOf('campaign', p50, false)} / ${ratioOf('campaign', p99, false)}`);
   if (results.has('push/leasehold')) push('push p50 / p99', 'push', lat, `${ratioOf('push', p50, false)} / ${ratioOf('push', p99, false)}`);
   if (results.has('failover/leasehold')) {

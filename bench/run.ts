@@ -2,7 +2,7 @@
  * `npm run bench`: starts its own Redis and servers, runs every benchmark, and prints one
  * table, every figure beside its baseline measured in this same run and its budget
  * (docs/design.md §8). Exits 1 when a budget is missed. `--quick` for a run under a minute;
- * `--only http,push,fanout` for some groups; `--down-after MS` for Sentinel's
+ * `--only http,stream,push` for some groups; `--down-after MS` for Sentinel's
  * down-after-milliseconds in the failover through Sentinel.
  */
 import { cpus, totalmem } from 'node:os';
@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { BenchEnv } from './env.js';
 import { httpBenches } from './http.js';
+import { streamBenches } from './stream.js';
 import { pushBenches } from './push.js';
 import { fanoutBenches } from './fanout.js';
 import { blobBenches } from './blobs.js';
@@ -22,6 +23,7 @@ import { table, type Row } from './stats.js';
 
 const GROUPS: Record<string, (env: BenchEnv) => Promise<Row[]>> = {
   http: httpBenches,
+  stream: streamBenches,
   push: pushBenches,
   fanout: fanoutBenches,
   blobs: blobBenches,

@@ -95,6 +95,13 @@ export class Metrics {
   private readonly renewalSlack = new Map<Kind, Buckets>(KINDS.map((k) => [k, new Buckets(SLACK_BUCKETS)]));
   /** Leaderships ended, by `${kind} ${how}`. */
   private readonly ended = new Map<string, number>();
+  /** The renewal stream (`GET /v1/renewals`): open streams, renewals answered by outcome
+   * (`renewed`, or the error's code), `lost` pushed by component kind. Plain fields: a
+   * renewal message is the hot path. */
+  private renewalStreams = 0;
+  private streamRenewed = 0;
+  private readonly streamRefused = new Map<string, number>();
+  private readonly streamLost = new Map<Kind, number>();
   private readonly changes = new Counter({
     name: 'leasehold_leader_changes_total',
     help: 'Leader changes this server has seen, by event',
@@ -150,6 +157,14 @@ export class Metrics {
     );
     this.scraped('leasehold_websocket_watchers', 'Open websocket watch connections, by cluster', 'gauge', () =>
       this.perCluster((c, out) => c !== this.none && out.push({ labels: { cluster: c.label }, value: c.websockets })),
+    );
+    this.scraped('leasehold_renewal_streams', 'Open renewal streams (GET /v1/renewals websockets)', 'gauge', () => [{ labels: {}, value: this.renewalStreams }]);
+    this.scraped('leasehold_streamed_renewals_total', 'Renewal messages answered over renewal streams, by outcome (renewed, or the error code)', 'counter', () => [
+      { labels: { outcome: 'renewed' }, value: this.streamRenewed },
+      ...[...this.streamRefused].map(([outcome, value]) => ({ labels: { outcome }, value })),
+    ]);
+    this.scraped('leasehold_streamed_lost_total', 'Leases told lost (pushed) over renewal streams, by component kind', 'counter', () =>
+      [...this.streamLost].map(([kind, value]) => ({ labels: { kind }, value })),
     );
     this.scraped('leasehold_long_polls', 'Long-polls (blocking reads) waiting, by cluster', 'gauge', () =>
       this.perCluster((c, out) => c !== this.none && out.push({ labels: { cluster: c.label }, value: c.longPolls })),
@@ -216,6 +231,24 @@ export class Metrics {
     const c = this.cluster(clusterId);
     c.websockets++;
     return () => void c.websockets--;
+  }
+
+  /** A renewal stream opened: returns what to call when it closes. */
+  renewalStream(): () => void {
+    this.renewalStreams++;
+    return () => void this.renewalStreams--;
+  }
+
+  /** A streamed renewal answered: renewed (null), or refused with this error code. */
+  streamRenewal(refused: string | null): void {
+    if (refused === null) this.streamRenewed++;
+    else this.streamRefused.set(refused, (this.streamRefused.get(refused) ?? 0) + 1);
+  }
+
+  /** A lease told lost over a renewal stream (component null: a leadership). */
+  streamLeaseLost(component: string | null): void {
+    const kind = kindOf(component);
+    this.streamLost.set(kind, (this.streamLost.get(kind) ?? 0) + 1);
   }
 
   /** A long-poll of the cluster began: returns what to call when it ends. */

@@ -47,6 +47,10 @@ class Stream {
     return this.socket.ws;
   }
 
+  get messages(): any[] {
+    return this.socket.messages;
+  }
+
   get closeCode(): number | null {
     return this.socket.closeCode;
   }
@@ -363,4 +367,125 @@ test('the SDK steps down at once when the server pushes lost', { timeout: 30_000
   assert.deepEqual(tracked.revoked, ['lost']);
   // Told by the push, or by the next renewal (due within 500 ms): well within the TTL.
   assert.ok(Date.now() - revokedAt < 3000, 'long before the lease would have run out');
+});
+
+// ---- issue 19's list: many leases, lost pushed at once (a leadership with nothing published
+// too), cut mid-renewal (above), auth on the upgrade (above)
+
+test('200 leases on one stream: every renewal sent at once is answered by its id, twice over; one resigned is pushed lost alone', { timeout: 120_000 }, async (t) => {
+  const c = uniqueCluster('rs-200');
+  const leases: Array<{ component: string; sessionId: string }> = [];
+  for (let i = 0; i < 200; i += 20) {
+    const batch = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const component = `jobmanager/${randomJobId()}`;
+        const r = await post(open.url, `/v1/clusters/${c}/leaders/${component}/campaign`, { contenderId: 'jm', ttlMs: 60_000 });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        return { component, sessionId: r.body.leader.sessionId as string };
+      }),
+    );
+    leases.push(...batch);
+  }
+  const s = await Stream.open(t, open.wsUrl);
+  for (const ttlMs of [60_000, 50_000]) {
+    const answers = await Promise.all(leases.map((x) => s.renew({ clusterId: c, component: x.component, contenderId: 'jm', sessionId: x.sessionId, ttlMs }, 60_000)));
+    for (const [i, a] of answers.entries()) {
+      assert.equal(a.leader?.sessionId, leases[i].sessionId, JSON.stringify(a));
+      assert.ok(a.leader.leaseRemainingMs > ttlMs - 20_000 && a.leader.leaseRemainingMs <= ttlMs, JSON.stringify(a));
+    }
+  }
+  assert.equal(s.closeCode, null);
+  // One of them ends (its holder resigns over HTTP): only its lost is pushed.
+  const gone = leases[123];
+  const resigned = await post(open.url, `/v1/clusters/${c}/leaders/${gone.component}/resign`, { contenderId: 'jm', sessionId: gone.sessionId });
+  assert.equal(resigned.status, 200, JSON.stringify(resigned.body));
+  const lost = await s.find((m) => m.type === 'lost', 10_000);
+  assert.equal(lost.sessionId, gone.sessionId);
+  assert.equal(lost.component, gone.component);
+  await sleep(500);
+  assert.equal(s.messages.filter((m) => m.type === 'lost').length, 1, 'no other lease told lost');
+});
+
+test('a leadership with nothing published is pushed lost when revoked, and when it runs out', { timeout: 60_000 }, async (t) => {
+  const c = uniqueCluster('rs-bare');
+  const s = await Stream.open(t, open.wsUrl);
+  // Revoked by an admin: told at once, long before its 60 s lease would have run out.
+  const l = await post(open.url, `/v1/clusters/${c}/leadership/campaign`, { contenderId: 'p1', ttlMs: 60_000 });
+  assert.equal(l.status, 200, JSON.stringify(l.body));
+  const sid = l.body.leadership.sessionId;
+  assert.equal((await s.renew({ clusterId: c, leadership: true, contenderId: 'p1', sessionId: sid })).leadership.sessionId, sid);
+  const revokedAt = Date.now();
+  assert.equal((await post(open.url, `/v1/clusters/${c}/leadership/revoke`, {})).body.revoked, true);
+  const lost = await s.find((m) => m.type === 'lost' && m.sessionId === sid, 10_000);
+  assert.equal(lost.leadership, true);
+  assert.equal(lost.clusterId, c);
+  assert.ok(Date.now() - revokedAt < 5000, `told ${Date.now() - revokedAt} ms after the revocation`);
+
+  // Run out: no renewal after the one, a 1.5 s lease; told within a few seconds of its end.
+  const c2 = uniqueCluster('rs-bare');
+  const l2 = await post(open.url, `/v1/clusters/${c2}/leadership/campaign`, { contenderId: 'p2', ttlMs: 1500 });
+  const sid2 = l2.body.leadership.sessionId;
+  const renewed = await s.renew({ clusterId: c2, leadership: true, contenderId: 'p2', sessionId: sid2, ttlMs: 1500 });
+  assert.equal(renewed.leadership.sessionId, sid2);
+  const renewedAt = Date.now();
+  const ran = await s.find((m) => m.type === 'lost' && m.sessionId === sid2, 15_000);
+  assert.equal(ran.leadership, true);
+  assert.equal(ran.reason, 'ended');
+  assert.ok(Date.now() - renewedAt >= 1000, 'not before its lease could have run out');
+  assert.equal((await s.renew({ clusterId: c2, leadership: true, contenderId: 'p2', sessionId: sid2 })).error, 'NotLeader');
+});
+
+test('the SDK learns of a lost lease from the push, long before its next renewal is due', { timeout: 90_000 }, async (t) => {
+  // Renewals every 8 s: a lease ended right after one and told within 4 s was pushed.
+  const { cluster, stats } = sdkCluster(open.url, uniqueCluster('rs-push'));
+  const e = cluster.election({ component: 'dispatcher', ttlMs: 60_000, renewIntervalMs: 8000 });
+  const held = sdkCluster(open.url, uniqueCluster('rs-push'));
+  // A leadership with nothing published: no component's change tells of its end.
+  const l = held.cluster.leadershipElection({ ttlMs: 60_000, renewIntervalMs: 8000 });
+  const tracked = [track(t, e), track(t, l)];
+  await Promise.all([once(e.start(), 'granted'), once(l.start(), 'granted')]);
+  const ended = [
+    () => post(open.url, `/v1/clusters/${cluster.clusterId}/leaders/dispatcher/resign`, { contenderId: e.contenderId, sessionId: e.leadership!.sessionId }),
+    () => post(open.url, `/v1/clusters/${held.cluster.clusterId}/leadership/revoke`, {}),
+  ];
+  for (const [i, s] of [stats, held.stats].entries()) {
+    // Right after a renewal over the stream (which makes the lease known to it).
+    const streamed = s.streamed;
+    await waitFor(() => s.streamed > streamed, 20_000, 'a streamed renewal');
+    const at = Date.now();
+    const r = await ended[i]();
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    await waitFor(() => tracked[i].revoked.length > 0, 10_000, 'revoked');
+    assert.deepEqual(tracked[i].revoked, ['lost']);
+    assert.ok(Date.now() - at < 4000, `told ${Date.now() - at} ms after the lease ended`);
+  }
+});
+
+test('/metrics counts the open streams, their renewals by outcome, and the lost pushed', { timeout: 30_000 }, async (t) => {
+  const srv = await startApp(t, redisUrl);
+  const metric = async (name: string) => {
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    const m = text.match(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm'));
+    return m ? Number(m[1]) : null;
+  };
+  assert.equal(await metric('leasehold_renewal_streams'), 0);
+  const c = uniqueCluster('rs-metrics');
+  const won = await post(srv.url, `/v1/clusters/${c}/leaders/dispatcher/campaign`, { contenderId: 'd1', ttlMs: 30_000 });
+  const { sessionId } = won.body.leader;
+  const s = await Stream.open(t, srv.wsUrl);
+  const s2 = await Stream.open(t, srv.wsUrl);
+  assert.equal(await metric('leasehold_renewal_streams'), 2);
+  for (let i = 0; i < 3; i++) assert.ok((await s.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd1', sessionId })).leader);
+  assert.equal((await s2.renew({ clusterId: c, component: 'dispatcher', contenderId: 'd2', sessionId })).error, 'NotLeader');
+  s2.send('not json');
+  await s2.find((m) => m.error === 'BadRequest');
+  assert.equal(await metric('leasehold_streamed_renewals_total{outcome="renewed"}'), 3);
+  assert.equal(await metric('leasehold_streamed_renewals_total{outcome="NotLeader"}'), 1);
+  assert.equal(await metric('leasehold_streamed_renewals_total{outcome="BadRequest"}'), 1);
+  await post(srv.url, `/v1/clusters/${c}/leaders/dispatcher/resign`, { contenderId: 'd1', sessionId });
+  await s.find((m) => m.type === 'lost');
+  assert.equal(await metric('leasehold_streamed_lost_total{kind="dispatcher"}'), 1);
+  s.ws.close();
+  s2.ws.close();
+  await waitFor(async () => (await metric('leasehold_renewal_streams')) === 0, 5000, 'the streams closed');
 });

@@ -7,7 +7,7 @@
 // with the same number of sessions (-conns, each its own connection) and one request in
 // flight per session.
 //
-//	peersbench -system leasehold|etcd|etcd-http|zk -row read|renew|renew-clusters|campaign|push|failover|leases
+//	peersbench -system leasehold|etcd|etcd-http|zk -row read|renew|renew-clusters|renew-stream|campaign|push|failover|leases
 package main
 
 import (
@@ -39,7 +39,7 @@ import (
 
 var (
 	system   = flag.String("system", "", "leasehold, etcd (gRPC), etcd-http (gateway) or zk")
-	row      = flag.String("row", "", "read, renew, renew-clusters, campaign, push, failover, leases, hold")
+	row      = flag.String("row", "", "read, renew, renew-clusters, renew-stream, campaign, push, failover, leases, hold")
 	target   = flag.String("target", "", "leasehold base URL, etcd endpoint URL, or ZooKeeper host:port")
 	conns    = flag.Int("conns", 50, "sessions, each its own connection, one request in flight each")
 	duration = flag.Duration("duration", 3*time.Second, "measured time of a throughput row (after a warm-up of a third of it)")
@@ -67,7 +67,7 @@ type Result struct {
 func main() {
 	flag.Parse()
 	switch *row {
-	case "read", "renew", "renew-clusters":
+	case "read", "renew", "renew-clusters", "renew-stream":
 		out(throughput())
 	case "campaign":
 		out(latencies(campaign()))
@@ -198,6 +198,27 @@ func makeOp(i int) op {
 		body := []byte(fmt.Sprintf(`{"contenderId":%q,"sessionId":%q,"ttlMs":300000}`, contender, sid))
 		path := "/v1/clusters/" + cluster + "/leaders/" + component + "/renew"
 		return func() error { _, err := httpDo(c, "POST", path, body); return err }
+	case "leasehold/renew-stream":
+		// The renewal stream (GET /v1/renewals), one websocket per session, one renewal in
+		// flight on it: etcd's LeaseKeepAlive shape, as the SDK renews.
+		c := httpClient()
+		cluster := *prefix + "-renew-stream"
+		component := fmt.Sprintf("jobmanager/%032x", rand.Uint64())
+		contender := fmt.Sprintf("jm-%d", i)
+		sid := lhCampaign(c, cluster, component, contender, 300_000)
+		ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(*target, "http", "ws", 1)+"/v1/renewals", nil)
+		check(err, "renewal stream")
+		msg := []byte(fmt.Sprintf(`{"id":%d,"clusterId":%q,"component":%q,"contenderId":%q,"sessionId":%q,"ttlMs":300000}`, i, cluster, component, contender, sid))
+		return func() error {
+			if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return err
+			}
+			_, b, err := ws.ReadMessage()
+			if err == nil && bytes.Contains(b, []byte(`"error":`)) {
+				err = fmt.Errorf("renewal refused: %s", b)
+			}
+			return err
+		}
 
 	case "etcd/read":
 		cli := etcdClient()

@@ -9,6 +9,7 @@
  * A lease this stream renewed that the server sees end (expired, revoked, taken) is told at
  * once with a `lost` message; the next renewal of it answers NotLeader in any case.
  */
+import type { Socket } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import { Compile } from 'typebox/compile';
 import type { Static } from 'typebox';
@@ -34,13 +35,26 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
 /** Errors after which a lease is not ours any more: no `lost` to push for it. */
 const GONE = new Set(['NotLeader', 'NotLeaseOwner', 'NotLeadershipOwner']);
 
+/** After a leadership's lease should have run out, the wait before reading it (ms): Redis
+ * expires it on its own clock. */
+const EXPIRY_SLACK_MS = 100;
+
 interface Lease {
   clusterId: string;
   /** null: the cluster's leadership. */
   component: string | null;
   contenderId: string;
   sessionId: string;
+  /** A leadership's: when its lease runs out unless renewed (Date.now()), and the timer that
+   * reads it then. A leadership with nothing published changes no component when it ends. */
+  until?: number;
+  timer?: NodeJS.Timeout;
 }
+
+/** The streams holding a cluster's leadership, told when this server ends one (a
+ * revocation or resignation of a leadership with nothing published changes nothing a watch
+ * would see). */
+type Holders = Map<string, Set<RenewalStream>>;
 
 export function renewalRoutes(app: App, context: RouteContext): void {
   const { config, access, sockets } = context;
@@ -48,6 +62,10 @@ export function renewalRoutes(app: App, context: RouteContext): void {
   const schema = electionBodies(config).streamRenewal;
   const valid = Compile(schema);
   const callers = new WeakMap<FastifyRequest, Caller | null>();
+  const holders: Holders = new Map();
+  context.ha.events.on((e) => {
+    if (e.component === null && (e.event === 'revoked' || e.event === 'resigned')) holders.get(e.clusterId)?.forEach((s) => s.leadershipEnded(e.clusterId));
+  });
   app.route({
     method: 'GET',
     url: '/v1/renewals',
@@ -71,7 +89,8 @@ export function renewalRoutes(app: App, context: RouteContext): void {
       sendError(reply.header('upgrade', 'websocket'), 426, 'UpgradeRequired', 'this route is a websocket: send an upgrade request'),
     wsHandler: (socket, req) => {
       sockets.add(socket);
-      const stream = new RenewalStream(socket, callers.get(req) ?? null, context, (m) => valid.Check(m), (m) => [...valid.Errors(m)]);
+      socket.once('close', context.metrics.renewalStream());
+      const stream = new RenewalStream(socket, callers.get(req) ?? null, context, holders, (m) => valid.Check(m), (m) => [...valid.Errors(m)]);
       socket.on('message', (data) => stream.receive(data.toString()));
       socket.once('close', () => stream.close());
     },
@@ -82,6 +101,7 @@ type Renewal = Static<ReturnType<typeof electionBodies>['streamRenewal']>;
 
 class RenewalStream {
   private inFlight = 0;
+  private corked = false;
   private closed = false;
   /** The leases renewed here, by cluster and component ('' for the leadership). */
   private readonly leases = new Map<string, Lease>();
@@ -92,6 +112,7 @@ class RenewalStream {
     private readonly socket: WebSocket,
     private readonly caller: Caller | null,
     private readonly ctx: RouteContext,
+    private readonly holders: Holders,
     private readonly valid: (m: unknown) => boolean,
     private readonly errors: (m: unknown) => Array<{ instancePath: string; message: string }>,
   ) {}
@@ -141,7 +162,10 @@ class RenewalStream {
       component === null
         ? ha.leadership
             .renew(r.clusterId, { contenderId: r.contenderId, sessionId: r.sessionId, ttlMs: r.ttlMs, fallbackTtlMs: config.leaseTtl.defaultMs, owner })
-            .then((leadership) => '{"id":' + idText + ',"leadership":' + JSON.stringify(leadership) + '}')
+            .then((leadership) => {
+              lease.until = Date.now() + leadership.remainingMs;
+              return '{"id":' + idText + ',"leadership":' + JSON.stringify(leadership) + '}';
+            })
         : ha.election
             .renew(r.clusterId, component, r.contenderId, r.sessionId, r.ttlMs, config.leaseTtl.defaultMs, owner)
             // renewedText is `{"leader":…}`, cached per leader: the id goes in front.
@@ -149,12 +173,13 @@ class RenewalStream {
     answered.then(
       (text) => {
         this.inFlight--;
+        this.ctx.metrics.streamRenewal(null);
         this.hold(lease);
         this.send(text);
       },
       (err: unknown) => {
         this.inFlight--;
-        if (err instanceof HaError && GONE.has(err.code)) this.leases.delete(keyOf(lease));
+        if (err instanceof HaError && GONE.has(err.code)) this.forget(keyOf(lease));
         this.refuse(r.id, err);
       },
     );
@@ -167,6 +192,7 @@ class RenewalStream {
       this.ctx.log.error({ err }, 'internal error in a streamed renewal');
       body = { error: 'Internal', message: 'internal server error', statusCode: 500 };
     }
+    this.ctx.metrics.streamRenewal(body.error);
     this.send(JSON.stringify({ id: id ?? null, ...body }));
   }
 
@@ -177,6 +203,19 @@ class RenewalStream {
       socket.close(1013, 'too slow: read the answers');
       return;
     }
+    // The answers of one batch of renewals (resolved in one go) leave in one write: the
+    // socket stays corked until the microtasks that send them are done.
+    if (!this.corked) {
+      const raw = (socket as unknown as { _socket?: Socket })._socket;
+      if (raw) {
+        raw.cork();
+        this.corked = true;
+        process.nextTick(() => {
+          this.corked = false;
+          raw.uncork();
+        });
+      }
+    }
     socket.send(text, TEXT);
   }
 
@@ -184,9 +223,52 @@ class RenewalStream {
   private hold(lease: Lease): void {
     const key = keyOf(lease);
     const known = this.leases.get(key);
-    if (known?.sessionId === lease.sessionId) return;
+    if (known?.sessionId === lease.sessionId) {
+      if (lease.until !== undefined && known.until !== undefined) known.until = Math.max(known.until, lease.until);
+      return;
+    }
+    if (known) this.forget(key);
     this.leases.set(key, lease);
+    if (lease.component === null) this.timeLeadership(lease);
     this.watch(lease.clusterId);
+  }
+
+  /** Reads a held leadership once its lease should have run out (unless renewed meanwhile):
+   * one with nothing published ends unseen by any watch. */
+  private timeLeadership(lease: Lease): void {
+    let set = this.holders.get(lease.clusterId);
+    if (!set) this.holders.set(lease.clusterId, (set = new Set()));
+    set.add(this);
+    const arm = () => {
+      lease.timer = setTimeout(
+        () => {
+          if (this.leases.get(keyOf(lease)) !== lease) return;
+          if (Date.now() < lease.until!) arm();
+          else this.checkLeadership(lease, arm);
+        },
+        Math.max(0, lease.until! - Date.now()) + EXPIRY_SLACK_MS,
+      );
+      // A stream's timers keep no process alive.
+      lease.timer.unref();
+    };
+    arm();
+  }
+
+  /** This server ended the cluster's leadership (revoked, resigned): ours? */
+  leadershipEnded(clusterId: string): void {
+    const lease = this.leases.get(clusterId + ' ');
+    if (lease) this.checkLeadership(lease);
+  }
+
+  private forget(key: string): void {
+    const lease = this.leases.get(key);
+    if (!lease) return;
+    this.leases.delete(key);
+    if (lease.component !== null) return;
+    clearTimeout(lease.timer);
+    const set = this.holders.get(lease.clusterId);
+    set?.delete(this);
+    if (set?.size === 0) this.holders.delete(lease.clusterId);
   }
 
   /** Follows the cluster's changes (the watch's own machinery, from the view's index: no
@@ -226,26 +308,40 @@ class RenewalStream {
     if (leadership && c.leader === null) this.checkLeadership(leadership);
   }
 
-  private checkLeadership(lease: Lease): void {
+  /** Pushes `lost` unless the session still holds the leadership; then `still`, with the
+   * lease's new end. */
+  private checkLeadership(lease: Lease, still?: () => void): void {
     this.ctx.ha.leadership.get(lease.clusterId).then(
       (now) => {
         if (now?.sessionId !== lease.sessionId) this.lost(lease, 'ended');
+        else if (still && this.leases.get(keyOf(lease)) === lease) {
+          // Renewed elsewhere (over HTTP, say) meanwhile.
+          lease.until = Math.max(lease.until!, Date.now() + now.remainingMs);
+          still();
+        }
       },
-      () => {},
+      // Redis is down: the next renewal answers that; read again after a while.
+      () => {
+        if (!still || this.leases.get(keyOf(lease)) !== lease) return;
+        lease.until = Date.now() + 1000;
+        still();
+      },
     );
   }
 
   private lost(lease: Lease, reason: string): void {
     const key = keyOf(lease);
     if (this.leases.get(key) !== lease) return;
-    this.leases.delete(key);
+    this.forget(key);
     const { clusterId, component, contenderId, sessionId } = lease;
     const what = component === null ? { leadership: true } : { component };
+    this.ctx.metrics.streamLeaseLost(component);
     this.send(JSON.stringify({ type: 'lost', clusterId, ...what, contenderId, sessionId, reason }));
   }
 
   close(): void {
     this.closed = true;
+    for (const key of [...this.leases.keys()]) this.forget(key);
     for (const w of this.watches.values()) w.stop?.();
     this.watches.clear();
   }

@@ -54,11 +54,13 @@ export class AcknowledgedLeases {
   }
 
   /** The clusters where a loss of this kind may have taken a lease that is still believed
-   * held, each with how long such a lease may still run (ms, rounded up). */
-  atRisk(loss: PrimaryLoss, now = performance.now()): Array<[clusterId: string, ms: number]> {
+   * held, each with how long such a lease may still run (ms, rounded up); only those `only`
+   * keeps (on a Redis Cluster, the clusters of the shard that had the loss). */
+  atRisk(loss: PrimaryLoss, only?: (clusterId: string) => boolean, now = performance.now()): Array<[clusterId: string, ms: number]> {
     this.sweep(now);
     const out: Array<[string, number]> = [];
     for (const [clusterId, d] of this.clusters) {
+      if (only && !only(clusterId)) continue;
       const until = loss === 'failover' ? d.unreplicated : d.any;
       if (until > now) out.push([clusterId, Math.ceil(until - now)]);
     }

@@ -10,7 +10,7 @@ import { RedisUnavailableError } from './errors.js';
 import type { ClusterKeys, Component } from './ids.js';
 import { ElectionService } from './election.js';
 import { LeaseStore } from './leaseStore.js';
-import { RedisLink, type ClockStepReport, type DataLossReport, type RedisConfig, type ShardHealth } from './redisLink.js';
+import { RedisLink, type ClockStepReport, type ClusterFilter, type DataLossReport, type RedisConfig, type ShardHealth } from './redisLink.js';
 import { AcknowledgedLeases, type PrimaryLoss } from './acknowledgedLeases.js';
 import { LeadershipService } from './leadership.js';
 import { Scripts } from './scripts.js';
@@ -112,7 +112,7 @@ export class HaServices {
     this.store = store;
     this.log = opts.logger;
     this.leases = new AcknowledgedLeases(this.requiredAcks);
-    link.primaryLost = (loss) => this.startGrace(loss);
+    link.primaryLost = (loss, only) => this.startGrace(loss, only);
     this.views = new ViewRegistry({
       link: this.link,
       store,
@@ -179,10 +179,11 @@ export class HaServices {
   }
 
   /** The Redis now serving may have lost leases this server acknowledged: every cluster
-   * where one may still be running grants nothing until it has run out (docs/design.md §9).
+   * where one may still be running grants nothing until it has run out (docs/design.md §9);
+   * on a Redis Cluster, only the clusters of the shard that lost them (`only`).
    * A failure leaves the link unhealthy, and the next health check tries again. */
-  private async startGrace(loss: PrimaryLoss): Promise<void> {
-    const atRisk = this.leases.atRisk(loss);
+  private async startGrace(loss: PrimaryLoss, only?: ClusterFilter): Promise<void> {
+    const atRisk = this.leases.atRisk(loss, only);
     if (atRisk.length === 0) return;
     // The views resync once the link is up again: the leaders they believed that Redis lost
     // are recorded (history.ts, lost).

@@ -200,9 +200,11 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   private primaryChangeCount = 0;
   /** This server's beat: its own key (per shard on a cluster). */
   private readonly beatId = randomUUID();
-  /** Starts the grace after a loss of this kind (HaServices sets it). Until it succeeds the
-   * link is not healthy again, so that this server grants nothing meanwhile. */
-  primaryLost: (loss: PrimaryLoss) => Promise<void> = async () => {};
+  /** Starts the grace after a loss of this kind (HaServices sets it), for the clusters
+   * `only` keeps (on a Redis Cluster, those of the shard that lost it; absent: all). Until
+   * it succeeds the link (the shard) is not healthy again, so that this server grants
+   * nothing meanwhile. */
+  primaryLost: (loss: PrimaryLoss, only?: ClusterFilter) => Promise<void> = async () => {};
   private readonly clockSteps: ClockStepReport = { count: 0, last: null };
   private readonly timer: NodeJS.Timeout;
   private checking = false;
@@ -419,8 +421,10 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     if (primaryChanged && !shard.pendingLosses.has('dataLoss')) this.emit('primaryChanged');
     const rttMs = received - sent;
     this.checkClock(shard, { redisMs: timeMs(time as unknown as [string, string]), monoMs: sent + rttMs / 2, rttMs });
+    // On a cluster, another shard's primary lost nothing: its clusters keep granting.
+    const only: ClusterFilter | undefined = this.cluster ? (clusterId) => this.shardOf(clusterId) === shard : undefined;
     for (const loss of shard.pendingLosses) {
-      await this.primaryLost(loss);
+      await this.primaryLost(loss, only);
       shard.pendingLosses.delete(loss);
       // The views resync once the grace is in place, right before the link is healthy
       // again: what they push to watchers is then also what reads answer.

@@ -89,7 +89,9 @@ export class HaServices {
   readonly clusters: ClusterRegistry;
   /** Grants, refused renewals, resignations, expiries and revocations (events.ts). */
   readonly events = new LeaseEvents();
-  private readonly requiredAcks: () => number;
+  /** Replicas that must hold a write of `key` (a key of a cluster); without one, the
+   * fewest any shard asks for (/readyz). */
+  private readonly requiredAcks: (key?: string) => number;
   private readonly leases: AcknowledgedLeases;
   private readonly store: LeaseStore;
   private readonly log: Log;
@@ -105,13 +107,16 @@ export class HaServices {
     });
     const link = this.link;
     const { replicas, timeoutMs } = opts.replicaAck;
-    this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
+    // auto: one replica whenever the Redis holding the key has any (on a Redis Cluster, the
+    // shard that owns it: a shard without replicas costs the others' writes nothing).
+    this.requiredAcks = replicas === 'auto' ? (key) => Math.min(1, key === undefined ? link.replicas : link.replicasFor(key)) : () => replicas;
     const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
     const logArg = retentionArg(opts.changeLogSize, opts.history ?? DEFAULT_HISTORY);
     const store = new LeaseStore(scripts, logArg, randomBytes(8).toString('hex'), opts.quotas.jobManagers);
     this.store = store;
     this.log = opts.logger;
-    this.leases = new AcknowledgedLeases(this.requiredAcks);
+    // The hash tag alone names the slot of every key of the cluster (ids.ts).
+    this.leases = new AcknowledgedLeases((clusterId) => this.requiredAcks(`{${clusterId}}`));
     link.primaryLost = (loss, only) => this.startGrace(loss, only);
     this.views = new ViewRegistry({
       link: this.link,

@@ -339,6 +339,14 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     return counts.length ? Math.min(...counts) : 0;
   }
 
+  /** Replicas connected to the primary that holds `key`, as of the last check: on a
+   * cluster, the primary of the shard serving its slot (0 while none is known). */
+  replicasFor(key: string): number {
+    if (this.single) return this.single.replicaCount;
+    const primary = this.cluster!.slots[keySlot(key)]?.[0];
+    return (primary === undefined ? undefined : this.byPrimary.get(primary))?.replicaCount ?? 0;
+  }
+
   /** Times the primary changed (a failover, or a restart), as its replication id tells. */
   get primaryChanges(): number {
     return this.primaryChangeCount;

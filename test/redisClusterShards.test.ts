@@ -8,6 +8,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { get, post, sleep, startApp, waitFor, type Running } from './support/app.js';
 import { stopAllRedis } from './support/redis.js';
 import { clusterIdOn, RedisClusterProcess } from './support/redisCluster.js';
@@ -111,4 +113,63 @@ test('auto replica acks per shard: a shard without a replica waits for none, the
   otherReplica.pause();
   const o = await post(s.url, `${leader(other, 'rest')}/campaign`, { contenderId: 'O', ttlMs: 5000 });
   assert.equal(o.status, 503, `a write the other shard's replica did not hold was acknowledged: ${JSON.stringify(o.body)}`);
+});
+
+/** A process that builds an app on the cluster, waits until it is ready (then `onReady`),
+ * closes it 3 s later, and should then exit by itself: the milliseconds from its close to
+ * its exit, or null if it was still running `graceMs` after the close (then it is killed). */
+async function exitAfterClose(seeds: string, graceMs: number, onReady: () => void): Promise<{ exitMs: number | null; output: string }> {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const code = `
+    const { buildApp } = await import(${JSON.stringify(`${root}src/app.ts`)});
+    const { testConfig } = await import(${JSON.stringify(`${root}test/support/app.ts`)});
+    const app = await buildApp({ config: testConfig({ REDIS_CLUSTER_NODES: ${JSON.stringify(seeds)}, REDIS_MIN_REPLICAS_ACK: '0' }), logger: false });
+    for (let i = 0; ; i++) {
+      const r = await app.inject('/readyz');
+      if (r.statusCode === 200 && r.json().redis === 'up') break;
+      if (i > 600) throw new Error('never ready');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    console.log('ready');
+    await new Promise((r) => setTimeout(r, 3000));
+    await app.close();
+    console.log('closed');
+  `;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let closedAt = 0;
+  child.stdout.on('data', (d: Buffer) => {
+    const ready = !output.includes('ready');
+    output += d;
+    if (ready && output.includes('ready')) onReady();
+    if (!closedAt && output.includes('closed')) closedAt = performance.now();
+  });
+  child.stderr.on('data', (d: Buffer) => (output += d));
+  const exited = new Promise<number>((resolve) => child.on('exit', () => resolve(performance.now())));
+  await Promise.race([exited, waitFor(() => closedAt > 0, 60_000, 'the app closed').catch(() => {})]);
+  const exitedAt = await Promise.race([exited, sleep(graceMs).then(() => null)]);
+  if (exitedAt === null) {
+    child.kill('SIGKILL');
+    await exited;
+    return { exitMs: null, output };
+  }
+  assert.ok(closedAt > 0, `the child exited before it closed its app: ${output}`);
+  return { exitMs: Math.round(exitedAt - closedAt), output };
+}
+
+test('a process that closed its app on a cluster exits by itself, even with slot refreshes in flight', async () => {
+  // A primary that does not answer makes a refresh of the slots that asks it first slow
+  // (ioredis waits a second for its CLUSTER SLOTS): the app's close then often finds one in
+  // flight, which ioredis 6 follows with a new refresh timer, for ever.
+  const [paused] = await cluster.primaries();
+  try {
+    for (let i = 0; i < 4; i++) {
+      const { exitMs, output } = await exitAfterClose(cluster.seeds, 10_000, () => paused.pause());
+      paused.resume();
+      assert.ok(exitMs !== null, `run ${i}: still running 10 s after its app closed (something keeps its event loop alive): ${output}`);
+    }
+  } finally {
+    paused.resume();
+    await cluster.waitOk();
+  }
 });

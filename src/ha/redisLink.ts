@@ -625,8 +625,11 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.healthy = false;
     clearInterval(this.timer);
     const conns: RedisClient[] = [this.cmd, this.sub, this.bulk, this.acked, this.bulkAcked];
-    await Promise.allSettled(conns.map((c) => c.quit()));
+    // QUIT lets Redis answer what was sent; a Redis that does not answer (paused, or a shard
+    // gone) is waited for no longer than a health check would: a close does not hang on it.
+    await Promise.allSettled(conns.map((c) => withTimeout(c.quit(), this.pingTimeoutMs)));
     for (const c of conns) c.disconnect();
+    await Promise.all(conns.map((c) => (c instanceof Cluster ? stopSlotRefresh(c) : undefined)));
   }
 }
 
@@ -639,6 +642,26 @@ export function connectionFor(client: RedisClient, key: string): Redis {
   if (!node) throw new RedisUnavailableError(new Error(`no connection to the primary serving ${key}`));
   return node;
 }
+
+/** ioredis 6 refreshes a Cluster's slots every `slotsRefreshInterval` by a timer that the
+ * end of each refresh arms again, whatever ended it: a refresh still in flight when the
+ * Cluster quits (one node slow to answer, a busy process) arms a timer after quit() cleared
+ * it, and from then on one every second, for ever, which keeps the process alive after the
+ * server closed. This waits for such a refresh to end (it does within ioredis's
+ * slotsRefreshTimeout per node it asks; bounded here all the same) and clears the timer it
+ * armed. ioredis keeps both private: this reads them as they are in ioredis 6. */
+async function stopSlotRefresh(cluster: Cluster): Promise<void> {
+  const internal = cluster as unknown as { isRefreshing?: boolean; _refreshSlotsCacheCallbacks?: Array<() => void>; clearNodesRefreshInterval?: () => void };
+  if (internal.isRefreshing && internal._refreshSlotsCacheCallbacks) {
+    // Called after the callback that arms the timer, which was queued first.
+    const ended = new Promise<void>((resolve) => internal._refreshSlotsCacheCallbacks!.push(() => resolve()));
+    await withTimeout(ended, SLOT_REFRESH_WAIT_MS).catch(() => {});
+  }
+  internal.clearNodesRefreshInterval?.();
+}
+
+/** The longest a close waits for a refresh of a Cluster's slots in flight (stopSlotRefresh). */
+const SLOT_REFRESH_WAIT_MS = 10_000;
 
 /** One connection of the link to a Redis Cluster: the options of a connection to one Redis
  * apply to each node (user, password, TLS, timeouts); the cluster's own queue is off, as

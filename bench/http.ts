@@ -223,7 +223,7 @@ async function redisBaselines(env: BenchEnv, clusterId: string): Promise<Row[]> 
     const sha = (await redis.script('LOAD', scriptSource('renew'))) as string;
     const n = env.quick ? 20_000 : 100_000;
     const renew = await redisBenchmark(env.redis.port, n, [
-      'EVALSHA', sha, '4', k.index, k.log, k.lease('dispatcher'), k.leader('dispatcher'),
+      'EVALSHA', sha, '7', k.index, k.log, k.lease('dispatcher'), k.leader('dispatcher'), ...k.historyKeys,
       k.channel, '0', '1000', 'bench', 'dispatcher', h.cid, h.sid, '300000', '300000', `a${h.addr ?? ''}`,
     ]);
     const setNx = await redisBenchmark(env.redis.port, n, ['SET', `lh:{${clusterId}}:bench:__rand_int__`, 'x', 'NX', 'PX', '10000']);

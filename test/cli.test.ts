@@ -12,7 +12,7 @@ import { createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { LeaseholdClient, type Cluster } from '../src/client/index.js';
 import { EXIT } from '../src/cli/common.js';
-import { randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
+import { appRedis, randomJobId, sharedRedisUrl, sleep, startApp, uniqueCluster, waitFor, type Running } from './support/app.js';
 import { freePort, stopAllRedis } from './support/redis.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -127,7 +127,7 @@ const WATCH_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (\d+) (\S+) (\S+) (\
 
 describe('leasehold CLI', { concurrency: 4 }, () => {
   test('--help, usage errors (exit 2)', async () => {
-    const [help, sub, none, unknownCmd, missingArg, unknownOpt, missingOpt, badInt, badRedis] =
+    const [help, sub, none, unknownCmd, missingArg, unknownOpt, missingOpt, badInt, badRedis, badNodes] =
       await Promise.all([
         cli(['--help']),
         cli(['watch', '--help']),
@@ -138,6 +138,7 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
         cli(['campaign', 'c', 'dispatcher']),
         cli(['watch', 'c', '--count', '0']),
         cli(['serve', '--redis-url', 'localhost:6379']),
+        cli(['serve', '--redis-cluster-nodes', 'localhost']),
       ]);
     expectExit(help, 0);
     for (const word of ['serve', 'clusters', 'leaders', 'leadership', 'watch', 'campaign', 'resign', 'job-results', 'cleanup-job', 'cleanup-cluster', 'history', 'LEASEHOLD_URL', 'LEASEHOLD_TOKEN', '--timeout']) {
@@ -155,6 +156,7 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
       [missingOpt, /required option '--contender <id>' not specified/],
       [badInt, /'--count <n>' argument '0' is invalid/],
       [badRedis, /expected redis:\/\//],
+      [badNodes, /expected host:port/],
     ];
     for (const [r, message] of usage) {
       expectExit(r, 2);
@@ -563,12 +565,12 @@ describe('leasehold CLI', { concurrency: 4 }, () => {
     expectExit(flagOverEnv, 0);
   });
 
-  // --redis-url names one Redis: on a Redis Cluster it would reach one node, and serve has no
-  // flag for REDIS_CLUSTER_NODES yet (docs/design.md, "Where the code stands").
-  const oneRedis = process.env.LEASEHOLD_TEST_REDIS === 'cluster' ? 'serve --redis-url reaches one Redis, not a Redis Cluster' : false;
-  test('serve: runs the server on --port with --redis-url, stops on SIGTERM', { skip: oneRedis }, async () => {
+  test('serve: runs the server on --port with --redis-url (a Redis Cluster: --redis-cluster-nodes), stops on SIGTERM', async () => {
     const port = await freePort();
-    const server = new Cli(['serve', '--port', String(port), '--host', '127.0.0.1', '--redis-url', await sharedRedisUrl()], { LOG_LEVEL: 'warn' });
+    const url = await sharedRedisUrl();
+    const nodes = (await appRedis(url)).config.redis?.clusterNodes;
+    const redis = nodes ? ['--redis-cluster-nodes', nodes.map((n) => `${n.host}:${n.port}`).join(',')] : ['--redis-url', url];
+    const server = new Cli(['serve', '--port', String(port), '--host', '127.0.0.1', ...redis], { LOG_LEVEL: 'warn' });
     const healthy = () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
     await waitFor(healthy, CLI_TIMEOUT_MS, `serve answering /healthz: ${server.stderr}`);
     // A fresh server on a loaded machine may shed the first read (503 Overloaded, exit 6):

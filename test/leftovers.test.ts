@@ -199,7 +199,8 @@ test('deleting a cluster of many job managers runs in bounded steps and reports 
     assert.equal(body.deleted.leaders, n);
     assert.equal(body.deleted.keys, 2 * n + 6, "leases, leader hashes, index, log, components and the history's three");
     const most = Math.max(...(await scriptCalls(slowlog.node)).map((x) => x.keys));
-    assert.ok(most <= 2 * CLEANUP_BATCH + 8, `a script call was given ${most} keys`);
+    // cleanup_cluster.lua's own keys: eight, and the history's three (lib/history.lua).
+    assert.ok(most <= 2 * CLEANUP_BATCH + 11, `a script call was given ${most} keys`);
   } finally {
     await slowlog.stop();
   }

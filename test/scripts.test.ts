@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { messageOrigin, parseMessage } from '../src/ha/changes.js';
 import { ClusterKeys } from '../src/ha/ids.js';
 import { LeaseStore } from '../src/ha/leaseStore.js';
@@ -36,7 +36,7 @@ import {
 } from '../src/ha/replies.js';
 import { SCRIPT_NAMES, SCRIPTS_DIR, Scripts, scriptSource, type ScriptName } from '../src/ha/scripts.js';
 import { stopAllRedis } from './support/redis.js';
-import { connectRedis, sharedRedisUrl, uniqueCluster } from './support/app.js';
+import { connectRedis, nodeUrlOf, sharedRedisUrl, uniqueCluster } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -283,16 +283,36 @@ describe('against Redis', () => {
     }
   });
 
+  test('a script that writes the history without declaring its keys last fails before it writes any', async () => {
+    const redis = await connectRedis(await sharedRedisUrl());
+    try {
+      const keys = new ClusterKeys(uniqueCluster('contract'));
+      const scripts = new Scripts(redis);
+      const leader = JSON.stringify({ cid: 'a', sid: 's1', tok: 1, at: Date.now() });
+      const args = [keys.channel, 0, 100, 'dispatcher', leader];
+      await assert.rejects(scripts.run('history_lost', [keys.index, keys.log], args), /without declaring its keys/);
+      assert.equal(await redis.exists(keys.history, keys.historyEntries, keys.historyState), 0);
+      // Declared, the same script records the leader.
+      assert.deepEqual(await scripts.run('history_lost', [keys.index, keys.log, ...keys.historyKeys], args), [Code.Done, 1]);
+      assert.equal(await redis.xlen(keys.history), 1);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   test('renewals publish their TTLs with the origin as its own field; changes have none', async () => {
     const url = await sharedRedisUrl();
     const redis = await connectRedis(url);
-    const sub = await connectRedis(url);
+    const keys = new ClusterKeys(uniqueCluster('contract'));
+    // On a Redis Cluster the scripts SPUBLISH, heard by SSUBSCRIBE on the node that owns the
+    // channel's slot; on one Redis, PUBLISH and SUBSCRIBE.
+    const sharded = (redis as unknown) instanceof Cluster;
+    const sub = new Redis(await nodeUrlOf(url, keys.channel));
     try {
-      const keys = new ClusterKeys(uniqueCluster('contract'));
       const store = new LeaseStore(new Scripts(redis), 100, 'server-1');
       const messages: string[] = [];
-      sub.on('message', (_, m: string) => messages.push(m));
-      await sub.subscribe(keys.channel);
+      sub.on(sharded ? 'smessage' : 'message', (_: string, m: string) => messages.push(m));
+      await (sharded ? sub.ssubscribe(keys.channel) : sub.subscribe(keys.channel));
       const granted = await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 5000, address: '' }, { index: 0, token: 0, graceMs: 0 });
       const renewed = await Promise.all([
         store.renew(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 7000, fallbackTtlMs: 1, known: granted.leader }, 0),

@@ -29,15 +29,16 @@ const SWEEP_ABOVE = 10_000;
 export class AcknowledgedLeases {
   private readonly clusters = new Map<string, Deadlines>();
 
-  /** `requiredAcks`: how many replicas must hold a lease write before it is acknowledged,
-   * now (0: none, the write exists on the primary alone until Redis replicates it). */
-  constructor(private readonly requiredAcks: () => number) {}
+  /** `requiredAcks`: how many replicas must hold a lease write of the cluster before it is
+   * acknowledged, now (0: none, the write exists on the primary alone until Redis
+   * replicates it; on a Redis Cluster, the cluster's shard's). */
+  constructor(private readonly requiredAcks: (clusterId: string) => number) {}
 
-  /** Whether a lease write sent now is held by a replica before it is answered. A caller
-   * asks before the write and passes the answer to `note`, which asks again: a count that
-   * changed meanwhile counts as unreplicated. */
-  replicated(): boolean {
-    return this.requiredAcks() > 0;
+  /** Whether a lease write of the cluster sent now is held by a replica before it is
+   * answered. A caller asks before the write and passes the answer to `note`, which asks
+   * again: a count that changed meanwhile counts as unreplicated. */
+  replicated(clusterId: string): boolean {
+    return this.requiredAcks(clusterId) > 0;
   }
 
   /** A lease of `ttlMs` was acknowledged now in the cluster. */
@@ -50,15 +51,17 @@ export class AcknowledgedLeases {
       this.clusters.set(clusterId, d);
     }
     if (until > d.any) d.any = until;
-    if (!(replicatedBefore && this.replicated()) && until > d.unreplicated) d.unreplicated = until;
+    if (!(replicatedBefore && this.replicated(clusterId)) && until > d.unreplicated) d.unreplicated = until;
   }
 
   /** The clusters where a loss of this kind may have taken a lease that is still believed
-   * held, each with how long such a lease may still run (ms, rounded up). */
-  atRisk(loss: PrimaryLoss, now = performance.now()): Array<[clusterId: string, ms: number]> {
+   * held, each with how long such a lease may still run (ms, rounded up); only those `only`
+   * keeps (on a Redis Cluster, the clusters of the shard that had the loss). */
+  atRisk(loss: PrimaryLoss, only?: (clusterId: string) => boolean, now = performance.now()): Array<[clusterId: string, ms: number]> {
     this.sweep(now);
     const out: Array<[string, number]> = [];
     for (const [clusterId, d] of this.clusters) {
+      if (only && !only(clusterId)) continue;
       const until = loss === 'failover' ? d.unreplicated : d.any;
       if (until > now) out.push([clusterId, Math.ceil(until - now)]);
     }

@@ -53,7 +53,7 @@ export class ElectionService {
     // What this server has answered bounds what Redis may hold: the index and the token
     // are floors, and the longest TTL granted is the grace after a rollback.
     const f = this.floors.of(clusterId);
-    const replicated = this.leases.replicated();
+    const replicated = this.leases.replicated(clusterId);
     const r = await this.store.campaign(
       keys,
       component,
@@ -107,7 +107,7 @@ export class ElectionService {
     const { keys, view } = this.target(clusterId);
     const held = view?.holder(component);
     const known = held?.sessionId === sessionId ? held : (this.renewed.get(sessionId) ?? null);
-    const replicated = this.leases.replicated();
+    const replicated = this.leases.replicated(clusterId);
     const r = await this.store.renew(keys, component, { contenderId, sessionId, ttlMs, fallbackTtlMs, known, owner }, view?.index ?? 0);
     this.record(clusterId, view, r.changes);
     if (r.code !== Code.Done) {

@@ -90,7 +90,7 @@ export class LeadershipHistory {
    */
   async lost(keys: ClusterKeys, component: Component, leader: Leader): Promise<boolean> {
     const json = JSON.stringify({ cid: leader.contenderId, sid: leader.sessionId, tok: leader.fencingToken, addr: leader.address, at: leader.acquiredAt });
-    const r = await redisCall(() => this.writes.run('history_lost', [keys.index], [keys.channel, 0, retentionArg(this.changeLogSize, this.retention), component, json]));
+    const r = await redisCall(() => this.writes.run('history_lost', [keys.index, keys.log, ...keys.historyKeys], [keys.channel, 0, retentionArg(this.changeLogSize, this.retention), component, json]));
     return decodeHistoryLost(r);
   }
 }

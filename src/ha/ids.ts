@@ -39,10 +39,12 @@ export class ClusterKeys {
   /** Set, with a TTL, while no lease may be granted after Redis lost data (the grace). */
   readonly grace: string;
   /** The leadership history (scripts/lib/history.lua): a stream of grants, their entries,
-   * and each component's last entry. The scripts derive the same names from the index's. */
+   * and each component's last entry. */
   readonly history: string;
   readonly historyEntries: string;
   readonly historyState: string;
+  /** The three, in the order that every script writing the history declares them: last. */
+  readonly historyKeys: readonly string[];
 
   constructor(readonly clusterId: string) {
     this.prefix = `lh:{${clusterId}}:`;
@@ -54,6 +56,7 @@ export class ClusterKeys {
     this.history = this.prefix + 'history';
     this.historyEntries = this.prefix + 'history:entries';
     this.historyState = this.prefix + 'history:state';
+    this.historyKeys = [this.history, this.historyEntries, this.historyState];
   }
 
   lease(component: Component): string {

@@ -10,7 +10,7 @@ import { RedisUnavailableError } from './errors.js';
 import type { ClusterKeys, Component } from './ids.js';
 import { ElectionService } from './election.js';
 import { LeaseStore } from './leaseStore.js';
-import { RedisLink, type ClockStepReport, type DataLossReport, type RedisConfig, type ShardHealth } from './redisLink.js';
+import { RedisLink, type ClockStepReport, type ClusterFilter, type DataLossReport, type RedisConfig, type ShardHealth } from './redisLink.js';
 import { AcknowledgedLeases, type PrimaryLoss } from './acknowledgedLeases.js';
 import { LeadershipService } from './leadership.js';
 import { Scripts } from './scripts.js';
@@ -89,7 +89,9 @@ export class HaServices {
   readonly clusters: ClusterRegistry;
   /** Grants, refused renewals, resignations, expiries and revocations (events.ts). */
   readonly events = new LeaseEvents();
-  private readonly requiredAcks: () => number;
+  /** Replicas that must hold a write of `key` (a key of a cluster); without one, the
+   * fewest any shard asks for (/readyz). */
+  private readonly requiredAcks: (key?: string) => number;
   private readonly leases: AcknowledgedLeases;
   private readonly store: LeaseStore;
   private readonly log: Log;
@@ -105,14 +107,17 @@ export class HaServices {
     });
     const link = this.link;
     const { replicas, timeoutMs } = opts.replicaAck;
-    this.requiredAcks = replicas === 'auto' ? () => Math.min(1, link.replicas) : () => replicas;
+    // auto: one replica whenever the Redis holding the key has any (on a Redis Cluster, the
+    // shard that owns it: a shard without replicas costs the others' writes nothing).
+    this.requiredAcks = replicas === 'auto' ? (key) => Math.min(1, key === undefined ? link.replicas : link.replicasFor(key)) : () => replicas;
     const scripts = new Scripts(link.cmd, { required: this.requiredAcks, connection: link.acked, timeoutMs });
     const logArg = retentionArg(opts.changeLogSize, opts.history ?? DEFAULT_HISTORY);
     const store = new LeaseStore(scripts, logArg, randomBytes(8).toString('hex'), opts.quotas.jobManagers);
     this.store = store;
     this.log = opts.logger;
-    this.leases = new AcknowledgedLeases(this.requiredAcks);
-    link.primaryLost = (loss) => this.startGrace(loss);
+    // The hash tag alone names the slot of every key of the cluster (ids.ts).
+    this.leases = new AcknowledgedLeases((clusterId) => this.requiredAcks(`{${clusterId}}`));
+    link.primaryLost = (loss, only) => this.startGrace(loss, only);
     this.views = new ViewRegistry({
       link: this.link,
       store,
@@ -179,10 +184,11 @@ export class HaServices {
   }
 
   /** The Redis now serving may have lost leases this server acknowledged: every cluster
-   * where one may still be running grants nothing until it has run out (docs/design.md §9).
+   * where one may still be running grants nothing until it has run out (docs/design.md §9);
+   * on a Redis Cluster, only the clusters of the shard that lost them (`only`).
    * A failure leaves the link unhealthy, and the next health check tries again. */
-  private async startGrace(loss: PrimaryLoss): Promise<void> {
-    const atRisk = this.leases.atRisk(loss);
+  private async startGrace(loss: PrimaryLoss, only?: ClusterFilter): Promise<void> {
+    const atRisk = this.leases.atRisk(loss, only);
     if (atRisk.length === 0) return;
     // The views resync once the link is up again: the leaders they believed that Redis lost
     // are recorded (history.ts, lost).

@@ -142,7 +142,7 @@ export class LeadershipStore {
     const r = await redisCall(() =>
       this.scripts.run(
         name,
-        [keys.index, keys.log, keys.leadershipLease, keys.leadership, keys.published, ...extraKeys],
+        [keys.index, keys.log, keys.leadershipLease, keys.leadership, keys.published, ...extraKeys, ...keys.historyKeys],
         [keys.channel, floor, this.logSize, ...args],
       ),
     );

@@ -136,6 +136,7 @@ export class LeaseStore {
       ks.push(keys.lease(item.component), keys.leader(item.component));
       args.push(...item.args);
     }
+    ks.push(...keys.historyKeys);
     try {
       decodeRenewals(await this.run('renew', ks, args), items, deliver);
     } catch (err) {
@@ -239,6 +240,7 @@ export class LeaseStore {
       ks.push(keys.lease(c), keys.leader(c));
       args.push(c, believed.get(c) ?? '', floors.tokens[c] ?? 0);
     }
+    ks.push(...keys.historyKeys);
     return decodeSync(await this.run('sync', ks, args), components);
   }
 
@@ -269,7 +271,7 @@ export class LeaseStore {
   ) {
     const r = await this.run(
       name,
-      [keys.index, keys.log, keys.lease(component), keys.leader(component), ...extraKeys],
+      [keys.index, keys.log, keys.lease(component), keys.leader(component), ...extraKeys, ...keys.historyKeys],
       [keys.channel, floor, this.logSize, component, ...args],
     );
     return decodeOp(name, r);

@@ -200,9 +200,11 @@ export class RedisLink extends EventEmitter<LinkEvents> {
   private primaryChangeCount = 0;
   /** This server's beat: its own key (per shard on a cluster). */
   private readonly beatId = randomUUID();
-  /** Starts the grace after a loss of this kind (HaServices sets it). Until it succeeds the
-   * link is not healthy again, so that this server grants nothing meanwhile. */
-  primaryLost: (loss: PrimaryLoss) => Promise<void> = async () => {};
+  /** Starts the grace after a loss of this kind (HaServices sets it), for the clusters
+   * `only` keeps (on a Redis Cluster, those of the shard that lost it; absent: all). Until
+   * it succeeds the link (the shard) is not healthy again, so that this server grants
+   * nothing meanwhile. */
+  primaryLost: (loss: PrimaryLoss, only?: ClusterFilter) => Promise<void> = async () => {};
   private readonly clockSteps: ClockStepReport = { count: 0, last: null };
   private readonly timer: NodeJS.Timeout;
   private checking = false;
@@ -337,6 +339,14 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     return counts.length ? Math.min(...counts) : 0;
   }
 
+  /** Replicas connected to the primary that holds `key`, as of the last check: on a
+   * cluster, the primary of the shard serving its slot (0 while none is known). */
+  replicasFor(key: string): number {
+    if (this.single) return this.single.replicaCount;
+    const primary = this.cluster!.slots[keySlot(key)]?.[0];
+    return (primary === undefined ? undefined : this.byPrimary.get(primary))?.replicaCount ?? 0;
+  }
+
   /** Times the primary changed (a failover, or a restart), as its replication id tells. */
   get primaryChanges(): number {
     return this.primaryChangeCount;
@@ -419,8 +429,10 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     if (primaryChanged && !shard.pendingLosses.has('dataLoss')) this.emit('primaryChanged');
     const rttMs = received - sent;
     this.checkClock(shard, { redisMs: timeMs(time as unknown as [string, string]), monoMs: sent + rttMs / 2, rttMs });
+    // On a cluster, another shard's primary lost nothing: its clusters keep granting.
+    const only: ClusterFilter | undefined = this.cluster ? (clusterId) => this.shardOf(clusterId) === shard : undefined;
     for (const loss of shard.pendingLosses) {
-      await this.primaryLost(loss);
+      await this.primaryLost(loss, only);
       shard.pendingLosses.delete(loss);
       // The views resync once the grace is in place, right before the link is healthy
       // again: what they push to watchers is then also what reads answer.
@@ -613,8 +625,11 @@ export class RedisLink extends EventEmitter<LinkEvents> {
     this.healthy = false;
     clearInterval(this.timer);
     const conns: RedisClient[] = [this.cmd, this.sub, this.bulk, this.acked, this.bulkAcked];
-    await Promise.allSettled(conns.map((c) => c.quit()));
+    // QUIT lets Redis answer what was sent; a Redis that does not answer (paused, or a shard
+    // gone) is waited for no longer than a health check would: a close does not hang on it.
+    await Promise.allSettled(conns.map((c) => withTimeout(c.quit(), this.pingTimeoutMs)));
     for (const c of conns) c.disconnect();
+    await Promise.all(conns.map((c) => (c instanceof Cluster ? stopSlotRefresh(c) : undefined)));
   }
 }
 
@@ -627,6 +642,26 @@ export function connectionFor(client: RedisClient, key: string): Redis {
   if (!node) throw new RedisUnavailableError(new Error(`no connection to the primary serving ${key}`));
   return node;
 }
+
+/** ioredis 6 refreshes a Cluster's slots every `slotsRefreshInterval` by a timer that the
+ * end of each refresh arms again, whatever ended it: a refresh still in flight when the
+ * Cluster quits (one node slow to answer, a busy process) arms a timer after quit() cleared
+ * it, and from then on one every second, for ever, which keeps the process alive after the
+ * server closed. This waits for such a refresh to end (it does within ioredis's
+ * slotsRefreshTimeout per node it asks; bounded here all the same) and clears the timer it
+ * armed. ioredis keeps both private: this reads them as they are in ioredis 6. */
+async function stopSlotRefresh(cluster: Cluster): Promise<void> {
+  const internal = cluster as unknown as { isRefreshing?: boolean; _refreshSlotsCacheCallbacks?: Array<() => void>; clearNodesRefreshInterval?: () => void };
+  if (internal.isRefreshing && internal._refreshSlotsCacheCallbacks) {
+    // Called after the callback that arms the timer, which was queued first.
+    const ended = new Promise<void>((resolve) => internal._refreshSlotsCacheCallbacks!.push(() => resolve()));
+    await withTimeout(ended, SLOT_REFRESH_WAIT_MS).catch(() => {});
+  }
+  internal.clearNodesRefreshInterval?.();
+}
+
+/** The longest a close waits for a refresh of a Cluster's slots in flight (stopSlotRefresh). */
+const SLOT_REFRESH_WAIT_MS = 10_000;
 
 /** One connection of the link to a Redis Cluster: the options of a connection to one Redis
  * apply to each node (user, password, TLS, timeouts); the cluster's own queue is off, as

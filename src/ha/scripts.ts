@@ -169,10 +169,11 @@ const ACKED = new Set<ScriptName>([
   ...SCRIPT_NAMES.filter((n) => readFileSync(join(SCRIPTS_DIR, `${n}.lua`), 'utf8').includes('-- @include "lib/store.lua"')),
 ]);
 
-/** Replication before acknowledgement: how many replicas must hold a write (0: none), the
- * connection such writes run on, and how long they wait for the replicas. */
+/** Replication before acknowledgement: how many replicas must hold a write (0: none; of
+ * the Redis that holds `key`, a Redis Cluster's shard), the connection such writes run on,
+ * and how long they wait for the replicas. */
 export interface ReplicaAck {
-  required(): number;
+  required(key: string): number;
   connection: RedisClient;
   timeoutMs: number;
 }
@@ -191,7 +192,7 @@ export class Scripts {
   }
 
   async run(name: ScriptName, keys: string[], args: Arg[]): Promise<ScriptReply> {
-    const replicas = this.ack && ACKED.has(name) ? this.ack.required() : 0;
+    const replicas = this.ack && ACKED.has(name) ? this.ack.required(keys[0]) : 0;
     if (replicas > 0) return this.runAcked(name, keys, args, replicas, this.ack!);
     return this.runOn(this.redisClient, name, keys, args);
   }

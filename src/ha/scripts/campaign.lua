@@ -7,6 +7,7 @@
         3 lease_key  4 leader_key: the leader hash  5 components_key: the cluster's components
         6 grace_key: set while no lease may be granted (lib/leadership.lua, start_grace)
         7 ls_key: the cluster's leadership hash (lib/cluster_leadership.lua)
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 contender_id  6 session_id: the session of a new grant
         7 ttl (ms)  8 address, or ''  9 token_floor

@@ -16,6 +16,7 @@
   KEYS  1 index  2 log  (lib/leadership.lua)  3 components_key  4 grace_key
         5 ls_lease  6 ls  7 published  (lib/cluster_leadership.lua)  8 tally_key
         9 + 2i, 10 + 2i the lease and the leader hash of the i-th component (i from 0)
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 phase: 'begin', 'batch' or 'finish'  5 hold_ms: how long the grace holds
         6 tally_ms: how long the tally outlives the last step
@@ -58,7 +59,7 @@ end
 
 local changes = {}
 local deleted, keys = 0, 0
-for i = 0, (#KEYS - 8) / 2 - 1 do
+for i = 0, (#KEYS - 11) / 2 - 1 do
   local lease_key, leader_key, component = KEYS[9 + 2 * i], KEYS[10 + 2 * i], ARGV[7 + i]
   local h = read_leader(leader_key)
   if h[LIVE] == LIVE_YES then

@@ -15,6 +15,7 @@
         16 published_key: the components published under it (lib/cluster_leadership.lua)
         17 usage_key: the cluster's usage, where its blobs' quota is freed (lib/quota.lua)
         18.. the chunks of each blob, as read
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component: the job manager's  5 dispatcher_token: its fencing token, or 'override'
         6 job_id  7.. the upload id of each blob, as read (same order as KEYS 18..)
@@ -67,5 +68,5 @@ local checkpoints = redis.call('DEL', checkpoints_key)
 local counter = redis.call('DEL', counter_key)
 quota_release_blobs(usage_key, metas)
 local blobs = redis.call('DEL', blobs_key)
-for i = FIRST_CHUNKS_KEY, #KEYS do redis.call('UNLINK', KEYS[i]) end
+for i = FIRST_CHUNKS_KEY, #KEYS - 3 do redis.call('UNLINK', KEYS[i]) end
 return {DONE, leader, plan, checkpoints, counter, blobs, unpack(changes)}

@@ -4,6 +4,7 @@
   session hold the lease. An unchanged address records no change.
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 contender_id  6 session_id  7 address
         8 owner: the name of the caller's access token ('' when the server runs open)

@@ -7,7 +7,8 @@
   too (it went back with the lease), an entry is added from what the server knew, at the
   end of the history. Nothing is recorded twice: a grant the history knows ended is left.
 
-  KEYS  1 index (lib/history.lua names the history's keys after it)
+  KEYS  1 index  2 log  (lib/leadership.lua; nothing is emitted)
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua; nothing is emitted)
         4 component  5 the leader json of the grant as this server knew it
 

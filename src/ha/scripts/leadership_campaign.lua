@@ -8,6 +8,7 @@
         (lib/cluster_leadership.lua)  6 components_key: the cluster's components
         7 grace_key (lib/leadership.lua, start_grace)
         8.. lease and leader hash of each component of the cluster, as read
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 contender_id  5 session_id: the session of a new grant  6 ttl (ms)
         7 owner: the name of the caller's access token, or ''  8 token_floor

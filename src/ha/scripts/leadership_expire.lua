@@ -8,6 +8,7 @@
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
         (lib/cluster_leadership.lua)  6 components_key: the cluster's components
         7.. lease and leader hash of each published component, as read
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4.. the published components, as read
 

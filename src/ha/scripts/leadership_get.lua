@@ -4,6 +4,7 @@
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
         (lib/cluster_leadership.lua)
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
 
   Flags: no-writes (it only reads: Redis runs it on a full Redis, or a replica)

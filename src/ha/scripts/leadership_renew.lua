@@ -6,6 +6,7 @@
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
         (lib/cluster_leadership.lua)
         6.. lease and leader hash of each published component, as the caller believes
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 origin: the caller's name in the message of new TTLs, so that it skips its own
         5 contender_id  6 session_id  7 ttl (ms), '' to keep the leadership's own

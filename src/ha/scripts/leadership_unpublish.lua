@@ -7,6 +7,7 @@
   KEYS  1 index  2 log  (lib/leadership.lua)  3 ls_lease  4 ls  5 published
         (lib/cluster_leadership.lua)  6 lease_key  7 leader_key: the component's
         8 components_key: the cluster's components (an unpublished component is forgotten)
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 session_id  6 owner: the name of the caller's access token, or ''
 

@@ -5,6 +5,7 @@
 
   KEYS  1 index  2 log  (lib/leadership.lua)
         2i + 1, 2i + 2 the lease and the leader hash of the i-th renewal
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 origin: the caller's name, a field of the message of new TTLs, so that it can
           skip its own
@@ -35,7 +36,7 @@
 local origin = ARGV[4]
 
 local out, notices = {}, {}
-for i = 1, (#KEYS - 2) / 2 do
+for i = 1, (#KEYS - 5) / 2 do
   local lease_key, leader_key = KEYS[2 * i + 1], KEYS[2 * i + 2]
   local a = 7 * i - 2
   local component, contender_id, session_id = ARGV[a], ARGV[a + 1], ARGV[a + 2]

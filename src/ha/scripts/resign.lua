@@ -4,6 +4,7 @@
 
   KEYS  1 index  2 log  (lib/leadership.lua)  3 lease_key  4 leader_key: the leader hash
         5 components_key: the cluster's components (a released lease forgets the component)
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 component  5 contender_id  6 session_id
         7 owner: the name of the caller's access token ('' when the server runs open)

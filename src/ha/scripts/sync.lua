@@ -23,6 +23,7 @@
   KEYS  1 index  2 log  (lib/leadership.lua)  3 components_key: the cluster's components
         4 grace_key (lib/leadership.lua, start_grace)
         5 + 2k, 6 + 2k the lease and the leader hash of the k-th component (k from 0)
+        last 3: history, history:entries, history:state (lib/history.lua)
   ARGV  1..3 channel, index floor, log size  (lib/leadership.lua)
         4 grace_ms: the longest TTL the caller knows was granted in this cluster
         5 whole: '1' when the components given are all of the cluster's (else CHANGED)
@@ -48,7 +49,7 @@ local grace_ms, whole = tonumber(ARGV[4]), ARGV[5] == '1'
 local TOMBSTONE_MS = 600000
 local FIRST = 6
 
-local n = (#KEYS - 4) / 2
+local n = (#KEYS - 7) / 2
 if whole then
   local known = 0
   for k = 0, n - 1 do

@@ -7,7 +7,8 @@
 --   KEYS[4] ls_key: the leadership hash (lib/leader_hash.lua's fields)
 --   KEYS[5] published_key: component -> address of each component published under it
 -- and, where a script says so, a list of components as the caller read them: their lease
--- and leader hash as the last pairs of KEYS, their names as the last ARGV.
+-- and leader hash as the last pairs of KEYS before the history's three (lib/history.lua),
+-- their names as the last ARGV.
 --
 -- A published component has a lease and a leader hash like any other (so that readers,
 -- watchers and the sync see no difference), marked F_PUBLISHED, holding the leadership's
@@ -20,7 +21,7 @@ local LS_OWNER = 8
 -- The components the caller listed, {component, lease_key, leader_key} each, their keys
 -- from KEYS[first_key] on.
 local function listed_from(first_key)
-  local n = (#KEYS - first_key + 1) / 2
+  local n = (#KEYS - 3 - first_key + 1) / 2
   local out = {}
   for i = 1, n do
     out[i] = {ARGV[#ARGV - n + i], KEYS[first_key + 2 * i - 2], KEYS[first_key + 2 * i - 1]}

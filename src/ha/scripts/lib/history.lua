@@ -3,8 +3,9 @@
 -- script that makes the change. A cluster's leadership has no change of its own: its
 -- scripts call history_grant and history_end with the component LEADERSHIP.
 --
--- Three keys, beside the index (their names are the index's with another last part, so
--- they share its hash tag and slot; ClusterKeys names the same):
+-- Three keys, the last three KEYS of every script that writes the history (in this order;
+-- ClusterKeys.historyKeys), named as the index is with another last part, so that they share
+-- its hash tag and slot:
 --   history          a stream, one entry per grant, field c the component: its id (Redis's
 --                    clock, ms) orders the history and pages it (history_read.lua)
 --   history:entries  a hash: id -> the grant as JSON {c, t: granted at (ms), g: takeover
@@ -22,10 +23,7 @@
 
 local HISTORY_TRIM_STEP = 4
 local LEADERSHIP = 'leadership'
-local history_prefix = string.sub(index_key, 1, #index_key - #'index')
-local history_key = history_prefix .. 'history'
-local history_entries_key = history_prefix .. 'history:entries'
-local history_state_key = history_prefix .. 'history:state'
+local history_key, history_entries_key, history_state_key = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
 -- The takeover gap of the grant this script recorded (history_grant), for with_gap.
 local granted_gap = false
 
@@ -40,6 +38,14 @@ end
 
 local function now_ms()
   return math.floor(now_us() / 1000)
+end
+
+-- A script that writes the history declares its keys (above): one that did not would write
+-- into other keys it declared, so it fails before it writes any.
+local function history_declared()
+  if history_key ~= string.sub(index_key, 1, #index_key - #'index') .. 'history' then
+    error('the script writes the leadership history without declaring its keys last')
+  end
 end
 
 -- Drops the oldest entries past the count or the age, at most HISTORY_TRIM_STEP.
@@ -66,6 +72,7 @@ end
 local function history_grant(component, leader, granted_at)
   local _, max, age = retention()
   if max == 0 then return nil end
+  history_declared()
   local now = now_ms()
   local gap
   local st = redis.call('HGET', history_state_key, component)
@@ -93,6 +100,7 @@ end
 -- The end of `component`'s leader, `how`: 'resigned', 'expired', 'revoked' or 'lost'.
 -- Closes its open entry, if the history has one.
 local function history_end(component, how)
+  history_declared()
   local st = redis.call('HGET', history_state_key, component)
   if not st or string.find(st, ' ', 1, true) then return end
   local _, max, age = retention()
@@ -105,6 +113,7 @@ end
 -- A confirmed address of `component`'s open entry.
 local function history_address(component, address)
   if type(address) ~= 'string' then return end
+  history_declared()
   local st = redis.call('HGET', history_state_key, component)
   if not st or string.find(st, ' ', 1, true) then return end
   redis.call('HSET', history_entries_key, st .. ':a', address)
@@ -112,5 +121,6 @@ end
 
 -- A job's field of the state goes with the job (cleanup_job.lua); its entries age out.
 local function history_forget(component)
+  history_declared()
   redis.call('HDEL', history_state_key, component)
 end

@@ -6,8 +6,8 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { scanKeys, stopAllRedis } from './support/redis.js';
-import { clusterOnAnotherShard, restoreSnapshot, snapshot } from './support/topology.js';
-import { connectRedis, get, ownRedis, post, randomJobId, readyEverywhere, startApp, uniqueCluster, waitFor } from './support/app.js';
+import { restoreSnapshot, snapshot } from './support/topology.js';
+import { clusterElsewhere, connectRedis, get, ownRedis, post, randomJobId, readyEverywhere, startApp, uniqueCluster, waitFor } from './support/app.js';
 
 after(() => stopAllRedis());
 
@@ -47,7 +47,7 @@ test('an upload whose staged chunks Redis lost (a restored backup) does not comm
   // On a Redis Cluster, the shard of this cluster's keys is the one restored, and an upload
   // to a cluster on another shard, under way throughout, commits.
   const node = await redis.nodeOf(cluster);
-  const other = await clusterOnAnotherShard(redis, cluster);
+  const other = await clusterElsewhere(redis, cluster, 'other');
   const staged = async (cluster: string, n: number) => {
     await waitFor(async () => {
       const keys = await scanKeys(admin, `lh:{${cluster}}:blobdata:*`);

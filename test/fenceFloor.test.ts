@@ -9,8 +9,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stopAllRedis } from './support/redis.js';
-import { clusterOnAnotherShard, reloadSnapshot, snapshot } from './support/topology.js';
-import { get, ownRedis, post, randomJobId, startApp, uniqueCluster } from './support/app.js';
+import { reloadSnapshot, snapshot } from './support/topology.js';
+import { clusterElsewhere, get, ownRedis, post, randomJobId, startApp, uniqueCluster } from './support/app.js';
 
 after(async () => {
   await stopAllRedis();
@@ -32,7 +32,7 @@ test('a token superseded before a rollback fences nothing, even before the rollb
     return { status: r.status, body: await r.json() };
   };
   // On a Redis Cluster, a cluster on another shard, whose leader writes throughout.
-  const other = await clusterOnAnotherShard(redis, cluster);
+  const other = await clusterElsewhere(redis, cluster, 'other');
   const otherCounter = `/v1/clusters/${other}/jobs/${job}/checkpoint-id-counter/increment`;
   const otherLeader = other === null ? null : await post(app.url, `/v1/clusters/${other}/leaders/jobmanager/${job}/campaign`, { contenderId: 'C', ttlMs: 30_000 });
   if (otherLeader) assert.equal((await incr(otherLeader.body.leader.fencingToken, otherCounter)).body.value, 1);

@@ -6,8 +6,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stopAllRedis } from './support/redis.js';
-import { clusterOnAnotherShard, cutReplicaLink, healthChecks, RedisTopology, reloadSnapshot, restoreSnapshot, snapshot, stopAllSentinels } from './support/topology.js';
-import { get, ownRedis, post, randomJobId, sleep, startApp, uniqueCluster, waitFor, Watch } from './support/app.js';
+import { cutReplicaLink, healthChecks, RedisTopology, reloadSnapshot, restoreSnapshot, snapshot, stopAllSentinels } from './support/topology.js';
+import { clusterElsewhere, get, ownRedis, post, randomJobId, sleep, startApp, uniqueCluster, waitFor, Watch } from './support/app.js';
 
 const onCluster = process.env.LEASEHOLD_TEST_REDIS === 'cluster';
 
@@ -33,7 +33,7 @@ test(`a Redis ${how} from an older snapshot: the loss is detected and nothing is
   // On a Redis Cluster only this cluster's shard is restored; a cluster on another shard
   // has a leader and a watcher throughout, and must notice nothing.
   const node = await redis.nodeOf(cluster);
-  const other = await clusterOnAnotherShard(redis, cluster);
+  const other = await clusterElsewhere(redis, cluster, 'other');
   const otherLeader = other === null ? null : await post(app.url, `${leaders(other)}/dispatcher/campaign`, { contenderId: 'C', ttlMs: 120_000 });
   assert.equal(otherLeader?.body.granted ?? true, true);
   const otherWatch = other === null ? null : await Watch.open(t, `${app.wsUrl}/v1/clusters/${other}/watch`);

@@ -9,7 +9,7 @@ import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { uniqueCluster, waitFor, type OwnRedis } from './app.js';
+import { waitFor, type OwnRedis } from './app.js';
 import { freePort, RedisProcess, scanKeys } from './redis.js';
 
 /** A connection for one question; its errors (a node just killed) are the caller's to see
@@ -249,18 +249,6 @@ export async function reloadSnapshot(node: RedisProcess, copy: string): Promise<
     await c.call('DEBUG', 'RELOAD', 'NOSAVE');
   } finally {
     c.disconnect();
-  }
-}
-
-/** A leasehold cluster id (`prefix-…`) whose keys live on another redis-server of `redis`
- * than `clusterId`'s: on a Redis Cluster, a cluster on another shard, which a loss of
- * `clusterId`'s shard must leave alone; on one redis-server (no other node), null. */
-export async function clusterOnAnotherShard(redis: OwnRedis, clusterId: string, prefix = 'other'): Promise<string | null> {
-  if (!redis.cluster) return null;
-  const node = await redis.nodeOf(clusterId);
-  for (;;) {
-    const id = uniqueCluster(prefix);
-    if ((await redis.nodeOf(id)) !== node) return id;
   }
 }
 

@@ -92,15 +92,14 @@ async function ledElsewhere(base: string, redis: OwnRedis, cluster: string): Pro
   return { cluster: elsewhere, sessionId: g.body.leader.sessionId };
 }
 
-/** The cluster of ledElsewhere still has its leader, who renews, and (`grants`) its other
- * components are granted. */
-async function stillLed(base: string, led: { cluster: string; sessionId: string } | null, what: string, grants = true): Promise<void> {
+/** The cluster of ledElsewhere still has its leader, who renews, and its other components
+ * are granted. */
+async function stillLed(base: string, led: { cluster: string; sessionId: string } | null, what: string): Promise<void> {
   if (!led) return;
   const read = await get(base, `${leadersPath(led.cluster)}/dispatcher?consistent=true`);
   assert.equal(read.body.leader?.sessionId, led.sessionId, `${what}: another shard's leader kept (${JSON.stringify(read.body)})`);
   const renew = await post(base, `${leadersPath(led.cluster)}/dispatcher/renew`, { contenderId: 'd-1', sessionId: led.sessionId });
   assert.equal(renew.status, 200, `${what}: another shard's leader renews (${JSON.stringify(renew.body)})`);
-  if (!grants) return;
   const other = await campaign(base, led.cluster, 'rest', { contenderId: `r-${Math.random()}`, ttlMs: 60_000 });
   assert.equal(other.status, 200, `${what}: another shard grants (${JSON.stringify(other.body)})`);
 }
@@ -338,9 +337,8 @@ test('fencing tokens and cluster indexes never go backwards when Redis loses its
   const coldAfter = await get(app.url, leadersPath(cold));
   assert.equal(coldAfter.status, 200);
   assert.ok(coldAfter.body.index > coldIndexBefore, `cold index ${coldAfter.body.index} > ${coldIndexBefore}`);
-  // Not its grants: a shard's loss starts the grace of every cluster with a lease this
-  // server acknowledged, whichever its shard (docs/design.md, "Where the code stands").
-  await stillLed(app.url, elsewhere, 'after another shard lost its data', false);
+  // And its grants: a shard's loss starts the grace of that shard's clusters only.
+  await stillLed(app.url, elsewhere, 'after another shard lost its data');
 
   const fresh = await startApp(t, redis.url);
   for (const [c, before] of [

@@ -101,7 +101,7 @@ test('the write-back goes in batches of counters and drops clusters long gone', 
   }) as Scripts;
   const finished = new Promise<void>((resolve) => {
     const wb = new FloorsWriteback({ link, scripts: counting, floors, logSize: 100, log: quiet, done: resolve });
-    wb.request(false);
+    wb.request(() => false);
   });
   await finished;
 

@@ -12,7 +12,7 @@
 import type { Floors } from './floors.js';
 import { ClusterKeys } from './ids.js';
 import type { Log } from './log.js';
-import type { RedisLink } from './redisLink.js';
+import type { ClusterFilter, RedisLink } from './redisLink.js';
 import { decodeFloorsWriteback } from './replies.js';
 import type { Scripts } from './scripts.js';
 
@@ -35,23 +35,30 @@ export interface FloorsWritebackOptions {
   behind?: (clusterId: string) => void;
 }
 
+/** Where Redis may have lost data: nowhere, everywhere (one Redis), or on one shard. */
+const NOWHERE: ClusterFilter = () => false;
+const EVERYWHERE: ClusterFilter = () => true;
+
 export class FloorsWriteback {
   private running: Promise<void> | null = null;
-  private again: boolean | null = null;
+  private again: ClusterFilter | null = null;
 
   constructor(private readonly opts: FloorsWritebackOptions) {
     const { link } = opts;
-    // After a loss, a grace in every cluster this server knows; after a restart or a
+    // After a loss, a grace in every cluster this server knows that the loss may have
+    // touched (on a Redis Cluster, those of the shard that lost data); after a restart or a
     // failover that lost nothing the marker and the beat can see, the floors alone (the
     // grace for leases no replica held is acknowledgedLeases.ts's).
-    link.on('dataLoss', () => this.request(true));
-    link.on('primaryChanged', () => this.request(false));
+    link.on('dataLoss', (only) => this.request(only ?? EVERYWHERE));
+    link.on('primaryChanged', () => this.request(NOWHERE));
   }
 
-  /** Writes every cluster back; a request while one runs runs once more after it. */
-  request(lost: boolean): void {
+  /** Writes every cluster back, those `lost` keeps as having lost data; a request while one
+   * runs runs once more after it. */
+  request(lost: ClusterFilter): void {
     if (this.running) {
-      this.again = (this.again ?? false) || lost;
+      const before = this.again;
+      this.again = before ? (clusterId) => before(clusterId) || lost(clusterId) : lost;
       return;
     }
     this.running = this.run(lost).finally(() => {
@@ -63,12 +70,13 @@ export class FloorsWriteback {
     });
   }
 
-  private async run(lost: boolean): Promise<void> {
+  private async run(lostIn: ClusterFilter): Promise<void> {
     const { floors, scripts, link, log } = this.opts;
     const behind = new Set<string>();
     for (const clusterId of floors.clusterIds()) {
       const f = floors.of(clusterId);
       const keys = new ClusterKeys(clusterId);
+      const lost = lostIn(clusterId);
       const jobs = Object.keys(f.counters);
       try {
         // In batches of counters; the first call (or the only one) also repairs the index.
@@ -98,6 +106,6 @@ export class FloorsWriteback {
     }
     // Found below what this server answered: a loss, counted here unless the health check
     // counted it already.
-    for (const clusterId of behind) link.reportRollback(clusterId, lost);
+    for (const clusterId of behind) link.reportRollback(clusterId, lostIn(clusterId));
   }
 }

@@ -87,7 +87,8 @@ export type ClusterFilter = (clusterId: string) => boolean;
 interface LinkEvents {
   up: [only?: ClusterFilter];
   down: [only?: ClusterFilter];
-  dataLoss: [];
+  /** Redis lost data: on a Redis Cluster, that of the clusters `only` keeps (one shard's). */
+  dataLoss: [only?: ClusterFilter];
   /** A new primary, or a restart: what this server answered is written back into it
    * (floorsWriteback.ts), whatever the marker and the beat say. */
   primaryChanged: [];
@@ -436,7 +437,7 @@ export class RedisLink extends EventEmitter<LinkEvents> {
       shard.pendingLosses.delete(loss);
       // The views resync once the grace is in place, right before the link is healthy
       // again: what they push to watchers is then also what reads answer.
-      if (loss === 'dataLoss') this.emit('dataLoss');
+      if (loss === 'dataLoss') this.emit('dataLoss', only);
     }
   }
 

@@ -283,6 +283,39 @@ describe('against Redis', () => {
     }
   });
 
+  test('a sync records no expiry of a lease whose end the log holds after the caller\'s index', async () => {
+    // A server's view believes `a` leads; `a` resigns (logged as revoked) and, before the
+    // view hears of it over pub/sub, the view resyncs (after a Redis restart, say): the
+    // resignation is the lease's end, and the view replays it from the log. An 'expired' on
+    // top of it would tell watchers the same end twice.
+    const redis = await connectRedis(await sharedRedisUrl());
+    try {
+      const keys = new ClusterKeys(uniqueCluster('contract'));
+      const store = new LeaseStore(new Scripts(redis), 100, 'me');
+      const granted = await store.campaign(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1', ttlMs: 60_000, address: '' }, { index: 0, token: 0, graceMs: 0 });
+      assert.equal(granted.code, Code.Done);
+      const believedAt = Number(await redis.get(keys.index));
+      assert.equal((await store.resign(keys, 'dispatcher', { contenderId: 'a', sessionId: 's1' }, 0)).code, Code.Done);
+      const synced = await store.sync(keys, new Map([['dispatcher', 's1']]), believedAt, { tokens: {}, graceMs: 0 });
+      assert.notEqual(synced, Code.Changed);
+      const r = synced as Exclude<typeof synced, number>;
+      assert.deepEqual(r.changes.map((c) => c.event), [], 'no change recorded by the sync');
+      assert.equal(r.state.get('dispatcher')?.leader ?? null, null);
+      // What the view replays: the resignation, once.
+      const replayed = await store.changesSince(keys, believedAt);
+      assert.deepEqual(replayed.changes.map((c) => [c.event, c.component]), [['revoked', 'dispatcher']]);
+      // A believed lease that vanished with nothing logged (a loss) is still recorded.
+      const lostKeys = new ClusterKeys(uniqueCluster('contract'));
+      await store.campaign(lostKeys, 'dispatcher', { contenderId: 'a', sessionId: 's2', ttlMs: 60_000, address: '' }, { index: 0, token: 0, graceMs: 0 });
+      const lostAt = Number(await redis.get(lostKeys.index));
+      await redis.del(lostKeys.lease('dispatcher'), lostKeys.leader('dispatcher'));
+      const lost = (await store.sync(lostKeys, new Map([['dispatcher', 's2']]), lostAt, { tokens: {}, graceMs: 0 })) as Exclude<typeof synced, number>;
+      assert.deepEqual(lost.changes.map((c) => c.event), ['expired']);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   test('a script that writes the history without declaring its keys last fails before it writes any', async () => {
     const redis = await connectRedis(await sharedRedisUrl());
     try {

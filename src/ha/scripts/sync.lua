@@ -4,10 +4,12 @@
   that ran out unnoticed. A server calls it when it starts watching a cluster and when it
   may have missed changes it cannot replay from the log. For the leases it believed
   live, a vanished leader hash means Redis lost its data, or that the lease ended and was
-  forgotten (lib/leadership.lua, forget_leader) without the caller hearing of it: that is
-  recorded as 'expired', once, by leaving a tombstone with the lost session id that expires
-  after TOMBSTONE_MS (by then every server that believed it has heard). A member of the
-  components whose hash is gone, and that nobody believes live, is dropped.
+  forgotten (lib/leadership.lua, forget_leader) without the caller hearing of it: unless the
+  log holds an end of that component after the caller's index (a resignation, say, the
+  caller has not heard of yet and replays from the log), that is recorded as 'expired',
+  once, by leaving a tombstone with the lost session id that expires after TOMBSTONE_MS (by
+  then every server that believed it has heard). A member of the components whose hash is
+  gone, and that nobody believes live, is dropped.
 
   It is also where a rollback of Redis is repaired (docs/design.md §9). When the stored
   index is below the caller's index floor, the index is raised above it (so that every
@@ -50,6 +52,21 @@ local TOMBSTONE_MS = 600000
 local FIRST = 6
 
 local n = (#KEYS - 7) / 2
+
+-- Whether the log records an end of `component` (a change to no leader) after the caller's
+-- index: then the caller replays it, and the lease's end needs no record of its own. The
+-- log holds at most its retention's changes, so the scan is bounded.
+local function ended_since(component)
+  if index_floor <= 0 then return false end
+  local needle = '"c":"' .. component .. '","l":null'
+  for _, entry in ipairs(redis.call('XRANGE', log_key, '(' .. int(index_floor) .. '-0', '+')) do
+    local fields = entry[2]
+    for f = 1, #fields, 2 do
+      if fields[f] == 'd' and string.find(fields[f + 1], needle, 1, true) then return true end
+    end
+  end
+  return false
+end
 if whole then
   local known = 0
   for k = 0, n - 1 do
@@ -83,7 +100,7 @@ for k = 0, n - 1 do
     changes[#changes + 1] = emit('expired', component, nil, 0)
   elseif not h[SESSION] then
     redis.call('SREM', components_key, component)
-    if believed ~= '' then
+    if believed ~= '' and not ended_since(component) then
       redis.call('HSET', leader_key, F_SESSION, believed, F_LIVE, '0')
       redis.call('PEXPIRE', leader_key, TOMBSTONE_MS)
       changes[#changes + 1] = emit('expired', component, nil, 0)

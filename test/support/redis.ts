@@ -8,7 +8,26 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, type Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+
+/** A test's own connection to the redis-server (or Sentinel) on `port`, for a question or
+ * two: no retries, and its errors (a node just killed) are the caller's to see in the
+ * answer, not unhandled events; `commandTimeoutMs` for a node that may be paused. */
+export function nodeConnection(port: number, commandTimeoutMs?: number): Redis {
+  const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null, commandTimeout: commandTimeoutMs });
+  c.on('error', () => {});
+  return c;
+}
+
+/** `f` over a nodeConnection of its own, closed after. */
+export async function askNode<T>(port: number, f: (c: Redis) => Promise<T>, commandTimeoutMs?: number): Promise<T> {
+  const c = nodeConnection(port, commandTimeoutMs);
+  try {
+    return await f(c);
+  } finally {
+    c.disconnect();
+  }
+}
 
 const running = new Set<RedisProcess>();
 process.on('exit', () => {

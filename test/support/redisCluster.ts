@@ -9,28 +9,16 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { keySlot as calculateSlot } from '../../src/ha/keySlot.js';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { waitFor } from './app.js';
-import { RedisProcess } from './redis.js';
+import { askNode, RedisProcess } from './redis.js';
 
 const run = promisify(execFile);
 
 /** A connection for one question; its errors (a node just killed) are the caller's to see
  * in the answer, not unhandled events. */
-function connection(port: number): Redis {
-  const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null, commandTimeout: 2000 });
-  c.on('error', () => {});
-  return c;
-}
-
-async function ask<T>(port: number, f: (c: Redis) => Promise<T>): Promise<T> {
-  const c = connection(port);
-  try {
-    return await f(c);
-  } finally {
-    c.disconnect();
-  }
-}
+/** A node of a cluster may be paused: its questions give up after 2 s. */
+const ask = <T>(port: number, f: (c: Redis) => Promise<T>): Promise<T> => askNode(port, f, 2000);
 
 /** One line of CLUSTER NODES. */
 export interface ClusterNodeInfo {

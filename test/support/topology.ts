@@ -10,16 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { waitFor, type OwnRedis } from './app.js';
-import { freePort, RedisProcess, scanKeys } from './redis.js';
+import { askNode, freePort, nodeConnection, RedisProcess, scanKeys } from './redis.js';
 
 /** A connection for one question; its errors (a node just killed) are the caller's to see
  * in the answer, not unhandled events. */
-function connection(port: number): Redis {
-  const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null });
-  c.on('error', () => {});
-  return c;
-}
-
 const sentinels = new Set<SentinelProcess>();
 process.on('exit', () => {
   for (const s of sentinels) s.child?.kill('SIGKILL');
@@ -52,7 +46,7 @@ export class SentinelProcess {
     );
     s.child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
     await waitFor(async () => {
-      const c = connection(s.port);
+      const c = nodeConnection(s.port);
       try {
         return (await c.ping()) === 'PONG';
       } finally {
@@ -107,7 +101,7 @@ export class RedisTopology {
     for (let i = 0; i < (opts.replicas ?? 1); i++) {
       replicas.push(await RedisProcess.start({ aof, args: [...args, '--replicaof', '127.0.0.1', String(primary.port)] }));
     }
-    const admin = connection(primary.port);
+    const admin = nodeConnection(primary.port);
     try {
       await waitFor(async () => {
         const info = await admin.info('replication');
@@ -137,7 +131,7 @@ export class RedisTopology {
   private async sentinelView(): Promise<Array<{ replicas: number; sentinels: number }>> {
     return Promise.all(
       this.sentinels.map(async (s) => {
-        const c = connection(s.port);
+        const c = nodeConnection(s.port);
         try {
           const master = (await c.call('SENTINEL', 'MASTER', this.name)) as string[];
           const field = (k: string) => Number(master[master.indexOf(k) + 1]);
@@ -156,7 +150,7 @@ export class RedisTopology {
 
   /** The port of the primary as the Sentinels name it. */
   async primaryPort(): Promise<number> {
-    const c = connection(this.sentinels[0].port);
+    const c = nodeConnection(this.sentinels[0].port);
     try {
       const [, port] = (await c.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.name)) as [string, string];
       return Number(port);
@@ -182,7 +176,7 @@ export class RedisTopology {
       const port = await this.primaryPort();
       if (port === old.port) return false;
       next = this.nodes.find((n) => n.port === port);
-      const c = connection(next!.port);
+      const c = nodeConnection(next!.port);
       try {
         return /^role:master/m.test(await c.info('replication'));
       } finally {
@@ -197,8 +191,8 @@ export class RedisTopology {
  * again once its link is closed): writes from now on exist on the primary alone, as with a
  * replica that lags. Answers a function that lets it sync again. */
 export async function cutReplicaLink(primary: RedisProcess, replica: RedisProcess): Promise<() => Promise<void>> {
-  const onReplica = connection(replica.port);
-  const onPrimary = connection(primary.port);
+  const onReplica = nodeConnection(replica.port);
+  const onPrimary = nodeConnection(primary.port);
   try {
     await onReplica.config('SET', 'masterauth', 'not-the-password');
     await onPrimary.call('CLIENT', 'KILL', 'TYPE', 'replica');
@@ -207,7 +201,7 @@ export async function cutReplicaLink(primary: RedisProcess, replica: RedisProces
     onPrimary.disconnect();
   }
   return async () => {
-    const c = connection(replica.port);
+    const c = nodeConnection(replica.port);
     try {
       await c.config('SET', 'masterauth', '');
     } finally {
@@ -218,12 +212,7 @@ export async function cutReplicaLink(primary: RedisProcess, replica: RedisProces
 
 /** A copy of `node`'s data as of now (an RDB snapshot), to restore later. */
 export async function snapshot(node: RedisProcess): Promise<string> {
-  const c = connection(node.port);
-  try {
-    await c.save();
-  } finally {
-    c.disconnect();
-  }
+  await askNode(node.port, (c) => c.save());
   const copy = join(node.dir, `backup-${Date.now()}.rdb`);
   copyFileSync(join(node.dir, 'dump.rdb'), copy);
   return copy;
@@ -244,18 +233,13 @@ export async function restoreSnapshot(node: RedisProcess, copy: string): Promise
  * as behind a proxy that switched to a lagging replica. */
 export async function reloadSnapshot(node: RedisProcess, copy: string): Promise<void> {
   copyFileSync(copy, join(node.dir, 'dump.rdb'));
-  const c = connection(node.port);
-  try {
-    await c.call('DEBUG', 'RELOAD', 'NOSAVE');
-  } finally {
-    c.disconnect();
-  }
+  await askNode(node.port, (c) => c.call('DEBUG', 'RELOAD', 'NOSAVE'));
 }
 
 /** `f` on each redis-server of `redis` (one, or every node of a cluster), over a
  * connection of its own: for commands that are a node's, not a key's (ACL, DBSIZE, PUBSUB). */
 export function onEveryNode<T>(redis: OwnRedis, f: (c: Redis) => Promise<T>): Promise<T[]> {
-  return Promise.all(redis.nodes.map((n) => ask(n, f)));
+  return Promise.all(redis.nodes.map((n) => askNode(n.port, f)));
 }
 
 /** Keys in every redis-server of `redis` (DBSIZE summed: one node's, or every primary's). */
@@ -274,20 +258,11 @@ export async function channelCount(redis: OwnRedis): Promise<number> {
   return counts.reduce((a, b) => a + b, 0);
 }
 
-async function ask<T>(node: RedisProcess, f: (c: Redis) => Promise<T>): Promise<T> {
-  const c = connection(node.port);
-  try {
-    return await f(c);
-  } finally {
-    c.disconnect();
-  }
-}
-
 /** The health checks servers have made on `node` so far: the sum of their beats, the keys
  * `leasehold:beat:…` each server counts up at every check (src/ha/redisLink.ts). A rollback
  * to a snapshot is found by the beat only once a check has counted past the snapshot's. */
 export async function healthChecks(node: RedisProcess): Promise<number> {
-  return ask(node, async (c) => {
+  return askNode(node.port, async (c) => {
     // One GET each: on a cluster node, MGET refuses keys of different slots.
     const beats = await Promise.all((await scanKeys(c, 'leasehold:beat:*')).map((k) => c.get(k)));
     return beats.reduce((sum, beat) => sum + Number(beat ?? 0), 0);
